@@ -1,0 +1,87 @@
+//! The command line (clap). Each subcommand's help says what it changes on the host.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::system::iptables::Backend;
+use crate::system::state;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "iptables-docker",
+    version,
+    about = "A host firewall for Docker hosts: keeps every Docker rule, replaces everything else \
+             with your policy, in one atomic iptables-restore per address family.",
+    after_help = "Exit codes: 0 ok, 1 failed (firewall left as it was), 2 usage, 3 bad config or \
+                  template, 4 host not fit (not root, binary missing, lock busy), 5 refused: would \
+                  lock out your SSH session, 6 rollback failed, 7 not confirmed (rolled back), \
+                  8 status: running ruleset differs from the policy."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Configuration file [default: /etc/iptables-docker/config.toml; built-in policy if absent]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Where snapshots and apply records are kept
+    #[arg(long, global = true, value_name = "DIR", env = "IPTABLES_DOCKER_STATE_DIR",
+          default_value = state::DEFAULT_DIR)]
+    pub state_dir: PathBuf,
+    /// The iptables implementation to drive
+    #[arg(long, global = true, value_enum, default_value = "legacy")]
+    pub backend: Backend,
+    /// Seconds to wait for the xtables lock
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
+    pub wait: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the host policy: keeps Docker's rules, removes every other rule (ufw, fail2ban,
+    /// old scripts), loads the policy. Changes only the tables that differ; snapshots first.
+    Start(ApplyArgs),
+    /// Open the host (INPUT/OUTPUT accept), remove the policy and every non-Docker rule;
+    /// Docker's rules and the FORWARD policy stay as they are.
+    Stop,
+    /// Same as start (re-reads the configuration).
+    Reload(ApplyArgs),
+    /// Show the backend in use, whether the running ruleset matches the policy, what is kept.
+    /// Changes nothing.
+    Status,
+    /// Print what start would load (or stop, with --stop), or the difference to what runs.
+    /// Changes nothing; with --input files it needs no root.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Apply even if the policy would not accept the SSH connection this runs over
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Plan against this iptables-save file (IPv4) instead of the running ruleset
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Plan against this ip6tables-save file (IPv6)
+    #[arg(long, value_name = "FILE")]
+    pub input6: Option<PathBuf>,
+    /// Show the difference to the current ruleset instead of the whole result
+    #[arg(long)]
+    pub diff: bool,
+    /// Say, for every rule, whether it is kept and why, or removed
+    #[arg(long)]
+    pub explain: bool,
+    /// Plan `stop` instead of `start`
+    #[arg(long)]
+    pub stop: bool,
+}

@@ -1,0 +1,130 @@
+//! `start`, `reload` and `stop`: hold the xtables lock, plan every family, validate the
+//! policy, snapshot, write only the changed tables (one `iptables-restore` per family),
+//! and put everything back if any write fails.
+
+use std::time::{Duration, Instant};
+
+use crate::cli::Global;
+use crate::error::{Error, Kind, Result};
+use crate::guard;
+use crate::pipeline::{self, FamilyPlan, Mode};
+use crate::ruleset;
+use crate::system::iptables::Iptables;
+use crate::system::lock::XtablesLock;
+use crate::system::state::StateDir;
+use crate::system::{self, default_route_interfaces};
+
+use super::{load_config, managed_families};
+
+pub fn run(global: &Global, mode: Mode, force: bool) -> Result<()> {
+    let verb = if mode == Mode::Start { "start" } else { "stop" };
+    system::require_root(verb)?;
+    let started = Instant::now();
+    let config = load_config(global)?;
+    if !force {
+        guard::check(&config, std::env::var("SSH_CONNECTION").ok().as_deref())?;
+    }
+    let child_lock = tempfile::NamedTempFile::new()
+        .map_err(|e| Error::environment(format!("cannot create a private lock file: {e}")))?;
+    let tools = managed_families(&config)
+        .into_iter()
+        .map(|f| Iptables::new(f, global.backend, child_lock.path()))
+        .collect::<Result<Vec<_>>>()?;
+    let external = default_route_interfaces();
+    let state = StateDir::new(&global.state_dir);
+
+    let _lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
+    let mut plans = Vec::new();
+    for ipt in &tools {
+        let saved = ipt.save(None)?;
+        let source = format!("{}-save output", ipt.family.command());
+        let applied = state.applied(ipt.family);
+        let plan = pipeline::plan(
+            ipt.family, &saved, &source, &config, mode, &external, &applied,
+        )?;
+        if !plan.policy.fragment.tables.is_empty() {
+            ipt.restore(&plan.policy.fragment.to_string(), true)
+                .map_err(|e| {
+                    Error::config(format!("the {} policy does not load: {e}", ipt.family))
+                        .hint("fix the configuration or template; nothing was applied")
+                })?;
+        }
+        plans.push((ipt, plan, saved));
+    }
+
+    for (ipt, plan, saved) in &plans {
+        if !plan.changed.is_empty() {
+            state.write_backup(ipt.family, saved)?;
+        }
+    }
+    for (done, (ipt, plan, _)) in plans.iter().enumerate() {
+        if plan.changed.is_empty() {
+            continue;
+        }
+        if let Err(err) = ipt.restore(&plan.restore_text(), false) {
+            return Err(roll_back(&plans[..=done], err));
+        }
+    }
+    for (ipt, plan, _) in &plans {
+        record_applied(&state, ipt, plan)?;
+        report(plan);
+    }
+    println!("{verb}: done in {} ms", started.elapsed().as_millis());
+    Ok(())
+}
+
+/// Puts the changed tables of every family written so far back as they were found.
+fn roll_back(plans: &[(&Iptables, FamilyPlan, String)], cause: Error) -> Error {
+    let mut failures = Vec::new();
+    for (ipt, plan, _) in plans.iter().rev() {
+        if !plan.changed.is_empty() {
+            if let Err(e) = ipt.restore(&plan.rollback_text(), false) {
+                failures.push(e.to_string());
+            }
+        }
+    }
+    if failures.is_empty() {
+        cause.context("applying the new ruleset failed; the previous ruleset was put back")
+    } else {
+        Error::new(
+            Kind::RollbackFailed,
+            format!(
+                "applying the new ruleset failed ({cause}) and putting the previous one back \
+                 failed too: {}",
+                failures.join("; ")
+            ),
+        )
+        .hint("restore a snapshot by hand: iptables-legacy-restore -c < /var/lib/iptables-docker/backups/<newest>-v4.rules (see uninstall.md)")
+    }
+}
+
+/// Records what the kernel holds now for each table this apply wrote.
+fn record_applied(state: &StateDir, ipt: &Iptables, plan: &FamilyPlan) -> Result<()> {
+    if plan.changed.is_empty() {
+        return Ok(());
+    }
+    let mut applied = state.applied(ipt.family);
+    for name in &plan.changed {
+        let saved = ipt.save(Some(name))?;
+        let kernel = ruleset::parse(&saved)
+            .map_err(|e| Error::failed(format!("cannot read back table {name}: {e}")))?;
+        if let (Some(desired), Some(kernel)) = (plan.desired.table(name), kernel.table(name)) {
+            applied.record(desired, kernel);
+        }
+    }
+    state.record_applied(ipt.family, &applied)
+}
+
+fn report(plan: &FamilyPlan) {
+    let written = if plan.changed.is_empty() {
+        "nothing to change".to_string()
+    } else {
+        format!("replaced tables {}", plan.changed.join(", "))
+    };
+    println!(
+        "{}: kept {} Docker rules, removed {} other rules; {written}",
+        plan.family,
+        plan.ownership.kept_rules(),
+        plan.removed_rules()
+    );
+}

@@ -1,0 +1,36 @@
+//! One module per subcommand; each takes the parsed CLI and does its work through the
+//! pure pipeline and the thin [`crate::system`] layer.
+
+mod apply;
+mod plan;
+mod status;
+
+use crate::cli::{Cli, Command, Global};
+use crate::config::Config;
+use crate::error::Result;
+use crate::family::Family;
+use crate::pipeline::Mode;
+
+pub fn run(cli: Cli) -> Result<()> {
+    let global = &cli.global;
+    match &cli.command {
+        Command::Start(args) | Command::Reload(args) => apply::run(global, Mode::Start, args.force),
+        Command::Stop => apply::run(global, Mode::Stop, true),
+        Command::Status => status::run(global),
+        Command::Plan(args) => plan::run(global, args),
+    }
+}
+
+/// The families the configuration manages: IPv4, and IPv6 unless `ipv6 = false` or the
+/// kernel has no IPv6.
+fn managed_families(config: &Config) -> Vec<Family> {
+    let ipv6 = config.ipv6 && std::path::Path::new("/proc/net/if_inet6").exists();
+    Family::ALL
+        .into_iter()
+        .filter(|f| *f == Family::V4 || ipv6)
+        .collect()
+}
+
+fn load_config(global: &Global) -> Result<Config> {
+    Config::load(global.config.as_deref())
+}

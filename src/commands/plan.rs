@@ -1,0 +1,127 @@
+//! `plan`: what start (or stop) would load, as a whole, as a diff, or rule by rule with
+//! the reason each is kept. Reads files or the running ruleset; writes nothing.
+
+use similar::TextDiff;
+
+use crate::cli::{Global, PlanArgs};
+use crate::error::Result;
+use crate::family::Family;
+use crate::pipeline::{self, Applied, FamilyPlan, Mode};
+use crate::ruleset::{Ruleset, Table};
+use crate::system::{self, default_route_interfaces, iptables::Iptables};
+
+use super::{load_config, managed_families};
+
+pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
+    let config = load_config(global)?;
+    let mode = if args.stop { Mode::Stop } else { Mode::Start };
+    let external = default_route_interfaces();
+    let mut inputs: Vec<(Family, String, String)> = Vec::new();
+    if args.input.is_some() || args.input6.is_some() {
+        for (family, file) in [(Family::V4, &args.input), (Family::V6, &args.input6)] {
+            if let Some(path) = file {
+                let text = fs_err::read_to_string(path)?;
+                inputs.push((family, text, path.display().to_string()));
+            }
+        }
+    } else {
+        system::require_root("plan")?;
+        let child_lock = tempfile::NamedTempFile::new()?;
+        for family in managed_families(&config) {
+            let ipt = Iptables::new(family, global.backend, child_lock.path())?;
+            let source = format!("{}-save output", family.command());
+            inputs.push((family, ipt.save(None)?, source));
+        }
+    }
+    for (family, text, source) in inputs {
+        let plan = pipeline::plan(
+            family,
+            &text,
+            &source,
+            &config,
+            mode,
+            &external,
+            &Applied::default(),
+        )?;
+        println!("# {family}: {}", summary(&plan));
+        if args.explain {
+            print!("{}", explain(&plan));
+        } else if args.diff {
+            print!("{}", diff(&plan));
+        } else {
+            print!("{}", without_counters(&plan.desired));
+        }
+    }
+    Ok(())
+}
+
+fn summary(plan: &FamilyPlan) -> String {
+    if plan.changed.is_empty() {
+        "nothing to change".to_string()
+    } else {
+        format!("tables to write: {}", plan.changed.join(", "))
+    }
+}
+
+fn table_text(table: &Table) -> String {
+    let mut t = table.clone();
+    t.chains.iter_mut().for_each(|c| c.counters = None);
+    t.rules.iter_mut().for_each(|r| r.counters = None);
+    t.to_string()
+}
+
+fn without_counters(ruleset: &Ruleset) -> String {
+    ruleset.tables.iter().map(table_text).collect()
+}
+
+/// A unified diff, per changed table, of the current table against the desired one.
+fn diff(plan: &FamilyPlan) -> String {
+    let mut out = String::new();
+    for name in &plan.changed {
+        let before = plan.current.table(name).map(table_text).unwrap_or_default();
+        let after = plan.desired.table(name).map(table_text).unwrap_or_default();
+        let diff = TextDiff::from_lines(&before, &after);
+        out.push_str(
+            &diff
+                .unified_diff()
+                .header(&format!("current {name}"), &format!("planned {name}"))
+                .to_string(),
+        );
+    }
+    out
+}
+
+/// Every current rule, kept (with the reason) or removed, then the policy's rules.
+fn explain(plan: &FamilyPlan) -> String {
+    let mut out = String::new();
+    for (table, own) in plan.current.tables.iter().zip(&plan.ownership.tables) {
+        for (chain, reason) in table.chains.iter().zip(&own.chains) {
+            match reason {
+                Some(reason) => out.push_str(&format!(
+                    "keep    {} chain {}  # {reason}\n",
+                    table.name, chain.name
+                )),
+                None if !chain.is_builtin() => {
+                    out.push_str(&format!("remove  {} chain {}\n", table.name, chain.name))
+                }
+                None => {}
+            }
+        }
+        for (rule, reason) in table.rules.iter().zip(&own.rules) {
+            let line = format!("{} -A {} {}", table.name, rule.chain, rule.spec);
+            match reason {
+                Some(reason) => out.push_str(&format!("keep    {line}  # {reason}\n")),
+                None => out.push_str(&format!("remove  {line}\n")),
+            }
+        }
+    }
+    for table in &plan.policy.fragment.tables {
+        for rule in &table.rules {
+            out.push_str(&format!(
+                "policy  {} -A {} {}\n",
+                table.name, rule.chain, rule.spec
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,242 @@
+//! Composition: the ruleset to load, made of Docker's chains and rules exactly as found
+//! (text, relative order, counters), the chains the admin asked to keep, and the host
+//! policy; and which of its tables differ from what runs now.
+
+use crate::ownership::{DockerOwnership, TableOwnership};
+use crate::policy::Policy;
+use crate::ruleset::{builtin_chains, Chain, Counters, Rule, Ruleset, Table};
+
+const DOCKER_USER: &str = "DOCKER-USER";
+
+/// Builds the ruleset `start`/`stop` loads. Fails when the policy declares a chain that is
+/// also kept from the running ruleset.
+pub fn compose(
+    current: &Ruleset,
+    ownership: &DockerOwnership,
+    policy: &Policy,
+) -> Result<Ruleset, String> {
+    let empty = TableOwnership::default();
+    let mut names: Vec<&str> = current.tables.iter().map(|t| t.name.as_str()).collect();
+    for t in &policy.fragment.tables {
+        if !names.contains(&t.name.as_str()) {
+            names.push(&t.name);
+        }
+    }
+    let mut tables = Vec::new();
+    for name in names {
+        let index = current.tables.iter().position(|t| t.name == name);
+        let found = index.map(|i| (&current.tables[i], &ownership.tables[i]));
+        let (cur, own) = found.unwrap_or((&EMPTY_TABLE, &empty));
+        let pol = policy.fragment.table(name);
+        tables.push(compose_table(name, cur, own, pol)?);
+    }
+    Ok(Ruleset { tables })
+}
+
+static EMPTY_TABLE: Table = Table {
+    name: String::new(),
+    chains: Vec::new(),
+    rules: Vec::new(),
+};
+
+fn compose_table(
+    name: &str,
+    cur: &Table,
+    own: &TableOwnership,
+    pol: Option<&Table>,
+) -> Result<Table, String> {
+    let zero = Some(Counters::default());
+    let pol_chain = |chain: &str| pol.and_then(|p| p.chain(chain));
+
+    let mut builtins: Vec<Chain> = if cur.chains.is_empty() {
+        builtin_chains(name)
+            .iter()
+            .map(|c| Chain {
+                name: c.to_string(),
+                policy: Some("ACCEPT".to_string()),
+                counters: zero,
+            })
+            .collect()
+    } else {
+        cur.chains
+            .iter()
+            .filter(|c| c.is_builtin())
+            .cloned()
+            .collect()
+    };
+    for chain in &mut builtins {
+        if let Some(p) = pol_chain(&chain.name).and_then(|c| c.policy.clone()) {
+            chain.policy = Some(p);
+        }
+        chain.counters = chain.counters.or(zero);
+    }
+
+    let mut users: Vec<Chain> = cur
+        .chains
+        .iter()
+        .zip(&own.chains)
+        .filter(|(c, reason)| !c.is_builtin() && reason.is_some())
+        .map(|(c, _)| Chain {
+            counters: c.counters.or(zero),
+            ..c.clone()
+        })
+        .collect();
+    for chain in pol
+        .iter()
+        .flat_map(|p| &p.chains)
+        .filter(|c| !c.is_builtin())
+    {
+        if users.iter().any(|u| u.name == chain.name) {
+            if chain.name != DOCKER_USER {
+                return Err(format!(
+                    "the policy declares chain {} in table {name}, which is kept from the \
+                     running ruleset (keep_chains?)",
+                    chain.name
+                ));
+            }
+        } else {
+            users.push(Chain {
+                counters: zero,
+                ..chain.clone()
+            });
+        }
+    }
+    // iptables-save lists user chains by name; so do we, to compare like with like.
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let owns = |chain: &str| pol_chain(chain).is_some_and(|c| !c.is_builtin());
+    let kept = |chain: &str| -> Vec<Rule> {
+        cur.rules
+            .iter()
+            .zip(&own.rules)
+            .filter(|(r, reason)| r.chain == chain && reason.is_some())
+            .map(|(r, _)| Rule {
+                counters: r.counters.or(zero),
+                ..r.clone()
+            })
+            .collect()
+    };
+    let policy_rules = |chain: &str| -> Vec<Rule> {
+        pol.into_iter()
+            .flat_map(|p| p.rules_of(chain))
+            .map(|r| Rule {
+                counters: zero,
+                ..r.clone()
+            })
+            .collect()
+    };
+
+    let mut rules = Vec::new();
+    for chain in builtins.iter().chain(&users) {
+        let start = rules.len();
+        if !owns(&chain.name) {
+            rules.extend(kept(&chain.name));
+        }
+        rules.extend(policy_rules(&chain.name));
+        if name == "filter" && chain.name == "FORWARD" && owns(DOCKER_USER) {
+            jump_to_docker_user_first(&mut rules, start);
+        }
+    }
+    Ok(Table {
+        name: name.to_string(),
+        chains: builtins.into_iter().chain(users).collect(),
+        rules,
+    })
+}
+
+/// With the policy owning DOCKER-USER, `-A FORWARD -j DOCKER-USER` must be FORWARD's first
+/// rule (Docker guarantees that too; a policy cannot work without it).
+fn jump_to_docker_user_first(rules: &mut Vec<Rule>, forward_start: usize) {
+    let jump = format!("-j {DOCKER_USER}");
+    let existing = rules[forward_start..].iter().position(|r| r.spec == jump);
+    let rule = match existing {
+        Some(i) => rules.remove(forward_start + i),
+        None => Rule {
+            chain: "FORWARD".to_string(),
+            spec: jump,
+            counters: Some(Counters::default()),
+        },
+    };
+    rules.insert(forward_start, rule);
+}
+
+/// The names of the tables whose content (ignoring counters) differs between `current`
+/// and `desired`. A table that does not run now and would be empty is not a change.
+pub fn changed_tables(current: &Ruleset, desired: &Ruleset) -> Vec<String> {
+    desired
+        .tables
+        .iter()
+        .filter(|d| match current.table(&d.name) {
+            Some(c) => !c.same_content(d),
+            None => !is_empty_table(d),
+        })
+        .map(|d| d.name.clone())
+        .collect()
+}
+
+fn is_empty_table(table: &Table) -> bool {
+    table.rules.is_empty()
+        && table
+            .chains
+            .iter()
+            .all(|c| c.policy.as_deref() == Some("ACCEPT"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ownership::classify;
+    use crate::ruleset::parse;
+
+    const CURRENT: &str = "*filter\n:INPUT ACCEPT [9:99]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+        :DOCKER - [0:0]\n:DOCKER-USER - [0:0]\n:ufw-input - [0:0]\n\
+        [1:2] -A INPUT -j ufw-input\n[3:4] -A FORWARD -j DOCKER-USER\n[5:6] -A FORWARD -o docker0 -j DOCKER\n\
+        [0:0] -A DOCKER-USER -s 1.2.3.4/32 -j DROP\nCOMMIT\n";
+
+    fn policy(text: &str) -> Policy {
+        Policy {
+            fragment: parse(text).unwrap(),
+        }
+    }
+
+    #[test]
+    fn keeps_docker_with_counters_and_adds_policy() {
+        let current = parse(CURRENT).unwrap();
+        let own = classify(&current, &[]);
+        let pol = policy("*filter\n:INPUT DROP [0:0]\n:IPTD - [0:0]\n-A INPUT -i lo -j ACCEPT\n-A IPTD -j DROP\nCOMMIT\n");
+        let out = compose(&current, &own, &pol).unwrap().to_string();
+        assert_eq!(
+            out,
+            "*filter\n:INPUT DROP [9:99]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+             :DOCKER - [0:0]\n:DOCKER-USER - [0:0]\n:IPTD - [0:0]\n\
+             [0:0] -A INPUT -i lo -j ACCEPT\n[3:4] -A FORWARD -j DOCKER-USER\n\
+             [5:6] -A FORWARD -o docker0 -j DOCKER\n[0:0] -A DOCKER-USER -s 1.2.3.4/32 -j DROP\n\
+             [0:0] -A IPTD -j DROP\nCOMMIT\n"
+        );
+    }
+
+    #[test]
+    fn a_policy_owning_docker_user_replaces_its_rules_and_jumps_first() {
+        let current = parse(&CURRENT.replace(
+            "[3:4] -A FORWARD -j DOCKER-USER\n[5:6] -A FORWARD -o docker0 -j DOCKER\n",
+            "[5:6] -A FORWARD -o docker0 -j DOCKER\n",
+        ))
+        .unwrap();
+        let own = classify(&current, &[]);
+        let pol = policy("*filter\n:DOCKER-USER - [0:0]\n-A DOCKER-USER -j RETURN\nCOMMIT\n");
+        let out = compose(&current, &own, &pol).unwrap().to_string();
+        assert!(out.contains(
+            "[0:0] -A FORWARD -j DOCKER-USER\n[5:6] -A FORWARD -o docker0 -j DOCKER\n[0:0] -A DOCKER-USER -j RETURN\nCOMMIT"
+        ), "{out}");
+    }
+
+    #[test]
+    fn composing_twice_is_composing_once() {
+        let current = parse(CURRENT).unwrap();
+        let pol = Policy::open();
+        let once = compose(&current, &classify(&current, &[]), &pol).unwrap();
+        let twice = compose(&once, &classify(&once, &[]), &pol).unwrap();
+        assert_eq!(once, twice);
+        assert!(changed_tables(&once, &twice).is_empty());
+    }
+}

@@ -1,0 +1,528 @@
+//! The TOML configuration: what the host policy allows. Loading reports every problem it
+//! finds, each with `file:line:col`, and nothing is applied while any remains.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+
+/// The default location of the configuration file.
+pub const DEFAULT_PATH: &str = "/etc/iptables-docker/config.toml";
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file it was read from; `None` for the built-in default.
+    pub path: Option<PathBuf>,
+    pub ipv6: bool,
+    /// A policy template replacing the built-in one.
+    pub template: Option<PathBuf>,
+    /// Glob patterns of non-Docker chains to keep untouched (e.g. `f2b-*`).
+    pub keep_chains: Vec<String>,
+    pub ssh: Ssh,
+    pub icmp: bool,
+    pub log_dropped: bool,
+    pub allow: Vec<Allow>,
+    pub swarm: Swarm,
+    pub containers: Option<Containers>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ssh {
+    pub port: u16,
+    pub allow_from: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// A port or an inclusive port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl Ports {
+    pub fn contains(self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+}
+
+impl fmt::Display for Ports {
+    /// iptables' own spelling: `80` or `8000:8100`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}:{}", self.first, self.last)
+        }
+    }
+}
+
+/// One host service the policy opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allow {
+    pub description: String,
+    pub proto: Proto,
+    pub ports: Ports,
+    pub from: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swarm {
+    pub enabled: bool,
+    pub from: Vec<IpNet>,
+    pub encrypted: bool,
+}
+
+/// Filtering of published container ports (rendered into DOCKER-USER).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Containers {
+    /// Drop new connections from external interfaces to every published port not allowed.
+    pub restrict: bool,
+    /// Interfaces the internet comes in on; empty means those of the default route.
+    pub external_interfaces: Vec<String>,
+    pub allow: Vec<ContainerAllow>,
+}
+
+/// A published host port (as written in `docker run -p`) and who may reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerAllow {
+    pub description: String,
+    pub proto: Proto,
+    pub ports: Ports,
+    pub host: Option<IpNet>,
+    pub from: Vec<IpNet>,
+}
+
+// ---- what the file may contain -------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    ipv6: Option<bool>,
+    template: Option<String>,
+    #[serde(default)]
+    keep_chains: Vec<String>,
+    ssh: Option<RawSsh>,
+    icmp: Option<bool>,
+    log_dropped: Option<bool>,
+    #[serde(default)]
+    allow: Vec<RawAllow>,
+    swarm: Option<RawSwarm>,
+    containers: Option<RawContainers>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSsh {
+    port: Option<Spanned<i64>>,
+    allow_from: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawPort {
+    Number(i64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAllow {
+    #[serde(default)]
+    description: String,
+    #[serde(default = "default_proto")]
+    proto: Spanned<String>,
+    port: Spanned<RawPort>,
+    from: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSwarm {
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default)]
+    from: Vec<Spanned<String>>,
+    #[serde(default)]
+    encrypted: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContainers {
+    #[serde(default = "yes")]
+    restrict: bool,
+    #[serde(default)]
+    external_interfaces: Vec<Spanned<String>>,
+    #[serde(default)]
+    allow: Vec<RawContainerAllow>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContainerAllow {
+    #[serde(default)]
+    description: String,
+    #[serde(default = "default_proto")]
+    proto: Spanned<String>,
+    port: Spanned<RawPort>,
+    host: Option<Spanned<String>>,
+    from: Vec<Spanned<String>>,
+}
+
+fn default_proto() -> Spanned<String> {
+    Spanned::new(0..0, "tcp".to_string())
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn anywhere() -> Vec<IpNet> {
+    vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()]
+}
+
+// ---- diagnostics ---------------------------------------------------------------------
+
+/// Problems found in one file, each located by byte range.
+struct Diagnostics<'a> {
+    file: &'a str,
+    text: &'a str,
+    found: Vec<String>,
+}
+
+impl Diagnostics<'_> {
+    fn push(&mut self, span: Range<usize>, message: impl fmt::Display) {
+        let (line, col) = line_col(self.text, span.start);
+        self.found
+            .push(format!("{}:{line}:{col}: {message}", self.file));
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+impl Diagnostics<'_> {
+    fn cidrs(&mut self, list: &[Spanned<String>]) -> Vec<IpNet> {
+        list.iter()
+            .filter_map(|s| match parse_cidr(s.get_ref()) {
+                Ok(net) => Some(net),
+                Err(e) => {
+                    self.push(s.span(), e);
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn proto(&mut self, proto: &Spanned<String>) -> Proto {
+        match proto.get_ref().as_str() {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            other => {
+                self.push(
+                    proto.span(),
+                    format!("unknown protocol '{other}' (expected \"tcp\" or \"udp\")"),
+                );
+                Proto::Tcp
+            }
+        }
+    }
+
+    fn port_number(&mut self, span: Range<usize>, value: i64) -> u16 {
+        match u16::try_from(value) {
+            Ok(p) if p > 0 => p,
+            _ => {
+                self.push(span, format!("port {value} is out of range (1-65535)"));
+                1
+            }
+        }
+    }
+
+    fn ports(&mut self, port: &Spanned<RawPort>) -> Ports {
+        let span = port.span();
+        match port.get_ref() {
+            RawPort::Number(n) => {
+                let p = self.port_number(span, *n);
+                Ports { first: p, last: p }
+            }
+            RawPort::Text(text) => {
+                let parts: Vec<&str> = text.split(['-', ':']).collect();
+                let numbers: Option<Vec<i64>> =
+                    parts.iter().map(|p| p.trim().parse().ok()).collect();
+                match numbers.as_deref() {
+                    Some([p]) => {
+                        let p = self.port_number(span, *p);
+                        Ports { first: p, last: p }
+                    }
+                    Some([a, b]) => {
+                        let first = self.port_number(span.clone(), *a);
+                        let last = self.port_number(span.clone(), *b);
+                        if first > last {
+                            self.push(span, format!("port range '{text}' runs backwards"));
+                        }
+                        Ports { first, last }
+                    }
+                    _ => {
+                        self.push(
+                            span,
+                            format!("bad port '{text}' (expected 80, \"80\" or \"8000-8100\")"),
+                        );
+                        Ports { first: 1, last: 1 }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address (a host), normalised to the
+/// network address as iptables prints it.
+pub fn parse_cidr(text: &str) -> std::result::Result<IpNet, String> {
+    let net = match text.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => text
+            .parse::<std::net::IpAddr>()
+            .map(IpNet::from)
+            .map_err(|_| format!("'{text}' is not an IP address or CIDR"))?,
+    };
+    Ok(net.trunc())
+}
+
+impl Config {
+    /// The built-in default: ssh from anywhere, ICMP, drop logging, IPv6, no extra ports.
+    pub fn builtin() -> Self {
+        Config {
+            path: None,
+            ipv6: true,
+            template: None,
+            keep_chains: Vec::new(),
+            ssh: Ssh {
+                port: 22,
+                allow_from: anywhere(),
+            },
+            icmp: true,
+            log_dropped: true,
+            allow: Vec::new(),
+            swarm: Swarm {
+                enabled: false,
+                from: Vec::new(),
+                encrypted: false,
+            },
+            containers: None,
+        }
+    }
+
+    /// Loads `path`; a missing file at the default path means the built-in default.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let (path, explicit) = match path {
+            Some(p) => (p, true),
+            None => (Path::new(DEFAULT_PATH), false),
+        };
+        match fs_err::read_to_string(path) {
+            Ok(text) => Self::parse(&text, path),
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => Ok(Self::builtin()),
+            Err(e) => Err(Error::config(e.to_string())),
+        }
+    }
+
+    /// Parses and validates configuration text; `path` is used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let file = path.display().to_string();
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            Error::config(format!("{file}:{line}:{col}: {}", e.message()))
+                .hint("fix the configuration; nothing was applied")
+        })?;
+        let mut diag = Diagnostics {
+            file: &file,
+            text,
+            found: Vec::new(),
+        };
+        let config = Self::from_raw(raw, path, &mut diag);
+        if diag.found.is_empty() {
+            Ok(config)
+        } else {
+            Err(Error::config(diag.found.join("\n"))
+                .hint("fix the configuration; nothing was applied"))
+        }
+    }
+
+    fn from_raw(raw: RawConfig, path: &Path, diag: &mut Diagnostics) -> Self {
+        let defaults = Self::builtin();
+        let ssh = match raw.ssh {
+            None => defaults.ssh,
+            Some(s) => Ssh {
+                port: s
+                    .port
+                    .map_or(22, |p| diag.port_number(p.span(), *p.get_ref())),
+                allow_from: s.allow_from.map_or_else(anywhere, |l| diag.cidrs(&l)),
+            },
+        };
+        let allow = raw
+            .allow
+            .iter()
+            .map(|a| Allow {
+                description: a.description.clone(),
+                proto: diag.proto(&a.proto),
+                ports: diag.ports(&a.port),
+                from: a.from.as_ref().map_or_else(anywhere, |l| diag.cidrs(l)),
+            })
+            .collect();
+        let swarm = match raw.swarm {
+            None => defaults.swarm,
+            Some(s) => Swarm {
+                enabled: s.enabled,
+                from: if s.from.is_empty() {
+                    anywhere()
+                } else {
+                    diag.cidrs(&s.from)
+                },
+                encrypted: s.encrypted,
+            },
+        };
+        let containers = raw.containers.map(|c| Containers {
+            restrict: c.restrict,
+            external_interfaces: c
+                .external_interfaces
+                .iter()
+                .filter_map(|i| {
+                    let name = i.get_ref();
+                    let valid = !name.is_empty()
+                        && name.len() < 16
+                        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+                    if !valid {
+                        diag.push(i.span(), format!("'{name}' is not an interface name"));
+                    }
+                    valid.then(|| name.clone())
+                })
+                .collect(),
+            allow: c
+                .allow
+                .iter()
+                .map(|a| ContainerAllow {
+                    description: a.description.clone(),
+                    proto: diag.proto(&a.proto),
+                    ports: diag.ports(&a.port),
+                    host: a.host.as_ref().and_then(|h| {
+                        parse_cidr(h.get_ref())
+                            .map_err(|e| diag.push(h.span(), e))
+                            .ok()
+                    }),
+                    from: diag.cidrs(&a.from),
+                })
+                .collect(),
+        });
+        let template = raw.template.map(|t| {
+            let t = PathBuf::from(t);
+            if t.is_relative() {
+                path.parent().unwrap_or(Path::new("/")).join(t)
+            } else {
+                t
+            }
+        });
+        Config {
+            path: Some(path.to_path_buf()),
+            ipv6: raw.ipv6.unwrap_or(true),
+            template,
+            keep_chains: raw.keep_chains,
+            ssh,
+            icmp: raw.icmp.unwrap_or(true),
+            log_dropped: raw.log_dropped.unwrap_or(true),
+            allow,
+            swarm,
+            containers,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("/etc/x.toml"))
+    }
+
+    #[test]
+    fn the_commented_default_config_is_the_builtin_one() {
+        let text = include_str!("../templates/config.toml");
+        let mut config = parse(text).unwrap();
+        config.path = None;
+        assert_eq!(config, Config::builtin());
+    }
+
+    #[test]
+    fn reads_allow_rules_and_ranges() {
+        let c = parse(
+            "[ssh]\nport = 2222\nallow_from = [\"10.1.2.3/8\"]\n\
+             [[allow]]\ndescription = \"web\"\nport = \"8000-8100\"\nproto = \"udp\"\nfrom = [\"192.0.2.7\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.ssh.port, 2222);
+        assert_eq!(c.ssh.allow_from[0].to_string(), "10.0.0.0/8");
+        assert_eq!(c.allow[0].ports.to_string(), "8000:8100");
+        assert_eq!(c.allow[0].proto, Proto::Udp);
+        assert_eq!(c.allow[0].from[0].to_string(), "192.0.2.7/32");
+    }
+
+    #[test]
+    fn reports_every_problem_with_line_and_column() {
+        let err = parse(
+            "[ssh]\nport = 70000\nallow_from = [\"10.0.0.300/8\"]\n\
+             [[allow]]\nport = 0\nproto = \"icmp\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("/etc/x.toml:2:8: port 70000 is out of range"),
+            "{err}"
+        );
+        assert!(
+            err.contains("/etc/x.toml:3:15: '10.0.0.300/8' is not"),
+            "{err}"
+        );
+        assert!(
+            err.contains("/etc/x.toml:5:8: port 0 is out of range"),
+            "{err}"
+        );
+        assert!(
+            err.contains("/etc/x.toml:6:9: unknown protocol 'icmp'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = parse("\n[ssh]\nprot = 22\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with("/etc/x.toml:3:1: unknown field `prot`"),
+            "{err}"
+        );
+    }
+}

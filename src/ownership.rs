@@ -1,0 +1,411 @@
+//! Docker ownership: which chains and rules of a ruleset belong to Docker (or to chains
+//! the admin asked to keep), derived from the ruleset itself, never from a fixed list of
+//! chain names — Docker renamed its chains twice in 2025.
+//!
+//! A chain is Docker's when its name starts with `DOCKER`. A rule in a builtin chain is
+//! Docker's when it jumps to a kept chain, or when it has the shape Docker gives it in that
+//! chain (see `../shared/notes/docker-footprint.md`) for a bridge or container address that
+//! Docker's own chains mention. Bridge names are learned from Docker's chains, on top of
+//! the default names (`docker0`, `docker_gwbridge`, `br-<12 hex>`).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::rule::RuleArgs;
+use crate::ruleset::{Rule, Ruleset, Table};
+
+/// Why a chain or rule is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The chain's name starts with `DOCKER`.
+    DockerChain,
+    /// The chain matches a `keep_chains` pattern of the config.
+    KeepList(String),
+    /// A kept rule jumps to this chain, so it must stay for that rule to load.
+    Referenced { by_chain: String },
+    /// The rule lives in a kept chain.
+    InKeptChain(String),
+    /// The rule, in a builtin chain, jumps to a kept chain.
+    JumpsTo(String),
+    /// The rule, in a builtin chain, has the shape Docker gives its rules there.
+    Footprint(String),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::DockerChain => write!(f, "Docker chain (name starts with DOCKER)"),
+            Reason::KeepList(glob) => write!(f, "matches keep_chains pattern '{glob}'"),
+            Reason::Referenced { by_chain } => {
+                write!(f, "jumped to by a kept rule in chain {by_chain}")
+            }
+            Reason::InKeptChain(chain) => write!(f, "in kept chain {chain}"),
+            Reason::JumpsTo(chain) => write!(f, "jumps to kept chain {chain}"),
+            Reason::Footprint(what) => f.write_str(what),
+        }
+    }
+}
+
+/// Ownership of one table: one entry per chain and per rule, aligned with the table's
+/// `chains` and `rules`. `None` means "not kept" (builtin chains are always kept as such).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableOwnership {
+    pub chains: Vec<Option<Reason>>,
+    pub rules: Vec<Option<Reason>>,
+}
+
+impl TableOwnership {
+    pub fn kept_rules(&self) -> usize {
+        self.rules.iter().filter(|r| r.is_some()).count()
+    }
+}
+
+/// Ownership of a whole ruleset, aligned with `Ruleset::tables`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DockerOwnership {
+    pub tables: Vec<TableOwnership>,
+    pub facts: DockerFacts,
+}
+
+impl DockerOwnership {
+    pub fn kept_rules(&self) -> usize {
+        self.tables.iter().map(TableOwnership::kept_rules).sum()
+    }
+}
+
+/// What Docker's own chains reveal about this host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DockerFacts {
+    /// Bridge interfaces named in Docker's chains.
+    pub bridges: BTreeSet<String>,
+    /// Container (and host) addresses named in Docker's chains, without prefix length.
+    pub addresses: BTreeSet<String>,
+}
+
+/// The comment that marks the rules iptables-docker renders into Docker's DOCKER-USER:
+/// they are never kept from the running ruleset, only rendered anew.
+pub const OWN_MARK: &str = "iptables-docker";
+
+fn is_ours(args: &RuleArgs) -> bool {
+    args.value(&["--comment"])
+        .is_some_and(|c| c.starts_with(OWN_MARK))
+}
+
+pub fn is_docker_chain(name: &str) -> bool {
+    name.starts_with("DOCKER")
+}
+
+/// Docker's default bridge names: `docker0`, `docker_gwbridge`, `br-` + 12 hex digits.
+fn is_default_bridge_name(name: &str) -> bool {
+    name == "docker0"
+        || name == "docker_gwbridge"
+        || name
+            .strip_prefix("br-")
+            .is_some_and(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Matches `*` (any run) and `?` (any one character) glob patterns.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+/// Strips a `/32` or `/128` host prefix; `None` for a network or no prefix at all.
+fn host_address(cidr: &str) -> Option<&str> {
+    cidr.strip_suffix("/32")
+        .or_else(|| cidr.strip_suffix("/128"))
+}
+
+/// The address of a DNAT `--to-destination` value: `a.b.c.d[:port]` or `[v6][:port]`.
+fn dnat_address(value: &str) -> &str {
+    if let Some(rest) = value.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        value.split([':', '-']).next().unwrap_or(value)
+    }
+}
+
+impl DockerFacts {
+    /// Learns bridges and addresses from the rules of every Docker chain, in every table,
+    /// but DOCKER-USER, whose rules are the admin's (and may name external interfaces).
+    pub fn learn(ruleset: &Ruleset) -> Self {
+        let mut facts = DockerFacts::default();
+        let docker_rules = ruleset
+            .tables
+            .iter()
+            .flat_map(|t| t.rules.iter())
+            .filter(|r| is_docker_chain(&r.chain) && r.chain != "DOCKER-USER");
+        for rule in docker_rules {
+            let args = RuleArgs::parse(&rule.spec);
+            for iface in [args.in_iface(), args.out_iface()].into_iter().flatten() {
+                for name in &iface.values {
+                    if name != "lo" && !name.contains('+') {
+                        facts.bridges.insert(name.clone());
+                    }
+                }
+            }
+            for cidr in [args.source(), args.destination()].into_iter().flatten() {
+                if let Some(addr) = host_address(cidr) {
+                    facts.addresses.insert(addr.to_string());
+                }
+            }
+            if let Some(to) = args.value(&["--to-destination"]) {
+                facts.addresses.insert(dnat_address(to).to_string());
+            }
+        }
+        facts
+    }
+
+    pub fn is_bridge(&self, name: &str) -> bool {
+        self.bridges.contains(name) || is_default_bridge_name(name)
+    }
+
+    fn is_container(&self, cidr: &str) -> bool {
+        host_address(cidr).is_some_and(|a| self.addresses.contains(a))
+    }
+
+    /// The Docker bridge named by `-i` or `-o` (negated or not), if any.
+    fn bridge_of<'a>(&self, args: &'a RuleArgs) -> Option<&'a str> {
+        [args.in_iface(), args.out_iface()]
+            .into_iter()
+            .flatten()
+            .flat_map(|o| o.values.first())
+            .map(String::as_str)
+            .find(|name| self.is_bridge(name))
+    }
+
+    /// Whether a rule in a builtin chain has Docker's shape there; the description says
+    /// which footprint it matched.
+    pub fn footprint(&self, table: &str, rule: &Rule) -> Option<String> {
+        let args = RuleArgs::parse(&rule.spec);
+        let target = args.target().unwrap_or("");
+        match (table, rule.chain.as_str()) {
+            ("raw", "PREROUTING") => self.raw_guard(&args, target),
+            ("nat", "POSTROUTING") if matches!(target, "MASQUERADE" | "SNAT") => {
+                if let Some(bridge) = self.bridge_of(&args) {
+                    Some(format!("Docker masquerade/SNAT for bridge {bridge}"))
+                } else if args.source().is_some_and(|s| self.is_container(s)) {
+                    Some("Docker hairpin masquerade for a container".to_string())
+                } else {
+                    None
+                }
+            }
+            ("filter", "FORWARD") => {
+                if let Some(set) = args.value(&["--match-set"]) {
+                    return set
+                        .starts_with("docker-")
+                        .then(|| format!("Docker 28.0 forward rule on ipset {set}"));
+                }
+                let bridge = self.bridge_of(&args)?;
+                matches!(target, "ACCEPT" | "DROP")
+                    .then(|| format!("Docker forward rule for bridge {bridge}"))
+            }
+            ("filter", "INPUT") | ("mangle", "OUTPUT") => {
+                let overlay = args.protocol() == Some("udp")
+                    && args.has(&["--u32"])
+                    && matches!(target, "DROP" | "MARK");
+                overlay.then(|| "Docker encrypted-overlay (VXLAN) rule".to_string())
+            }
+            ("mangle", "POSTROUTING") => (args.protocol() == Some("sctp") && target == "CHECKSUM")
+                .then(|| "Docker SCTP checksum rule".to_string()),
+            _ => None,
+        }
+    }
+
+    /// raw PREROUTING: `-d <ctr> ! -i <bridge> [… --dport P] -j DROP`, the loopback
+    /// guard `-d 127.0.0.1/32 ! -i lo … -j DROP`, and WSL2's `-i loopback0 … -j ACCEPT`.
+    fn raw_guard(&self, args: &RuleArgs, target: &str) -> Option<String> {
+        let dst = args.destination()?;
+        let iface = args.in_iface()?;
+        let name = iface.values.first()?.as_str();
+        let loopback = matches!(dst, "127.0.0.1/32" | "::1/128");
+        match target {
+            "DROP" if iface.negated && self.is_bridge(name) && host_address(dst).is_some() => {
+                Some(format!("Docker raw guard for a container on bridge {name}"))
+            }
+            "DROP" if iface.negated && name == "lo" && loopback => {
+                Some("Docker raw guard for a port published on loopback".to_string())
+            }
+            "ACCEPT" if !iface.negated && name == "loopback0" && loopback => {
+                Some("Docker WSL2 loopback rule".to_string())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Classifies every chain and rule of `ruleset`. `keep_chains` are glob patterns of
+/// non-Docker chains to keep as they are (e.g. `f2b-*`).
+pub fn classify(ruleset: &Ruleset, keep_chains: &[String]) -> DockerOwnership {
+    let facts = DockerFacts::learn(ruleset);
+    let tables = ruleset
+        .tables
+        .iter()
+        .map(|t| classify_table(t, &facts, keep_chains))
+        .collect();
+    DockerOwnership { tables, facts }
+}
+
+fn classify_table(table: &Table, facts: &DockerFacts, keep_chains: &[String]) -> TableOwnership {
+    let mut chains: Vec<Option<Reason>> = table
+        .chains
+        .iter()
+        .map(|c| {
+            if c.is_builtin() {
+                None
+            } else if is_docker_chain(&c.name) {
+                Some(Reason::DockerChain)
+            } else {
+                keep_chains
+                    .iter()
+                    .find(|g| glob_match(g, &c.name))
+                    .map(|g| Reason::KeepList(g.clone()))
+            }
+        })
+        .collect();
+    let index_of = |name: &str| table.chains.iter().position(|c| c.name == name);
+    let is_builtin = |name: &str| index_of(name).is_some_and(|i| table.chains[i].is_builtin());
+
+    // Rules of kept user chains may jump to further user chains: keep those too, until
+    // nothing new is reached, so that every kept rule still loads.
+    let mut rules: Vec<Option<Reason>> = vec![None; table.rules.len()];
+    loop {
+        let mut grew = false;
+        for (i, rule) in table.rules.iter().enumerate() {
+            if rules[i].is_some() {
+                continue;
+            }
+            let reason = if is_builtin(&rule.chain) {
+                builtin_rule_reason(table, rule, &chains, facts)
+            } else if is_ours(&RuleArgs::parse(&rule.spec)) {
+                None
+            } else {
+                index_of(&rule.chain)
+                    .and_then(|c| chains[c].as_ref())
+                    .map(|_| Reason::InKeptChain(rule.chain.clone()))
+            };
+            let Some(reason) = reason else { continue };
+            if let Some(target) = RuleArgs::parse(&rule.spec).target() {
+                if let Some(t) = index_of(target) {
+                    if chains[t].is_none() && !table.chains[t].is_builtin() {
+                        chains[t] = Some(Reason::Referenced {
+                            by_chain: rule.chain.clone(),
+                        });
+                        grew = true;
+                    }
+                }
+            }
+            rules[i] = Some(reason);
+        }
+        if !grew {
+            break;
+        }
+    }
+    TableOwnership { chains, rules }
+}
+
+fn builtin_rule_reason(
+    table: &Table,
+    rule: &Rule,
+    chains: &[Option<Reason>],
+    facts: &DockerFacts,
+) -> Option<Reason> {
+    let args = RuleArgs::parse(&rule.spec);
+    if let Some(target) = args.target() {
+        let kept_target = table.chains.iter().zip(chains).any(|(c, reason)| {
+            c.name == target && matches!(reason, Some(r) if !matches!(r, Reason::Referenced { .. }))
+        });
+        if kept_target {
+            return Some(Reason::JumpsTo(target.to_string()));
+        }
+    }
+    facts.footprint(&table.name, rule).map(Reason::Footprint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruleset::parse;
+
+    const HOST: &str =
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:DOCKER - [0:0]\n\
+        -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER\n\
+        -A PREROUTING -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 8080\n\
+        -A POSTROUTING -s 10.9.0.0/16 ! -o mybr -j MASQUERADE\n\
+        -A POSTROUTING -s 10.1.0.0/16 -o eth0 -j MASQUERADE\n\
+        -A POSTROUTING -s 10.9.0.2/32 -d 10.9.0.2/32 -p tcp -m tcp --dport 80 -j MASQUERADE\n\
+        -A DOCKER -i mybr -j RETURN\n\
+        -A DOCKER ! -i mybr -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.9.0.2:80\n\
+        COMMIT\n\
+        *filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+        :DOCKER-USER - [0:0]\n:f2b-sshd - [0:0]\n:ufw-input - [0:0]\n:helper - [0:0]\n\
+        -A INPUT -j ufw-input\n-A INPUT -p tcp -j f2b-sshd\n\
+        -A FORWARD -j DOCKER-USER\n-A FORWARD -o mybr -j ACCEPT\n-A FORWARD -o eth1 -j ACCEPT\n\
+        -A DOCKER-USER -j helper\n-A helper -j RETURN\n-A f2b-sshd -j RETURN\n\
+        COMMIT\n";
+
+    fn kept(ruleset: &Ruleset, own: &DockerOwnership) -> Vec<String> {
+        let mut out = Vec::new();
+        for (t, o) in ruleset.tables.iter().zip(&own.tables) {
+            for (r, reason) in t.rules.iter().zip(&o.rules) {
+                if reason.is_some() {
+                    out.push(format!("{} {}", t.name, r));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn learns_custom_bridges_and_keeps_only_docker_rules() {
+        let rs = parse(HOST).unwrap();
+        let own = classify(&rs, &[]);
+        assert!(own.facts.bridges.contains("mybr"));
+        assert_eq!(
+            kept(&rs, &own),
+            [
+                "nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
+                "nat -A POSTROUTING -s 10.9.0.0/16 ! -o mybr -j MASQUERADE",
+                "nat -A POSTROUTING -s 10.9.0.2/32 -d 10.9.0.2/32 -p tcp -m tcp --dport 80 -j MASQUERADE",
+                "nat -A DOCKER -i mybr -j RETURN",
+                "nat -A DOCKER ! -i mybr -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.9.0.2:80",
+                "filter -A FORWARD -j DOCKER-USER",
+                "filter -A FORWARD -o mybr -j ACCEPT",
+                "filter -A DOCKER-USER -j helper",
+                "filter -A helper -j RETURN",
+            ]
+        );
+        let filter = &own.tables[1];
+        let helper = rs.tables[1].chains.iter().position(|c| c.name == "helper");
+        assert!(matches!(
+            filter.chains[helper.unwrap()],
+            Some(Reason::Referenced { .. })
+        ));
+    }
+
+    #[test]
+    fn keep_list_keeps_chains_and_their_jumps() {
+        let rs = parse(HOST).unwrap();
+        let own = classify(&rs, &["f2b-*".to_string()]);
+        let kept = kept(&rs, &own);
+        assert!(kept.contains(&"filter -A INPUT -p tcp -j f2b-sshd".to_string()));
+        assert!(kept.contains(&"filter -A f2b-sshd -j RETURN".to_string()));
+        assert!(!kept.iter().any(|r| r.contains("ufw")));
+    }
+
+    #[test]
+    fn glob_patterns() {
+        assert!(glob_match("f2b-*", "f2b-sshd"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("f2b-*", "ufw-input"));
+    }
+}

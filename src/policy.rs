@@ -1,0 +1,418 @@
+//! The host policy: a template (built-in or the admin's) rendered with the configuration
+//! into an `iptables-restore` fragment for one address family, checked for what a policy
+//! may and may not declare.
+
+use ipnet::IpNet;
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::config::{Config, Ports, Proto};
+use crate::error::{Error, Result};
+use crate::family::Family;
+use crate::ownership::{is_docker_chain, DockerFacts, OWN_MARK};
+use crate::ruleset::{self, builtin_chains, Ruleset};
+
+/// The template used when the config names none.
+pub const BUILTIN_TEMPLATE: &str = include_str!("../templates/policy.rules.j2");
+const BUILTIN_NAME: &str = "built-in templates/policy.rules.j2";
+
+/// Bridges the policy trusts even before Docker has created them.
+const DEFAULT_BRIDGES: [&str; 3] = ["docker0", "br-+", "docker_gwbridge"];
+
+/// A rendered and checked host policy for one family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub fragment: Ruleset,
+}
+
+impl Policy {
+    /// `stop`: the host open (INPUT and OUTPUT accept), no rules of ours, FORWARD untouched.
+    pub fn open() -> Self {
+        let fragment =
+            ruleset::parse("*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n")
+                .expect("the open policy parses");
+        Policy { fragment }
+    }
+
+    /// Whether the policy takes over the contents of `table`'s `chain`.
+    pub fn owns_chain(&self, table: &str, chain: &str) -> bool {
+        self.fragment
+            .table(table)
+            .and_then(|t| t.chain(chain))
+            .is_some()
+    }
+}
+
+/// What the template sees.
+#[derive(Serialize)]
+struct Context<'a> {
+    family: &'static str,
+    ssh: SshView,
+    icmp: bool,
+    log_dropped: bool,
+    allow: Vec<AllowView<'a>>,
+    swarm: SwarmView,
+    bridges: Vec<String>,
+    containers: Option<ContainersView<'a>>,
+}
+
+#[derive(Serialize)]
+struct SshView {
+    port: u16,
+    from: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct AllowView<'a> {
+    description: &'a str,
+    tag: String,
+    proto: &'static str,
+    port: String,
+    host: Option<String>,
+    from: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct SwarmView {
+    enabled: bool,
+    encrypted: bool,
+    from: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ContainersView<'a> {
+    restrict: bool,
+    external_interfaces: &'a [String],
+    allow: Vec<AllowView<'a>>,
+}
+
+fn sources(family: Family, nets: &[IpNet]) -> Vec<String> {
+    nets.iter()
+        .filter(|n| family.contains(n))
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn allow_view<'a>(
+    family: Family,
+    description: &'a str,
+    proto: Proto,
+    ports: Ports,
+    host: Option<&IpNet>,
+    from: &[IpNet],
+) -> Option<AllowView<'a>> {
+    if host.is_some_and(|h| !family.contains(h)) {
+        return None;
+    }
+    let from = sources(family, from);
+    (!from.is_empty()).then(|| AllowView {
+        description,
+        tag: if description.is_empty() {
+            OWN_MARK.to_string()
+        } else {
+            format!("{OWN_MARK}: {description}")
+        },
+        proto: proto.as_str(),
+        port: ports.to_string(),
+        host: host.map(|h| {
+            if h.prefix_len() == h.max_prefix_len() {
+                h.addr().to_string()
+            } else {
+                h.to_string()
+            }
+        }),
+        from,
+    })
+}
+
+/// `-s CIDR ` as iptables-save prints it; nothing for "anywhere".
+fn source_filter(cidr: String) -> String {
+    if cidr == "0.0.0.0/0" || cidr == "::/0" {
+        String::new()
+    } else {
+        format!("-s {cidr} ")
+    }
+}
+
+/// `-m comment --comment TEXT `, quoted the way iptables-save quotes.
+fn comment_filter(text: String) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    let plain = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.:/,=+@%".contains(c));
+    if plain {
+        format!("-m comment --comment {text} ")
+    } else {
+        let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("-m comment --comment \"{escaped}\" ")
+    }
+}
+
+/// Renders the policy for `family`. `external_interfaces` is used when the config's
+/// container section names none.
+pub fn render(
+    config: &Config,
+    family: Family,
+    facts: &DockerFacts,
+    external_interfaces: &[String],
+) -> Result<Policy> {
+    let (name, source) = match &config.template {
+        Some(path) => (
+            path.display().to_string(),
+            fs_err::read_to_string(path).map_err(|e| {
+                Error::config(e.to_string()).hint("fix `template` in the configuration")
+            })?,
+        ),
+        None => (BUILTIN_NAME.to_string(), BUILTIN_TEMPLATE.to_string()),
+    };
+    let mut bridges: Vec<String> = DEFAULT_BRIDGES.iter().map(ToString::to_string).collect();
+    bridges.extend(
+        facts
+            .bridges
+            .iter()
+            .filter(|b| !(b.starts_with("br-") || DEFAULT_BRIDGES.contains(&b.as_str())))
+            .cloned(),
+    );
+    let containers = config.containers.as_ref().map(|c| ContainersView {
+        restrict: c.restrict,
+        external_interfaces: if c.external_interfaces.is_empty() {
+            external_interfaces
+        } else {
+            &c.external_interfaces
+        },
+        allow: c
+            .allow
+            .iter()
+            .filter_map(|a| {
+                allow_view(
+                    family,
+                    &a.description,
+                    a.proto,
+                    a.ports,
+                    a.host.as_ref(),
+                    &a.from,
+                )
+            })
+            .collect(),
+    });
+    if let Some(c) = &containers {
+        if c.restrict && c.external_interfaces.is_empty() {
+            return Err(Error::config(
+                "[containers] restrict = true, but no external interface is known: \
+                 this host has no default route",
+            )
+            .hint("set containers.external_interfaces in the configuration"));
+        }
+    }
+    let context = Context {
+        family: match family {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        },
+        ssh: SshView {
+            port: config.ssh.port,
+            from: sources(family, &config.ssh.allow_from),
+        },
+        icmp: config.icmp,
+        log_dropped: config.log_dropped,
+        allow: config
+            .allow
+            .iter()
+            .filter_map(|a| allow_view(family, &a.description, a.proto, a.ports, None, &a.from))
+            .collect(),
+        swarm: SwarmView {
+            enabled: config.swarm.enabled,
+            encrypted: config.swarm.encrypted,
+            from: sources(family, &config.swarm.from),
+        },
+        bridges,
+        containers,
+    };
+    let text = render_text(&name, &source, &context)?;
+    let fragment = ruleset::parse(&text).map_err(|e| {
+        let line = text.lines().nth(e.line - 1).unwrap_or("");
+        Error::config(format!(
+            "{name}: the rendered {family} policy is not valid iptables-restore input: \
+             rendered line {}: {}\n  | {line}",
+            e.line, e.message
+        ))
+        .hint("fix the template; `iptables-docker plan` shows what it renders")
+    })?;
+    check_fragment(&fragment).map_err(|m| {
+        Error::config(format!("{name}: {m}")).hint("fix the template; nothing was applied")
+    })?;
+    Ok(Policy { fragment })
+}
+
+fn render_text(name: &str, source: &str, context: &Context) -> Result<String> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env.add_filter("source", source_filter);
+    env.add_filter("comment", comment_filter);
+    let located = |e: minijinja::Error| {
+        let line = e.line().map_or(String::new(), |l| format!("{l}:"));
+        let detail = e.detail().map_or(String::new(), |d| format!(": {d}"));
+        Error::config(format!("{name}:{line} {}{detail}", e.kind()))
+            .hint("fix the template; nothing was applied")
+    };
+    env.add_template(name, source).map_err(located)?;
+    let template = env.get_template(name).map_err(located)?;
+    let mut text = template.render(context).map_err(located)?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// A policy may set builtin chain policies, add its own chains and take over DOCKER-USER;
+/// it may not declare Docker's other chains, which are kept as Docker wrote them.
+fn check_fragment(fragment: &Ruleset) -> std::result::Result<(), String> {
+    for table in &fragment.tables {
+        let builtins = builtin_chains(&table.name);
+        if builtins.is_empty() {
+            return Err(format!("unknown table '{}'", table.name));
+        }
+        for chain in &table.chains {
+            let is_builtin = builtins.contains(&chain.name.as_str());
+            match &chain.policy {
+                Some(p) if !is_builtin => {
+                    return Err(format!(
+                        "':{} {p}': only builtin chains of table {} have a policy",
+                        chain.name, table.name
+                    ))
+                }
+                Some(p) if p != "ACCEPT" && p != "DROP" => {
+                    return Err(format!(
+                        "':{} {p}': policy must be ACCEPT or DROP",
+                        chain.name
+                    ))
+                }
+                None if is_builtin => {
+                    return Err(format!("':{} -': builtin chains need a policy", chain.name))
+                }
+                None if is_docker_chain(&chain.name)
+                    && !(table.name == "filter" && chain.name == "DOCKER-USER") =>
+                {
+                    return Err(format!(
+                        "chain {} belongs to Docker; a policy may only take over DOCKER-USER",
+                        chain.name
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the interfaces of the default routes from `/proc/net/route` and
+/// `/proc/net/ipv6_route` text.
+pub fn default_route_interfaces(route_v4: &str, route_v6: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for line in route_v4.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() > 7 && f[1] == "00000000" && f[7] == "00000000" {
+            found.push(f[0].to_string());
+        }
+    }
+    for line in route_v6.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let default = f.len() == 10 && f[0].bytes().all(|b| b == b'0') && f[1] == "00";
+        if default && f[9] != "lo" {
+            found.push(f[9].to_string());
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render_default(family: Family) -> String {
+        let config = Config::builtin();
+        render(&config, family, &DockerFacts::default(), &[])
+            .unwrap()
+            .fragment
+            .to_string()
+    }
+
+    #[test]
+    fn default_policy_v4() {
+        let text = render_default(Family::V4);
+        assert!(text.starts_with("*filter\n:INPUT DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"));
+        assert!(text.contains("-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"));
+        assert!(text.contains("-A INPUT -i br-+ -j ACCEPT\n"));
+        assert!(text.contains("-A INPUT -p icmp -m icmp --icmp-type 8 -j ACCEPT\n"));
+        assert!(!text.contains("icmp6"));
+    }
+
+    #[test]
+    fn default_policy_v6_has_neighbour_discovery() {
+        let text = render_default(Family::V6);
+        assert!(text.contains("-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT\n"));
+        assert!(text.contains("-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT\n"));
+    }
+
+    #[test]
+    fn sources_are_split_by_family_and_quoted_like_iptables() {
+        let mut config = Config::builtin();
+        config.ssh.allow_from = vec!["10.0.0.0/8".parse().unwrap()];
+        config.allow.push(crate::config::Allow {
+            description: "web server".into(),
+            proto: Proto::Tcp,
+            ports: Ports {
+                first: 80,
+                last: 81,
+            },
+            from: vec!["::/0".parse().unwrap()],
+        });
+        let v4 = render(&config, Family::V4, &DockerFacts::default(), &[]).unwrap();
+        let v4 = v4.fragment.to_string();
+        assert!(v4.contains("-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j ACCEPT\n"));
+        assert!(!v4.contains("80:81"));
+        let v6 = render(&config, Family::V6, &DockerFacts::default(), &[]).unwrap();
+        let v6 = v6.fragment.to_string();
+        assert!(!v6.contains("--dport 22 "));
+        assert!(v6.contains(
+            "-A INPUT -p tcp -m tcp --dport 80:81 -m comment --comment \"web server\" -j ACCEPT\n"
+        ));
+    }
+
+    #[test]
+    fn template_errors_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.j2");
+        std::fs::write(
+            &path,
+            "*filter\n:INPUT DROP [0:0]\n{{ nosuchvar }}\nCOMMIT\n",
+        )
+        .unwrap();
+        let mut config = Config::builtin();
+        config.template = Some(path.clone());
+        let err = render(&config, Family::V4, &DockerFacts::default(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(&format!("{}:3:", path.display())), "{err}");
+
+        std::fs::write(&path, "*filter\n:DOCKER - [0:0]\nCOMMIT\n").unwrap();
+        let err = render(&config, Family::V4, &DockerFacts::default(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("belongs to Docker"), "{err}");
+    }
+
+    #[test]
+    fn reads_default_routes() {
+        let v4 = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n\
+                  eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\n\
+                  eth1\t0002A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\n";
+        let v6 = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003     ens3\n";
+        assert_eq!(default_route_interfaces(v4, v6), ["ens3", "eth0"]);
+    }
+}

@@ -1,0 +1,358 @@
+//! The typed model of an `iptables-save` dump (tables, chains, rules, counters) and its
+//! parser and serializer.
+//!
+//! The model keeps every rule's text verbatim, so that `parse` followed by `to_string`
+//! gives back the input byte for byte (comment lines aside, which carry no rules).
+
+use std::fmt;
+
+/// The builtin chains of each table, in the order `iptables-save` prints them.
+pub fn builtin_chains(table: &str) -> &'static [&'static str] {
+    match table {
+        "filter" | "security" => &["INPUT", "FORWARD", "OUTPUT"],
+        "nat" => &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
+        "mangle" => &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
+        "raw" => &["PREROUTING", "OUTPUT"],
+        _ => &[],
+    }
+}
+
+/// Packet and byte counters, `[packets:bytes]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// A chain declaration: `:NAME POLICY [p:b]` (builtin) or `:NAME - [p:b]` (user chain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub name: String,
+    /// `Some(ACCEPT|DROP…)` for a builtin chain, `None` for a user chain.
+    pub policy: Option<String>,
+    pub counters: Option<Counters>,
+}
+
+impl Chain {
+    pub fn is_builtin(&self) -> bool {
+        self.policy.is_some()
+    }
+}
+
+/// One `-A CHAIN …` line. `spec` is everything after `-A CHAIN `, verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub chain: String,
+    pub spec: String,
+    pub counters: Option<Counters>,
+}
+
+/// One `*table … COMMIT` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub name: String,
+    pub chains: Vec<Chain>,
+    pub rules: Vec<Rule>,
+}
+
+impl Table {
+    pub fn chain(&self, name: &str) -> Option<&Chain> {
+        self.chains.iter().find(|c| c.name == name)
+    }
+
+    pub fn rules_of<'a>(&'a self, chain: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {
+        self.rules.iter().filter(move |r| r.chain == chain)
+    }
+
+    /// The same table without counters: what "unchanged" is judged on.
+    pub fn same_content(&self, other: &Table) -> bool {
+        self.name == other.name
+            && self.chains.len() == other.chains.len()
+            && self.rules.len() == other.rules.len()
+            && self
+                .chains
+                .iter()
+                .zip(&other.chains)
+                .all(|(a, b)| a.name == b.name && a.policy == b.policy)
+            && self
+                .rules
+                .iter()
+                .zip(&other.rules)
+                .all(|(a, b)| a.chain == b.chain && a.spec == b.spec)
+    }
+
+    /// A stable fingerprint of the content (no counters), recorded after an apply.
+    pub fn fingerprint(&self) -> String {
+        // FNV-1a, 64 bit: stable across builds, unlike std's hasher.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut feed = |s: &str| {
+            for b in s.bytes().chain([0u8]) {
+                hash ^= u64::from(b);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        feed(&self.name);
+        for c in &self.chains {
+            feed(&c.name);
+            feed(c.policy.as_deref().unwrap_or("-"));
+        }
+        for r in &self.rules {
+            feed(&r.chain);
+            feed(&r.spec);
+        }
+        format!("{hash:016x}")
+    }
+}
+
+/// A whole `iptables-save` dump for one address family.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ruleset {
+    pub tables: Vec<Table>,
+}
+
+impl Ruleset {
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.tables.iter().map(|t| t.rules.len()).sum()
+    }
+}
+
+/// A syntax error in an `iptables-save` text, with its 1-based line number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+fn parse_counters(text: &str) -> Option<Counters> {
+    let inner = text.strip_prefix('[')?.strip_suffix(']')?;
+    let (p, b) = inner.split_once(':')?;
+    Some(Counters {
+        packets: p.parse().ok()?,
+        bytes: b.parse().ok()?,
+    })
+}
+
+fn parse_chain(decl: &str) -> Result<Chain, String> {
+    let mut parts = decl.split(' ');
+    let name = parts.next().filter(|n| !n.is_empty());
+    let policy = parts.next();
+    let counters = parts.next();
+    let (Some(name), Some(policy)) = (name, policy) else {
+        return Err(format!(
+            "chain declaration ':{decl}' needs a name and a policy"
+        ));
+    };
+    if parts.next().is_some() {
+        return Err(format!("unexpected text after chain declaration ':{decl}'"));
+    }
+    let counters = match counters {
+        None => None,
+        Some(c) => Some(parse_counters(c).ok_or_else(|| format!("bad counters '{c}'"))?),
+    };
+    Ok(Chain {
+        name: name.to_string(),
+        policy: (policy != "-").then(|| policy.to_string()),
+        counters,
+    })
+}
+
+fn parse_rule(line: &str) -> Result<Rule, String> {
+    let (counters, rest) = if line.starts_with('[') {
+        let (c, rest) = line
+            .split_once(' ')
+            .ok_or_else(|| format!("counters without a rule: '{line}'"))?;
+        let counters = parse_counters(c).ok_or_else(|| format!("bad counters '{c}'"))?;
+        (Some(counters), rest)
+    } else {
+        (None, line)
+    };
+    let rest = rest
+        .strip_prefix("-A ")
+        .ok_or_else(|| format!("expected '-A CHAIN …', found '{line}'"))?;
+    let (chain, spec) = rest.split_once(' ').unwrap_or((rest, ""));
+    if chain.is_empty() {
+        return Err(format!("rule without a chain name: '{line}'"));
+    }
+    Ok(Rule {
+        chain: chain.to_string(),
+        spec: spec.to_string(),
+        counters,
+    })
+}
+
+/// Parses `iptables-save` (or `-c`) output. Comment and blank lines are skipped.
+pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
+    let mut ruleset = Ruleset::default();
+    let mut open: Option<(Table, usize)> = None;
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        let err = |message: String| ParseError {
+            line: number,
+            message,
+        };
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('*') {
+            if let Some((table, start)) = &open {
+                return Err(err(format!(
+                    "table '{}' opened at line {start} has no COMMIT before '*{name}'",
+                    table.name
+                )));
+            }
+            if name.is_empty() || name.contains(' ') {
+                return Err(err(format!("bad table name '{name}'")));
+            }
+            if ruleset.table(name).is_some() {
+                return Err(err(format!("table '{name}' appears twice")));
+            }
+            let table = Table {
+                name: name.to_string(),
+                chains: Vec::new(),
+                rules: Vec::new(),
+            };
+            open = Some((table, number));
+            continue;
+        }
+        let Some((table, _)) = open.as_mut() else {
+            return Err(err(format!("'{line}' is outside any '*table' block")));
+        };
+        if line == "COMMIT" {
+            let (table, _) = open.take().expect("a table is open");
+            ruleset.tables.push(table);
+        } else if let Some(decl) = line.strip_prefix(':') {
+            let chain = parse_chain(decl).map_err(err)?;
+            if table.chain(&chain.name).is_some() {
+                return Err(err(format!("chain '{}' declared twice", chain.name)));
+            }
+            table.chains.push(chain);
+        } else {
+            let rule = parse_rule(line).map_err(err)?;
+            if table.chain(&rule.chain).is_none() {
+                return Err(err(format!(
+                    "rule for chain '{}', which table '{}' does not declare",
+                    rule.chain, table.name
+                )));
+            }
+            table.rules.push(rule);
+        }
+    }
+    if let Some((table, start)) = open {
+        return Err(ParseError {
+            line: start,
+            message: format!("table '{}' has no COMMIT", table.name),
+        });
+    }
+    Ok(ruleset)
+}
+
+impl fmt::Display for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}:{}]", self.packets, self.bytes)
+    }
+}
+
+impl fmt::Display for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            ":{} {}",
+            self.name,
+            self.policy.as_deref().unwrap_or("-")
+        )?;
+        if let Some(c) = self.counters {
+            write!(f, " {c}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(c) = self.counters {
+            write!(f, "{c} ")?;
+        }
+        write!(f, "-A {}", self.chain)?;
+        if !self.spec.is_empty() {
+            write!(f, " {}", self.spec)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "*{}", self.name)?;
+        for chain in &self.chains {
+            writeln!(f, "{chain}")?;
+        }
+        for rule in &self.rules {
+            writeln!(f, "{rule}")?;
+        }
+        writeln!(f, "COMMIT")
+    }
+}
+
+impl fmt::Display for Ruleset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.tables.iter().try_for_each(|t| write!(f, "{t}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_counters_negation_and_quotes() {
+        let text = "*filter\n:INPUT DROP [3:180]\n:f2b-sshd - [0:0]\n\
+            [1:60] -A INPUT ! -i lo -m comment --comment \"a \\\"quoted\\\" one\" -j f2b-sshd\n\
+            [0:0] -A f2b-sshd\nCOMMIT\n";
+        assert_eq!(parse(text).unwrap().to_string(), text);
+    }
+
+    #[test]
+    fn skips_comments() {
+        let text =
+            "# Generated by iptables-save\n*raw\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n# Completed\n";
+        assert_eq!(
+            parse(text).unwrap().to_string(),
+            "*raw\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n"
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_input_with_line_numbers() {
+        let cases = [
+            ("-A INPUT -j ACCEPT\n", 1, "outside"),
+            (
+                "*filter\n:INPUT ACCEPT\n-A FORWARD -j DROP\nCOMMIT\n",
+                3,
+                "does not declare",
+            ),
+            ("*filter\n:INPUT ACCEPT [x:1]\nCOMMIT\n", 2, "bad counters"),
+            ("*filter\n:INPUT ACCEPT\n", 1, "no COMMIT"),
+            ("*filter\nCOMMIT\n*filter\nCOMMIT\n", 3, "twice"),
+            (
+                "*filter\n:INPUT ACCEPT\n-I INPUT -j DROP\nCOMMIT\n",
+                3,
+                "expected '-A",
+            ),
+        ];
+        for (text, line, needle) in cases {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.line, line, "{text:?}: {err}");
+            assert!(err.message.contains(needle), "{text:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The state directory (`/var/lib/iptables-docker`, 0700): rotated 0600 snapshots of the
+//! rulesets found before each apply, and the fingerprints of what the last apply loaded.
+
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+
+use fs_err::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::Result;
+use crate::family::Family;
+use crate::pipeline::Applied;
+
+pub const DEFAULT_DIR: &str = "/var/lib/iptables-docker";
+
+/// How many snapshots are kept per family.
+const KEEP_BACKUPS: usize = 10;
+
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    pub root: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(root: &Path) -> Self {
+        StateDir {
+            root: root.to_path_buf(),
+        }
+    }
+
+    fn backups(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+
+    fn applied_path(&self, family: Family) -> PathBuf {
+        self.root.join(format!("applied-{}", family.tag()))
+    }
+
+    fn ensure_dir(path: &Path) -> Result<()> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(|e| {
+                crate::error::Error::failed(format!("cannot create {}: {e}", path.display()))
+            })
+    }
+
+    /// Writes a new file with mode 0600, atomically (temp file + rename).
+    fn write_private(path: &Path, text: &str) -> Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        Self::ensure_dir(dir)?;
+        let tmp = path.with_extension("tmp");
+        let mut file = fs_err::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        fs_err::rename(&tmp, path)?;
+        Ok(())
+    }
+
+    /// Saves the ruleset found before an apply and drops the oldest beyond the limit.
+    pub fn write_backup(&self, family: Family, text: &str) -> Result<PathBuf> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let name = format!(
+            "{:012}.{:09}-{}.rules",
+            now.as_secs(),
+            now.subsec_nanos(),
+            family.tag()
+        );
+        let path = self.backups().join(name);
+        Self::write_private(&path, text)?;
+        let mut mine = self.list_backups(Some(family));
+        while mine.len() > KEEP_BACKUPS {
+            fs_err::remove_file(mine.remove(0))?;
+        }
+        Ok(path)
+    }
+
+    /// Snapshots, oldest first.
+    pub fn list_backups(&self, family: Option<Family>) -> Vec<PathBuf> {
+        let suffix = family.map(|f| format!("-{}.rules", f.tag()));
+        let mut found: Vec<PathBuf> = std::fs::read_dir(self.backups())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                name.ends_with(".rules") && suffix.as_ref().is_none_or(|s| name.ends_with(s))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// What the last apply recorded for this family (empty if nothing or unreadable).
+    pub fn applied(&self, family: Family) -> Applied {
+        std::fs::read_to_string(self.applied_path(family))
+            .map(|t| Applied::parse(&t))
+            .unwrap_or_default()
+    }
+
+    pub fn record_applied(&self, family: Family, applied: &Applied) -> Result<()> {
+        Self::write_private(&self.applied_path(family), &applied.to_string())
+    }
+}

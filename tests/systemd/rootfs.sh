@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Build (once, cached) a Debian bookworm rootfs that boots under systemd-nspawn,
+# for the real-systemd tests of `iptables-docker install/uninstall`.
+#
+# Usage:
+#   tests/systemd/rootfs.sh            # build if needed, print the cached rootfs path
+#   tests/systemd/rootfs.sh --rebuild  # throw the current cache entry away and build again
+#
+# Environment:
+#   IPTD_ROOTFS_CACHE     cache directory (default /var/cache/iptables-docker-tests/bookworm)
+#   IPTD_DEBIAN_MIRROR    Debian mirror (default http://deb.debian.org/debian)
+#   IPTD_ROOTFS_EXTRA     extra packages, space separated (part of the cache key)
+#   IPTD_ROOTFS_KEEP_OLD  1 = keep cache entries built with another key (default: prune them)
+#
+# The only thing written to stdout is the path of the finished rootfs; progress and
+# debootstrap output go to stderr. The cache entry is NEVER modified by tests: use
+# sd_mkroot (lib.sh) to get a throwaway copy/overlay of it.
+#
+# Cache layout:
+#   $IPTD_ROOTFS_CACHE/.lock               flock, serialises concurrent builders
+#   $IPTD_ROOTFS_CACHE/rootfs-<key>/       finished rootfs (only ever created by rename)
+#   $IPTD_ROOTFS_CACHE/.build-<key>.XXXX/  build in progress (removed on failure)
+# <key> is a hash of this script's own text, the suite, the architecture and the
+# package list, so editing the package list (or the build steps) rebuilds.
+set -euo pipefail
+
+SUITE=bookworm
+VARIANT=minbase
+# Packages on top of minbase. systemd + systemd-sysv make /sbin/init systemd; dbus is
+# needed by systemctl/hostnamectl & co; iptables/ufw are what the tests are about.
+PACKAGES=(systemd systemd-sysv dbus iptables ufw procps iproute2 kmod)
+
+CACHE_DIR=${IPTD_ROOTFS_CACHE:-/var/cache/iptables-docker-tests/bookworm}
+MIRROR=${IPTD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+read -r -a EXTRA <<<"${IPTD_ROOTFS_EXTRA:-}"
+PACKAGES+=("${EXTRA[@]}")
+
+log() { printf 'rootfs.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+rebuild=0
+case "${1:-}" in
+    "") ;;
+    --rebuild) rebuild=1 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument: $1 (try --help)" ;;
+esac
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap)"
+command -v debootstrap >/dev/null || die "debootstrap not installed (apt-get install debootstrap)"
+command -v flock >/dev/null || die "flock not installed (util-linux)"
+
+arch=$(dpkg --print-architecture)
+# Sorted, de-duplicated package list, so the order of IPTD_ROOTFS_EXTRA does not matter.
+mapfile -t PACKAGES < <(printf '%s\n' "${PACKAGES[@]}" | sort -u)
+key=$(
+    {
+        printf 'suite=%s variant=%s arch=%s\n' "$SUITE" "$VARIANT" "$arch"
+        printf 'pkg=%s\n' "${PACKAGES[@]}"
+        cat "${BASH_SOURCE[0]}"
+    } | sha256sum | cut -c1-16
+)
+
+# Remove a directory tree that may still have mounts below it (a debootstrap killed
+# mid-way can leave proc/sys mounted in the target). Unmount deepest first, then
+# delete without crossing into any filesystem we failed to unmount.
+safe_rm() {
+    local dir=$1 m
+    [[ -e $dir ]] || return 0
+    dir=$(realpath -- "$dir")
+    [[ $dir == "$CACHE_DIR"/* ]] || die "refusing to remove $dir (outside $CACHE_DIR)"
+    # /proc/self/mounts field 2 is the mount point (spaces escaped as \040; ours have none).
+    while read -r m; do
+        umount -l -- "$m" || true
+    done < <(awk -v d="$dir" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/self/mounts | sort -r)
+    rm -rf --one-file-system -- "$dir"
+}
+
+mkdir -p "$CACHE_DIR"
+CACHE_DIR=$(realpath -- "$CACHE_DIR")
+final="$CACHE_DIR/rootfs-$key"
+
+# Serialise builders: a second concurrent caller waits, then finds the cache ready.
+exec 9>"$CACHE_DIR/.lock"
+flock 9
+
+if [[ $rebuild -eq 1 && -d $final ]]; then
+    log "--rebuild: removing $final"
+    safe_rm "$final"
+fi
+
+if [[ -d $final ]]; then
+    log "cache hit: $final"
+    printf '%s\n' "$final"
+    exit 0
+fi
+
+# Leftovers of builds that died (we hold the lock, so none is running).
+for d in "$CACHE_DIR"/.build-*; do
+    [[ -e $d ]] || continue
+    log "removing stale build dir $d"
+    safe_rm "$d"
+done
+
+build=$(mktemp -d "$CACHE_DIR/.build-$key.XXXXXX")
+cleanup_build() {
+    local rc=$?
+    if [[ -n ${build:-} && -e $build ]]; then
+        log "build failed (rc=$rc), removing $build"
+        safe_rm "$build"
+    fi
+}
+trap cleanup_build EXIT
+chmod 755 "$build"
+
+log "building $SUITE/$VARIANT rootfs ($arch) from $MIRROR"
+log "packages: ${PACKAGES[*]}"
+start=$SECONDS
+include=$(IFS=,; echo "${PACKAGES[*]}")
+debootstrap --variant="$VARIANT" --arch="$arch" --components=main \
+    --include="$include" "$SUITE" "$build" "$MIRROR" >&2
+
+# debootstrap's resolver is not apt's: check every requested package really is installed.
+for p in "${PACKAGES[@]}"; do
+    # shellcheck disable=SC2016 # ${...} is a dpkg-query format, not shell
+    status=$(chroot "$build" dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [[ $status == installed ]] || die "package $p not installed in rootfs (status: '${status:-missing}')"
+done
+[[ -L $build/sbin/init || -e $build/sbin/init ]] || die "no /sbin/init in rootfs"
+
+# --- configuration for booting under nspawn ---------------------------------------
+
+echo iptd-test >"$build/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tiptd-test\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
+    >"$build/etc/hosts"
+# Empty machine-id: systemd generates one on first boot (each test copy gets its own).
+: >"$build/etc/machine-id"
+rm -f "$build/var/lib/dbus/machine-id"
+# apt inside the container (not used by the tests, but keeps the image sane).
+printf 'deb %s %s main\n' "$MIRROR" "$SUITE" >"$build/etc/apt/sources.list"
+# No login prompts on the (read-only, logged) console: nothing reads them, and agetty
+# on a non-interactive console only adds noise and restarts.
+ln -sf /dev/null "$build/etc/systemd/system/console-getty.service"
+ln -sf /dev/null "$build/etc/systemd/system/getty@.service"
+ln -sf /dev/null "$build/etc/systemd/system/serial-getty@.service"
+# Nothing to fetch in a --private-network container; keep apt's timers from running.
+ln -sf /dev/null "$build/etc/systemd/system/apt-daily.timer"
+ln -sf /dev/null "$build/etc/systemd/system/apt-daily-upgrade.timer"
+# Persistent journal, so a test can read the previous boot's log after sd_reboot
+# (journalctl -b -1). The console (nspawn log file) still shows systemd's status lines.
+mkdir -p "$build/etc/systemd/journald.conf.d"
+printf '[Journal]\nForwardToConsole=no\nStorage=persistent\n' \
+    >"$build/etc/systemd/journald.conf.d/iptd-test.conf"
+
+# Small image: drop downloaded .debs.
+rm -f "$build"/var/cache/apt/archives/*.deb "$build"/var/cache/apt/*.bin
+
+# Record what this is.
+{
+    printf 'key=%s\nsuite=%s\nvariant=%s\narch=%s\nmirror=%s\nbuilt=%s\n' \
+        "$key" "$SUITE" "$VARIANT" "$arch" "$MIRROR" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    printf 'package=%s\n' "${PACKAGES[@]}"
+} >"$build/.iptd-rootfs"
+
+# Publish atomically: a rootfs-<key> directory only ever exists complete.
+mv -T -- "$build" "$final"
+build=
+trap - EXIT
+log "built $final in $((SECONDS - start))s"
+
+if [[ ${IPTD_ROOTFS_KEEP_OLD:-0} != 1 ]]; then
+    for d in "$CACHE_DIR"/rootfs-*; do
+        [[ -d $d && $d != "$final" ]] || continue
+        log "pruning old cache entry $d"
+        safe_rm "$d"
+    done
+fi
+
+printf '%s\n' "$final"
