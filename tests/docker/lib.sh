@@ -2,18 +2,22 @@
 # tests/docker/lib.sh — run a REAL dockerd inside a private network + mount namespace.
 #
 # Source this file from a bash script (it does not change shell options itself; callers are
-# expected to `set -euo pipefail`). Typical use:
+# expected to `set -euo pipefail`). Typical use (see smoke.sh and README.md):
 #
 #   . tests/docker/lib.sh
-#   dk_enter_sandbox "$@"      # re-execs this script under `unshare --net --mount` (no-op inside)
+#   dk_enter_sandbox "$@"      # runs this script again under `unshare --net --mount`, then
+#                              # checks the host is untouched (returns at once when inside)
 #   dk_sandbox_init            # private /run, /etc/docker, /sys, cgroups; loopback up
 #   trap dk_cleanup EXIT       # stops dockerd/containerd, kills every process we started
 #   dk_start                   # containerd + dockerd on iptables-legacy, waits for `docker info`
 #   dk_build_image             # image "iptd-busybox" FROM scratch with busybox-static
 #   dk_run_httpd web 8080      # container publishing 8080->80 on the default bridge
+#   dk_restart                 # graceful dockerd restart (or dk_stop_dockerd ... dk_start_dockerd)
 #
-# SAFETY: every function that can touch firewall or network state first calls dk_require_sandbox,
-# which refuses to run in the machine's own network or mount namespace (compared with PID 1's).
+# SAFETY: every function that can touch firewall, network or mount state first calls
+# dk_require_sandbox, which refuses to run unless both the network and the mount namespace differ
+# from the machine's own (PID 1's when readable, else the ones dk_enter_sandbox recorded; no
+# reference = refuse), and dk_sandbox_init also refuses a netns holding anything but `lo`.
 #
 # Configuration (environment; set before dk_start):
 #   DK_DIR             work dir for logs, configs, the iptables shim (default: mktemp under /tmp)
@@ -45,8 +49,6 @@
 : "${DK_IMAGE:=iptd-busybox}"
 DK_DOCKERD_PID=${DK_DOCKERD_PID:-}
 DK_CONTAINERD_PID=${DK_CONTAINERD_PID:-}
-
-DK_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 dk_log() { printf '[dk %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 dk_die() { dk_log "FATAL: $*"; exit 1; }
@@ -106,6 +108,10 @@ dk_enter_sandbox() {
     IPTD_DK_OUTER_NET=$(readlink /proc/self/ns/net)
     IPTD_DK_OUTER_MNT=$(readlink /proc/self/ns/mnt)
     export IPTD_DK_OUTER_NET IPTD_DK_OUTER_MNT
+    # Containers' cgroup parent, fixed out here so the reaper below can find container processes
+    # even if the sandboxed script was SIGKILLed before its own cleanup.
+    : "${DK_CGROUP_PARENT:=/iptd-docker-$$-$RANDOM}"
+    export DK_CGROUP_PARENT
     fp_before=$(dk_host_fingerprint)
     procs_before=$(dk_daemon_pids)
     unshare --net --mount --propagation private -- bash "$script" "$@" || rc=$?
@@ -142,7 +148,7 @@ dk_host_fingerprint() {
 dk_daemon_pids() {
     local f comm
     for f in /proc/[0-9]*; do
-        comm=$(cat "$f/comm" 2>/dev/null) || continue
+        { read -r comm <"$f/comm"; } 2>/dev/null || continue # builtin read: no fork per process
         case "$comm" in
         dockerd | containerd | containerd-shim* | docker-proxy) echo "${f#/proc/}" ;;
         esac
@@ -154,22 +160,75 @@ dk_daemon_pids() {
 # processes that were not there before to disappear (a shim may still be exiting), then SIGKILL
 # them by PID. They can only be ours: they did not exist when the sandbox started... unless some
 # other program started a daemon meanwhile, so only processes outside our own netns qualify.
+# Then container processes, found by our cgroup parent (DK_CGROUP_PARENT), are killed too (after
+# the daemons, so no restart policy can bring them back), and the empty cgroup directories Docker
+# made for them are removed. Normally there is nothing to do: this is for a SIGKILLed script.
 dk_reap_leftovers() {
-    local before=$1 pid i left
-    for ((i = 0; i < 100; i++)); do
-        left=()
-        for pid in $(dk_daemon_pids); do
-            grep -qx "$pid" <<<"$before" && continue
-            [[ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" == "$IPTD_DK_OUTER_NET" ]] && continue
-            # zombies (already exited, waiting for PID 1 to reap them) are harmless
-            [[ "$(awk '/^State:/{print $2}' "/proc/$pid/status" 2>/dev/null)" == Z ]] && continue
-            left+=("$pid")
+    local before=$1 deadline=$((SECONDS + 10)) left=()
+    while :; do
+        mapfile -t left < <(dk_new_live_daemons "$before")
+        if ((${#left[@]} == 0 || SECONDS >= deadline)); then break; fi
+        sleep 0.2
+    done
+    if ((${#left[@]})); then
+        dk_log "WARNING: killing leftover daemon processes: ${left[*]}"
+        kill -KILL "${left[@]}" 2>/dev/null || true
+        dk_wait_gone_or_zombie "${left[@]}" || true
+    fi
+    dk_kill_cgroup_procs
+    dk_rmdir_cgroups
+}
+
+# dk_kill_cgroup_procs: SIGKILL every process in our cgroup parent (= container processes).
+dk_kill_cgroup_procs() {
+    [[ -n "${DK_CGROUP_PARENT:-}" ]] || return 0
+    local cg=()
+    mapfile -t cg < <(find /sys/fs/cgroup -path "*$DK_CGROUP_PARENT/*" -name cgroup.procs \
+        -exec cat {} + 2>/dev/null | sort -u)
+    ((${#cg[@]})) || return 0
+    dk_log "WARNING: killing leftover container processes: ${cg[*]}"
+    kill -KILL "${cg[@]}" 2>/dev/null || true
+    dk_wait_gone_or_zombie "${cg[@]}" || true
+}
+
+# dk_new_live_daemons "PIDS_BEFORE": daemon PIDs not in PIDS_BEFORE, not in the outer netns, not
+# zombies (an exited process waiting for PID 1 to reap it is harmless).
+dk_new_live_daemons() {
+    local before=$1 pid state
+    for pid in $(dk_daemon_pids); do
+        grep -qx "$pid" <<<"$before" && continue
+        [[ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" == "$IPTD_DK_OUTER_NET" ]] && continue
+        state=$(awk '/^State:/{print $2}' "/proc/$pid/status" 2>/dev/null) || continue
+        [[ -z "$state" || "$state" == Z ]] && continue
+        echo "$pid"
+    done
+}
+
+# dk_wait_gone_or_zombie PID...: up to 5 s for the processes to exit (zombie counts as exited).
+dk_wait_gone_or_zombie() {
+    local deadline=$((SECONDS + 5)) pid state alive
+    while :; do
+        alive=
+        for pid in "$@"; do
+            state=$(awk '/^State:/{print $2}' "/proc/$pid/status" 2>/dev/null) || continue
+            [[ -n "$state" && "$state" != Z ]] && alive+=" $pid"
         done
-        ((${#left[@]})) || return 0
+        [[ -n "$alive" ]] || return 0
+        ((SECONDS < deadline)) || { dk_log "WARNING: still alive after SIGKILL:$alive"; return 1; }
         sleep 0.1
     done
-    dk_log "WARNING: killing leftover daemon processes: ${left[*]}"
-    kill -KILL "${left[@]}" 2>/dev/null || true
+}
+
+# dk_rmdir_cgroups: remove the (empty) cgroup directories under our cgroup parent, deepest first.
+dk_rmdir_cgroups() {
+    [[ -n "${DK_CGROUP_PARENT:-}" ]] || return 0
+    local i
+    for ((i = 0; i < 50; i++)); do
+        find /sys/fs/cgroup -depth -type d -path "*$DK_CGROUP_PARENT*" -exec rmdir {} + 2>/dev/null || true
+        find /sys/fs/cgroup -type d -path "*$DK_CGROUP_PARENT" 2>/dev/null | grep -q . || return 0
+        sleep 0.1
+    done
+    dk_log "WARNING: cgroups left: $(find /sys/fs/cgroup -type d -path "*$DK_CGROUP_PARENT" | tr '\n' ' ')"
 }
 
 # dk_sandbox_init: make the namespace self-contained. Must run once, in the sandbox, before
@@ -315,8 +374,9 @@ dk_start_containerd() {
 # dk_start_dockerd: start dockerd against the running containerd and wait for `docker info`.
 dk_start_dockerd() {
     dk_prepare
-    [[ -n "$DK_CONTAINERD_PID" ]] && kill -0 "$DK_CONTAINERD_PID" 2>/dev/null ||
+    if [[ -z "$DK_CONTAINERD_PID" ]] || ! kill -0 "$DK_CONTAINERD_PID" 2>/dev/null; then
         dk_die "containerd is not running (dk_start starts both)"
+    fi
     local -a args=(
         --host "$DOCKER_HOST"
         --containerd "$DK_RUN/containerd/containerd.sock"
@@ -396,7 +456,13 @@ dk_stop_pid() {
 # containerd keeps running). This is what a `systemctl restart docker` does to the daemon.
 dk_stop_dockerd() {
     dk_require_sandbox
-    dk_stop_pid dockerd "$DK_DOCKERD_PID"
+    local pid=$DK_DOCKERD_PID
+    # a dockerd (re)started by a child process (e.g. a with-dockerd.sh command) is found by its
+    # pidfile (dockerd removes it on a clean exit)
+    if [[ -z "$pid" ]] || ! kill -0 "$pid" 2>/dev/null; then
+        pid=$(cat "$DK_RUN/docker.pid" 2>/dev/null || true)
+    fi
+    dk_stop_pid dockerd "$pid"
     DK_DOCKERD_PID=
 }
 
@@ -420,7 +486,7 @@ dk_restart() {
 
 # dk_kill_strays: SIGKILL, by PID, every process that belongs to this sandbox's Docker:
 #   - dockerd/containerd/containerd-shim*/docker-proxy/runc whose network namespace is ours;
-#   - every process in the cgroup subtree $DK_CGROUP_PARENT (our --cgroup-parent) = containers.
+#   - then every process under our --cgroup-parent (DK_CGROUP_PARENT) = container processes.
 # Never touches processes of other namespaces (a host dockerd, another sandbox).
 dk_kill_strays() {
     dk_require_sandbox
@@ -429,23 +495,19 @@ dk_kill_strays() {
     for f in /proc/[0-9]*; do
         pid=${f#/proc/}
         [[ "$pid" == "$$" || "$pid" == "$BASHPID" ]] && continue
-        [[ "$(readlink "$f/ns/net" 2>/dev/null)" == "$mynet" ]] || continue
-        comm=$(cat "$f/comm" 2>/dev/null) || continue
+        [[ "$(readlink "$f/ns/net" 2>/dev/null)" == "$mynet" ]] || continue # zombies: no ns
+        { read -r comm <"$f/comm"; } 2>/dev/null || continue
         case "$comm" in
         dockerd | containerd | containerd-shim* | docker-proxy | runc) victims+=("$pid") ;;
         esac
     done
-    local procs
-    for procs in $(find /sys/fs/cgroup -path "*${DK_CGROUP_PARENT:-/iptd-docker-none}/*" -name cgroup.procs 2>/dev/null); do
-        while read -r pid; do [[ -n "$pid" ]] && victims+=("$pid"); done <"$procs"
-    done
     if ((${#victims[@]})); then
         dk_log "killing strays: ${victims[*]}"
         kill -KILL "${victims[@]}" 2>/dev/null || true
-        for pid in "${victims[@]}"; do dk_wait_pid_gone "$pid" 5 || dk_log "WARNING: pid $pid survived SIGKILL"; done
+        dk_wait_gone_or_zombie "${victims[@]}" || true
     fi
-    # remove the (now empty) cgroups, deepest first
-    find /sys/fs/cgroup -depth -type d -path "*${DK_CGROUP_PARENT:-/iptd-docker-none}*" -exec rmdir {} + 2>/dev/null || true
+    dk_kill_cgroup_procs
+    dk_rmdir_cgroups
 }
 
 # dk_cleanup [RC]: everything, for `trap dk_cleanup EXIT` (or `dk_cleanup "$rc"` from your own
@@ -512,8 +574,8 @@ dk_run_httpd() {
     dk_wait_container_port "$name" 80
 }
 
-# dk_run_nc NAME HOSTPORT [NETWORK] [extra args...]: raw TCP listener (busybox nc -lk) that
-# answers "iptd-ok" to every connection; published HOSTPORT:80.
+# dk_run_nc NAME HOSTPORT [NETWORK] [extra args...]: raw TCP listener (a loop of busybox
+# `nc -l -p 80`) that writes "iptd-ok" to each connection; published HOSTPORT:80. For topo_tcp.
 dk_run_nc() {
     local name=$1 hport=$2 net=${3:-bridge}
     shift $(($# < 3 ? $# : 3))

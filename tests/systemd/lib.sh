@@ -45,10 +45,15 @@
 #   IPTD_ROOTFS_MODE      overlay | copy (default overlay, falls back to copy)
 #   IPTD_BOOT_TIMEOUT     seconds to wait for the container to be up (default 120)
 #   IPTD_STOP_TIMEOUT     seconds to wait for poweroff/reboot before killing (default 60)
+#   IPTD_KILL_GRACE       seconds between SIGTERM to nspawn and SIGKILL (default 10)
+#   IPTD_CTL_TIMEOUT      bound on the systemctl poweroff/reboot call itself (default 10)
 #   IPTD_KEEP_WORK        1 = do not delete the work dir in sd_cleanup (debugging)
 #   IPTD_NSPAWN_SCOPE     auto | yes | no: run nspawn in a transient `systemd-run --scope
 #                         -p Delegate=yes` (auto = yes when the host runs systemd)
 #   IPTD_NSPAWN_ARGS      extra systemd-nspawn arguments (word-split)
+#   SYSTEMD_NSPAWN_UNIFIED_HIERARCHY  read by nspawn: 1 = cgroup v2 in the container
+#                         (our default when the kernel has cgroup2), 0 = v1 legacy;
+#                         set it empty to let nspawn decide (mirrors the host)
 #
 # Safety: the container always gets --private-network, so every iptables/ufw/nft command
 # run through sd_exec acts on the container's own network namespace, never the host's.
@@ -236,6 +241,15 @@ sd_boot() {
     (
         set +e
         exec </dev/null >>"$SD_LOG" 2>&1
+        # Pure cgroup v2 inside the container, as on a default Debian 12 host, whatever
+        # the host's layout (works from a hybrid host too). Override by setting it.
+        if [[ -z ${SYSTEMD_NSPAWN_UNIFIED_HIERARCHY+set} ]]; then
+            if grep -qw cgroup2 /proc/filesystems; then
+                export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
+            fi
+        elif [[ -z $SYSTEMD_NSPAWN_UNIFIED_HIERARCHY ]]; then
+            unset SYSTEMD_NSPAWN_UNIFIED_HIERARCHY # set but empty: nspawn decides
+        fi
         for cg in "${SD__CGROUPS[@]}"; do
             echo "$BASHPID" >"$cg/cgroup.procs" || echo "sd: warning: could not join $cg"
         done
@@ -376,28 +390,45 @@ sd__wait_exit() {
     sd__cgroup_remove
 }
 
-# Last resort: SIGTERM to nspawn (it forwards SIGRTMIN+3 = orderly poweroff to the
-# container), then SIGKILL to the container's PID 1 (takes down its whole PID namespace)
-# and to nspawn. Only ever PIDs this library started.
+# Last resort, each step only if the previous one did not end nspawn: SIGTERM to nspawn
+# (it forwards SIGRTMIN+3 = orderly poweroff to the container's PID 1); SIGKILL to the
+# container's PID 1 (takes down its whole PID namespace; nspawn then exits by itself and
+# reaps it); SIGKILL to nspawn; SIGKILL to the monitor subshell. Only ever PIDs this
+# library started.
 sd__kill() {
-    local leader=$SD_PID
+    local leader=$SD_PID grace=${IPTD_KILL_GRACE:-10}
     if sd_running; then
         sd__log "sending SIGTERM to nspawn PID $SD_NSPAWN_PID"
         kill -TERM "$SD_NSPAWN_PID" 2>/dev/null || true
-        sd__wait_exit 15 && return 0
-        sd__log "sending SIGKILL to container PID 1 ($leader) and nspawn PID $SD_NSPAWN_PID"
-        [[ -z $leader ]] || kill -KILL "$leader" 2>/dev/null || true
-        kill -KILL "$SD_NSPAWN_PID" 2>/dev/null || true
+        sd__wait_exit "$grace" && return 0
     fi
-    [[ -z $SD__MONITOR_PID ]] || kill -KILL "$SD__MONITOR_PID" 2>/dev/null || true
-    sd__wait_exit 10 || sd__log "warning: nspawn PID $SD_NSPAWN_PID still there after SIGKILL"
+    if sd_running && [[ -n $leader ]]; then
+        sd__log "sending SIGKILL to container PID 1 (host PID $leader)"
+        kill -KILL "$leader" 2>/dev/null || true
+        sd__wait_exit 5 && return 0
+    fi
+    if sd_running; then
+        sd__log "sending SIGKILL to nspawn PID $SD_NSPAWN_PID"
+        kill -KILL "$SD_NSPAWN_PID" 2>/dev/null || true
+        sd__wait_exit 5 && return 0
+    fi
+    if [[ -n $SD__MONITOR_PID ]] && kill -0 "$SD__MONITOR_PID" 2>/dev/null; then
+        kill -KILL "$SD__MONITOR_PID" 2>/dev/null || true
+    fi
+    sd__wait_exit 5 || sd__log "warning: nspawn PID $SD_NSPAWN_PID still there after SIGKILL"
+}
+
+# sd__ctl VERB: `systemctl --no-block VERB` in the container, bounded: against a hung
+# PID 1, systemctl alone waits for D-Bus timeouts (~2 minutes for poweroff).
+sd__ctl() {
+    sd_exec timeout "${IPTD_CTL_TIMEOUT:-10}" systemctl --no-block "$1" >/dev/null 2>&1 || true
 }
 
 # sd_shutdown: power off, wait up to IPTD_STOP_TIMEOUT, then kill. Returns 0 when the
 # container powered off cleanly (nspawn exit code 0), 1 otherwise.
 sd_shutdown() {
     sd_running || return 0
-    sd_exec systemctl --no-block poweroff >/dev/null 2>&1 || true
+    sd__ctl poweroff
     if ! sd__wait_exit "${IPTD_STOP_TIMEOUT:-60}"; then
         sd__log "container did not power off within ${IPTD_STOP_TIMEOUT:-60}s"
         sd__kill
@@ -415,7 +446,7 @@ sd_shutdown() {
 # restarts on it), so we start a new nspawn on the same rootfs, whose state survives.
 sd_reboot() {
     sd_running || sd__die "sd_reboot: container is not running" || return
-    sd_exec systemctl --no-block reboot >/dev/null 2>&1 || true
+    sd__ctl reboot
     if ! sd__wait_exit "${IPTD_STOP_TIMEOUT:-60}"; then
         sd__log "container did not go down for reboot within ${IPTD_STOP_TIMEOUT:-60}s"
         sd__kill

@@ -103,22 +103,48 @@ for d in "$CACHE_DIR"/.build-*; do
 done
 
 build=$(mktemp -d "$CACHE_DIR/.build-$key.XXXXXX")
+bootstrap_pid=
+# On failure or interruption: stop debootstrap (its own process group, so dpkg and
+# friends go too) before deleting the half-built tree under its feet.
 cleanup_build() {
-    local rc=$?
+    local rc=$? i
+    if [[ -n $bootstrap_pid ]] && kill -0 "$bootstrap_pid" 2>/dev/null; then
+        log "stopping debootstrap (process group $bootstrap_pid)"
+        kill -TERM -- "-$bootstrap_pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$bootstrap_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL -- "-$bootstrap_pid" 2>/dev/null || true
+        wait "$bootstrap_pid" 2>/dev/null || true
+    fi
     if [[ -n ${build:-} && -e $build ]]; then
         log "build failed (rc=$rc), removing $build"
         safe_rm "$build"
     fi
 }
 trap cleanup_build EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 chmod 755 "$build"
 
 log "building $SUITE/$VARIANT rootfs ($arch) from $MIRROR"
 log "packages: ${PACKAGES[*]}"
 start=$SECONDS
 include=$(IFS=,; echo "${PACKAGES[*]}")
-debootstrap --variant="$VARIANT" --arch="$arch" --components=main \
-    --include="$include" "$SUITE" "$build" "$MIRROR" >&2
+# In the background, in its own session/process group (setsid does not fork here: a
+# background job of a non-interactive shell is not a group leader), so that `wait` can
+# be interrupted by INT/TERM and the whole group killed by cleanup_build.
+keyring=()
+# Explicit keyring: on non-Debian hosts (Ubuntu CI runners) debootstrap's default may not
+# be Debian's; there, apt-get install debian-archive-keyring.
+[[ ! -r /usr/share/keyrings/debian-archive-keyring.gpg ]] ||
+    keyring=(--keyring=/usr/share/keyrings/debian-archive-keyring.gpg)
+setsid debootstrap --variant="$VARIANT" --arch="$arch" --components=main "${keyring[@]}" \
+    --include="$include" "$SUITE" "$build" "$MIRROR" </dev/null >&2 &
+bootstrap_pid=$!
+wait "$bootstrap_pid"
+bootstrap_pid=
 
 # debootstrap's resolver is not apt's: check every requested package really is installed.
 for p in "${PACKAGES[@]}"; do
@@ -165,7 +191,7 @@ rm -f "$build"/var/cache/apt/archives/*.deb "$build"/var/cache/apt/*.bin
 # Publish atomically: a rootfs-<key> directory only ever exists complete.
 mv -T -- "$build" "$final"
 build=
-trap - EXIT
+trap - EXIT INT TERM
 log "built $final in $((SECONDS - start))s"
 
 if [[ ${IPTD_ROOTFS_KEEP_OLD:-0} != 1 ]]; then

@@ -1,0 +1,145 @@
+//! Test support: run a bash script inside a throwaway network namespace (with its own
+//! mount and PID namespaces, a private tmpfs on /run so the xtables lock and our state are
+//! private, and a PID 1 whose exit kills everything it started). Never the host's netns.
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use iptables_docker::ruleset::{self, Ruleset};
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("iptables-docker")
+}
+
+/// `../shared/fixtures/docker`, beside the repository.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/docker")
+}
+
+fn missing_prerequisite() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root (network namespaces need it)".into());
+    }
+    for tool in [
+        "unshare",
+        "ip",
+        "iptables-legacy-restore",
+        "ip6tables-legacy-restore",
+        "ipset",
+        "strace",
+    ] {
+        if which::which(tool).is_err() {
+            return Some(format!(
+                "`{tool}` is not installed (bash .ci/run installs it)"
+            ));
+        }
+    }
+    if !fixtures_dir().is_dir() {
+        return Some(format!("{} is missing", fixtures_dir().display()));
+    }
+    None
+}
+
+/// Whether namespace suites can run here. In CI (CI set) a missing prerequisite fails the
+/// test; elsewhere the test is skipped with a loud message.
+pub fn netns_ready(suite: &str) -> bool {
+    match missing_prerequisite() {
+        None => true,
+        Some(reason) if std::env::var_os("CI").is_some() => {
+            panic!("{suite}: CI must run the namespace suites, but {reason}")
+        }
+        Some(reason) => {
+            eprintln!("\n!!!!! SKIPPED {suite}: {reason}. Nothing was proven. !!!!!\n");
+            false
+        }
+    }
+}
+
+/// What every namespace script starts with.
+const PRELUDE: &str = r#"set -euo pipefail
+mount -t tmpfs iptd-run /run
+if [ -d /etc/iptables-docker ]; then mount -t tmpfs iptd-etc /etc/iptables-docker; fi
+mkdir -p /run/iptd /run/work
+export IPTABLES_DOCKER_STATE_DIR=/run/iptd
+ip link set lo up
+"#;
+
+/// Runs `script` with bash in a fresh namespace; `$BIN` is the binary, `$FIXTURES` the
+/// fixture directory, `$TESTS` this directory. Killed after `timeout_s`.
+pub fn netns_sh(script: &str, timeout_s: u32) -> Output {
+    let full = format!("{PRELUDE}{script}");
+    Command::new("timeout")
+        .args(["--kill-after=10", &timeout_s.to_string()])
+        .args(["unshare", "--net", "--mount", "--propagation", "private"])
+        .args(["--pid", "--fork", "--mount-proc", "bash", "-c", &full])
+        .env("BIN", bin())
+        .env("FIXTURES", fixtures_dir())
+        .env(
+            "TESTS",
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests"),
+        )
+        .env_remove("SSH_CONNECTION")
+        .env_remove("XTABLES_LOCKFILE")
+        .output()
+        .expect("run unshare")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Panics with the script's output unless it exited 0.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "namespace script failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Splits output into the sections that follow `=== NAME` marker lines.
+pub fn sections(text: &str) -> std::collections::BTreeMap<String, String> {
+    let mut map = std::collections::BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("=== ") {
+            current = Some(name.trim().to_string());
+            map.insert(name.trim().to_string(), String::new());
+        } else if let Some(name) = &current {
+            let s = map.get_mut(name).unwrap();
+            s.push_str(line);
+            s.push('\n');
+        }
+    }
+    map
+}
+
+pub fn parse(text: &str) -> Ruleset {
+    ruleset::parse(text).unwrap_or_else(|e| panic!("unparsable save output: {e}\n{text}"))
+}
+
+/// Rules of one chain, as `-A CHAIN spec` strings.
+pub fn rules(rs: &Ruleset, table: &str, chain: &str) -> Vec<String> {
+    rs.table(table)
+        .map(|t| {
+            t.rules_of(chain)
+                .map(|r| format!("-A {} {}", r.chain, r.spec))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn policy_of(rs: &Ruleset, table: &str, chain: &str) -> Option<String> {
+    rs.table(table)?.chain(chain)?.policy.clone()
+}
