@@ -58,6 +58,26 @@ pub enum Command {
     /// Print what start would load (or stop, with --stop), or the difference to what runs.
     /// Changes nothing; with --input files it needs no root.
     Plan(PlanArgs),
+    /// Set the host up: switch iptables to legacy, stop and disable ufw/firewalld, install
+    /// the binary, unit and config, enable and start the service. Records what it changed.
+    Install(InstallArgs),
+    /// Undo install: stop and disable the service, remove unit and binary, put back what
+    /// install recorded (alternatives, ufw/firewalld). Keeps the config unless --purge.
+    Uninstall(UninstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Install even if the policy would not accept the SSH connection this runs over
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// Also remove the configuration and the state directory
+    #[arg(long)]
+    pub purge: bool,
 }
 
 #[derive(Debug, Args)]

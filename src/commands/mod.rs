@@ -2,8 +2,10 @@
 //! pure pipeline and the thin [`crate::system`] layer.
 
 mod apply;
+mod install;
 mod plan;
 mod status;
+mod uninstall;
 
 use crate::cli::{Cli, Command, Global};
 use crate::config::Config;
@@ -18,6 +20,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Stop => apply::run(global, Mode::Stop, true),
         Command::Status => status::run(global),
         Command::Plan(args) => plan::run(global, args),
+        Command::Install(args) => install::run(global, args),
+        Command::Uninstall(args) => uninstall::run(global, args),
     }
 }
 
