@@ -63,13 +63,19 @@ dk_die() { dk_log "FATAL: $*"; exit 1; }
 # unsharing. A caller that runs its own `unshare --net --mount` must export those two variables
 # first (IPTD_DK_OUTER_NET=$(readlink /proc/self/ns/net), same for mnt). No reference at all =
 # refuse (fail closed).
-dk_outer_ns() { # dk_outer_ns net|mnt -> prints every known reference inode (one per line)
-    readlink "/proc/1/ns/$1" 2>/dev/null || true
+# Inside the sandbox's own PID namespace /proc/1 is the sandboxed script itself, so the
+# recorded variables, when set, are the only reference.
+dk_outer_ns() { # dk_outer_ns net|mnt -> prints the known reference inode
+    local recorded
     case $1 in
-    net) [[ -n "${IPTD_DK_OUTER_NET:-}" ]] && echo "$IPTD_DK_OUTER_NET" ;;
-    mnt) [[ -n "${IPTD_DK_OUTER_MNT:-}" ]] && echo "$IPTD_DK_OUTER_MNT" ;;
+    net) recorded=${IPTD_DK_OUTER_NET:-} ;;
+    mnt) recorded=${IPTD_DK_OUTER_MNT:-} ;;
     esac
-    return 0
+    if [[ -n "$recorded" ]]; then
+        echo "$recorded"
+    else
+        readlink "/proc/1/ns/$1" 2>/dev/null || true
+    fi
 }
 
 # dk_in_sandbox: true only when this process's network AND mount namespaces are both known to
@@ -93,7 +99,8 @@ dk_require_sandbox() {
 }
 
 # dk_enter_sandbox "$@": call at the top of a script. Outside a sandbox, runs the script again
-# as `unshare --net --mount --propagation private bash SCRIPT ARGS...`, recording the namespaces
+# as `unshare --net --mount --pid --fork --mount-proc bash SCRIPT ARGS...` (so every process it
+# starts dies with it), recording the namespaces
 # it leaves, then (back outside) checks that the machine's own network/firewall/mount state is
 # exactly as before and that no dockerd/containerd/shim/docker-proxy it started survives, and
 # exits with the child's status (99 if the host state changed). Inside a sandbox it returns at
@@ -114,7 +121,7 @@ dk_enter_sandbox() {
     export DK_CGROUP_PARENT
     fp_before=$(dk_host_fingerprint)
     procs_before=$(dk_daemon_pids)
-    unshare --net --mount --propagation private -- bash "$script" "$@" || rc=$?
+    unshare --net --mount --propagation private --pid --fork --mount-proc -- bash "$script" "$@" || rc=$?
     dk_reap_leftovers "$procs_before"
     fp_after=$(dk_host_fingerprint)
     if [[ "$fp_before" != "$fp_after" ]]; then

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# tests/packets/published-ports.sh — what the policy lets through, proven with real packets.
+#
+#   sudo BIN=target/debug/iptables-docker bash tests/packets/published-ports.sh
+#
+# Runs itself in private namespaces (tests/docker/lib.sh: dk_enter_sandbox), which play a
+# Docker host: a bridge named docker0 (198.18.0.1/24, 2001:db8:d0c::1/64) with two
+# "container" namespaces behind it, Docker-29-style rules (DNAT 8080->ctr1:80/tcp,
+# 8053->ctr1:53/udp, DOCKER-FORWARD, raw guards, MASQUERADE) in iptables and ip6tables, host
+# services on 22 and 5432, and an external client namespace with an allowed (.10, ::10)
+# and a denied (.20, ::20) source address. The config allows ssh and 8080/8053 from the
+# allowed addresses only. Checks before start (Docker alone), after start, after stop.
+# Closing line: "packets: N passed, N failed".
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../docker/lib.sh
+. "$HERE/../docker/lib.sh"
+# shellcheck source=../docker/topology.sh
+. "$HERE/../docker/topology.sh"
+BIN=$(readlink -f "${BIN:?set BIN to the iptables-docker binary}")
+export BIN
+
+dk_enter_sandbox "$@" # --- everything below runs inside private namespaces ---
+dk_sandbox_init
+mkdir -p /run/iptd /run/work
+export IPTABLES_DOCKER_STATE_DIR=/run/iptd
+if [[ -d /etc/iptables-docker ]]; then mount -t tmpfs iptd-etc /etc/iptables-docker; fi
+
+PIDS=()
+cleanup() {
+    local rc=$?
+    set +e
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    wait 2>/dev/null
+    topo_teardown 2>/dev/null
+    for ns in ctr1 ctr2; do ip netns del "$ns" 2>/dev/null; done
+    return "$rc"
+}
+trap cleanup EXIT
+
+C1=$TOPO_CLIENT_IP1 C2=$TOPO_CLIENT_IP2 C1_6=$TOPO_CLIENT_IP6_1 C2_6=$TOPO_CLIENT_IP6_2
+H=$TOPO_HOST_IP
+
+# ---- the "Docker host" ---------------------------------------------------------------------
+topo_setup
+ip route add default via 198.51.100.254 dev "$TOPO_HOST_IF" onlink # external iface = default route
+sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+ip link add docker0 type bridge
+ip addr add 198.18.0.1/24 dev docker0
+ip addr add 2001:db8:d0c::1/64 dev docker0 nodad
+ip link set docker0 up
+for i in 1 2; do
+    ip netns add "ctr$i"
+    ip link add "veth$i" type veth peer name eth0 netns "ctr$i"
+    ip link set "veth$i" master docker0 up
+    ip netns exec "ctr$i" sh -c "ip link set lo up; ip link set eth0 up
+        ip addr add 198.18.0.$((i + 1))/24 dev eth0; ip addr add 2001:db8:d0c::$((i + 1))/64 dev eth0 nodad
+        ip route add default via 198.18.0.1; ip -6 route add default via 2001:db8:d0c::1"
+done
+mkdir -p /run/work/www
+echo iptd-ok > /run/work/www/index.html
+serve() { "$@" & PIDS+=($!); }
+serve ip netns exec ctr1 busybox httpd -f -p 80 -h /run/work/www
+serve ip netns exec ctr2 busybox httpd -f -p 80 -h /run/work/www
+serve busybox httpd -f -p 22 -h /run/work/www   # "ssh"
+serve busybox httpd -f -p 5432 -h /run/work/www # another host service
+serve topo_exec busybox httpd -f -p 9000 -h /run/work/www # "the internet", for egress
+serve ip netns exec ctr1 python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 53))
+while True:
+    data, peer = s.recvfrom(512); s.sendto(b"iptd-ok " + data, peer)'
+
+docker_rules() { # FAMILY: Docker 29's shape for docker0, ctr1 publishing 8080/tcp, 8053/udp
+    local ctr=198.18.0.2 net=198.18.0.0/24 m=32 lo='! -d 127.0.0.0/8 ' to_tcp=198.18.0.2:80 to_udp=198.18.0.2:53
+    if [[ $1 == 6 ]]; then
+        ctr=2001:db8:d0c::2 net=2001:db8:d0c::/64 m=128 lo='! -d ::1/128 '
+        to_tcp='[2001:db8:d0c::2]:80' to_udp='[2001:db8:d0c::2]:53'
+    fi
+    cat <<RULES
+*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -d $ctr/$m ! -i docker0 -j DROP
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A OUTPUT ${lo}-m addrtype --dst-type LOCAL -j DOCKER
+-A POSTROUTING -s $net ! -o docker0 -j MASQUERADE
+-A DOCKER -i docker0 -j RETURN
+-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination $to_tcp
+-A DOCKER ! -i docker0 -p udp -m udp --dport 8053 -j DNAT --to-destination $to_udp
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER - [0:0]
+:DOCKER-BRIDGE - [0:0]
+:DOCKER-CT - [0:0]
+:DOCKER-FORWARD - [0:0]
+:DOCKER-INTERNAL - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-FORWARD
+-A DOCKER -d $ctr/$m ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT
+-A DOCKER -d $ctr/$m ! -i docker0 -o docker0 -p udp -m udp --dport 53 -j ACCEPT
+-A DOCKER ! -i docker0 -o docker0 -j DROP
+-A DOCKER-BRIDGE -o docker0 -j DOCKER
+-A DOCKER-CT -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A DOCKER-FORWARD -j DOCKER-CT
+-A DOCKER-FORWARD -j DOCKER-INTERNAL
+-A DOCKER-FORWARD -j DOCKER-BRIDGE
+-A DOCKER-FORWARD -i docker0 -j ACCEPT
+COMMIT
+RULES
+}
+docker_rules 4 | iptables-legacy-restore
+docker_rules 6 | ip6tables-legacy-restore
+
+cat > /run/work/config.toml <<'EOF'
+[ssh]
+port = 22
+allow_from = ["198.51.100.10", "2001:db8:c::10"]
+
+[containers]
+restrict = true
+[[containers.allow]]
+description = "web"
+port = 8080
+from = ["198.51.100.10/32", "2001:db8:c::10/128"]
+[[containers.allow]]
+description = "dns"
+proto = "udp"
+port = 8053
+from = ["198.51.100.10/32"]
+EOF
+
+# ---- probes ----------------------------------------------------------------------------------
+udp_probe() { # SRC DST PORT: 0 when an answer comes back
+    topo_exec timeout 4 python3 - "$@" <<'PY'
+import socket, sys
+src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2); s.bind((src, 0))
+s.sendto(b"ping", (dst, port))
+try:
+    sys.exit(0 if s.recvfrom(512)[0].startswith(b"iptd-ok") else 1)
+except OSError:
+    sys.exit(1)
+PY
+}
+from_ctr1() { # DST PORT: HTTP from inside container 1
+    ip netns exec ctr1 timeout 4 curl -s --connect-timeout 2 -m 3 "http://$1:$2/" 2>/dev/null | grep -q iptd-ok
+}
+check() { # open|blocked LABEL CMD...
+    local want=$1 label=$2 got
+    shift 2
+    if "$@"; then got=open; else got=blocked; fi
+    if [[ $got == "$want" ]]; then
+        TOPO_PASS=$((TOPO_PASS + 1)); printf 'PASS: %-60s %s\n' "$label" "$got"
+    else
+        TOPO_FAIL=$((TOPO_FAIL + 1)); printf 'FAIL: %-60s %s (expected %s)\n' "$label" "$got" "$want"
+    fi
+}
+expect() { topo_expect "$@" || true; }
+jump_first() { iptables-legacy -S FORWARD | sed -n 2p | grep -qx -- "-A FORWARD -j DOCKER-USER"; }
+no_rule_of_ours() { ! iptables-legacy -S DOCKER-USER | grep -q iptables-docker; }
+
+echo "== Docker alone (no iptables-docker): everything published is open to all"
+expect open "published 8080 from the denied source" "$C2" 8080
+expect open "host service 5432 from the denied source" "$C2" 5432
+check open "published 8053/udp from the denied source" udp_probe "$C2" "$H" 8053
+
+echo "== after start"
+"$BIN" --config /run/work/config.toml start
+expect open "published 8080 from the allowed source" "$C1" 8080
+expect blocked "published 8080 from the denied source" "$C2" 8080
+expect open "ssh from the allowed source" "$C1" 22
+expect blocked "ssh from the denied source" "$C2" 22
+expect blocked "host service 5432 from the allowed source" "$C1" 5432
+check open "published 8053/udp from the allowed source" udp_probe "$C1" "$H" 8053
+check blocked "published 8053/udp from the denied source" udp_probe "$C2" "$H" 8053
+check open "container egress to the internet (replies come back)" from_ctr1 "$C1" 9000
+check open "container to container on the same bridge" from_ctr1 198.18.0.3 80
+check open "container to an allowed host service (ssh on docker0)" from_ctr1 198.18.0.1 22
+expect open "IPv6 published 8080 from the allowed source" "$C1_6" 8080
+expect blocked "IPv6 published 8080 from the denied source" "$C2_6" 8080
+expect open "IPv6 ssh from the allowed source" "$C1_6" 22
+expect blocked "IPv6 ssh from the denied source" "$C2_6" 22
+check open "FORWARD -j DOCKER-USER is FORWARD's first rule" jump_first
+
+echo "== a second start changes nothing and keeps enforcing"
+"$BIN" --config /run/work/config.toml start | grep -q "IPv4: .*nothing to change"
+expect blocked "published 8080 from the denied source" "$C2" 8080
+
+echo "== after stop: Docker's defaults are back"
+"$BIN" --config /run/work/config.toml stop
+expect open "published 8080 from the denied source" "$C2" 8080
+expect open "host service 5432 from the denied source" "$C2" 5432
+check open "published 8053/udp from the denied source" udp_probe "$C2" "$H" 8053
+expect open "IPv6 published 8080 from the denied source" "$C2_6" 8080
+check open "DOCKER-USER holds no rule of ours" no_rule_of_ours
+
+echo "packets: $TOPO_PASS passed, $TOPO_FAIL failed"
+[[ $TOPO_FAIL -eq 0 ]]
