@@ -52,6 +52,12 @@ pub enum Command {
     Stop,
     /// Same as start (re-reads the configuration).
     Reload(ApplyArgs),
+    /// Keep the ruleset applied by `start --confirm` / `reload --confirm`.
+    Confirm,
+    /// Internal: waits for the confirmation of a `--confirm` apply and rolls it back
+    /// without one. Started by start/reload, detached from the terminal.
+    #[command(hide = true)]
+    ConfirmWatchdog { token: String, deadline_ms: u128 },
     /// Show the backend in use, whether the running ruleset matches the policy, what is kept.
     /// Changes nothing.
     Status,
@@ -85,6 +91,11 @@ pub struct ApplyArgs {
     /// Apply even if the policy would not accept the SSH connection this runs over
     #[arg(long)]
     pub force: bool,
+    /// Keep the new ruleset only if confirmed within SECONDS (type `yes`, or run
+    /// `iptables-docker confirm` from another session); otherwise put the previous one back,
+    /// even if this terminal is gone
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "30")]
+    pub confirm: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ pub mod guard;
 pub mod ownership;
 pub mod pipeline;
 pub mod policy;
+pub mod rollback;
 pub mod rule;
 pub mod ruleset;
 pub mod system;

@@ -89,7 +89,7 @@ pub struct FamilyPlan {
 
 /// What `iptables-restore` is given for a set of tables of a ruleset; a table missing
 /// from it is given as empty (builtin chains, ACCEPT).
-fn tables_text(ruleset: &Ruleset, names: &[String]) -> String {
+pub fn tables_text(ruleset: &Ruleset, names: &[String]) -> String {
     names
         .iter()
         .map(|name| match ruleset.table(name) {

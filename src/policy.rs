@@ -6,7 +6,7 @@ use ipnet::IpNet;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use crate::config::{Config, Ports, Proto};
+use crate::config::{line_col, Config, Ports, Proto};
 use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::ownership::{is_docker_chain, DockerFacts, OWN_MARK};
@@ -253,7 +253,14 @@ fn render_text(name: &str, source: &str, context: &Context) -> Result<String> {
     env.add_filter("source", source_filter);
     env.add_filter("comment", comment_filter);
     let located = |e: minijinja::Error| {
-        let line = e.line().map_or(String::new(), |l| format!("{l}:"));
+        let line = match (e.range(), e.line()) {
+            (Some(range), _) => {
+                let (line, col) = line_col(source, range.start);
+                format!("{line}:{col}:")
+            }
+            (None, Some(line)) => format!("{line}:"),
+            (None, None) => String::new(),
+        };
         let detail = e.detail().map_or(String::new(), |d| format!(": {d}"));
         Error::config(format!("{name}:{line} {}{detail}", e.kind()))
             .hint("fix the template; nothing was applied")
@@ -398,7 +405,10 @@ mod tests {
         let err = render(&config, Family::V4, &DockerFacts::default(), &[])
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with(&format!("{}:3:", path.display())), "{err}");
+        assert!(
+            err.starts_with(&format!("{}:3:4:", path.display())),
+            "{err}"
+        );
 
         std::fs::write(&path, "*filter\n:DOCKER - [0:0]\nCOMMIT\n").unwrap();
         let err = render(&config, Family::V4, &DockerFacts::default(), &[])

@@ -14,13 +14,15 @@ use crate::system::lock::XtablesLock;
 use crate::system::state::StateDir;
 use crate::system::{self, default_route_interfaces};
 
-use super::{load_config, managed_families};
+use super::{confirm, load_trusted_config, managed_families};
 
-pub fn run(global: &Global, mode: Mode, force: bool) -> Result<()> {
+/// Applies `mode`; with `confirm: Some(seconds)`, waits for the operator and rolls back
+/// without a confirmation.
+pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Result<()> {
     let verb = if mode == Mode::Start { "start" } else { "stop" };
     system::require_root(verb)?;
     let started = Instant::now();
-    let config = load_config(global)?;
+    let config = load_trusted_config(global)?;
     if !force {
         guard::check(&config, std::env::var("SSH_CONNECTION").ok().as_deref())?;
     }
@@ -32,8 +34,9 @@ pub fn run(global: &Global, mode: Mode, force: bool) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let external = default_route_interfaces();
     let state = StateDir::new(&global.state_dir);
+    state.check_private()?;
 
-    let _lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
+    let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     let mut plans = Vec::new();
     for ipt in &tools {
         let saved = ipt.save(None)?;
@@ -52,9 +55,10 @@ pub fn run(global: &Global, mode: Mode, force: bool) -> Result<()> {
         plans.push((ipt, plan, saved));
     }
 
+    let mut snapshots = Vec::new();
     for (ipt, plan, saved) in &plans {
         if !plan.changed.is_empty() {
-            state.write_backup(ipt.family, saved)?;
+            snapshots.push((ipt.family, state.write_backup(ipt.family, saved)?));
         }
     }
     for (done, (ipt, plan, _)) in plans.iter().enumerate() {
@@ -70,7 +74,13 @@ pub fn run(global: &Global, mode: Mode, force: bool) -> Result<()> {
         report(plan);
     }
     println!("{verb}: done in {} ms", started.elapsed().as_millis());
-    Ok(())
+    drop(lock);
+    match confirm {
+        Some(seconds) if !snapshots.is_empty() => {
+            confirm::await_operator(global, &state, &snapshots, seconds)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Puts the changed tables of every family written so far back as they were found.

@@ -2,6 +2,7 @@
 //! pure pipeline and the thin [`crate::system`] layer.
 
 mod apply;
+mod confirm;
 mod install;
 mod plan;
 mod status;
@@ -12,12 +13,19 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::family::Family;
 use crate::pipeline::Mode;
+use crate::system::trust;
 
 pub fn run(cli: Cli) -> Result<()> {
     let global = &cli.global;
     match &cli.command {
-        Command::Start(args) | Command::Reload(args) => apply::run(global, Mode::Start, args.force),
-        Command::Stop => apply::run(global, Mode::Stop, true),
+        Command::Start(args) | Command::Reload(args) => {
+            apply::run(global, Mode::Start, args.force, args.confirm)
+        }
+        Command::Stop => apply::run(global, Mode::Stop, true, None),
+        Command::Confirm => confirm::confirm(global),
+        Command::ConfirmWatchdog { token, deadline_ms } => {
+            confirm::watchdog(global, token, *deadline_ms)
+        }
         Command::Status => status::run(global),
         Command::Plan(args) => plan::run(global, args),
         Command::Install(args) => install::run(global, args),
@@ -37,4 +45,17 @@ fn managed_families(config: &Config) -> Vec<Family> {
 
 fn load_config(global: &Global) -> Result<Config> {
     Config::load(global.config.as_deref())
+}
+
+/// The configuration for a command that changes the firewall: the config file and the
+/// template must be root's and writable by root alone.
+fn load_trusted_config(global: &Global) -> Result<Config> {
+    let config = load_config(global)?;
+    if let Some(path) = &config.path {
+        trust::check(path, "configuration")?;
+    }
+    if let Some(path) = &config.template {
+        trust::check(path, "policy template")?;
+    }
+    Ok(config)
 }

@@ -8,6 +8,7 @@ use crate::cli::Global;
 use crate::error::{Error, Kind, Result};
 use crate::pipeline::{self, Mode};
 use crate::system::iptables::{Backend, Iptables};
+use crate::system::pending;
 use crate::system::state::StateDir;
 use crate::system::{self, default_route_interfaces};
 
@@ -99,6 +100,9 @@ pub fn run(global: &Global) -> Result<()> {
             )
         };
         println!("{family}: {docker} Docker rules kept, {host} host rules active; running ruleset {sync}");
+    }
+    if pending::has_pending(&state) {
+        println!("an apply made with --confirm is waiting for `iptables-docker confirm`");
     }
     let newest: Option<PathBuf> = state.list_backups(None).pop();
     match newest {

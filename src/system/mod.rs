@@ -3,7 +3,9 @@
 
 pub mod iptables;
 pub mod lock;
+pub mod pending;
 pub mod state;
+pub mod trust;
 
 use crate::error::{Error, Result};
 

@@ -2,13 +2,13 @@
 //! rulesets found before each apply, and the fingerprints of what the last apply loaded.
 
 use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 
 use fs_err::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::pipeline::Applied;
 
@@ -29,6 +29,25 @@ impl StateDir {
         }
     }
 
+    /// Fails when the state directory exists but is not root's alone: snapshots in it are
+    /// what a rollback loads.
+    pub fn check_private(&self) -> Result<()> {
+        match std::fs::metadata(&self.root) {
+            Ok(meta) if meta.uid() != 0 || meta.mode() & 0o022 != 0 => Err(Error::failed(format!(
+                "refusing the state directory {}: owned by uid {} with mode {:04o}; \
+                     it must be root's and writable by root alone",
+                self.root.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ))
+            .hint(format!(
+                "chown root:root {0} && chmod 700 {0}",
+                self.root.display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     fn backups(&self) -> PathBuf {
         self.root.join("backups")
     }
@@ -42,13 +61,11 @@ impl StateDir {
             .recursive(true)
             .mode(0o700)
             .create(path)
-            .map_err(|e| {
-                crate::error::Error::failed(format!("cannot create {}: {e}", path.display()))
-            })
+            .map_err(|e| Error::failed(format!("cannot create {}: {e}", path.display())))
     }
 
     /// Writes a new file with mode 0600, atomically (temp file + rename).
-    fn write_private(path: &Path, text: &str) -> Result<()> {
+    pub fn write_private(path: &Path, text: &str) -> Result<()> {
         let dir = path.parent().unwrap_or(Path::new("/"));
         Self::ensure_dir(dir)?;
         let tmp = path.with_extension("tmp");

@@ -1,0 +1,164 @@
+//! Confirm or roll back: after `start --confirm`, the operator confirms on the terminal or
+//! with `iptables-docker confirm`; a watchdog detached from the terminal (its own session)
+//! puts the previous ruleset back at the deadline otherwise — with Docker's rules as they
+//! are then, not as they were.
+
+use std::io::BufRead;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::cli::Global;
+use crate::compose::changed_tables;
+use crate::error::{Error, Kind, Result};
+use crate::family::Family;
+use crate::pipeline::tables_text;
+use crate::rollback;
+use crate::ruleset;
+use crate::system;
+use crate::system::iptables::Iptables;
+use crate::system::lock::XtablesLock;
+use crate::system::pending::{self, Pending, Status};
+use crate::system::state::StateDir;
+
+use super::load_trusted_config;
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+/// `iptables-docker confirm`.
+pub fn confirm(global: &Global) -> Result<()> {
+    system::require_root("confirm")?;
+    match pending::confirm_all(&StateDir::new(&global.state_dir)) {
+        0 => Err(Error::failed("nothing is waiting for a confirmation")
+            .hint("it was confirmed already, or its deadline passed and it was rolled back")),
+        _ => {
+            println!("confirmed: the new ruleset stays");
+            Ok(())
+        }
+    }
+}
+
+/// Records the pending apply, starts the watchdog, and waits for the outcome.
+pub fn await_operator(
+    global: &Global,
+    state: &StateDir,
+    snapshots: &[(Family, PathBuf)],
+    seconds: u64,
+) -> Result<()> {
+    let pending = Pending::create(state, snapshots)?;
+    let deadline = now_ms() + u128::from(seconds) * 1000;
+    spawn_watchdog(global, &pending.token, deadline)?;
+    eprintln!(
+        "Type `yes` within {seconds} s to keep the new ruleset (or run `iptables-docker confirm` \
+         from another session); otherwise the previous ruleset comes back."
+    );
+    let state_for_input = state.clone();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(|l| l.ok()) {
+            if matches!(line.trim(), "yes" | "y") {
+                pending::confirm_all(&state_for_input);
+                break;
+            }
+        }
+    });
+    let give_up = deadline + u128::from(global.wait) * 1000 + 30_000;
+    loop {
+        match pending.status() {
+            Status::Confirmed => {
+                pending.clean_up();
+                println!("confirmed: the new ruleset stays");
+                return Ok(());
+            }
+            Status::RolledBack(outcome) => {
+                pending.clean_up();
+                return Err(Error::new(
+                    Kind::NotConfirmed,
+                    format!("not confirmed within {seconds} s: {outcome}"),
+                ));
+            }
+            Status::Waiting | Status::RollingBack if now_ms() < give_up => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            _ => {
+                return Err(Error::failed("the rollback watchdog did not report back")
+                    .hint("check `iptables-docker status`; snapshots are in the state directory"))
+            }
+        }
+    }
+}
+
+fn spawn_watchdog(global: &Global, token: &str, deadline: u128) -> Result<()> {
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg("--state-dir").arg(&global.state_dir);
+    cmd.args([
+        "--backend",
+        global.backend.name(),
+        "--wait",
+        &global.wait.to_string(),
+    ]);
+    if let Some(config) = &global.config {
+        cmd.arg("--config").arg(config);
+    }
+    cmd.args(["confirm-watchdog", token, &deadline.to_string()]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe; a new session has no controlling terminal, so
+    // the watchdog survives the operator's terminal going away (SIGHUP).
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .map(drop)
+        .map_err(|e| Error::failed(format!("cannot start the rollback watchdog: {e}")))
+}
+
+/// The detached watchdog: waits until `deadline_ms`, then rolls back unless confirmed.
+pub fn watchdog(global: &Global, token: &str, deadline_ms: u128) -> Result<()> {
+    let state = StateDir::new(&global.state_dir);
+    let pending = Pending::open(&state, token);
+    while now_ms() < deadline_ms {
+        if pending.status() != Status::Waiting {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if !pending.claim_rollback() {
+        return Ok(());
+    }
+    let outcome = match roll_back(global, &pending) {
+        Ok(()) => "the previous ruleset was put back".to_string(),
+        Err(e) => format!("putting the previous ruleset back FAILED: {e}"),
+    };
+    pending.finish_rollback(&outcome)
+}
+
+/// Puts each family's snapshot back, merged with Docker's rules as they are now.
+fn roll_back(global: &Global, pending: &Pending) -> Result<()> {
+    let config = load_trusted_config(global)?;
+    let child_lock = tempfile::NamedTempFile::new()?;
+    let _lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
+    for (family, snapshot) in pending.snapshots()? {
+        let ipt = Iptables::new(family, global.backend, child_lock.path())?;
+        let parse = |text: &str, what: &str| {
+            ruleset::parse(text).map_err(|e| Error::failed(format!("cannot read {what}: {e}")))
+        };
+        let now = parse(&ipt.save(None)?, "the running ruleset")?;
+        let before = parse(&fs_err::read_to_string(&snapshot)?, "the snapshot")?;
+        let merged = rollback::merge(&before, &now, &config.keep_chains);
+        let changed = changed_tables(&now, &merged);
+        if !changed.is_empty() {
+            ipt.restore(&tables_text(&merged, &changed), false)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! Confirm or roll back, and hostile files, against the real kernel in throwaway
+//! namespaces: `start --confirm` without a confirmation puts the previous ruleset back
+//! (keeping the Docker rules a writer added meanwhile), with one keeps the policy, and
+//! survives its terminal being killed; a config others can write is refused.
+
+mod common;
+
+use common::*;
+
+const SETUP: &str = r#"iptables-legacy-restore < "$FIXTURES/moby-v29-doc-usernet-portmap.v4.rules"
+iptables-legacy -N ufw-user-input
+iptables-legacy -A INPUT -j ufw-user-input
+ip6tables-legacy -A INPUT -s 2001:db8::/32 -j ACCEPT
+dump() { { iptables-legacy-save; ip6tables-legacy-save; } | grep -v '^#'; }
+applied() { for _ in $(seq 100); do iptables-legacy -S INPUT | grep -qx -- '-P INPUT DROP' && return 0; sleep 0.05; done; return 1; }
+echo "=== BEFORE"; dump
+"#;
+
+fn without(text: &str, needle: &str) -> String {
+    text.lines()
+        .filter(|l| !l.contains(needle))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn without_confirmation_the_previous_ruleset_comes_back_with_todays_docker_rules() {
+    if !netns_ready("confirm") {
+        return;
+    }
+    let script = format!(
+        r#"{SETUP}
+"$BIN" start --confirm 2 < /dev/null > /run/work/out 2> /run/work/err &
+pid=$!
+applied
+echo "=== DURING"; dump
+iptables-legacy -w -A DOCKER -s 10.66.0.1/32 -j RETURN
+rc=0; wait $pid || rc=$?
+echo "=== RC"; echo $rc
+echo "=== AFTER"; dump
+echo "=== ERR"; cat /run/work/err
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 60)));
+    assert_eq!(s["RC"].trim(), "7", "{}", s["ERR"]);
+    assert!(s["DURING"].contains(":INPUT DROP"));
+    let writer = "-A DOCKER -s 10.66.0.1/32 -j RETURN";
+    assert!(s["AFTER"].contains(writer), "the writer's rule was lost");
+    assert_eq!(without(&s["AFTER"], writer), s["BEFORE"]);
+    assert!(
+        s["ERR"].contains("not confirmed within 2 s"),
+        "{}",
+        s["ERR"]
+    );
+}
+
+#[test]
+fn a_confirmation_from_another_session_keeps_the_policy() {
+    if !netns_ready("confirm") {
+        return;
+    }
+    let script = format!(
+        r#"{SETUP}
+"$BIN" start --confirm 2 < /dev/null > /run/work/out 2> /run/work/err &
+pid=$!
+applied
+"$BIN" confirm
+rc=0; wait $pid || rc=$?
+echo "=== RC"; echo $rc
+sleep 3
+echo "=== AFTER"; dump
+echo "=== STATUS"; "$BIN" status || true
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 60)));
+    assert_eq!(s["RC"].trim(), "0");
+    assert!(s["AFTER"].contains(":INPUT DROP"), "{}", s["AFTER"]);
+    assert!(!s["AFTER"].contains("ufw-user-input"));
+    assert!(
+        s["STATUS"].contains("matches the policy"),
+        "{}",
+        s["STATUS"]
+    );
+
+    // Typed on the terminal instead.
+    let script = format!(
+        r#"{SETUP}
+rc=0; {{ sleep 0.5; echo yes; }} | "$BIN" start --confirm 3 > /dev/null 2>&1 || rc=$?
+echo "=== RC"; echo $rc
+sleep 3.5
+echo "=== AFTER"; dump
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 60)));
+    assert_eq!(s["RC"].trim(), "0");
+    assert!(s["AFTER"].contains(":INPUT DROP"));
+}
+
+#[test]
+fn the_rollback_happens_even_when_the_terminal_is_killed() {
+    if !netns_ready("confirm") {
+        return;
+    }
+    // `script` gives the command a pseudo-terminal; killing it hangs that terminal up.
+    let script = format!(
+        r#"{SETUP}
+script -qfec '"$BIN" start --confirm 2' /dev/null > /dev/null 2>&1 &
+term=$!
+applied
+kill -9 "$term"
+sleep 0.3
+echo "=== ALIVE"; pgrep -f "^$BIN start" || echo none
+sleep 3
+echo "=== AFTER"; dump
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 60)));
+    assert_eq!(s["ALIVE"].trim(), "none", "start outlived its terminal");
+    assert_eq!(s["AFTER"], s["BEFORE"], "not rolled back");
+}
+
+#[test]
+fn a_config_others_can_write_is_refused_and_nothing_is_applied() {
+    if !netns_ready("confirm") {
+        return;
+    }
+    let script = format!(
+        r#"{SETUP}
+printf '[ssh]\nport = 22\n' > /run/work/config.toml
+chmod 664 /run/work/config.toml
+rc=0; "$BIN" --config /run/work/config.toml start 2> /run/work/err || rc=$?
+echo "=== RC"; echo $rc
+echo "=== ERR"; cat /run/work/err
+chmod 644 /run/work/config.toml; chmod 777 /run/work
+rc=0; "$BIN" --config /run/work/config.toml start 2> /run/work/err || rc=$?
+echo "=== RC2"; echo $rc
+echo "=== ERR2"; cat /run/work/err
+echo "=== AFTER"; dump
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 60)));
+    assert_eq!(s["RC"].trim(), "3");
+    assert!(
+        s["ERR"].contains("config.toml") && s["ERR"].contains("writable by its group"),
+        "{}",
+        s["ERR"]
+    );
+    assert!(s["ERR"].contains("chmod go-w"), "{}", s["ERR"]);
+    assert_eq!(s["RC2"].trim(), "3");
+    assert!(s["ERR2"].contains("directory /run/work"), "{}", s["ERR2"]);
+    assert_eq!(s["AFTER"], s["BEFORE"]);
+}
