@@ -1,6 +1,7 @@
 //! The thin layer that touches the host: processes, files, locks. Everything here is
 //! small on purpose; the decisions are made by the pure modules.
 
+pub mod host;
 pub mod iptables;
 pub mod lock;
 pub mod pending;

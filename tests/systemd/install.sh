@@ -1,0 +1,393 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# `iptables-docker install` / `uninstall` on a real systemd: a booted Debian bookworm
+# (rootfs.sh, lib.sh) with Docker-like rules in iptables-nft, ufw enabled and a firewalld
+# stand-in (a unit named firewalld.service) enabled and running.
+#
+# Usage (as root): IPTD_BIN=target/debug/iptables-docker tests/systemd/install.sh
+#
+# Checks, in order:
+#   - refusals that change nothing: no systemd as PID 1, a missing iptables-legacy binary
+#     (with the package hint), the SSH lockout guard (and that it accepts a session the
+#     policy admits), --config; an install whose service fails to start (a policy the
+#     kernel rejects) puts the host back exactly;
+#   - the top-level ./install script: a clear message without cargo; with a cargo, builds
+#     and installs;
+#   - install: ufw inactive and disabled, firewalld stopped/disabled/masked, iptables and
+#     ip6tables -> legacy, Docker's rules moved out of nft in one restore, service active
+#     with the policy, `systemd-analyze verify` clean, reload/status work; a Docker restart
+#     advised while (a stand-in) docker.service runs;
+#   - a second install changes nothing; an upgrade replaces the binary, keeps an edited
+#     config and restarts the service;
+#   - reboot: the policy is loaded before network-pre.target; Docker rules added later are
+#     kept by a reload;
+#   - uninstall: ufw, firewalld and the alternatives exactly as before, Docker's rules back
+#     in nft, unit and binary gone, config kept; a second uninstall is a no-op;
+#   - install again + `uninstall --purge`, and `--backend nft` + `uninstall --purge`: the
+#     host ends exactly as it started.
+# Prints "ok"/"FAIL" lines and "# timings: ..."; exits non-zero on any failure.
+set -euo pipefail
+
+here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+failures=0
+pass() { printf 'ok   - %s\n' "$*"; }
+fail() {
+    printf 'FAIL - %s\n' "$*"
+    failures=$((failures + 1))
+}
+expect_in() {
+    if [[ $3 == *"$2"* ]]; then pass "$1"; else
+        fail "$1: expected '$2' in:"
+        printf '%s\n' "$3" | sed 's/^/       | /'
+    fi
+}
+expect_not_in() {
+    if [[ $3 != *"$2"* ]]; then pass "$1"; else
+        fail "$1: did not expect '$2' in:"
+        printf '%s\n' "$3" | sed 's/^/       | /'
+    fi
+}
+expect_eq() {
+    if [[ $2 == "$3" ]]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
+}
+# expect_same DESCRIPTION BEFORE AFTER: multi-line texts equal, else a diff.
+expect_same() {
+    if [[ $2 == "$3" ]]; then pass "$1"; else
+        fail "$1:"
+        diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") | sed 's/^/       | /' || true
+    fi
+}
+now() { local t=${EPOCHREALTIME/[.,]/}; echo "${t:0:-3}"; }
+since() { local d=$(($(now) - $1)); printf '%d.%d' "$((d / 1000))" "$((d % 1000 / 100))"; }
+# run CMD...: in the container, stdout+stderr, then "[exit N]"; never aborts the script.
+run() {
+    local rc=0
+    sd_exec "$@" 2>&1 || rc=$?
+    printf '[exit %d]\n' "$rc"
+}
+
+[[ $(id -u) -eq 0 ]] || { echo "install.sh: must run as root" >&2; exit 1; }
+bin=${IPTD_BIN:?set IPTD_BIN to the iptables-docker binary under test}
+[[ -x $bin ]] || { echo "install.sh: $bin is not executable" >&2; exit 1; }
+
+# Docker 27's rules for two bridges and a published port, as Docker writes them.
+docker_rules='*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER - [0:0]
+:DOCKER-ISOLATION-STAGE-1 - [0:0]
+:DOCKER-ISOLATION-STAGE-2 - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-ISOLATION-STAGE-1
+-A FORWARD -o bridge1 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -o bridge1 -j DOCKER
+-A FORWARD -i bridge1 ! -o bridge1 -j ACCEPT
+-A FORWARD -i bridge1 -o bridge1 -j ACCEPT
+-A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -o docker0 -j DOCKER
+-A FORWARD -i docker0 ! -o docker0 -j ACCEPT
+-A FORWARD -i docker0 -o docker0 -j ACCEPT
+-A DOCKER -d 192.0.2.2/32 ! -i bridge1 -o bridge1 -p tcp -m tcp --dport 80 -j ACCEPT
+-A DOCKER-ISOLATION-STAGE-1 -i bridge1 ! -o bridge1 -j DOCKER-ISOLATION-STAGE-2
+-A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2
+-A DOCKER-ISOLATION-STAGE-1 -j RETURN
+-A DOCKER-ISOLATION-STAGE-2 -o bridge1 -j DROP
+-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP
+-A DOCKER-ISOLATION-STAGE-2 -j RETURN
+-A DOCKER-USER -j RETURN
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:DOCKER - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER
+-A POSTROUTING -s 192.0.2.0/24 ! -o bridge1 -j MASQUERADE
+-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE
+-A POSTROUTING -s 192.0.2.2/32 -d 192.0.2.2/32 -p tcp -m tcp --dport 80 -j MASQUERADE
+-A DOCKER -i bridge1 -j RETURN
+-A DOCKER -i docker0 -j RETURN
+-A DOCKER ! -i bridge1 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 192.0.2.2:80
+COMMIT'
+docker_rule_count=$(grep -c '^-A ' <<<"$docker_rules")
+
+# The host's state that install may change and uninstall must put back, counters,
+# comments and empty tables stripped.
+state() {
+    sd_sh '
+        for g in iptables ip6tables; do update-alternatives --query $g | grep -E "^(Name|Status|Value):"; done
+        echo "iptables -V: $(iptables -V)"
+        echo "ufw: $(ufw status | head -n 1), $(grep ^ENABLED= /etc/ufw/ufw.conf)"
+        for u in ufw firewalld iptables-docker; do
+            echo "$u.service: $(systemctl is-enabled $u.service 2>&1) $(systemctl is-active $u.service 2>&1)"
+        done
+        for b in legacy nft; do for c in iptables ip6tables; do
+            echo "== $c-$b-save"
+            $c-$b-save 2>/dev/null | grep -v "^#" | sed -E "s/ \[[0-9]+:[0-9]+\]\$//"
+        done; done
+        for p in /usr/local/sbin /etc/systemd/system/iptables-docker.service /etc/iptables-docker /var/lib/iptables-docker; do
+            echo "== $p"; find "$p" -printf "%M %s %p\n" 2>&1 | sort
+        done' | drop_empty_tables
+}
+# Empty tables (ACCEPT policies, no rules) filter nothing, and once created in the legacy
+# backend they stay until its kernel modules are unloaded: left out of the comparisons.
+drop_empty_tables() {
+    awk '/^\*/ { buf = $0 "\n"; keep = 0; table = 1; next }
+         table && /^COMMIT$/ { if (keep) printf "%s%s\n", buf, $0; table = 0; next }
+         table { buf = buf $0 "\n"; if (/^-A / || (/^:/ && $2 != "ACCEPT")) keep = 1; next }
+         { print }'
+}
+section() { awk -v s="== $2" '$0 == s { on = 1; next } /^== / { on = 0 } on' <<<"$1"; }
+rules_of() { sd_sh "$1-save 2>/dev/null | grep -c '^-A $2' || true"; }
+
+t0=$(now)
+rootfs=$("$here/rootfs.sh")
+t_rootfs=$(since "$t0")
+sd_install_trap
+sd_mkroot "$rootfs"
+sd_cp "$bin" /root/iptables-docker 0755
+sd_cp "$here/../../install" /root/src/install 0755
+t1=$(now)
+sd_boot
+t_boot=$(since "$t1")
+
+echo "# setup: Docker's rules in iptables-nft, ufw enabled, a firewalld running"
+sd_sh 'iptables-nft-restore' <<<"$docker_rules"
+# ufw's very first enable in a fresh network namespace misses two IPv6 rules (ufw6-user-
+# limit; a ufw quirk, any later enable has them): enable, disable, enable.
+run sh -c 'ufw --force enable && ufw disable && ufw --force enable' >/dev/null
+# A stand-in for firewalld: what install does to it goes through systemctl only. Under
+# /lib (like a package's unit), so that `systemctl mask` works as on a real host.
+# A docker.service stand-in too, running during the first install only: install must say
+# that a Docker restart is advisable after the move.
+sd_sh 'for u in firewalld docker; do
+           printf "[Unit]\nDescription=$u stand-in\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n" >/lib/systemd/system/$u.service
+       done
+       systemctl daemon-reload && systemctl enable --quiet --now firewalld.service'
+original=$(state)
+expect_in "ufw active before install" "ufw: Status: active, ENABLED=yes" "$original"
+expect_in "firewalld stand-in running" "firewalld.service: enabled active" "$original"
+expect_in "iptables uses nft before install" "iptables -V: iptables v1.8.9 (nf_tables)" "$original"
+expect_eq "Docker's rules in iptables-nft" "$docker_rule_count" "$(($(rules_of iptables-nft "") - $(sd_sh 'iptables-nft-save | grep -c "^-A .*ufw"')))"
+
+t2=$(now)
+echo "# refusals change nothing"
+out=$(run unshare --mount sh -c 'mount -t tmpfs none /run/systemd && /root/iptables-docker install')
+expect_in "without systemd as PID 1: refused, exit 4" "systemd is not running as PID 1" "$out"
+expect_in "  exit code 4" "[exit 4]" "$out"
+sd_sh 'mv /usr/sbin/ip6tables-legacy-restore /root/hidden'
+out=$(run /root/iptables-docker install)
+sd_sh 'mv /root/hidden /usr/sbin/ip6tables-legacy-restore'
+expect_in "without ip6tables-legacy-restore: refused" '`ip6tables-legacy-restore` was not found' "$out"
+expect_in "  with the package to install" "apt-get install iptables" "$out"
+expect_in "  exit code 4" "[exit 4]" "$out"
+out=$(run env SSH_CONNECTION="203.0.113.9 40000 10.0.0.1 2222" /root/iptables-docker install)
+expect_in "SSH session to port 2222 under a port-22 policy: refused" "would not accept your SSH connection from 203.0.113.9 to port 2222" "$out"
+expect_in "  exit code 5" "[exit 5]" "$out"
+out=$(run /root/iptables-docker --config /root/x.toml install)
+expect_in "install --config: refused (install always uses /etc/iptables-docker/config.toml)" "install always uses /etc/iptables-docker/config.toml" "$out"
+expect_in "  exit code 3" "[exit 3]" "$out"
+expect_same "refusals left the host exactly as it was" "$original" "$(state)"
+
+echo "# an install that fails half-way is put back"
+sd_sh 'mkdir -p /etc/iptables-docker && printf "template = \"bad.j2\"\n" >/etc/iptables-docker/config.toml
+       printf "*filter\n:INPUT DROP [0:0]\n-A INPUT -m no-such-match -j ACCEPT\nCOMMIT\n" >/etc/iptables-docker/bad.j2'
+before=$(state)
+out=$(run /root/iptables-docker install)
+expect_in "a policy the kernel rejects: the service does not start" "iptables-docker.service did not start" "$out"
+expect_in "  because iptables-restore rejects the policy" "policy does not load" "$out"
+expect_in "  everything put back" "install failed; everything it had changed was put back" "$out"
+expect_in "  exit code 1" "[exit 1]" "$out"
+expect_not_in "  no rollback failure" "putting the host back failed" "$out"
+expect_same "  the host is exactly as before (rules, alternatives, ufw, firewalld, files)" "$before" "$(state)"
+sd_sh 'rm -r /etc/iptables-docker'
+expect_same "  (and as at the start once the test's config is gone)" "$original" "$(state)"
+t_refusals=$(since "$t2")
+
+echo "# ./install"
+out=$(run /root/src/install)
+expect_in "without cargo: a clear message" "cargo (Rust) was not found" "$out"
+expect_in "  pointing at rustup" "https://rustup.rs" "$out"
+expect_in "  exit code 4" "[exit 4]" "$out"
+expect_same "  nothing changed" "$original" "$(state)"
+# A cargo whose `build --release` produces the binary under test.
+sd_sh 'mkdir -p /root/fakecargo && printf "#!/bin/sh\n[ \"\$1 \$2 \$3\" = \"build --release --locked\" ] || exit 2\nmkdir -p target/release && cp /root/iptables-docker target/release/iptables-docker\n" >/root/fakecargo/cargo && chmod 755 /root/fakecargo/cargo'
+sd_exec systemctl start docker.service
+t3=$(now)
+out=$(run env PATH="/root/fakecargo:$SD_CONTAINER_PATH" SSH_CONNECTION="198.51.100.7 40000 10.0.0.1 22" /root/src/install)
+t_install=$(since "$t3")
+printf '%s\n' "$out" | sed 's/^/       | /'
+expect_in "sudo ./install over SSH to port 22: builds and installs" "install: done:" "$out"
+expect_in "  exit code 0" "[exit 0]" "$out"
+expect_in "  moved Docker's rules (and ufw's leftovers) from nft to legacy" "from iptables-nft to iptables-legacy in one restore per family" "$out"
+expect_in "  kept FORWARD DROP across ufw's teardown" "kept the IPv4 FORWARD policy DROP" "$out"
+expect_in "  advises restarting the running Docker" "Docker is running: its rules now live in iptables-legacy" "$out"
+sd_exec systemctl stop docker.service
+
+echo "# after install"
+after=$(state)
+expect_in "ufw inactive" "ufw: Status: inactive, ENABLED=no" "$after"
+expect_in "ufw.service disabled and stopped" "ufw.service: disabled inactive" "$after"
+expect_in "firewalld masked and stopped" "firewalld.service: masked inactive" "$after"
+expect_in "iptables -> legacy" "iptables -V: iptables v1.8.9 (legacy)" "$after"
+expect_in "iptables alternative set to legacy" $'Name: iptables\nStatus: manual\nValue: /usr/sbin/iptables-legacy' "$after"
+expect_in "ip6tables alternative set to legacy" $'Name: ip6tables\nStatus: manual\nValue: /usr/sbin/ip6tables-legacy' "$after"
+expect_in "iptables-docker.service enabled and active" "iptables-docker.service: enabled active" "$after"
+legacy4=$(section "$after" iptables-legacy-save)
+expect_in "host policy in the kernel: INPUT DROP" ":INPUT DROP" "$legacy4"
+expect_in "  ssh accepted" "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT" "$legacy4"
+expect_in "  FORWARD DROP kept" ":FORWARD DROP" "$legacy4"
+expect_eq "  every Docker rule kept" "$docker_rule_count" "$(grep -c -- '-A \(DOCKER\|FORWARD\|PREROUTING\|OUTPUT\|POSTROUTING\)' <<<"$legacy4")"
+expect_not_in "  no ufw rule left" "ufw" "$legacy4$(section "$after" ip6tables-legacy-save)"
+expect_eq "nft holds no rule any more (IPv4)" "0" "$(grep -c '^-A' <<<"$(section "$after" iptables-nft-save)" || true)"
+expect_eq "nft holds no rule any more (IPv6)" "0" "$(grep -c '^-A' <<<"$(section "$after" ip6tables-nft-save)" || true)"
+expect_in "binary installed 0755" "-rwxr-xr-x $(stat -c %s "$bin") /usr/local/sbin/iptables-docker" "$after"
+expect_in "unit installed" "-rw-r--r--" "$(section "$after" /etc/systemd/system/iptables-docker.service)"
+expect_eq "config and template installed 0644" "2" "$(section "$after" /etc/iptables-docker | grep -c '^-rw-r--r-- .*/\(config.toml\|policy.rules.j2\)$')"
+expect_in "install record 0600 in a 0700 directory" $'drwx------' "$(section "$after" /var/lib/iptables-docker)"
+expect_in "  the record" "-rw------- " "$(section "$after" /var/lib/iptables-docker | grep install-record.toml)"
+record=$(sd_exec cat /var/lib/iptables-docker/install-record.toml)
+expect_in "record: iptables was nft" 'iptables_was = "nft"' "$record"
+expect_in "record: ufw was enabled and active" $'[ufw]\nenabled = true\nactive = true\nunit_enabled = true\nunit_active = true' "$record"
+expect_in "record: firewalld was enabled and active" $'[firewalld]\nenabled = true\nactive = true\nmasked = false' "$record"
+expect_in "record: nft snapshot" "/var/lib/iptables-docker/install/nft-v4.rules" "$record"
+expect_eq "snapshot holds the original nft ruleset" "$(section "$original" iptables-nft-save)" \
+    "$(sd_sh 'grep -v "^#" /var/lib/iptables-docker/install/nft-v4.rules' | sed -E 's/^\[[0-9]+:[0-9]+\] //; s/ \[[0-9]+:[0-9]+\]$//')"
+out=$(run systemd-analyze verify /etc/systemd/system/iptables-docker.service)
+expect_eq "systemd-analyze verify: clean" "[exit 0]" "$out"
+expect_eq "systemctl reload works under the hardened unit" "[exit 0]" "$(run systemctl reload iptables-docker.service)"
+out=$(run iptables-docker status)
+expect_in "status: the running ruleset matches the policy" "running ruleset matches the policy" "$out"
+expect_in "  and nothing left in nft" "[exit 0]" "$out"
+expect_not_in "  no two-rulesets warning" "WARNING" "$out"
+
+echo "# a second install is a no-op"
+stamp() { sd_exec systemctl show -p ActiveEnterTimestampMonotonic --value iptables-docker.service; }
+s1=$(stamp)
+sum() { sd_sh 'sha256sum /var/lib/iptables-docker/install-record.toml /var/lib/iptables-docker/installed-files /etc/iptables-docker/* /etc/systemd/system/iptables-docker.service /usr/local/sbin/iptables-docker'; }
+sums=$(sum)
+t4=$(now)
+out=$(run /root/iptables-docker install)
+t_noop=$(since "$t4")
+expect_in "second install: nothing to change" "install: nothing to change" "$out"
+expect_eq "  its only output line" "1" "$(grep -c '^install:' <<<"$out")"
+expect_same "  state unchanged" "$after" "$(state)"
+expect_eq "  service not restarted" "$s1" "$(stamp)"
+expect_same "  record and files unchanged" "$sums" "$(sum)"
+
+echo "# upgrade: new binary, edited config"
+sd_sh 'echo "# edited by the admin" >>/etc/iptables-docker/config.toml
+       cp /root/iptables-docker /root/iptables-docker-new && printf "\n#upgrade\n" >>/root/iptables-docker-new'
+config=$(sd_exec sha256sum /etc/iptables-docker/config.toml)
+out=$(run /root/iptables-docker-new install)
+expect_in "upgrade replaces the binary" "install: updated /usr/local/sbin/iptables-docker" "$out"
+expect_in "  keeps the edited config" "install: kept /etc/iptables-docker/config.toml" "$out"
+expect_in "  restarts the service" "iptables-docker.service restarted" "$out"
+expect_eq "  config untouched" "$config" "$(sd_exec sha256sum /etc/iptables-docker/config.toml)"
+hash_of() { sd_exec sha256sum "$1" | cut -d' ' -f1; }
+expect_eq "  the new binary is installed" "$(hash_of /root/iptables-docker-new)" "$(hash_of /usr/local/sbin/iptables-docker)"
+if [[ $(stamp) != "$s1" ]]; then pass "  service restarted (new ActiveEnter timestamp)"; else fail "  service was not restarted"; fi
+out=$(run /root/iptables-docker-new install)
+expect_in "  then a no-op again" "install: nothing to change" "$out"
+
+echo "# reboot"
+t5=$(now)
+sd_reboot
+t_reboot=$(since "$t5")
+boot=$(state)
+expect_in "service active after boot" "iptables-docker.service: enabled active" "$boot"
+expect_in "policy active after boot" ":INPUT DROP" "$(section "$boot" iptables-legacy-save)"
+expect_in "  IPv6 too" ":INPUT DROP" "$(section "$boot" ip6tables-legacy-save)"
+expect_in "ufw still off after boot" "ufw.service: disabled inactive" "$boot"
+expect_in "firewalld still masked after boot" "firewalld.service: masked inactive" "$boot"
+ours=$(sd_exec systemctl show -p ActiveEnterTimestampMonotonic --value iptables-docker.service)
+pre=$(sd_exec systemctl show -p ActiveEnterTimestampMonotonic --value network-pre.target)
+if ((ours > 0 && pre > 0 && ours <= pre)); then
+    pass "policy loaded before network-pre.target ($ours <= $pre us)"
+else
+    fail "policy not loaded before network-pre.target (ours $ours, network-pre $pre)"
+fi
+# Docker starting after us: its rules arrive one by one (noflush, no builtin policies).
+sd_sh 'iptables-legacy-restore -n' <<<"$(grep -v '^:\(INPUT\|FORWARD\|OUTPUT\|PREROUTING\|POSTROUTING\) ' <<<"$docker_rules")"
+expect_eq "reload after Docker added its rules" "[exit 0]" "$(run systemctl reload iptables-docker.service)"
+legacy4=$(sd_exec iptables-legacy-save)
+expect_eq "  every Docker rule kept" "$docker_rule_count" "$(grep -c -- '-A \(DOCKER\|FORWARD\|PREROUTING\|OUTPUT\|POSTROUTING\)' <<<"$legacy4")"
+expect_in "  policy still there" ":INPUT DROP" "$legacy4"
+
+echo "# uninstall"
+t6=$(now)
+out=$(run iptables-docker uninstall)
+t_uninstall=$(since "$t6")
+printf '%s\n' "$out" | sed 's/^/       | /'
+expect_in "uninstall succeeds" "uninstall: done" "$out"
+expect_in "  exit code 0" "[exit 0]" "$out"
+gone=$(state)
+host_part() { sed -n '1,/^== iptables-legacy-save/p' <<<"$1"; }
+expected_host=$(host_part "$original" | sed 's/^iptables-docker.service: .*/iptables-docker.service: GONE/')
+actual_host=$(host_part "$gone" | sed 's/^iptables-docker.service: .*/iptables-docker.service: GONE/')
+expect_same "alternatives, ufw, firewalld exactly as before install" "$expected_host" "$actual_host"
+expect_in "ufw active and enabled again" "ufw.service: enabled active" "$gone"
+expect_in "unit gone" "iptables-docker.service: Failed to get unit file state" "$gone"
+expect_eq "binary gone: /usr/local/sbin as before install" "$(section "$original" /usr/local/sbin)" "$(section "$gone" /usr/local/sbin)"
+expect_in "config kept" "/etc/iptables-docker/config.toml" "$(section "$gone" /etc/iptables-docker)"
+expect_not_in "record gone" "install-record" "$(section "$gone" /var/lib/iptables-docker)"
+expect_same "Docker's rules and ufw's back in nft exactly as before" \
+    "$(section "$original" iptables-nft-save)" "$(section "$gone" iptables-nft-save)"
+expect_same "  IPv6 too" "$(section "$original" ip6tables-nft-save)" "$(section "$gone" ip6tables-nft-save)"
+expect_eq "legacy holds no rule" "0" "$(grep -c '^-A' <<<"$(section "$gone" iptables-legacy-save)" || true)"
+out=$(run /root/iptables-docker uninstall)
+expect_in "second uninstall: nothing to do" "not installed: nothing to undo" "$out"
+expect_in "  exit code 0" "[exit 0]" "$out"
+expect_same "  state unchanged" "$gone" "$(state)"
+
+echo "# install again, uninstall --purge: back to the start"
+out=$(run /root/iptables-docker install)
+expect_in "install after uninstall: records again" "install: recorded the host" "$out"
+expect_in "  keeps the config uninstall left" "install: kept /etc/iptables-docker/config.toml" "$out"
+out=$(run iptables-docker uninstall --purge)
+expect_in "uninstall --purge" "removed /etc/iptables-docker" "$out"
+expect_in "  and the state directory" "removed /var/lib/iptables-docker" "$out"
+final=$(state)
+expect_same "host exactly as at the start (rules, alternatives, ufw, firewalld, files)" \
+    "$(sed 's/^iptables-docker.service: .*/iptables-docker.service: -/' <<<"$original")" \
+    "$(sed 's/^iptables-docker.service: .*/iptables-docker.service: -/' <<<"$final")"
+
+echo "# --backend nft"
+before=$(state)
+out=$(run /root/iptables-docker --backend nft install)
+expect_in "install --backend nft" "install: done" "$out"
+expect_not_in "  no alternatives switch" "now points to" "$out"
+expect_not_in "  no rules moved" "in one restore per family" "$out"
+nft=$(state)
+expect_in "  iptables still nft" "iptables -V: iptables v1.8.9 (nf_tables)" "$nft"
+expect_in "  policy in iptables-nft" ":INPUT DROP" "$(section "$nft" iptables-nft-save)"
+expect_eq "  every Docker rule kept in nft" "$docker_rule_count" "$(grep -c -- '-A \(DOCKER\|FORWARD\|PREROUTING\|OUTPUT\|POSTROUTING\)' <<<"$(section "$nft" iptables-nft-save)")"
+expect_eq "  legacy untouched" "$(section "$before" iptables-legacy-save)" "$(section "$nft" iptables-legacy-save)"
+expect_in "  the unit passes --backend nft" "ExecStart=/usr/local/sbin/iptables-docker --backend nft start" "$(sd_exec cat /etc/systemd/system/iptables-docker.service)"
+out=$(run /root/iptables-docker install)
+expect_in "  a legacy install on top is refused" "installed for iptables-nft, not iptables-legacy" "$out"
+out=$(run iptables-docker uninstall --purge)
+expect_in "  uninstall --purge" "uninstall: done" "$out"
+final=$(state)
+expect_same "  host exactly as at the start" \
+    "$(sed 's/^iptables-docker.service: .*/iptables-docker.service: -/' <<<"$original")" \
+    "$(sed 's/^iptables-docker.service: .*/iptables-docker.service: -/' <<<"$final")"
+
+echo "# shutdown"
+if sd_shutdown; then pass "clean poweroff"; else fail "poweroff (nspawn exit code $SD_LAST_RC)"; fi
+sd_cleanup
+
+printf '# timings: rootfs %ss, boot %ss, refusals+rollback %ss, ./install %ss, no-op install %ss, reboot %ss, uninstall %ss, total %ss\n' \
+    "$t_rootfs" "$t_boot" "$t_refusals" "$t_install" "$t_noop" "$t_reboot" "$t_uninstall" "$(since "$t0")"
+if ((failures > 0)); then
+    printf '# %d FAILED\n' "$failures"
+    exit 1
+fi
+echo "# all passed"
