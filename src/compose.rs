@@ -2,8 +2,9 @@
 //! (text, relative order, counters), the chains the admin asked to keep, and the host
 //! policy; and which of its tables differ from what runs now.
 
-use crate::ownership::{DockerOwnership, TableOwnership};
+use crate::ownership::{DockerOwnership, Reason, TableOwnership};
 use crate::policy::Policy;
+use crate::rule::RuleArgs;
 use crate::ruleset::{builtin_chains, Chain, Counters, Rule, Ruleset, Table};
 
 const DOCKER_USER: &str = "DOCKER-USER";
@@ -81,6 +82,8 @@ fn compose_table(
             ..c.clone()
         })
         .collect();
+    let owns = |chain: &str| pol_chain(chain).is_some_and(|c| !c.is_builtin());
+    drop_unreferenced(&mut users, cur, own, owns);
     for chain in pol
         .iter()
         .flat_map(|p| &p.chains)
@@ -104,7 +107,6 @@ fn compose_table(
     // iptables-save lists user chains by name; so do we, to compare like with like.
     users.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let owns = |chain: &str| pol_chain(chain).is_some_and(|c| !c.is_builtin());
     let kept = |chain: &str| -> Vec<Rule> {
         cur.rules
             .iter()
@@ -142,6 +144,47 @@ fn compose_table(
         chains: builtins.into_iter().chain(users).collect(),
         rules,
     })
+}
+
+/// A chain kept only because a kept rule jumps to it ([`Reason::Referenced`]) goes when no
+/// kept chain reaches it any more, as when the policy takes over the chain that rule was
+/// in (DOCKER-USER); else the next run would find it unreferenced and drop it then.
+fn drop_unreferenced(
+    users: &mut Vec<Chain>,
+    cur: &Table,
+    own: &TableOwnership,
+    owns: impl Fn(&str) -> bool,
+) {
+    let mut reached: Vec<String> = cur
+        .chains
+        .iter()
+        .zip(&own.chains)
+        .filter(|(c, reason)| {
+            c.is_builtin()
+                || reason
+                    .as_ref()
+                    .is_some_and(|r| !matches!(r, Reason::Referenced { .. }))
+        })
+        .map(|(c, _)| c.name.clone())
+        .collect();
+    let mut next = 0;
+    while let Some(chain) = reached.get(next).cloned() {
+        next += 1;
+        if owns(&chain) {
+            continue;
+        }
+        for (rule, reason) in cur.rules.iter().zip(&own.rules) {
+            if reason.is_none() || rule.chain != chain {
+                continue;
+            }
+            if let Some(target) = RuleArgs::parse(&rule.spec).target() {
+                if !reached.iter().any(|r| r == target) {
+                    reached.push(target.to_string());
+                }
+            }
+        }
+    }
+    users.retain(|u| reached.contains(&u.name));
 }
 
 /// With the policy owning DOCKER-USER, `-A FORWARD -j DOCKER-USER` must be FORWARD's first
@@ -228,6 +271,28 @@ mod tests {
         assert!(out.contains(
             "[0:0] -A FORWARD -j DOCKER-USER\n[5:6] -A FORWARD -o docker0 -j DOCKER\n[0:0] -A DOCKER-USER -j RETURN\nCOMMIT"
         ), "{out}");
+    }
+
+    #[test]
+    fn chains_reached_only_from_a_taken_over_docker_user_go_with_its_rules() {
+        // Found by tests/properties.rs: they were kept once, then dropped by the next run;
+        // and a policy chain that the old DOCKER-USER jumped to was refused as "kept".
+        let current = parse(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+             :DOCKER-USER - [0:0]\n:IPTD - [0:0]\n:ufw-user-forward - [0:0]\n\
+             -A FORWARD -j DOCKER-USER\n-A DOCKER-USER -j ufw-user-forward\n\
+             -A DOCKER-USER -j IPTD\n-A IPTD -j RETURN\n-A ufw-user-forward -j RETURN\n\
+             COMMIT\n",
+        )
+        .unwrap();
+        let pol = policy(
+            "*filter\n:DOCKER-USER - [0:0]\n:IPTD - [0:0]\n-A DOCKER-USER -j IPTD\n\
+             -A IPTD -j RETURN\nCOMMIT\n",
+        );
+        let once = compose(&current, &classify(&current, &[]), &pol).unwrap();
+        assert!(!once.to_string().contains("ufw"), "{once}");
+        let twice = compose(&once, &classify(&once, &[]), &pol).unwrap();
+        assert_eq!(once, twice);
     }
 
     #[test]

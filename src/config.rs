@@ -148,8 +148,7 @@ enum RawPort {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAllow {
-    #[serde(default)]
-    description: String,
+    description: Option<Spanned<String>>,
     #[serde(default = "default_proto")]
     proto: Spanned<String>,
     port: Spanned<RawPort>,
@@ -181,8 +180,7 @@ struct RawContainers {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawContainerAllow {
-    #[serde(default)]
-    description: String,
+    description: Option<Spanned<String>>,
     #[serde(default = "default_proto")]
     proto: Spanned<String>,
     port: Spanned<RawPort>,
@@ -238,6 +236,21 @@ impl Diagnostics<'_> {
                 }
             })
             .collect()
+    }
+
+    /// A description becomes a rule comment: a control character (a newline…) would
+    /// break the rendered policy, so it is refused here, where it can be located.
+    fn description(&mut self, text: &Option<Spanned<String>>) -> String {
+        let Some(text) = text else {
+            return String::new();
+        };
+        if text.get_ref().chars().any(char::is_control) {
+            self.push(
+                text.span(),
+                "a description may not contain control characters (newline, tab, …)",
+            );
+        }
+        text.get_ref().clone()
     }
 
     fn proto(&mut self, proto: &Spanned<String>) -> Proto {
@@ -388,7 +401,7 @@ impl Config {
             .allow
             .iter()
             .map(|a| Allow {
-                description: a.description.clone(),
+                description: diag.description(&a.description),
                 proto: diag.proto(&a.proto),
                 ports: diag.ports(&a.port),
                 from: a.from.as_ref().map_or_else(anywhere, |l| diag.cidrs(l)),
@@ -426,7 +439,7 @@ impl Config {
                 .allow
                 .iter()
                 .map(|a| ContainerAllow {
-                    description: a.description.clone(),
+                    description: diag.description(&a.description),
                     proto: diag.proto(&a.proto),
                     ports: diag.ports(&a.port),
                     host: a.host.as_ref().and_then(|h| {
@@ -513,6 +526,18 @@ mod tests {
         );
         assert!(
             err.contains("/etc/x.toml:6:9: unknown protocol 'icmp'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn descriptions_with_control_characters_are_located_errors() {
+        // Found by fuzz/ (config_load): it loaded, then failed to render the policy.
+        let err = parse("[[allow]]\nport = 80\ndescription = \"a\\nb\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/etc/x.toml:3:15: a description may not contain control"),
             "{err}"
         );
     }

@@ -136,6 +136,7 @@ fn dnat_address(value: &str) -> &str {
 impl DockerFacts {
     /// Learns bridges and addresses from the rules of every Docker chain, in every table,
     /// but DOCKER-USER, whose rules are the admin's (and may name external interfaces).
+    /// Rules marked as ours are skipped too: they are not kept.
     pub fn learn(ruleset: &Ruleset) -> Self {
         let mut facts = DockerFacts::default();
         let docker_rules = ruleset
@@ -145,6 +146,9 @@ impl DockerFacts {
             .filter(|r| is_docker_chain(&r.chain) && r.chain != "DOCKER-USER");
         for rule in docker_rules {
             let args = RuleArgs::parse(&rule.spec);
+            if is_ours(&args) {
+                continue;
+            }
             for iface in [args.in_iface(), args.out_iface()].into_iter().flatten() {
                 for name in &iface.values {
                     if name != "lo" && !name.contains('+') {
@@ -399,6 +403,21 @@ mod tests {
         assert!(kept.contains(&"filter -A INPUT -p tcp -j f2b-sshd".to_string()));
         assert!(kept.contains(&"filter -A f2b-sshd -j RETURN".to_string()));
         assert!(!kept.iter().any(|r| r.contains("ufw")));
+    }
+
+    #[test]
+    fn learns_nothing_from_rules_marked_ours() {
+        // Found by tests/properties.rs: such a rule is dropped, so what it names must not
+        // shape the policy either, or the next plan differs from this one.
+        let rs = parse(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:DOCKER - [0:0]\n\
+             -A DOCKER -i mybr -m comment --comment \"iptables-docker: x\" -j RETURN\n\
+             COMMIT\n",
+        )
+        .unwrap();
+        let own = classify(&rs, &[]);
+        assert_eq!(own.tables[0].rules, [None]);
+        assert!(own.facts.bridges.is_empty(), "{:?}", own.facts);
     }
 
     #[test]

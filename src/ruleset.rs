@@ -195,6 +195,9 @@ pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
     let mut ruleset = Ruleset::default();
     let mut open: Option<(Table, usize)> = None;
     for (index, line) in text.lines().enumerate() {
+        // `lines` takes one `\r` before `\n` as part of the line end; take any more too,
+        // or a rule would keep one and write it out as a line end ("x\r\r\n" ≠ "x\r\n").
+        let line = line.trim_end_matches('\r');
         let number = index + 1;
         let err = |message: String| ParseError {
             line: number,
@@ -329,6 +332,18 @@ mod tests {
             parse(text).unwrap().to_string(),
             "*raw\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n"
         );
+    }
+
+    #[test]
+    fn stray_carriage_returns_end_lines() {
+        // Found by fuzz/ (ruleset_parse): serializing was not a fixed point.
+        let text = "*filter\r\r\n:INPUT ACCEPT\r\n-A INPUT -j ACCEPT\t\r\r\nCOMMIT\r";
+        let once = parse(text).unwrap().to_string();
+        assert_eq!(
+            once,
+            "*filter\n:INPUT ACCEPT\n-A INPUT -j ACCEPT\t\nCOMMIT\n"
+        );
+        assert_eq!(parse(&once).unwrap().to_string(), once);
     }
 
     #[test]
