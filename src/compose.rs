@@ -4,7 +4,7 @@
 
 use crate::ownership::{DockerOwnership, Reason, TableOwnership};
 use crate::policy::Policy;
-use crate::rule::RuleArgs;
+use crate::rule::target_of;
 use crate::ruleset::{builtin_chains, Chain, Counters, Rule, Ruleset, Table};
 
 const DOCKER_USER: &str = "DOCKER-USER";
@@ -177,7 +177,7 @@ fn drop_unreferenced(
             if reason.is_none() || rule.chain != chain {
                 continue;
             }
-            if let Some(target) = RuleArgs::parse(&rule.spec).target() {
+            if let Some(target) = target_of(&rule.spec) {
                 if !reached.iter().any(|r| r == target) {
                     reached.push(target.to_string());
                 }

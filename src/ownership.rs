@@ -8,10 +8,10 @@
 //! Docker's own chains mention. Bridge names are learned from Docker's chains, on top of
 //! the default names (`docker0`, `docker_gwbridge`, `br-<12 hex>`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
-use crate::rule::RuleArgs;
+use crate::rule::{target_of, RuleArgs};
 use crate::ruleset::{Rule, Ruleset, Table};
 
 /// Why a chain or rule is kept.
@@ -24,7 +24,7 @@ pub enum Reason {
     /// A kept rule jumps to this chain, so it must stay for that rule to load.
     Referenced { by_chain: String },
     /// The rule lives in a kept chain.
-    InKeptChain(String),
+    InKeptChain,
     /// The rule, in a builtin chain, jumps to a kept chain.
     JumpsTo(String),
     /// The rule, in a builtin chain, has the shape Docker gives its rules there.
@@ -39,7 +39,7 @@ impl fmt::Display for Reason {
             Reason::Referenced { by_chain } => {
                 write!(f, "jumped to by a kept rule in chain {by_chain}")
             }
-            Reason::InKeptChain(chain) => write!(f, "in kept chain {chain}"),
+            Reason::InKeptChain => write!(f, "in a kept chain"),
             Reason::JumpsTo(chain) => write!(f, "jumps to kept chain {chain}"),
             Reason::Footprint(what) => f.write_str(what),
         }
@@ -145,24 +145,31 @@ impl DockerFacts {
             .flat_map(|t| t.rules.iter())
             .filter(|r| is_docker_chain(&r.chain) && r.chain != "DOCKER-USER");
         for rule in docker_rules {
-            let args = RuleArgs::parse(&rule.spec);
-            if is_ours(&args) {
+            if rule.spec.contains(OWN_MARK) && is_ours(&RuleArgs::parse(&rule.spec)) {
                 continue;
             }
-            for iface in [args.in_iface(), args.out_iface()].into_iter().flatten() {
-                for name in &iface.values {
-                    if name != "lo" && !name.contains('+') {
-                        facts.bridges.insert(name.clone());
+            // A plain scan, not a full parse: this runs over every Docker rule.
+            let mut words = rule.spec.split(' ');
+            while let Some(word) = words.next() {
+                let learned = match word {
+                    "-i" | "-o" => words
+                        .next()
+                        .filter(|name| *name != "lo" && !name.contains('+'))
+                        .map(|name| (&mut facts.bridges, name)),
+                    "-s" | "-d" => words
+                        .next()
+                        .and_then(host_address)
+                        .map(|addr| (&mut facts.addresses, addr)),
+                    "--to-destination" => words
+                        .next()
+                        .map(|to| (&mut facts.addresses, dnat_address(to))),
+                    _ => None,
+                };
+                if let Some((set, value)) = learned {
+                    if !set.contains(value) {
+                        set.insert(value.to_string());
                     }
                 }
-            }
-            for cidr in [args.source(), args.destination()].into_iter().flatten() {
-                if let Some(addr) = host_address(cidr) {
-                    facts.addresses.insert(addr.to_string());
-                }
-            }
-            if let Some(to) = args.value(&["--to-destination"]) {
-                facts.addresses.insert(dnat_address(to).to_string());
             }
         }
         facts
@@ -181,20 +188,18 @@ impl DockerFacts {
         [args.in_iface(), args.out_iface()]
             .into_iter()
             .flatten()
-            .flat_map(|o| o.values.first())
-            .map(String::as_str)
+            .filter_map(|o| o.first())
             .find(|name| self.is_bridge(name))
     }
 
     /// Whether a rule in a builtin chain has Docker's shape there; the description says
     /// which footprint it matched.
-    pub fn footprint(&self, table: &str, rule: &Rule) -> Option<String> {
-        let args = RuleArgs::parse(&rule.spec);
+    pub fn footprint(&self, table: &str, chain: &str, args: &RuleArgs) -> Option<String> {
         let target = args.target().unwrap_or("");
-        match (table, rule.chain.as_str()) {
-            ("raw", "PREROUTING") => self.raw_guard(&args, target),
+        match (table, chain) {
+            ("raw", "PREROUTING") => self.raw_guard(args, target),
             ("nat", "POSTROUTING") if matches!(target, "MASQUERADE" | "SNAT") => {
-                if let Some(bridge) = self.bridge_of(&args) {
+                if let Some(bridge) = self.bridge_of(args) {
                     Some(format!("Docker masquerade/SNAT for bridge {bridge}"))
                 } else if args.source().is_some_and(|s| self.is_container(s)) {
                     Some("Docker hairpin masquerade for a container".to_string())
@@ -208,7 +213,7 @@ impl DockerFacts {
                         .starts_with("docker-")
                         .then(|| format!("Docker 28.0 forward rule on ipset {set}"));
                 }
-                let bridge = self.bridge_of(&args)?;
+                let bridge = self.bridge_of(args)?;
                 matches!(target, "ACCEPT" | "DROP")
                     .then(|| format!("Docker forward rule for bridge {bridge}"))
             }
@@ -229,7 +234,7 @@ impl DockerFacts {
     fn raw_guard(&self, args: &RuleArgs, target: &str) -> Option<String> {
         let dst = args.destination()?;
         let iface = args.in_iface()?;
-        let name = iface.values.first()?.as_str();
+        let name = iface.first()?;
         let loopback = matches!(dst, "127.0.0.1/32" | "::1/128");
         match target {
             "DROP" if iface.negated && self.is_bridge(name) && host_address(dst).is_some() => {
@@ -275,29 +280,48 @@ fn classify_table(table: &Table, facts: &DockerFacts, keep_chains: &[String]) ->
             }
         })
         .collect();
-    let index_of = |name: &str| table.chains.iter().position(|c| c.name == name);
+    let by_name: HashMap<&str, usize> = table
+        .chains
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    let index_of = |name: &str| by_name.get(name).copied();
     let is_builtin = |name: &str| index_of(name).is_some_and(|i| table.chains[i].is_builtin());
 
+    // Builtin-chain rules are judged once, on the chains kept by name.
+    let mut rules: Vec<Option<Reason>> = table
+        .rules
+        .iter()
+        .map(|rule| {
+            is_builtin(&rule.chain)
+                .then(|| builtin_rule_reason(table, rule, &chains, facts))
+                .flatten()
+        })
+        .collect();
     // Rules of kept user chains may jump to further user chains: keep those too, until
     // nothing new is reached, so that every kept rule still loads.
-    let mut rules: Vec<Option<Reason>> = vec![None; table.rules.len()];
+    let mut visited = vec![false; table.rules.len()];
     loop {
         let mut grew = false;
         for (i, rule) in table.rules.iter().enumerate() {
-            if rules[i].is_some() {
+            if visited[i] {
                 continue;
             }
-            let reason = if is_builtin(&rule.chain) {
-                builtin_rule_reason(table, rule, &chains, facts)
-            } else if is_ours(&RuleArgs::parse(&rule.spec)) {
+            let reason = if rules[i].is_some() {
+                rules[i].take()
+            } else if is_builtin(&rule.chain)
+                || rule.spec.contains(OWN_MARK) && is_ours(&RuleArgs::parse(&rule.spec))
+            {
                 None
             } else {
                 index_of(&rule.chain)
                     .and_then(|c| chains[c].as_ref())
-                    .map(|_| Reason::InKeptChain(rule.chain.clone()))
+                    .map(|_| Reason::InKeptChain)
             };
             let Some(reason) = reason else { continue };
-            if let Some(target) = RuleArgs::parse(&rule.spec).target() {
+            visited[i] = true;
+            if let Some(target) = target_of(&rule.spec) {
                 if let Some(t) = index_of(target) {
                     if chains[t].is_none() && !table.chains[t].is_builtin() {
                         chains[t] = Some(Reason::Referenced {
@@ -331,7 +355,9 @@ fn builtin_rule_reason(
             return Some(Reason::JumpsTo(target.to_string()));
         }
     }
-    facts.footprint(&table.name, rule).map(Reason::Footprint)
+    facts
+        .footprint(&table.name, &rule.chain, &args)
+        .map(Reason::Footprint)
 }
 
 #[cfg(test)]

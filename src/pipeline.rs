@@ -23,33 +23,49 @@ pub enum Mode {
 }
 
 /// Fingerprints recorded after an apply, per table: what we composed and what the kernel
-/// then held. A table whose composition and kernel content still match these is unchanged
-/// even when the kernel spells a rule differently from the template.
+/// then held, plus the fingerprint of the apply's inputs (config, template, mode, …). A
+/// table whose composition and kernel content still match these is unchanged even when
+/// the kernel spells a rule differently from the template; and when the inputs and every
+/// table's kernel content match, nothing needs to be parsed at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     tables: BTreeMap<String, (String, String)>,
+    inputs: Option<String>,
 }
 
 impl Applied {
     pub fn parse(text: &str) -> Self {
-        let tables = text
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.split_whitespace();
-                Some((
-                    f.next()?.to_string(),
-                    (f.next()?.to_string(), f.next()?.to_string()),
-                ))
-            })
-            .collect();
-        Applied { tables }
+        let mut applied = Applied::default();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            match f.as_slice() {
+                ["inputs", fp] => applied.inputs = Some(fp.to_string()),
+                [table, d, k] => {
+                    applied
+                        .tables
+                        .insert(table.to_string(), (d.to_string(), k.to_string()));
+                }
+                _ => {}
+            }
+        }
+        applied
     }
 
-    pub fn record(&mut self, desired: &Table, kernel: &Table) {
-        self.tables.insert(
-            desired.name.clone(),
-            (desired.fingerprint(), kernel.fingerprint()),
-        );
+    /// What an apply with `inputs` leaves: every table of `desired`, with the kernel's
+    /// fingerprints (`kernel`, from `ruleset::text_fingerprints`).
+    pub fn recorded(inputs: &str, desired: &Ruleset, kernel: &[(String, String)]) -> Self {
+        let tables = desired
+            .tables
+            .iter()
+            .filter_map(|t| {
+                let (_, k) = kernel.iter().find(|(name, _)| *name == t.name)?;
+                Some((t.name.clone(), (t.fingerprint(), k.clone())))
+            })
+            .collect();
+        Applied {
+            tables,
+            inputs: Some(inputs.to_string()),
+        }
     }
 
     fn matches(&self, desired: &Table, kernel: &Table) -> bool {
@@ -58,21 +74,45 @@ impl Applied {
             .is_some_and(|(d, k)| *d == desired.fingerprint() && *k == kernel.fingerprint())
     }
 
-    /// Whether the kernel still holds what the last apply loaded for this table.
-    pub fn in_sync(&self, kernel: &Table) -> Option<bool> {
-        self.tables
-            .get(&kernel.name)
-            .map(|(_, k)| *k == kernel.fingerprint())
+    /// Whether `saved` (iptables-save text) is exactly what the last apply, made with the
+    /// same `inputs`, left: then there is nothing to do.
+    pub fn unchanged_since(&self, inputs: &str, saved: &str) -> bool {
+        self.inputs.as_deref() == Some(inputs)
+            && ruleset::text_fingerprints(saved).is_some_and(|tables| {
+                tables.len() == self.tables.len()
+                    && tables
+                        .iter()
+                        .all(|(name, k)| self.tables.get(name).is_some_and(|(_, kk)| kk == k))
+            })
     }
 }
 
 impl fmt::Display for Applied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(inputs) = &self.inputs {
+            writeln!(f, "inputs {inputs}")?;
+        }
         for (table, (d, k)) in &self.tables {
             writeln!(f, "{table} {d} {k}")?;
         }
         Ok(())
     }
+}
+
+/// The fingerprint of everything an apply's result depends on besides the running
+/// ruleset: this binary's version, the mode, the configuration, the template's text and
+/// the external interfaces.
+pub fn inputs_fingerprint(
+    mode: Mode,
+    config: &Config,
+    template: Option<&str>,
+    external_interfaces: &[String],
+) -> String {
+    ruleset::fingerprint_of(&format!(
+        "{} {mode:?} {config:?} {external_interfaces:?} {}",
+        env!("CARGO_PKG_VERSION"),
+        template.unwrap_or("")
+    ))
 }
 
 /// The plan for one family.
@@ -126,19 +166,22 @@ impl FamilyPlan {
         tables_text(&self.current, &self.changed)
     }
 
-    /// Rules running now that the composed ruleset no longer has (kept rules and policy
-    /// rules already in place do not count).
+    /// Rules running now that the composed ruleset no longer has: the ones not kept,
+    /// less those the policy writes again.
     pub fn removed_rules(&self) -> usize {
-        let mut wanted: HashMap<(&str, &str, &str), usize> = HashMap::new();
-        for t in &self.desired.tables {
+        let mut again: HashMap<(&str, &str, &str), usize> = HashMap::new();
+        for t in &self.policy.fragment.tables {
             for r in &t.rules {
-                *wanted.entry((&t.name, &r.chain, &r.spec)).or_default() += 1;
+                *again.entry((&t.name, &r.chain, &r.spec)).or_default() += 1;
             }
         }
         let mut removed = 0;
-        for t in &self.current.tables {
-            for r in &t.rules {
-                match wanted.get_mut(&(t.name.as_str(), r.chain.as_str(), r.spec.as_str())) {
+        for (t, own) in self.current.tables.iter().zip(&self.ownership.tables) {
+            for (r, reason) in t.rules.iter().zip(&own.rules) {
+                if reason.is_some() {
+                    continue;
+                }
+                match again.get_mut(&(t.name.as_str(), r.chain.as_str(), r.spec.as_str())) {
                     Some(n) if *n > 0 => *n -= 1,
                     _ => removed += 1,
                 }

@@ -197,15 +197,6 @@ pub fn render(
             })
             .collect(),
     });
-    if let Some(c) = &containers {
-        if c.restrict && c.external_interfaces.is_empty() {
-            return Err(Error::config(
-                "[containers] restrict = true, but no external interface is known: \
-                 this host has no default route",
-            )
-            .hint("set containers.external_interfaces in the configuration"));
-        }
-    }
     let context = Context {
         family: match family {
             Family::V4 => "ipv4",
@@ -415,6 +406,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("belongs to Docker"), "{err}");
+    }
+
+    #[test]
+    fn without_a_default_route_every_non_bridge_interface_is_external() {
+        let mut config = Config::builtin();
+        config.containers = Some(crate::config::Containers {
+            restrict: true,
+            external_interfaces: Vec::new(),
+            allow: Vec::new(),
+        });
+        let text = render(&config, Family::V4, &DockerFacts::default(), &[])
+            .unwrap()
+            .fragment
+            .to_string();
+        assert!(text.contains(
+            "-A DOCKER-USER -i docker_gwbridge -m comment --comment iptables-docker -j RETURN\n\
+             -A DOCKER-USER -m conntrack --ctstate DNAT -m comment --comment iptables-docker -j DROP\n"
+        ), "{text}");
+        let text = render(
+            &config,
+            Family::V4,
+            &DockerFacts::default(),
+            &["eth0".into()],
+        )
+        .unwrap()
+        .fragment
+        .to_string();
+        assert!(
+            text.contains("-A DOCKER-USER -i eth0 -m conntrack --ctstate DNAT"),
+            "{text}"
+        );
     }
 
     #[test]

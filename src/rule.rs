@@ -1,24 +1,50 @@
 //! A read-only view of a rule's arguments (`-i docker0`, `! -o br-1`, `-j DOCKER`), used to
-//! recognise what a rule matches without interpreting iptables' full grammar.
+//! recognise what a rule matches without interpreting iptables' full grammar. Words borrow
+//! from the rule text (only a quoted or escaped word is copied): classification reads
+//! tens of thousands of rules on a large Docker host.
+
+use std::borrow::Cow;
 
 /// One option of a rule: its name (`-o`, `--dport`), whether it was negated with `!`, and
 /// its values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Opt {
-    pub name: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opt<'s> {
+    pub name: &'s str,
     pub negated: bool,
-    pub values: Vec<String>,
+    pub values: &'s [Cow<'s, str>],
+}
+
+impl<'s> Opt<'s> {
+    pub fn first(&self) -> Option<&'s str> {
+        self.values.first().map(|v| v.as_ref())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Slot {
+    /// Index of the option's name in `words`; its values follow, up to `end`.
+    name: usize,
+    negated: bool,
+    end: usize,
 }
 
 /// The options of one rule's spec, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RuleArgs {
-    pub opts: Vec<Opt>,
+pub struct RuleArgs<'a> {
+    words: Vec<Cow<'a, str>>,
+    slots: Vec<Slot>,
 }
 
 /// Splits a rule spec into words the way `iptables-save` quotes them: double quotes group
 /// words, a backslash escapes the next character.
-pub fn split_words(spec: &str) -> Vec<String> {
+pub fn split_words(spec: &str) -> Vec<Cow<'_, str>> {
+    if !spec.contains(['"', '\\', '\t']) {
+        return spec
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(Cow::Borrowed)
+            .collect();
+    }
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -38,7 +64,7 @@ pub fn split_words(spec: &str) -> Vec<String> {
             }
             ' ' | '\t' if !quoted => {
                 if in_word {
-                    words.push(std::mem::take(&mut word));
+                    words.push(Cow::Owned(std::mem::take(&mut word)));
                     in_word = false;
                 }
             }
@@ -49,41 +75,93 @@ pub fn split_words(spec: &str) -> Vec<String> {
         }
     }
     if in_word {
-        words.push(word);
+        words.push(Cow::Owned(word));
     }
     words
 }
 
-impl RuleArgs {
-    pub fn parse(spec: &str) -> Self {
-        let mut opts: Vec<Opt> = Vec::new();
-        let mut negate_next = false;
-        for word in split_words(spec) {
-            if word == "!" {
-                negate_next = true;
-            } else if word.starts_with('-') && word.len() > 1 && !is_number(&word) {
-                opts.push(Opt {
-                    name: word,
-                    negated: std::mem::take(&mut negate_next),
-                    values: Vec::new(),
-                });
-            } else if let Some(last) = opts.last_mut() {
-                last.values.push(word);
+/// The target of a rule (`-j X` / `-g X`) read straight from its text, without copying:
+/// targets are never quoted. Words inside quotes (a comment saying "-j") are skipped.
+pub fn target_of(spec: &str) -> Option<&str> {
+    let bytes = spec.as_bytes();
+    let mut quoted = false;
+    let mut start = None;
+    let mut jump_next = false;
+    let mut i = 0;
+    while i <= bytes.len() {
+        let b = bytes.get(i).copied();
+        match b {
+            Some(b'\\') => i += 1,
+            Some(b'"') => quoted = !quoted,
+            Some(b' ') | None if !quoted => {
+                if let Some(s) = start.take() {
+                    let word = &spec[s..i];
+                    if jump_next {
+                        return Some(word);
+                    }
+                    jump_next = matches!(word, "-j" | "--jump" | "-g" | "--goto");
+                }
+            }
+            _ => {
+                if start.is_none() {
+                    start = Some(i);
+                }
             }
         }
-        RuleArgs { opts }
+        i += 1;
+    }
+    None
+}
+
+fn is_option(word: &str) -> bool {
+    word.len() > 1 && word.starts_with('-') && !word[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
+impl<'a> RuleArgs<'a> {
+    pub fn parse(spec: &'a str) -> Self {
+        let words = split_words(spec);
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut negate_next = false;
+        for (i, word) in words.iter().enumerate() {
+            if word == "!" {
+                negate_next = true;
+            } else if is_option(word) {
+                slots.push(Slot {
+                    name: i,
+                    negated: std::mem::take(&mut negate_next),
+                    end: i + 1,
+                });
+            } else if let Some(last) = slots.last_mut() {
+                last.end = i + 1;
+            }
+        }
+        RuleArgs { words, slots }
     }
 
-    /// The first option with this name (either spelling, e.g. `-j` / `--jump`).
-    pub fn get(&self, names: &[&str]) -> Option<&Opt> {
-        self.opts.iter().find(|o| names.contains(&o.name.as_str()))
+    fn opt(&self, slot: &Slot) -> Opt<'_> {
+        Opt {
+            name: &self.words[slot.name],
+            negated: slot.negated,
+            values: &self.words[slot.name + 1..slot.end],
+        }
+    }
+
+    /// Every option, in order.
+    pub fn opts(&self) -> impl Iterator<Item = Opt<'_>> {
+        self.slots.iter().map(|s| self.opt(s))
+    }
+
+    /// The first option with one of these names (e.g. `-j` / `--jump`).
+    pub fn get(&self, names: &[&str]) -> Option<Opt<'_>> {
+        self.slots
+            .iter()
+            .find(|s| names.contains(&self.words[s.name].as_ref()))
+            .map(|s| self.opt(s))
     }
 
     /// The first value of an option, if present.
     pub fn value(&self, names: &[&str]) -> Option<&str> {
-        self.get(names)
-            .and_then(|o| o.values.first())
-            .map(String::as_str)
+        self.get(names).and_then(|o| o.first())
     }
 
     pub fn has(&self, names: &[&str]) -> bool {
@@ -95,11 +173,11 @@ impl RuleArgs {
         self.value(&["-j", "--jump", "-g", "--goto"])
     }
 
-    pub fn in_iface(&self) -> Option<&Opt> {
+    pub fn in_iface(&self) -> Option<Opt<'_>> {
         self.get(&["-i", "--in-interface"])
     }
 
-    pub fn out_iface(&self) -> Option<&Opt> {
+    pub fn out_iface(&self) -> Option<Opt<'_>> {
         self.get(&["-o", "--out-interface"])
     }
 
@@ -114,10 +192,6 @@ impl RuleArgs {
     pub fn protocol(&self) -> Option<&str> {
         self.value(&["-p", "--protocol"])
     }
-}
-
-fn is_number(word: &str) -> bool {
-    word[1..].chars().all(|c| c.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -135,5 +209,16 @@ mod tests {
         assert_eq!(out.values, ["docker0"]);
         assert_eq!(args.value(&["--comment"]), Some("hello \"x\" y"));
         assert_eq!(args.target(), Some("MASQUERADE"));
+    }
+
+    #[test]
+    fn target_of_reads_the_text() {
+        assert_eq!(target_of("-o docker0 -j DOCKER"), Some("DOCKER"));
+        assert_eq!(target_of("-g f2b-sshd"), Some("f2b-sshd"));
+        assert_eq!(target_of("-p tcp"), None);
+        assert_eq!(
+            target_of("-m comment --comment \"x -j NOPE\" -j LOG --log-prefix \"a -j b\""),
+            Some("LOG")
+        );
     }
 }

@@ -83,25 +83,90 @@ impl Table {
 
     /// A stable fingerprint of the content (no counters), recorded after an apply.
     pub fn fingerprint(&self) -> String {
-        // FNV-1a, 64 bit: stable across builds, unlike std's hasher.
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut feed = |s: &str| {
-            for b in s.bytes().chain([0u8]) {
-                hash ^= u64::from(b);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
-            }
-        };
-        feed(&self.name);
+        let mut fp = Fingerprint::new(&self.name);
         for c in &self.chains {
-            feed(&c.name);
-            feed(c.policy.as_deref().unwrap_or("-"));
+            fp.chain(&c.name, c.policy.as_deref().unwrap_or("-"));
         }
         for r in &self.rules {
-            feed(&r.chain);
-            feed(&r.spec);
+            fp.rule(&r.chain, &r.spec);
         }
-        format!("{hash:016x}")
+        fp.finish()
     }
+}
+
+/// FNV-1a, 64 bit, over a table's content without counters: stable across builds, unlike
+/// std's hasher, and computable from the model or straight from the text.
+struct Fingerprint(u64);
+
+impl Fingerprint {
+    fn new(table: &str) -> Self {
+        let mut fp = Fingerprint(0xcbf2_9ce4_8422_2325);
+        fp.feed(table);
+        fp
+    }
+
+    fn feed(&mut self, s: &str) {
+        for b in s.bytes().chain([0u8]) {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn chain(&mut self, name: &str, policy: &str) {
+        self.feed(name);
+        self.feed(policy);
+    }
+
+    fn rule(&mut self, chain: &str, spec: &str) {
+        self.feed(chain);
+        self.feed(spec);
+    }
+
+    fn finish(self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+/// A fingerprint of any text (FNV-1a, 64 bit, hex).
+pub fn fingerprint_of(text: &str) -> String {
+    Fingerprint::new(text).finish()
+}
+
+/// The fingerprint of every table of an `iptables-save` text, read line by line without
+/// building the model (the same values [`Table::fingerprint`] gives for the parsed text).
+/// `None` if the text is not in the form `iptables-save` writes; then parse it.
+pub fn text_fingerprints(text: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut open: Option<(String, Fingerprint)> = None;
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('*') {
+            open = Some((name.to_string(), Fingerprint::new(name)));
+            continue;
+        }
+        let (name, fp) = open.as_mut()?;
+        if line == "COMMIT" {
+            out.push((
+                std::mem::take(name),
+                std::mem::replace(fp, Fingerprint(0)).finish(),
+            ));
+            open = None;
+        } else if let Some(decl) = line.strip_prefix(':') {
+            let mut parts = decl.split(' ');
+            fp.chain(parts.next()?, parts.next()?);
+        } else {
+            let rule = match line.strip_prefix('[') {
+                Some(rest) => rest.split_once("] ")?.1,
+                None => line,
+            };
+            let rest = rule.strip_prefix("-A ")?;
+            let (chain, spec) = rest.split_once(' ').unwrap_or((rest, ""));
+            fp.rule(chain, spec);
+        }
+    }
+    open.is_none().then_some(out)
 }
 
 /// A whole `iptables-save` dump for one address family.
@@ -322,6 +387,20 @@ mod tests {
             [1:60] -A INPUT ! -i lo -m comment --comment \"a \\\"quoted\\\" one\" -j f2b-sshd\n\
             [0:0] -A f2b-sshd\nCOMMIT\n";
         assert_eq!(parse(text).unwrap().to_string(), text);
+    }
+
+    #[test]
+    fn text_fingerprints_match_the_model() {
+        let text = "# x\n*filter\n:INPUT DROP [3:180]\n:f2b - [0:0]\n\
+            [1:60] -A INPUT ! -i lo -j f2b\n-A f2b\nCOMMIT\n*raw\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+        let model: Vec<(String, String)> = parse(text)
+            .unwrap()
+            .tables
+            .iter()
+            .map(|t| (t.name.clone(), t.fingerprint()))
+            .collect();
+        assert_eq!(text_fingerprints(text), Some(model));
+        assert_eq!(text_fingerprints("*filter\n-A INPUT\n"), None);
     }
 
     #[test]

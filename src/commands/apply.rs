@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::cli::Global;
 use crate::error::{Error, Kind, Result};
 use crate::guard;
-use crate::pipeline::{self, FamilyPlan, Mode};
+use crate::pipeline::{self, Applied, FamilyPlan, Mode};
 use crate::ruleset;
 use crate::system::iptables::Iptables;
 use crate::system::lock::XtablesLock;
@@ -36,12 +36,26 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
     let state = StateDir::new(&global.state_dir);
     state.check_private()?;
 
+    let template = config
+        .template
+        .as_ref()
+        .map(fs_err::read_to_string)
+        .transpose()?;
+    let inputs = pipeline::inputs_fingerprint(mode, &config, template.as_deref(), &external);
+
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     let mut plans = Vec::new();
     for ipt in &tools {
         let saved = ipt.save(None)?;
-        let source = format!("{}-save output", ipt.family.command());
         let applied = state.applied(ipt.family);
+        if applied.unchanged_since(&inputs, &saved) {
+            println!(
+                "{}: unchanged since the last apply; nothing to change",
+                ipt.family
+            );
+            continue;
+        }
+        let source = format!("{}-save output", ipt.family.command());
         let plan = pipeline::plan(
             ipt.family, &saved, &source, &config, mode, &external, &applied,
         )?;
@@ -69,8 +83,8 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
             return Err(roll_back(&plans[..=done], err));
         }
     }
-    for (ipt, plan, _) in &plans {
-        record_applied(&state, ipt, plan)?;
+    for (ipt, plan, saved) in &plans {
+        record_applied(&state, ipt, plan, saved, &inputs)?;
         report(plan);
     }
     println!("{verb}: done in {} ms", started.elapsed().as_millis());
@@ -108,21 +122,27 @@ fn roll_back(plans: &[(&Iptables, FamilyPlan, String)], cause: Error) -> Error {
     }
 }
 
-/// Records what the kernel holds now for each table this apply wrote.
-fn record_applied(state: &StateDir, ipt: &Iptables, plan: &FamilyPlan) -> Result<()> {
-    if plan.changed.is_empty() {
-        return Ok(());
-    }
-    let mut applied = state.applied(ipt.family);
+/// Records what the kernel holds now: the tables this apply wrote are read back, the
+/// others are as `saved` had them (the xtables lock is still held).
+fn record_applied(
+    state: &StateDir,
+    ipt: &Iptables,
+    plan: &FamilyPlan,
+    saved: &str,
+    inputs: &str,
+) -> Result<()> {
+    let unreadable = |what: &str| Error::failed(format!("cannot read back {what}"));
+    let mut kernel = ruleset::text_fingerprints(saved).ok_or_else(|| unreadable("the ruleset"))?;
     for name in &plan.changed {
-        let saved = ipt.save(Some(name))?;
-        let kernel = ruleset::parse(&saved)
-            .map_err(|e| Error::failed(format!("cannot read back table {name}: {e}")))?;
-        if let (Some(desired), Some(kernel)) = (plan.desired.table(name), kernel.table(name)) {
-            applied.record(desired, kernel);
-        }
+        let written = ruleset::text_fingerprints(&ipt.save(Some(name))?)
+            .ok_or_else(|| unreadable(&format!("table {name}")))?;
+        kernel.retain(|(t, _)| t != name);
+        kernel.extend(written);
     }
-    state.record_applied(ipt.family, &applied)
+    state.record_applied(
+        ipt.family,
+        &Applied::recorded(inputs, &plan.desired, &kernel),
+    )
 }
 
 fn report(plan: &FamilyPlan) {

@@ -171,6 +171,21 @@ expect() { topo_expect "$@" || true; }
 jump_first() { iptables-legacy -S FORWARD | sed -n 2p | grep -qx -- "-A FORWARD -j DOCKER-USER"; }
 no_rule_of_ours() { ! iptables-legacy -S DOCKER-USER | grep -q iptables-docker; }
 
+listening() { # NETNS-COMMAND PROTO PORT: wait until a listener is up
+    local i
+    for i in $(seq 50); do
+        "$1" ss -Hln"$2" "sport = :$3" | grep -q . && return 0
+        sleep 0.1
+    done
+    echo "listener $2/$3 did not come up" >&2
+    return 1
+}
+in_ctr1() { ip netns exec ctr1 "$@"; }
+in_ctr2() { ip netns exec ctr2 "$@"; }
+in_host() { "$@"; }
+listening in_ctr1 t 80 && listening in_ctr2 t 80 && listening in_ctr1 u 53
+listening in_host t 22 && listening in_host t 5432 && listening topo_exec t 9000
+
 echo "== Docker alone (no iptables-docker): everything published is open to all"
 expect open "published 8080 from the denied source" "$C2" 8080
 expect open "host service 5432 from the denied source" "$C2" 5432
@@ -195,7 +210,8 @@ expect blocked "IPv6 ssh from the denied source" "$C2_6" 22
 check open "FORWARD -j DOCKER-USER is FORWARD's first rule" jump_first
 
 echo "== a second start changes nothing and keeps enforcing"
-"$BIN" --config /run/work/config.toml start | grep -q "IPv4: .*nothing to change"
+again=$("$BIN" --config /run/work/config.toml start)
+check open "the second start wrote nothing" grep -q "IPv4: .*nothing to change" <<<"$again"
 expect blocked "published 8080 from the denied source" "$C2" 8080
 
 echo "== after stop: Docker's defaults are back"
