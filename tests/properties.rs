@@ -273,8 +273,7 @@ fn keep_chains() -> impl Strategy<Value = Vec<String>> {
 /// the classifier looks at, so the property only ever exempts more).
 fn marked_ours(spec: &str) -> bool {
     RuleArgs::parse(spec)
-        .opts
-        .iter()
+        .opts()
         .filter(|o| o.name == "--comment")
         .any(|o| o.values.iter().any(|v| v.starts_with(OWN_MARK)))
 }
