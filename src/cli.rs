@@ -40,6 +40,12 @@ pub struct Global {
     /// Seconds to wait for the xtables lock
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
     pub wait: u64,
+    /// Print nothing but errors (no line per action)
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also print, per table, how many rules were kept, removed and loaded
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +76,14 @@ pub enum Command {
     /// Undo install: stop and disable the service, remove unit and binary, put back what
     /// install recorded (alternatives, ufw/firewalld). Keeps the config unless --purge.
     Uninstall(UninstallArgs),
+    /// Print the man page (roff, section 8) to stdout. Changes nothing.
+    Man,
+    /// Print the completion script for SHELL to stdout. Changes nothing.
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]

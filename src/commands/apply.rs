@@ -49,10 +49,12 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
         let saved = ipt.save(None)?;
         let applied = state.applied(ipt.family);
         if applied.unchanged_since(&inputs, &saved) {
-            println!(
-                "{}: unchanged since the last apply; nothing to change",
-                ipt.family
-            );
+            if super::normal() {
+                println!(
+                    "{}: unchanged since the last apply; nothing to change",
+                    ipt.family
+                );
+            }
             continue;
         }
         let source = format!("{}-save output", ipt.family.command());
@@ -87,7 +89,9 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
         record_applied(&state, ipt, plan, saved, &inputs)?;
         report(plan);
     }
-    println!("{verb}: done in {} ms", started.elapsed().as_millis());
+    if super::normal() {
+        println!("{verb}: done in {} ms", started.elapsed().as_millis());
+    }
     drop(lock);
     match confirm {
         Some(seconds) if !snapshots.is_empty() => {
@@ -146,6 +150,9 @@ fn record_applied(
 }
 
 fn report(plan: &FamilyPlan) {
+    if !super::normal() {
+        return;
+    }
     let written = if plan.changed.is_empty() {
         "nothing to change".to_string()
     } else {
@@ -157,4 +164,21 @@ fn report(plan: &FamilyPlan) {
         plan.ownership.kept_rules(),
         plan.removed_rules()
     );
+    if super::verbose() {
+        for (table, own) in plan.current.tables.iter().zip(&plan.ownership.tables) {
+            let kept = own.kept_rules();
+            let loaded = plan
+                .policy
+                .fragment
+                .table(&table.name)
+                .map_or(0, |t| t.rules.len());
+            println!(
+                "{} {}: kept {kept} Docker rules, replaced {} other rules with {loaded} policy rules{}",
+                plan.family,
+                table.name,
+                table.rules.len() - kept,
+                if plan.changed.contains(&table.name) { "" } else { " (unchanged)" }
+            );
+        }
+    }
 }

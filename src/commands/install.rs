@@ -27,7 +27,9 @@ use record::{AlternativeRecord, Record, RecordDir, UfwRecord, UnitRecord};
 pub(super) const GROUPS: [&str; 2] = ["iptables", "ip6tables"];
 
 fn say(msg: impl std::fmt::Display) {
-    println!("install: {msg}");
+    if super::normal() {
+        println!("install: {msg}");
+    }
 }
 
 /// What both install and uninstall need: a usable command line, root, systemd.
@@ -91,7 +93,7 @@ enum Undo {
         path: std::path::PathBuf,
         before: Option<Vec<u8>>,
         mode: u32,
-        /// The directory writing it created (/etc/iptables-docker).
+        /// The highest directory writing it created (/etc/iptables-docker).
         created_dir: Option<std::path::PathBuf>,
     },
     Manifest(std::path::PathBuf, Option<Vec<u8>>),
@@ -160,18 +162,13 @@ impl Undo {
                     Some(bytes) => host::write_atomic(path, bytes, *mode)?,
                     None => drop(host::remove_file(path)?),
                 }
+                // Another file of ours in it goes back later in the journal.
                 match created_dir {
-                    Some(dir) => fs_err::remove_dir(dir).or_else(|e| {
-                        // Another file of ours in it goes back later in the journal.
-                        if e.kind() == std::io::ErrorKind::DirectoryNotEmpty {
-                            Ok(())
-                        } else {
-                            Err(e)
-                        }
+                    Some(dir) => files::remove_empty_dirs(path, dir).map_err(|e| {
+                        Error::failed(format!("cannot remove {}: {e}", dir.display()))
                     }),
                     None => Ok(()),
                 }
-                .map_err(Error::from)
             }
             Undo::Manifest(path, before) => match before {
                 Some(bytes) => host::write_atomic(path, bytes, 0o600),
@@ -476,12 +473,11 @@ fn install_files(
         let action = files::decide(asset, current.as_deref(), manifest.0.get(path).copied());
         match action {
             Action::Create | Action::Replace => {
-                let dir = path.parent().filter(|d| !d.exists());
                 journal.push(Undo::File {
                     path: path.to_path_buf(),
                     before: current,
                     mode: asset.mode,
-                    created_dir: dir.map(Path::to_path_buf),
+                    created_dir: files::first_missing_dir(path),
                 });
                 host::write_atomic(path, &asset.content, asset.mode)?;
                 manifest

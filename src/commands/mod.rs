@@ -3,10 +3,13 @@
 
 mod apply;
 mod confirm;
+mod docs;
 mod install;
 mod plan;
 mod status;
 mod uninstall;
+
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::cli::{Cli, Command, Global};
 use crate::config::Config;
@@ -15,8 +18,27 @@ use crate::family::Family;
 use crate::pipeline::Mode;
 use crate::system::trust;
 
+/// 0 quiet, 1 normal, 2 verbose: set once from `--quiet` / `--verbose`.
+static VERBOSITY: AtomicU8 = AtomicU8::new(1);
+
+/// Whether to print the line per action (not with `--quiet`).
+pub(crate) fn normal() -> bool {
+    VERBOSITY.load(Ordering::Relaxed) >= 1
+}
+
+/// Whether `--verbose` was given.
+pub(crate) fn verbose() -> bool {
+    VERBOSITY.load(Ordering::Relaxed) >= 2
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     let global = &cli.global;
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => 0,
+        (false, false) => 1,
+        (false, true) => 2,
+    };
+    VERBOSITY.store(level, Ordering::Relaxed);
     match &cli.command {
         Command::Start(args) | Command::Reload(args) => {
             apply::run(global, Mode::Start, args.force, args.confirm)
@@ -30,6 +52,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plan(args) => plan::run(global, args),
         Command::Install(args) => install::run(global, args),
         Command::Uninstall(args) => uninstall::run(global, args),
+        Command::Man => docs::print_man(),
+        Command::Completions { shell } => docs::print_completions(*shell),
     }
 }
 

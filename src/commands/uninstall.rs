@@ -17,7 +17,9 @@ use super::install::record::{Record, RecordDir};
 use super::install::{preflight, restore_alternative, rules};
 
 fn say(msg: impl std::fmt::Display) {
-    println!("uninstall: {msg}");
+    if super::normal() {
+        println!("uninstall: {msg}");
+    }
 }
 
 pub fn run(global: &Global, args: &UninstallArgs) -> Result<()> {
@@ -97,6 +99,13 @@ pub fn run(global: &Global, args: &UninstallArgs) -> Result<()> {
                 say(format!("kept {path} ({origin}; --purge removes it)"));
             }
         }
+    }
+    for (path, top) in files::DOC_DIRS {
+        if host::remove_file(Path::new(path))? {
+            say(format!("removed {path}"));
+        }
+        files::remove_empty_dirs(Path::new(path), Path::new(top))
+            .map_err(|e| Error::failed(format!("cannot remove {top}: {e}")))?;
     }
     if host::remove_file(Path::new(BIN))? {
         say(format!("removed {BIN}"));

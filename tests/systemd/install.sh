@@ -15,14 +15,16 @@
 #     and installs;
 #   - install: ufw inactive and disabled, firewalld stopped/disabled/masked, iptables and
 #     ip6tables -> legacy, Docker's rules moved out of nft in one restore, service active
-#     with the policy, `systemd-analyze verify` clean, reload/status work; a Docker restart
+#     with the policy, man page and bash completion installed, `systemd-analyze verify`
+#     clean, reload/status work; a Docker restart
 #     advised while (a stand-in) docker.service runs;
 #   - a second install changes nothing; an upgrade replaces the binary, keeps an edited
 #     config and restarts the service;
 #   - reboot: the policy is loaded before network-pre.target; Docker rules added later are
 #     kept by a reload;
 #   - uninstall: ufw, firewalld and the alternatives exactly as before, Docker's rules back
-#     in nft, unit and binary gone, config kept; a second uninstall is a no-op;
+#     in nft, unit, binary, man page and bash completion gone, config kept; a second
+#     uninstall is a no-op;
 #   - install again + `uninstall --purge`, and `--backend nft` + `uninstall --purge`: the
 #     host ends exactly as it started.
 # Prints "ok"/"FAIL" lines and "# timings: ..."; exits non-zero on any failure.
@@ -132,7 +134,7 @@ state() {
             echo "== $c-$b-save"
             $c-$b-save 2>/dev/null | grep -v "^#" | sed -E "s/ \[[0-9]+:[0-9]+\]\$//"
         done; done
-        for p in /usr/local/sbin /etc/systemd/system/iptables-docker.service /etc/iptables-docker /var/lib/iptables-docker; do
+        for p in /usr/local/sbin /usr/local/share /etc/systemd/system/iptables-docker.service /etc/iptables-docker /var/lib/iptables-docker; do
             echo "== $p"; find "$p" -printf "%M %s %p\n" 2>&1 | sort
         done' | drop_empty_tables
 }
@@ -253,6 +255,9 @@ expect_in "unit installed" "-rw-r--r--" "$(section "$after" /etc/systemd/system/
 expect_eq "config and template installed 0644" "2" "$(section "$after" /etc/iptables-docker | grep -c '^-rw-r--r-- .*/\(config.toml\|policy.rules.j2\)$')"
 expect_in "install record 0600 in a 0700 directory" $'drwx------' "$(section "$after" /var/lib/iptables-docker)"
 expect_in "  the record" "-rw------- " "$(section "$after" /var/lib/iptables-docker | grep install-record.toml)"
+expect_in "man page installed 0644" "-rw-r--r-- $("$bin" man | wc -c) /usr/local/share/man/man8/iptables-docker.8" "$after"
+out=$(run bash --norc -c '. /usr/local/share/bash-completion/completions/iptables-docker && complete -p iptables-docker')
+expect_in "bash completion installed and loads" "-F _iptables__docker iptables-docker" "$out"
 record=$(sd_exec cat /var/lib/iptables-docker/install-record.toml)
 expect_in "record: iptables was nft" 'iptables_was = "nft"' "$record"
 expect_in "record: ufw was enabled and active" $'[ufw]\nenabled = true\nactive = true\nunit_enabled = true\nunit_active = true' "$record"
@@ -337,6 +342,7 @@ expect_in "ufw active and enabled again" "ufw.service: enabled active" "$gone"
 expect_in "unit gone" "iptables-docker.service: Failed to get unit file state" "$gone"
 expect_eq "binary gone: /usr/local/sbin as before install" "$(section "$original" /usr/local/sbin)" "$(section "$gone" /usr/local/sbin)"
 expect_in "config kept" "/etc/iptables-docker/config.toml" "$(section "$gone" /etc/iptables-docker)"
+expect_eq "man page and completion gone: /usr/local/share as before install" "$(section "$original" /usr/local/share)" "$(section "$gone" /usr/local/share)"
 expect_not_in "record gone" "install-record" "$(section "$gone" /var/lib/iptables-docker)"
 expect_same "Docker's rules and ufw's back in nft exactly as before" \
     "$(section "$original" iptables-nft-save)" "$(section "$gone" iptables-nft-save)"

@@ -16,6 +16,15 @@ pub const BIN: &str = "/usr/local/sbin/iptables-docker";
 pub const UNIT_NAME: &str = "iptables-docker.service";
 pub const UNIT: &str = "/etc/systemd/system/iptables-docker.service";
 pub const TEMPLATE: &str = "/etc/iptables-docker/policy.rules.j2";
+/// The man page and the bash completion, generated from this binary's command line.
+pub const MAN: &str = "/usr/local/share/man/man8/iptables-docker.8";
+pub const BASH_COMPLETION: &str = "/usr/local/share/bash-completion/completions/iptables-docker";
+/// The directories uninstall removes above them once empty (install creates them when
+/// missing; /usr/local/share/man is Debian's).
+pub const DOC_DIRS: [(&str, &str); 2] = [
+    (MAN, "/usr/local/share/man/man8"),
+    (BASH_COMPLETION, "/usr/local/share/bash-completion"),
+];
 
 const UNIT_TEXT: &str = include_str!("../../../systemd/iptables-docker.service");
 const CONFIG_TEXT: &str = include_str!("../../../templates/config.toml");
@@ -74,7 +83,36 @@ pub fn assets(backend: Backend, binary: Vec<u8>) -> Vec<Asset> {
             true,
             true,
         ),
+        asset(MAN, crate::commands::docs::man_page(), 0o644, false, false),
+        asset(
+            BASH_COMPLETION,
+            crate::commands::docs::completions(clap_complete::Shell::Bash),
+            0o644,
+            false,
+            false,
+        ),
     ]
+}
+
+/// The highest directory above `path` that does not exist yet (what writing it creates).
+pub fn first_missing_dir(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .skip(1)
+        .take_while(|d| !d.exists())
+        .last()
+        .map(Path::to_path_buf)
+}
+
+/// Removes the empty directories above `path`, up to and including `top`.
+pub fn remove_empty_dirs(path: &Path, top: &Path) -> std::io::Result<()> {
+    for dir in path.ancestors().skip(1).take_while(|d| d.starts_with(top)) {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => break,
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// What to do with one asset.

@@ -1,0 +1,117 @@
+//! `man` and `completions`: the man page and the shell completion scripts, generated from
+//! the clap definitions (clap_mangen, clap_complete), so they never disagree with `--help`.
+//! `install` writes them too ([`man_page`], [`completions`]); so does the Debian package.
+
+use std::io::Write;
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+use crate::cli::Cli;
+use crate::error::{Error, Result};
+
+/// The man page, section 8: the top-level help, then one section per command with what it
+/// changes on the host and its options.
+pub fn man_page() -> Vec<u8> {
+    let cmd = Cli::command();
+    let man = clap_mangen::Man::new(cmd.clone()).section("8");
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    man.render_title(&mut out).expect("render to memory");
+    man.render_name_section(&mut out).expect("render to memory");
+    man.render_synopsis_section(&mut out)
+        .expect("render to memory");
+    man.render_description_section(&mut out)
+        .expect("render to memory");
+    man.render_options_section(&mut out)
+        .expect("render to memory");
+    out.extend_from_slice(b".SH COMMANDS\n");
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let mut sub = sub
+            .clone()
+            .bin_name(format!("iptables-docker {}", sub.get_name()));
+        sub.build();
+        let usage = sub.render_usage().to_string();
+        let usage = usage.trim_start_matches("Usage: ");
+        out.extend_from_slice(format!(".TP\n\\fB{}\\fR\n", roff_escape(usage)).as_bytes());
+        let about = sub
+            .get_long_about()
+            .or(sub.get_about())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        out.extend_from_slice(format!("{}\n", roff_escape(&about)).as_bytes());
+        for arg in sub
+            .get_arguments()
+            .filter(|a| !a.is_global_set() && !a.is_hide_set() && a.get_id() != "help")
+        {
+            let values = arg
+                .get_value_names()
+                .filter(|_| arg.get_action().takes_values());
+            let name = match (arg.get_long(), values) {
+                (Some(long), Some(v)) => format!("--{long} {}", v[0]),
+                (Some(long), None) => format!("--{long}"),
+                (None, Some(v)) => v[0].to_string(),
+                (None, None) => arg.get_id().to_string().to_uppercase(),
+            };
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            out.extend_from_slice(
+                format!(
+                    ".RS\n.TP\n\\fI{}\\fR\n{}\n.RE\n",
+                    roff_escape(&name),
+                    roff_escape(&help)
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    if let Some(after) = cmd.get_after_help() {
+        out.extend_from_slice(
+            format!(".SH \"EXIT STATUS\"\n{}\n", roff_escape(&after.to_string())).as_bytes(),
+        );
+    }
+    out.extend_from_slice(
+        b".SH FILES\n.TP\n/etc/iptables-docker/config.toml\nthe configuration\n\
+          .TP\n/etc/iptables-docker/policy.rules.j2\nthe policy template\n\
+          .TP\n/var/lib/iptables-docker/\nsnapshots, apply records, the install record\n",
+    );
+    man.render_version_section(&mut out)
+        .expect("render to memory");
+    out
+}
+
+/// Escapes text for roff: backslashes, and a leading `.` or `'` that would be a request.
+fn roff_escape(text: &str) -> String {
+    text.replace('\\', "\\e")
+        .replace('-', "\\-")
+        .lines()
+        .map(|l| {
+            if l.starts_with('.') || l.starts_with('\'') {
+                format!("\\&{l}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The completion script for `shell`.
+pub fn completions(shell: Shell) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "iptables-docker", &mut out);
+    out
+}
+
+fn print(bytes: &[u8]) -> Result<()> {
+    std::io::stdout()
+        .write_all(bytes)
+        .map_err(|e| Error::failed(format!("cannot write to stdout: {e}")))
+}
+
+pub fn print_man() -> Result<()> {
+    print(&man_page())
+}
+
+pub fn print_completions(shell: Shell) -> Result<()> {
+    print(&completions(shell))
+}

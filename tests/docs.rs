@@ -1,0 +1,119 @@
+//! The man page and the shell completions, generated from the clap definitions: the man
+//! page renders with `man -l` (written to target/tmp/iptables-docker.8, so that
+//! `man ./target/tmp/iptables-docker.8` shows it after `cargo test`), and the bash
+//! completion loads. Nothing here touches the host.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("iptables-docker")
+}
+
+fn generate(args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run iptables-docker");
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// In CI (CI set) a missing tool fails; elsewhere the test is skipped loudly.
+fn have(tool: &str) -> bool {
+    if which::which(tool).is_ok() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must run this test, but `{tool}` is not installed (bash .ci/run installs it)");
+    }
+    eprintln!("\n!!!!! SKIPPED: `{tool}` is not installed. Nothing was proven. !!!!!\n");
+    false
+}
+
+#[test]
+fn the_man_page_renders_and_says_what_each_command_changes() {
+    let page = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("iptables-docker.8");
+    std::fs::write(&page, generate(&["man"])).unwrap();
+    if !have("man") {
+        return;
+    }
+    let out = Command::new("man")
+        .arg("-l")
+        .arg(&page)
+        .env("MANWIDTH", "1000")
+        .env("MANPAGER", "cat")
+        .env("PAGER", "cat")
+        .output()
+        .expect("run man");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "man -l failed: {err}");
+    // Justified text: runs of spaces.
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(err.trim().is_empty(), "man -l warned: {err}\n{text}");
+    for needle in [
+        "iptables-docker(8)",
+        "SYNOPSIS",
+        "COMMANDS",
+        "iptables-docker start [OPTIONS]",
+        "removes every other rule",
+        "iptables-docker install [OPTIONS]",
+        "stop and disable ufw/firewalld",
+        "iptables-docker uninstall [OPTIONS]",
+        "--purge",
+        "Changes nothing",
+        "EXIT STATUS",
+        "/etc/iptables-docker/config.toml",
+    ] {
+        assert!(
+            text.contains(needle),
+            "no `{needle}` in the man page:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("confirm-watchdog"),
+        "hidden command shown:\n{text}"
+    );
+}
+
+#[test]
+fn the_bash_completion_loads_and_completes_subcommands() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("iptables-docker");
+    std::fs::write(&script, generate(&["completions", "bash"])).unwrap();
+    let out = Command::new("bash")
+        .arg("--norc")
+        .arg("-c")
+        .arg(
+            r#"set -e
+source "$1"
+complete -p iptables-docker
+COMP_WORDS=(iptables-docker un); COMP_CWORD=1; COMP_LINE="iptables-docker un"; COMP_POINT=${#COMP_LINE}
+_iptables__docker iptables-docker un iptables-docker
+printf 'reply: %s\n' "${COMPREPLY[@]}""#,
+        )
+        .arg("bash")
+        .arg(&script)
+        .output()
+        .expect("run bash");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("-F _iptables__docker iptables-docker"),
+        "{text}"
+    );
+    assert!(text.contains("reply: uninstall"), "{text}");
+}
+
+#[test]
+fn completions_for_the_other_shells_are_generated() {
+    for (shell, needle) in [
+        ("zsh", "#compdef iptables-docker"),
+        ("fish", "complete -c iptables-docker"),
+    ] {
+        let text = generate(&["completions", shell]);
+        assert!(text.contains(needle), "{shell}:\n{text}");
+        assert!(text.contains("uninstall"), "{shell}:\n{text}");
+    }
+}

@@ -1,0 +1,45 @@
+//! `--quiet` and `--verbose` against the real kernel, in a throwaway namespace: quiet
+//! prints nothing on success, the default one line per family (what was kept, what was
+//! removed) and how long it took, verbose adds a line per table.
+
+mod common;
+
+use common::*;
+
+const FIXTURE: &str = "$FIXTURES/moby-v29-doc-usernet-portmap.v4.rules";
+
+#[test]
+fn quiet_prints_nothing_normal_a_line_per_family_verbose_a_line_per_table() {
+    if !netns_ready("verbosity") {
+        return;
+    }
+    let script = format!(
+        r#"iptables-legacy-restore < {FIXTURE}
+iptables-legacy -A INPUT -p tcp --dport 9999 -j ACCEPT
+echo "=== VERBOSE"; "$BIN" --verbose start
+echo "=== QUIET"; "$BIN" stop --quiet
+echo "=== NORMAL"; "$BIN" start
+echo "=== UNCHANGED"; "$BIN" start
+echo "=== QUIET_UNCHANGED"; "$BIN" -q start
+echo "=== CONFLICT"; "$BIN" -q -v start 2>&1 || echo "exit $?"
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 120)));
+    let verbose = &s["VERBOSE"];
+    assert!(
+        verbose.contains("IPv4: kept ") && verbose.contains("removed 1 other rules"),
+        "{verbose}"
+    );
+    assert!(verbose.contains("IPv4 filter: kept "), "{verbose}");
+    assert!(verbose.contains("IPv4 nat: kept "), "{verbose}");
+    assert!(verbose.contains("(unchanged)"), "{verbose}");
+    assert!(verbose.contains("start: done in "), "{verbose}");
+    assert_eq!(s["QUIET"].trim(), "", "--quiet printed");
+    let normal = &s["NORMAL"];
+    assert!(normal.contains("IPv4: kept "), "{normal}");
+    assert!(normal.contains("start: done in "), "{normal}");
+    assert!(!normal.contains("IPv4 filter:"), "{normal}");
+    assert!(s["UNCHANGED"].contains("unchanged since the last apply"));
+    assert_eq!(s["QUIET_UNCHANGED"].trim(), "");
+    assert!(s["CONFLICT"].contains("exit 2"), "{}", s["CONFLICT"]);
+}
