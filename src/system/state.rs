@@ -56,7 +56,8 @@ impl StateDir {
         self.root.join(format!("applied-{}", family.tag()))
     }
 
-    fn ensure_dir(path: &Path) -> Result<()> {
+    /// Creates `path` (and its parents) with mode 0700 where missing.
+    pub fn ensure_dir(path: &Path) -> Result<()> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)

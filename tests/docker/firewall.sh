@@ -38,16 +38,7 @@ TOPO_IPV6=0 # Debian's docker.io (20.10) programs no ip6tables DOCKER-USER; IPv6
 # by tests/packets/published-ports.sh
 C1=$TOPO_CLIENT_IP1 C2=$TOPO_CLIENT_IP2
 
-check() { # open|blocked LABEL CMD...
-    local want=$1 label=$2 got
-    shift 2
-    if "$@"; then got=open; else got=blocked; fi
-    if [[ $got == "$want" ]]; then
-        TOPO_PASS=$((TOPO_PASS + 1)); printf 'PASS: %-60s %s\n' "$label" "$got"
-    else
-        TOPO_FAIL=$((TOPO_FAIL + 1)); printf 'FAIL: %-60s %s (expected %s)\n' "$label" "$got" "$want"
-    fi
-}
+check() { topo_check "$@"; }
 expect() { topo_expect "$@" || true; }
 egress() { # HTTP to "the internet" from the web container's network namespace (host curl:
     # the static busybox's wget crashes resolving in a FROM-scratch image)

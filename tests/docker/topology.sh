@@ -120,3 +120,18 @@ topo_expect() {
         return 1
     fi
 }
+
+# topo_check open|blocked LABEL CMD...: run CMD (success = "open"), print one PASS/FAIL line
+# and count it with the topo_expect checks. For probes other than HTTP from the client.
+topo_check() {
+    local want=$1 label=$2 got
+    shift 2
+    if "$@"; then got=open; else got=blocked; fi
+    if [[ $got == "$want" ]]; then
+        TOPO_PASS=$((TOPO_PASS + 1))
+        printf 'PASS: %-60s %s\n' "$label" "$got"
+    else
+        TOPO_FAIL=$((TOPO_FAIL + 1))
+        printf 'FAIL: %-60s %s (expected %s)\n' "$label" "$got" "$want"
+    fi
+}

@@ -157,16 +157,7 @@ PY
 from_ctr1() { # DST PORT: HTTP from inside container 1
     ip netns exec ctr1 timeout 4 curl -s --connect-timeout 2 -m 3 "http://$1:$2/" 2>/dev/null | grep -q iptd-ok
 }
-check() { # open|blocked LABEL CMD...
-    local want=$1 label=$2 got
-    shift 2
-    if "$@"; then got=open; else got=blocked; fi
-    if [[ $got == "$want" ]]; then
-        TOPO_PASS=$((TOPO_PASS + 1)); printf 'PASS: %-60s %s\n' "$label" "$got"
-    else
-        TOPO_FAIL=$((TOPO_FAIL + 1)); printf 'FAIL: %-60s %s (expected %s)\n' "$label" "$got" "$want"
-    fi
-}
+check() { topo_check "$@"; }
 expect() { topo_expect "$@" || true; }
 jump_first() { iptables-legacy -S FORWARD | sed -n 2p | grep -qx -- "-A FORWARD -j DOCKER-USER"; }
 no_rule_of_ours() { ! iptables-legacy -S DOCKER-USER | grep -q iptables-docker; }

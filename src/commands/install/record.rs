@@ -5,7 +5,6 @@
 //! only then removes it.
 
 use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
 
 use fs_err::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -14,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::system::iptables::Backend;
+use crate::system::state::StateDir;
 
 /// An alternatives group as it was (`update-alternatives --display`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,17 +128,9 @@ impl RecordDir {
         })
     }
 
-    fn ensure_dir(dir: &Path) -> Result<()> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| Error::failed(format!("cannot create {}: {e}", dir.display())))
-    }
-
     /// Writes a new 0600 file; fails if it exists (a record is never overwritten).
     fn write_new(path: &Path, text: &str) -> Result<()> {
-        Self::ensure_dir(path.parent().unwrap_or(Path::new("/")))?;
+        StateDir::ensure_dir(path.parent().unwrap_or(Path::new("/")))?;
         let mut file = fs_err::OpenOptions::new()
             .write(true)
             .create_new(true)
