@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs each cargo-fuzz target for SECONDS (default 600), one after the other.
 #
-#   fuzz/run.sh [SECONDS]
+#   fuzz/run.sh [SECONDS] [TARGET...]      (targets: ruleset_parse config_load; default both)
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). The stable toolchain is driven with
 # RUSTC_BOOTSTRAP=1 for the nightly flags cargo-fuzz passes (sanitizer, coverage).
@@ -13,7 +13,9 @@ set -uo pipefail
 cd "$(dirname "$0")"
 
 seconds="${1:-600}"
+shift || true
 targets=(ruleset_parse config_load)
+[ "$#" -gt 0 ] && targets=("$@")
 export RUSTC_BOOTSTRAP=1
 
 mkdir -p logs
