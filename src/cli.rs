@@ -91,6 +91,10 @@ pub struct InstallArgs {
     /// Install even if the policy would not accept the SSH connection this runs over
     #[arg(long)]
     pub force: bool,
+    /// Leave the files to the package manager (the Debian package's postinst): set the
+    /// host up, reload systemd, enable and (re)start the packaged unit
+    #[arg(long)]
+    pub packaged: bool,
 }
 
 #[derive(Debug, Args)]

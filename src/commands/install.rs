@@ -243,6 +243,11 @@ fn roll_back(journal: Vec<Undo>, records: &RecordDir, cause: Error) -> Error {
 pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
     preflight(global, "install")?;
     let target = global.backend;
+    if args.packaged && target != Backend::Legacy {
+        return Err(Error::environment(
+            "the Debian package's unit drives iptables-legacy; --backend nft needs `install` without --packaged",
+        ));
+    }
     require_binaries(target)?;
     let config = Config::load(None)?;
     if !args.force {
@@ -252,7 +257,20 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
     let records = RecordDir::new(&global.state_dir);
     let mut journal = Vec::new();
     let mut changed = false;
-    match steps(global, binary, &records, &mut journal, &mut changed) {
+    // The package's files are dpkg's: none written here.
+    let assets = if args.packaged {
+        Vec::new()
+    } else {
+        files::assets(target, binary)
+    };
+    match steps(
+        global,
+        &assets,
+        args.packaged,
+        &records,
+        &mut journal,
+        &mut changed,
+    ) {
         Ok(advice) => {
             if changed {
                 say(
@@ -319,13 +337,13 @@ fn snapshots() -> Result<Vec<(String, String)>> {
 
 fn steps(
     global: &Global,
-    binary: Vec<u8>,
+    assets: &[files::Asset],
+    packaged: bool,
     records: &RecordDir,
     journal: &mut Vec<Undo>,
     changed: &mut bool,
 ) -> Result<Vec<String>> {
     let target = global.backend;
-    let assets = files::assets(target, binary);
     let mut advice = Vec::new();
 
     // The record of the host as it was: written once.
@@ -341,7 +359,7 @@ fn steps(
         Some(_) => {}
         None => {
             let created_dir = !records.root.exists();
-            let record = records.write(capture(target, &assets)?, &snapshots()?)?;
+            let record = records.write(capture(target, assets)?, &snapshots()?)?;
             say(format!(
                 "recorded the host as it is in {} (snapshots in {})",
                 records.path().display(),
@@ -449,14 +467,17 @@ fn steps(
         }
     }
 
-    install_files(global, &assets, journal, changed)?;
+    install_files(global, assets, packaged, journal, changed)?;
     Ok(advice)
 }
 
 /// The binary, unit, config and template; then the service enabled and (re)started.
+/// `packaged`: dpkg has just written the files (an install or an upgrade): systemd is
+/// reloaded and a running service restarted.
 fn install_files(
     global: &Global,
     assets: &[files::Asset],
+    packaged: bool,
     journal: &mut Vec<Undo>,
     changed: &mut bool,
 ) -> Result<()> {
@@ -466,7 +487,7 @@ fn install_files(
     });
     let mut manifest = Manifest::read(&global.state_dir);
     let manifest_before = manifest.clone();
-    let mut replaced_code = false;
+    let mut replaced_code = packaged;
     for asset in assets {
         let path = asset.path.as_path();
         let current = files::read(path)?;
