@@ -2,7 +2,8 @@
 //! for the container's CPython 3.11, cached in target/ansible-site) runs inside the booted
 //! Debian bookworm of tests/systemd (python3 added to its rootfs), connection local, with
 //! the .deb from packaging/deb.sh. tests/systemd/ansible.sh says what it checks: twice
-//! (changed=0 the second time), a changed variable, the uninstall variable.
+//! (changed=0 the second time), a changed variable, the uninstall variable; then the same
+//! with the binary install method.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -98,6 +99,7 @@ fn the_role_applied_twice_changes_nothing_the_second_time_and_uninstalls() {
         .args(["--kill-after=60", "900", "bash"])
         .arg(root.join("tests/systemd/ansible.sh"))
         .env("IPTD_DEB", &deb)
+        .env("IPTD_BIN", assert_cmd::cargo::cargo_bin("iptables-docker"))
         .env("IPTD_ANSIBLE_SITE", &site)
         .env_remove("SSH_CONNECTION")
         .env_remove("XTABLES_LOCKFILE")
@@ -127,6 +129,11 @@ fn the_role_applied_twice_changes_nothing_the_second_time_and_uninstalls() {
         "uninstall run: no failure",
         "purged: ufw, alternatives, Docker's rules in nft, files as before the role",
         "uninstall again: changed=0",
+        "binary: first run no failure",
+        "binary: rules in the kernel",
+        "binary: second run changed=0",
+        "binary: purged: as before the role",
+        "binary: uninstall again changed=0",
     ] {
         assert!(
             stdout

@@ -5,14 +5,15 @@
 # enabled; ansible-core runs inside it, connection local.
 #
 # Usage (as root):
-#   IPTD_DEB=path/to.deb IPTD_ANSIBLE_SITE=DIR tests/systemd/ansible.sh
+#   IPTD_DEB=path/to.deb IPTD_BIN=path/to/iptables-docker IPTD_ANSIBLE_SITE=DIR tests/systemd/ansible.sh
 # IPTD_ANSIBLE_SITE: ansible-core installed for CPython 3.11 with `pip install --target`
 # (tests/systemd_ansible.rs makes it).
 #
 # Checks: the example playbook installs the package and templates the config from the
 # shell role's variables (rules in the kernel); a second run reports changed=0; a changed
 # variable reloads the service; iptables_docker_uninstall (with purge) removes it and
-# leaves ufw, the alternatives and Docker's rules as they were; then changed=0 again.
+# leaves ufw, the alternatives and Docker's rules as they were; then changed=0 again. The
+# same for the binary method (the role runs `iptables-docker install` / `uninstall`).
 set -euo pipefail
 
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -45,6 +46,7 @@ run() {
 
 [[ $(id -u) -eq 0 ]] || { echo "ansible.sh: must run as root" >&2; exit 1; }
 deb=${IPTD_DEB:?set IPTD_DEB to the .deb}
+bin=${IPTD_BIN:?set IPTD_BIN to the iptables-docker binary (the binary method)}
 site=${IPTD_ANSIBLE_SITE:?set IPTD_ANSIBLE_SITE to an ansible-core --target directory}
 [[ -d $site/ansible ]] || { echo "ansible.sh: no ansible in $site" >&2; exit 1; }
 
@@ -84,6 +86,7 @@ rootfs=$(IPTD_ROOTFS_EXTRA="python3 python3-apt" IPTD_ROOTFS_KEEP_OLD=1 "$here/r
 sd_install_trap
 sd_mkroot "$rootfs"
 sd_cp "$deb" /root/iptables-docker.deb
+sd_cp "$bin" /root/iptables-docker 0755
 sd_cp "$site" /opt/ansible
 sd_cp "$here/../../ansible" /root/ansible
 sd_boot
@@ -129,6 +132,22 @@ gone=$(state)
 expect_same "purged: ufw, alternatives, Docker's rules in nft, files as before the role" "$original" "$gone"
 out=$(play -e iptables_docker_uninstall=true -e iptables_docker_purge=true)
 expect_in "uninstall again: changed=0" "changed=0 unreachable=0 failed=0" "$(recap "$out")"
+
+echo "# binary method"
+bplay() { play -e iptables_docker_install_method=binary -e iptables_docker_binary=/root/iptables-docker "$@"; }
+out=$(bplay)
+printf '%s\n' "$out" | grep -E '^(TASK|changed|ok|fatal|failed|localhost)|msg' | sed 's/^/       | /'
+expect_in "binary: first run no failure" "failed=0" "$(recap "$out")"
+expect_in "binary: service active" "active" "$(run systemctl is-active iptables-docker)"
+expect_in "binary: rules in the kernel" "--dport 443 -m comment --comment web -j ACCEPT" "$(sd_exec iptables-legacy-save)"
+out=$(bplay)
+printf '%s\n' "$out" | grep -E '^(TASK|changed|fatal|failed|localhost)|msg' | sed 's/^/       | /'
+expect_in "binary: second run changed=0" "changed=0 unreachable=0 failed=0" "$(recap "$out")"
+out=$(bplay -e iptables_docker_uninstall=true -e iptables_docker_purge=true)
+expect_in "binary: uninstall no failure" "failed=0" "$(recap "$out")"
+expect_same "binary: purged: as before the role" "$original" "$(state)"
+out=$(bplay -e iptables_docker_uninstall=true -e iptables_docker_purge=true)
+expect_in "binary: uninstall again changed=0" "changed=0 unreachable=0 failed=0" "$(recap "$out")"
 
 echo "# shutdown"
 if sd_shutdown; then pass "clean poweroff"; else fail "poweroff (nspawn exit code $SD_LAST_RC)"; fi
