@@ -58,7 +58,8 @@ pub enum Command {
     Stop,
     /// Same as start (re-reads the configuration).
     Reload(ApplyArgs),
-    /// Keep the ruleset applied by `start --confirm` / `reload --confirm`.
+    /// Keep the ruleset applied by `start --confirm` / `reload --confirm`: cancels its
+    /// rollback; changes no rule.
     Confirm,
     /// Internal: waits for the confirmation of a `--confirm` apply and rolls it back
     /// without one. Started by start/reload, detached from the terminal.
@@ -71,10 +72,12 @@ pub enum Command {
     /// Changes nothing; with --input files it needs no root.
     Plan(PlanArgs),
     /// Set the host up: switch iptables to legacy, stop and disable ufw/firewalld, install
-    /// the binary, unit and config, enable and start the service. Records what it changed.
+    /// the binary, unit, config, man page and bash completion, enable and start the
+    /// service. Records what it changed.
     Install(InstallArgs),
-    /// Undo install: stop and disable the service, remove unit and binary, put back what
-    /// install recorded (alternatives, ufw/firewalld). Keeps the config unless --purge.
+    /// Undo install: stop and disable the service, remove unit, binary, man page and
+    /// completion, put back what install recorded (alternatives, ufw/firewalld). Keeps the
+    /// config unless --purge.
     Uninstall(UninstallArgs),
     /// Print the man page (roff, section 8) to stdout. Changes nothing.
     Man,
