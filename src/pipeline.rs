@@ -100,17 +100,18 @@ impl fmt::Display for Applied {
 }
 
 /// The fingerprint of everything an apply's result depends on besides the running
-/// ruleset: this binary's version, the mode, the configuration, the template's text and
-/// the external interfaces.
+/// ruleset: the binary (`binary`: its version and file identity, so a rebuilt binary
+/// plans afresh), the mode, the configuration, the template's text and the external
+/// interfaces.
 pub fn inputs_fingerprint(
+    binary: &str,
     mode: Mode,
     config: &Config,
     template: Option<&str>,
     external_interfaces: &[String],
 ) -> String {
     ruleset::fingerprint_of(&format!(
-        "{} {mode:?} {config:?} {external_interfaces:?} {}",
-        env!("CARGO_PKG_VERSION"),
+        "{binary} {mode:?} {config:?} {external_interfaces:?} {}",
         template.unwrap_or("")
     ))
 }

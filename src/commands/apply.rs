@@ -41,7 +41,13 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
         .as_ref()
         .map(fs_err::read_to_string)
         .transpose()?;
-    let inputs = pipeline::inputs_fingerprint(mode, &config, template.as_deref(), &external);
+    let inputs = pipeline::inputs_fingerprint(
+        &system::binary_identity(),
+        mode,
+        &config,
+        template.as_deref(),
+        &external,
+    );
 
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     let mut plans = Vec::new();

@@ -27,3 +27,22 @@ pub fn default_route_interfaces() -> Vec<String> {
     let v6 = fs_err::read_to_string("/proc/net/ipv6_route").unwrap_or_default();
     crate::policy::default_route_interfaces(&v4, &v6)
 }
+
+/// This binary's version and file identity (device, inode, size, mtime): what tells a
+/// rebuilt or upgraded binary apart from the one that made the last apply.
+pub fn binary_identity() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let file = std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .map(|m| {
+            format!(
+                "{}:{}:{}:{}",
+                m.dev(),
+                m.ino(),
+                m.size(),
+                m.mtime_nsec() + m.mtime() * 1_000_000_000
+            )
+        })
+        .unwrap_or_default();
+    format!("{} {file}", env!("CARGO_PKG_VERSION"))
+}

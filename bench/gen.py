@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Generates a Docker-shaped iptables-restore ruleset with N published ports.
+
+The shape is the heaviest per-port footprint Docker 28.x writes on the legacy backend,
+for one container (172.17.0.2 on docker0) publishing a port range P:P
+(`docker run -p 10000-29999:10000-29999`, userland-proxy=false):
+
+  raw    -A PREROUTING -d 172.17.0.2/32 ! -i docker0 -p tcp -m tcp --dport P -j DROP
+  nat    -A DOCKER ! -i docker0 -p tcp -m tcp --dport P -j DNAT --to-destination 172.17.0.2:P
+  nat    -A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 -p tcp -m tcp --dport P -j MASQUERADE
+  filter -A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport P -j ACCEPT
+
+(per-port raw guards as Docker 28.0/28.1 wrote them; nat/filter chains as 28.2 writes them,
+see shared/fixtures/docker/moby-v28.*-portmap*.rules), i.e. 4 rules per port, plus Docker's
+fixed chains and jumps, plus some ufw-like rules in filter INPUT that `start` must remove.
+Every line is spelled the way iptables-legacy-save prints it, so that a save of the loaded
+ruleset gives back this text (counters aside).
+
+Usage: gen.py --ports N [--family v4|v6] [--base 10000]
+"""
+
+import argparse
+import sys
+
+UFW_CHAINS = [
+    "ufw-after-input", "ufw-after-logging-input", "ufw-before-input",
+    "ufw-reject-input", "ufw-track-input", "ufw-user-input", "ufw-user-limit",
+    "ufw-user-limit-accept",
+]
+
+
+def ufw_rules(v6):
+    """Rules a ufw-managed host carries in INPUT; start removes all of them."""
+    icmp = ["-p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT"] if v6 else [
+        "-p icmp -m icmp --icmp-type 8 -j ACCEPT"]
+    rules = [
+        ("INPUT", "-j ufw-before-input"),
+        ("INPUT", "-j ufw-after-input"),
+        ("INPUT", "-j ufw-after-logging-input"),
+        ("INPUT", "-j ufw-reject-input"),
+        ("INPUT", "-j ufw-track-input"),
+        ("ufw-before-input", "-i lo -j ACCEPT"),
+        ("ufw-before-input", "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+        ("ufw-before-input", "-m conntrack --ctstate INVALID -j DROP"),
+    ] + [("ufw-before-input", r) for r in icmp] + [
+        ("ufw-before-input", "-j ufw-user-input"),
+        ("ufw-after-input", "-p udp -m udp --dport 137 -j DROP"),
+        ("ufw-after-input", "-p udp -m udp --dport 138 -j DROP"),
+        ("ufw-after-input", "-p tcp -m tcp --dport 139 -j DROP"),
+        ("ufw-after-input", "-p tcp -m tcp --dport 445 -j DROP"),
+        ("ufw-after-logging-input",
+         '-m limit --limit 3/min --limit-burst 10 -j LOG --log-prefix "[UFW BLOCK] "'),
+        ("ufw-track-input", "-p tcp -m conntrack --ctstate NEW -j ACCEPT"),
+        ("ufw-track-input", "-p udp -m conntrack --ctstate NEW -j ACCEPT"),
+        ("ufw-user-input", "-p tcp -m tcp --dport 22 -j ACCEPT"),
+        ("ufw-user-input", "-p tcp -m tcp --dport 80 -j ACCEPT"),
+        ("ufw-user-input", "-p tcp -m tcp --dport 443 -j ACCEPT"),
+        ("ufw-user-input", "-p tcp -m tcp --dport 2222 -m conntrack --ctstate NEW -j ufw-user-limit"),
+        ("ufw-user-limit",
+         '-m limit --limit 3/min -j LOG --log-prefix "[UFW LIMIT BLOCK] "'),
+        ("ufw-user-limit", "-j REJECT --reject-with "
+         + ("icmp6-port-unreachable" if v6 else "icmp-port-unreachable")),
+        ("ufw-user-limit-accept", "-j ACCEPT"),
+    ]
+    return rules
+
+
+def table(name, builtins, users, rules):
+    out = [f"*{name}"]
+    out += [f":{c} ACCEPT [0:0]" for c in builtins]
+    out += [f":{c} - [0:0]" for c in sorted(users)]
+    # iptables-save prints rules chain by chain: builtins in order, then user chains by name.
+    order = list(builtins) + sorted(users)
+    by_chain = {c: [] for c in order}
+    for chain, spec in rules:
+        by_chain[chain].append(f"-A {chain} {spec}")
+    for c in order:
+        out += by_chain[c]
+    out.append("COMMIT")
+    return "\n".join(out) + "\n"
+
+
+def v4(ports):
+    ctr, br = "172.17.0.2", "docker0"
+    raw = [("PREROUTING", f"-d {ctr}/32 ! -i {br} -p tcp -m tcp --dport {p} -j DROP")
+           for p in ports]
+    nat = [
+        ("PREROUTING", "-m addrtype --dst-type LOCAL -j DOCKER"),
+        ("OUTPUT", "-m addrtype --dst-type LOCAL -j DOCKER"),
+        ("POSTROUTING", f"-o {br} -m addrtype --src-type LOCAL -j MASQUERADE"),
+        ("POSTROUTING", f"-s 172.17.0.0/16 ! -o {br} -j MASQUERADE"),
+    ]
+    nat += [("POSTROUTING",
+             f"-s {ctr}/32 -d {ctr}/32 -p tcp -m tcp --dport {p} -j MASQUERADE")
+            for p in ports]
+    nat += [("DOCKER",
+             f"! -i {br} -p tcp -m tcp --dport {p} -j DNAT --to-destination {ctr}:{p}")
+            for p in ports]
+    filt = [("FORWARD", "-j DOCKER-USER"), ("FORWARD", "-j DOCKER-FORWARD")]
+    filt += [("DOCKER",
+              f"-d {ctr}/32 ! -i {br} -o {br} -p tcp -m tcp --dport {p} -j ACCEPT")
+             for p in ports]
+    filt += docker_filter_fixed(br)
+    filt += ufw_rules(False)
+    return (
+        table("raw", ["PREROUTING", "OUTPUT"], [], raw)
+        + table("filter", ["INPUT", "FORWARD", "OUTPUT"], DOCKER_FILTER_CHAINS + UFW_CHAINS, filt)
+        + table("nat", ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"], ["DOCKER"], nat)
+    )
+
+
+DOCKER_FILTER_CHAINS = [
+    "DOCKER", "DOCKER-BRIDGE", "DOCKER-CT", "DOCKER-FORWARD",
+    "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2", "DOCKER-USER",
+]
+
+
+def docker_filter_fixed(br):
+    return [
+        ("DOCKER", f"! -i {br} -o {br} -j DROP"),
+        ("DOCKER-BRIDGE", f"-o {br} -j DOCKER"),
+        ("DOCKER-CT", f"-o {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+        ("DOCKER-FORWARD", "-j DOCKER-CT"),
+        ("DOCKER-FORWARD", "-j DOCKER-ISOLATION-STAGE-1"),
+        ("DOCKER-FORWARD", "-j DOCKER-BRIDGE"),
+        ("DOCKER-FORWARD", f"-i {br} -j ACCEPT"),
+        ("DOCKER-ISOLATION-STAGE-1", f"-i {br} ! -o {br} -j DOCKER-ISOLATION-STAGE-2"),
+        ("DOCKER-ISOLATION-STAGE-2", f"-o {br} -j DROP"),
+    ]
+
+
+def v6():
+    """ip6tables as Docker 28.2 leaves it when no network has IPv6 (moby-v28.2-iptabler-
+    init-proxy.v6.rules, plus DOCKER-USER), with the same ufw rules."""
+    nat = [
+        ("PREROUTING", "-m addrtype --dst-type LOCAL -j DOCKER"),
+        ("OUTPUT", "! -d ::1/128 -m addrtype --dst-type LOCAL -j DOCKER"),
+    ]
+    filt = [
+        ("FORWARD", "-j DOCKER-USER"),
+        ("FORWARD", "-j DOCKER-FORWARD"),
+        ("DOCKER-FORWARD", "-j DOCKER-CT"),
+        ("DOCKER-FORWARD", "-j DOCKER-ISOLATION-STAGE-1"),
+        ("DOCKER-FORWARD", "-j DOCKER-BRIDGE"),
+    ] + ufw_rules(True)
+    return (
+        table("raw", ["PREROUTING", "OUTPUT"], [], [])
+        + table("filter", ["INPUT", "FORWARD", "OUTPUT"], DOCKER_FILTER_CHAINS + UFW_CHAINS, filt)
+        + table("nat", ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"], ["DOCKER"], nat)
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ports", type=int, required=True)
+    ap.add_argument("--family", choices=["v4", "v6"], default="v4")
+    ap.add_argument("--base", type=int, default=10000)
+    a = ap.parse_args()
+    if not 0 <= a.ports or a.base + a.ports > 65536:
+        sys.exit("ports out of range")
+    ports = range(a.base, a.base + a.ports)
+    sys.stdout.write(v4(ports) if a.family == "v4" else v6())
+
+
+if __name__ == "__main__":
+    main()
