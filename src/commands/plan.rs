@@ -110,6 +110,9 @@ fn explain(plan: &FamilyPlan) -> String {
         for (rule, reason) in table.rules.iter().zip(&own.rules) {
             let line = format!("{} -A {} {}", table.name, rule.chain, rule.spec);
             match reason {
+                Some(_) if plan.policy.owns_chain(&table.name, &rule.chain) => out.push_str(
+                    &format!("remove  {line}  # chain {} is the policy's\n", rule.chain),
+                ),
                 Some(reason) => out.push_str(&format!("keep    {line}  # {reason}\n")),
                 None => out.push_str(&format!("remove  {line}\n")),
             }

@@ -20,24 +20,8 @@ here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 
-failures=0
-pass() { printf 'ok   - %s\n' "$*"; }
-fail() {
-    printf 'FAIL - %s\n' "$*"
-    failures=$((failures + 1))
-}
-expect_in() {
-    if [[ $3 == *"$2"* ]]; then pass "$1"; else
-        fail "$1: expected '$2' in:"
-        printf '%s\n' "$3" | sed 's/^/       | /'
-    fi
-}
-expect_same() {
-    if [[ $2 == "$3" ]]; then pass "$1"; else
-        fail "$1:"
-        diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") | sed 's/^/       | /' || true
-    fi
-}
+# shellcheck source=checks.sh
+. "$here/checks.sh"
 run() {
     local rc=0
     sd_exec "$@" 2>&1 || rc=$?

@@ -34,36 +34,8 @@ here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 
-failures=0
-pass() { printf 'ok   - %s\n' "$*"; }
-fail() {
-    printf 'FAIL - %s\n' "$*"
-    failures=$((failures + 1))
-}
-expect_in() {
-    if [[ $3 == *"$2"* ]]; then pass "$1"; else
-        fail "$1: expected '$2' in:"
-        printf '%s\n' "$3" | sed 's/^/       | /'
-    fi
-}
-expect_not_in() {
-    if [[ $3 != *"$2"* ]]; then pass "$1"; else
-        fail "$1: did not expect '$2' in:"
-        printf '%s\n' "$3" | sed 's/^/       | /'
-    fi
-}
-expect_eq() {
-    if [[ $2 == "$3" ]]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
-}
-# expect_same DESCRIPTION BEFORE AFTER: multi-line texts equal, else a diff.
-expect_same() {
-    if [[ $2 == "$3" ]]; then pass "$1"; else
-        fail "$1:"
-        diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") | sed 's/^/       | /' || true
-    fi
-}
-now() { local t=${EPOCHREALTIME/[.,]/}; echo "${t:0:-3}"; }
-since() { local d=$(($(now) - $1)); printf '%d.%d' "$((d / 1000))" "$((d % 1000 / 100))"; }
+# shellcheck source=checks.sh
+. "$here/checks.sh"
 # run CMD...: in the container, stdout+stderr, then "[exit N]"; never aborts the script.
 run() {
     local rc=0

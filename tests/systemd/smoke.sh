@@ -20,28 +20,8 @@ here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 
-failures=0
-pass() { printf 'ok   - %s\n' "$*"; }
-fail() {
-    printf 'FAIL - %s\n' "$*"
-    failures=$((failures + 1))
-}
-# expect_in DESCRIPTION NEEDLE HAYSTACK: HAYSTACK contains the fixed string NEEDLE.
-expect_in() {
-    if [[ $3 == *"$2"* ]]; then
-        pass "$1"
-    else
-        fail "$1: expected '$2' in:"
-        printf '%s\n' "$3" | sed 's/^/       | /'
-    fi
-}
-# expect_eq DESCRIPTION EXPECTED ACTUAL
-expect_eq() {
-    if [[ $2 == "$3" ]]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
-}
-# now: wall clock in ms; since T: seconds elapsed since T, with 1 decimal.
-now() { local t=${EPOCHREALTIME/[.,]/}; echo "${t:0:-3}"; }
-since() { local d=$(($(now) - $1)); printf '%d.%d' "$((d / 1000))" "$((d % 1000 / 100))"; }
+# shellcheck source=checks.sh
+. "$here/checks.sh"
 # run CMD...: run inside the container, capture stdout+stderr, never abort the script.
 run() { sd_exec "$@" 2>&1 || printf '[exit code %d]\n' "$?"; }
 

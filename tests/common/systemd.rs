@@ -1,0 +1,103 @@
+//! Support for the real-systemd suites: their prerequisites, the .deb they install, and
+//! running one of the tests/systemd scripts (which boot a Debian bookworm under
+//! systemd-nspawn, never touching this machine's own namespaces) with its checks named.
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::process::Command;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn missing_prerequisite(tools: &[&str]) -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root (systemd-nspawn needs it)".into());
+    }
+    let base = [
+        "systemd-nspawn",
+        "debootstrap",
+        "nsenter",
+        "flock",
+        "timeout",
+    ];
+    base.iter()
+        .chain(tools)
+        .find(|tool| which::which(tool).is_err())
+        .map(|tool| format!("`{tool}` is not installed (bash .ci/run installs it)"))
+}
+
+/// Whether `suite` can run here: in CI (CI set) a missing prerequisite fails the test;
+/// elsewhere the test is skipped with a loud message.
+pub fn systemd_ready(suite: &str, tools: &[&str]) -> bool {
+    match missing_prerequisite(tools) {
+        None => true,
+        Some(reason) if std::env::var_os("CI").is_some() => {
+            panic!("{suite}: CI must run the real-systemd test, but {reason}")
+        }
+        Some(reason) => {
+            eprintln!("\n!!!!! SKIPPED {suite}: {reason}. Nothing was proven. !!!!!\n");
+            false
+        }
+    }
+}
+
+/// Builds the .deb with packaging/deb.sh (cargo-deb, in its own target directory so as not
+/// to wait for this test run's lock); returns its path.
+pub fn build_deb() -> String {
+    let build = Command::new("timeout")
+        .args(["600", "bash"])
+        .arg(repo().join("packaging/deb.sh"))
+        .env("CARGO_TARGET_DIR", repo().join("target/deb-build"))
+        .output()
+        .expect("run packaging/deb.sh");
+    assert!(
+        build.status.success(),
+        "packaging/deb.sh failed:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let deb = String::from_utf8_lossy(&build.stdout).trim().to_string();
+    assert!(deb.ends_with(".deb"), "packaging/deb.sh printed {deb:?}");
+    deb
+}
+
+/// Runs tests/systemd/`script` with `env`; it must end with "# all passed", report no
+/// FAIL, and report every one of `checks` as an "ok   - " line (a script that stopped
+/// checking one fails here). Returns its standard output.
+pub fn run_systemd_script(script: &str, env: &[(&str, &OsStr)], checks: &[&str]) -> String {
+    // The script's trap powers the container off and removes its overlay on any exit;
+    // timeout's TERM reaches it first (the rootfs build, when not cached, takes ~1 min).
+    let mut cmd = Command::new("timeout");
+    cmd.args(["--kill-after=60", "900", "bash"])
+        .arg(repo().join("tests/systemd").join(script))
+        .env_remove("SSH_CONNECTION")
+        .env_remove("XTABLES_LOCKFILE");
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let out = cmd.output().expect("run bash");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let report = format!(
+        "--- stdout\n{stdout}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && stdout.contains("# all passed"),
+        "tests/systemd/{script} failed ({}):\n{report}",
+        out.status
+    );
+    assert!(!stdout.contains("FAIL"), "{report}");
+    for check in checks {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("ok   - ") && l[7..].starts_with(check)),
+            "no passing check `{check}`:\n{report}"
+        );
+    }
+    if let Some(timings) = stdout.lines().find(|l| l.starts_with("# timings")) {
+        eprintln!("{timings}");
+    }
+    stdout
+}

@@ -1,0 +1,39 @@
+# shellcheck shell=bash
+# tests/systemd/checks.sh — the assertions of the tests/systemd scripts, one line each:
+# "ok   - WHAT" or "FAIL - WHAT: why" (tests/common/systemd.rs reads them), counted in
+# $failures. Source it after lib.sh.
+
+failures=0
+pass() { printf 'ok   - %s\n' "$*"; }
+fail() {
+    printf 'FAIL - %s\n' "$*"
+    failures=$((failures + 1))
+}
+# expect_in DESCRIPTION NEEDLE HAYSTACK: HAYSTACK contains the fixed string NEEDLE.
+expect_in() {
+    if [[ $3 == *"$2"* ]]; then pass "$1"; else
+        fail "$1: expected '$2' in:"
+        printf '%s\n' "$3" | sed 's/^/       | /'
+    fi
+}
+# expect_not_in DESCRIPTION NEEDLE HAYSTACK
+expect_not_in() {
+    if [[ $3 != *"$2"* ]]; then pass "$1"; else
+        fail "$1: did not expect '$2' in:"
+        printf '%s\n' "$3" | sed 's/^/       | /'
+    fi
+}
+# expect_eq DESCRIPTION EXPECTED ACTUAL
+expect_eq() {
+    if [[ $2 == "$3" ]]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
+}
+# expect_same DESCRIPTION BEFORE AFTER: multi-line texts equal, else a diff.
+expect_same() {
+    if [[ $2 == "$3" ]]; then pass "$1"; else
+        fail "$1:"
+        diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") | sed 's/^/       | /' || true
+    fi
+}
+# now: wall clock in ms; since T: seconds elapsed since T, with 1 decimal.
+now() { local t=${EPOCHREALTIME/[.,]/}; echo "${t:0:-3}"; }
+since() { local d=$(($(now) - $1)); printf '%d.%d' "$((d / 1000))" "$((d % 1000 / 100))"; }
