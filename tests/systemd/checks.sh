@@ -37,3 +37,9 @@ expect_same() {
 # now: wall clock in ms; since T: seconds elapsed since T, with 1 decimal.
 now() { local t=${EPOCHREALTIME/[.,]/}; echo "${t:0:-3}"; }
 since() { local d=$(($(now) - $1)); printf '%d.%d' "$((d / 1000))" "$((d % 1000 / 100))"; }
+# run CMD...: in the container, stdout+stderr, then "[exit N]"; never aborts the script.
+run() {
+    local rc=0
+    sd_exec "$@" 2>&1 || rc=$?
+    printf '[exit %d]\n' "$rc"
+}

@@ -21,11 +21,6 @@ here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 
 # shellcheck source=checks.sh
 . "$here/checks.sh"
-run() {
-    local rc=0
-    sd_exec "$@" 2>&1 || rc=$?
-    printf '[exit %d]\n' "$rc"
-}
 
 [[ $(id -u) -eq 0 ]] || { echo "deb.sh: must run as root" >&2; exit 1; }
 deb=${IPTD_DEB:?set IPTD_DEB to the .deb under test}

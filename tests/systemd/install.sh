@@ -36,12 +36,6 @@ here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 
 # shellcheck source=checks.sh
 . "$here/checks.sh"
-# run CMD...: in the container, stdout+stderr, then "[exit N]"; never aborts the script.
-run() {
-    local rc=0
-    sd_exec "$@" 2>&1 || rc=$?
-    printf '[exit %d]\n' "$rc"
-}
 
 [[ $(id -u) -eq 0 ]] || { echo "install.sh: must run as root" >&2; exit 1; }
 bin=${IPTD_BIN:?set IPTD_BIN to the iptables-docker binary under test}
