@@ -68,6 +68,10 @@ pub enum Command {
     /// Show the backend in use, whether the running ruleset matches the policy, what is kept.
     /// Changes nothing.
     Status,
+    /// Validate the configuration and template as start would (values, file ownership,
+    /// rendering; `iptables-restore --test` when run as root), for editors and CI. Changes
+    /// nothing.
+    Check,
     /// Print what start would load (or stop, with --stop), or the difference to what runs.
     /// Changes nothing; with --input files it needs no root.
     Plan(PlanArgs),

@@ -30,6 +30,9 @@ pub struct Config {
     pub allow: Vec<Allow>,
     pub swarm: Swarm,
     pub containers: Option<Containers>,
+    /// Each interface the file names, with where (`file:line:col`): checked against the
+    /// host's interfaces by [`Config::warnings`].
+    pub interface_sites: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +138,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawSsh {
     port: Option<Spanned<i64>>,
-    allow_from: Option<Vec<Spanned<String>>>,
+    allow_from: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -152,7 +155,7 @@ struct RawAllow {
     #[serde(default = "default_proto")]
     proto: Spanned<String>,
     port: Spanned<RawPort>,
-    from: Option<Vec<Spanned<String>>>,
+    from: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -160,8 +163,7 @@ struct RawAllow {
 struct RawSwarm {
     #[serde(default)]
     enabled: bool,
-    #[serde(default)]
-    from: Vec<Spanned<String>>,
+    from: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     encrypted: bool,
 }
@@ -185,7 +187,7 @@ struct RawContainerAllow {
     proto: Spanned<String>,
     port: Spanned<RawPort>,
     host: Option<Spanned<String>>,
-    from: Vec<Spanned<String>>,
+    from: Spanned<Vec<Spanned<String>>>,
 }
 
 fn default_proto() -> Spanned<String> {
@@ -207,13 +209,19 @@ struct Diagnostics<'a> {
     file: &'a str,
     text: &'a str,
     found: Vec<String>,
+    /// `ipv6 = false`: an IPv6 source would be ignored, so it is refused.
+    ipv6: bool,
 }
 
 impl Diagnostics<'_> {
-    fn push(&mut self, span: Range<usize>, message: impl fmt::Display) {
+    fn at(&self, span: Range<usize>) -> String {
         let (line, col) = line_col(self.text, span.start);
-        self.found
-            .push(format!("{}:{line}:{col}: {message}", self.file));
+        format!("{}:{line}:{col}", self.file)
+    }
+
+    fn push(&mut self, span: Range<usize>, message: impl fmt::Display) {
+        let at = self.at(span);
+        self.found.push(format!("{at}: {message}"));
     }
 }
 
@@ -226,16 +234,37 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Diagnostics<'_> {
-    fn cidrs(&mut self, list: &[Spanned<String>]) -> Vec<IpNet> {
-        list.iter()
-            .filter_map(|s| match parse_cidr(s.get_ref()) {
-                Ok(net) => Some(net),
-                Err(e) => {
-                    self.push(s.span(), e);
-                    None
+    /// A source list: never empty (a rule that matches no one would vanish), each entry
+    /// an address or a network without host bits, of a family the configuration manages.
+    fn cidrs(&mut self, list: &Spanned<Vec<Spanned<String>>>) -> Vec<IpNet> {
+        if list.get_ref().is_empty() {
+            self.push(
+                list.span(),
+                "an empty source list matches no one, so the rule would never apply; list                  the sources, write [\"0.0.0.0/0\", \"::/0\"] for anywhere, or remove the rule",
+            );
+        }
+        list.get_ref()
+            .iter()
+            .filter_map(|s| {
+                let net = parse_cidr(s.get_ref())
+                    .map_err(|e| self.push(s.span(), e))
+                    .ok()?;
+                if net.addr().is_ipv6() && !self.ipv6 {
+                    self.push(
+                        s.span(),
+                        format!(
+                            "'{net}' is an IPv6 source but `ipv6 = false`: it would be ignored; \
+                             remove it or set ipv6 = true"
+                        ),
+                    );
                 }
+                Some(net)
             })
             .collect()
+    }
+
+    fn cidrs_or_anywhere(&mut self, list: &Option<Spanned<Vec<Spanned<String>>>>) -> Vec<IpNet> {
+        list.as_ref().map_or_else(anywhere, |l| self.cidrs(l))
     }
 
     /// A description becomes a rule comment: a control character (a newline…) would
@@ -314,8 +343,9 @@ impl Diagnostics<'_> {
     }
 }
 
-/// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address (a host), normalised to the
-/// network address as iptables prints it.
+/// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address (a host). A network written
+/// with host bits (`198.51.100.7/24`) is refused: iptables would widen it to the whole
+/// network silently, and the admin may have meant the host.
 pub fn parse_cidr(text: &str) -> std::result::Result<IpNet, String> {
     let net = match text.parse::<IpNet>() {
         Ok(net) => net,
@@ -324,7 +354,14 @@ pub fn parse_cidr(text: &str) -> std::result::Result<IpNet, String> {
             .map(IpNet::from)
             .map_err(|_| format!("'{text}' is not an IP address or CIDR"))?,
     };
-    Ok(net.trunc())
+    if net.trunc() != net {
+        return Err(format!(
+            "'{text}' has host bits set: write '{}' for the network or '{}' for the host",
+            net.trunc(),
+            net.addr()
+        ));
+    }
+    Ok(net)
 }
 
 impl Config {
@@ -348,6 +385,7 @@ impl Config {
                 encrypted: false,
             },
             containers: None,
+            interface_sites: Vec::new(),
         }
     }
 
@@ -376,6 +414,7 @@ impl Config {
             file: &file,
             text,
             found: Vec::new(),
+            ipv6: raw.ipv6.unwrap_or(true),
         };
         let config = Self::from_raw(raw, path, &mut diag);
         if diag.found.is_empty() {
@@ -394,7 +433,7 @@ impl Config {
                 port: s
                     .port
                     .map_or(22, |p| diag.port_number(p.span(), *p.get_ref())),
-                allow_from: s.allow_from.map_or_else(anywhere, |l| diag.cidrs(&l)),
+                allow_from: diag.cidrs_or_anywhere(&s.allow_from),
             },
         };
         let allow = raw
@@ -404,21 +443,18 @@ impl Config {
                 description: diag.description(&a.description),
                 proto: diag.proto(&a.proto),
                 ports: diag.ports(&a.port),
-                from: a.from.as_ref().map_or_else(anywhere, |l| diag.cidrs(l)),
+                from: diag.cidrs_or_anywhere(&a.from),
             })
             .collect();
         let swarm = match raw.swarm {
             None => defaults.swarm,
             Some(s) => Swarm {
                 enabled: s.enabled,
-                from: if s.from.is_empty() {
-                    anywhere()
-                } else {
-                    diag.cidrs(&s.from)
-                },
+                from: diag.cidrs_or_anywhere(&s.from),
                 encrypted: s.encrypted,
             },
         };
+        let mut interface_sites = Vec::new();
         let containers = raw.containers.map(|c| Containers {
             restrict: c.restrict,
             external_interfaces: c
@@ -432,6 +468,7 @@ impl Config {
                     if !valid {
                         diag.push(i.span(), format!("'{name}' is not an interface name"));
                     }
+                    interface_sites.push((name.clone(), diag.at(i.span())));
                     valid.then(|| name.clone())
                 })
                 .collect(),
@@ -470,7 +507,32 @@ impl Config {
             allow,
             swarm,
             containers,
+            interface_sites,
         }
+    }
+
+    /// What is valid but may not do what the admin means, each with `file:line:col`: an
+    /// interface that does not exist on this host (`present`: the names of those that do;
+    /// `wg+` matches any `wg…`). A warning, not an error: at boot the unit runs before
+    /// interfaces are configured, and VPN interfaces come and go; the rule matches as soon
+    /// as the interface appears.
+    pub fn warnings(&self, present: &[String]) -> Vec<String> {
+        self.interface_sites
+            .iter()
+            .filter(|(name, _)| {
+                !present.iter().any(|p| match name.strip_suffix('+') {
+                    Some(prefix) => p.starts_with(prefix),
+                    None => p == name,
+                })
+            })
+            .map(|(name, at)| {
+                format!(
+                    "{at}: there is no interface '{name}' on this host (yet): its rules match \
+                     nothing until it exists, so published ports arriving on the real \
+                     external interface are not restricted"
+                )
+            })
+            .collect()
     }
 }
 
@@ -493,7 +555,7 @@ mod tests {
     #[test]
     fn reads_allow_rules_and_ranges() {
         let c = parse(
-            "[ssh]\nport = 2222\nallow_from = [\"10.1.2.3/8\"]\n\
+            "[ssh]\nport = 2222\nallow_from = [\"10.0.0.0/8\"]\n\
              [[allow]]\ndescription = \"web\"\nport = \"8000-8100\"\nproto = \"udp\"\nfrom = [\"192.0.2.7\"]\n",
         )
         .unwrap();
@@ -540,6 +602,39 @@ mod tests {
             err.starts_with("/etc/x.toml:3:15: a description may not contain control"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn values_that_would_change_silently_are_located_errors() {
+        let err = parse(
+            "ipv6 = false\n[ssh]\nallow_from = [\"198.51.100.7/24\", \"2001:db8::1\"]\n\
+             [[allow]]\nport = 80\nfrom = []\n[swarm]\nenabled = true\nfrom = []\n\
+             [containers]\n[[containers.allow]]\nport = 8080\nfrom = []\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for needle in [
+            "/etc/x.toml:3:15: '198.51.100.7/24' has host bits set: write '198.51.100.0/24' \
+             for the network or '198.51.100.7' for the host",
+            "/etc/x.toml:3:34: '2001:db8::1/128' is an IPv6 source but `ipv6 = false`",
+            "/etc/x.toml:6:8: an empty source list matches no one",
+            "/etc/x.toml:9:8: an empty source list",
+            "/etc/x.toml:13:8: an empty source list",
+        ] {
+            assert!(err.contains(needle), "{needle}\n{err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_interface_is_a_located_warning() {
+        let c =
+            parse("[containers]\nexternal_interfaces = [\"eth0\", \"wg+\", \"eth9\"]\n").unwrap();
+        let present = ["lo".to_string(), "eth0".into(), "wg0".into()];
+        assert_eq!(c.warnings(&present).len(), 1);
+        assert!(
+            c.warnings(&present)[0].starts_with("/etc/x.toml:2:39: there is no interface 'eth9'")
+        );
+        assert_eq!(c.warnings(&present[..2]).len(), 2);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::compose::{changed_tables, compose};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::family::Family;
-use crate::ownership::{classify, DockerOwnership};
+use crate::ownership::{classify, DockerFacts, DockerOwnership};
 use crate::policy::{self, Policy};
 use crate::ruleset::{self, builtin_chains, Ruleset, Table};
 
@@ -202,15 +202,38 @@ pub fn plan(
     external_interfaces: &[String],
     applied: &Applied,
 ) -> Result<FamilyPlan> {
-    let current = ruleset::parse(saved).map_err(|e| {
+    let current = parse_saved(saved, source)?;
+    plan_with(
+        family,
+        current,
+        &config.keep_chains,
+        applied,
+        |facts| match mode {
+            Mode::Start => policy::render(config, family, facts, external_interfaces),
+            Mode::Stop => Ok(Policy::open()),
+        },
+    )
+}
+
+/// Parses `iptables-save` output; `source` names it in the error.
+pub fn parse_saved(saved: &str, source: &str) -> Result<Ruleset> {
+    ruleset::parse(saved).map_err(|e| {
         Error::failed(format!("cannot read {source}: {e}"))
             .hint("iptables-save output was not understood; nothing was changed")
-    })?;
-    let ownership = classify(&current, &config.keep_chains);
-    let policy = match mode {
-        Mode::Start => policy::render(config, family, &ownership.facts, external_interfaces)?,
-        Mode::Stop => Policy::open(),
-    };
+    })
+}
+
+/// Plans one family with the policy `policy` makes from the Docker facts of `current`
+/// (a rendered template, or a fallback policy); `keep_chains` are kept as Docker's are.
+pub fn plan_with(
+    family: Family,
+    current: Ruleset,
+    keep_chains: &[String],
+    applied: &Applied,
+    policy: impl FnOnce(&DockerFacts) -> Result<Policy>,
+) -> Result<FamilyPlan> {
+    let ownership = classify(&current, keep_chains);
+    let policy = policy(&ownership.facts)?;
     let desired = compose(&current, &ownership, &policy)
         .map_err(|m| Error::config(m).hint("rename the chain in the template"))?;
     let changed = changed_tables(&current, &desired)

@@ -1,60 +1,269 @@
 //! `start`, `reload` and `stop`: hold the xtables lock, plan every family, validate the
 //! policy, snapshot, write only the changed tables (one `iptables-restore` per family),
-//! and put everything back if any write fails.
+//! and put everything back if any write fails. A `start` whose configuration or template
+//! cannot be used fails closed ([`crate::fallback`]); a `reload` keeps what runs.
 
 use std::time::{Duration, Instant};
 
 use crate::cli::Global;
+use crate::config::Config;
 use crate::error::{Error, Kind, Result};
+use crate::fallback::{self, LastGood};
+use crate::family::Family;
 use crate::guard;
+use crate::ownership::DockerFacts;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
+use crate::policy::{self, Policy};
 use crate::ruleset;
 use crate::system::iptables::Iptables;
 use crate::system::lock::XtablesLock;
 use crate::system::state::StateDir;
 use crate::system::{self, default_route_interfaces};
 
-use super::{confirm, load_trusted_config, managed_families};
+use super::{confirm, load_config, managed_families, test_policy};
 
-/// Applies `mode`; with `confirm: Some(seconds)`, waits for the operator and rolls back
-/// without a confirmation.
-pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Result<()> {
-    let verb = if mode == Mode::Start { "start" } else { "stop" };
-    system::require_root(verb)?;
-    let started = Instant::now();
-    let config = load_trusted_config(global)?;
-    if !force {
-        guard::check(&config, std::env::var("SSH_CONNECTION").ok().as_deref())?;
+/// Which apply command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Start,
+    Reload,
+    Stop,
+}
+
+impl Verb {
+    fn name(self) -> &'static str {
+        match self {
+            Verb::Start => "start",
+            Verb::Reload => "reload",
+            Verb::Stop => "stop",
+        }
     }
-    let child_lock = tempfile::NamedTempFile::new()
-        .map_err(|e| Error::environment(format!("cannot create a private lock file: {e}")))?;
-    let tools = managed_families(&config)
-        .into_iter()
-        .map(|f| Iptables::new(f, global.backend, child_lock.path()))
-        .collect::<Result<Vec<_>>>()?;
-    let external = default_route_interfaces();
+}
+
+/// Applies `verb`; with `confirm: Some(seconds)`, waits for the operator and rolls back
+/// without a confirmation.
+pub fn run(global: &Global, verb: Verb, force: bool, confirm: Option<u64>) -> Result<()> {
+    system::require_root(verb.name())?;
     let state = StateDir::new(&global.state_dir);
     state.check_private()?;
+    match verb {
+        Verb::Stop => stop(global, &state),
+        Verb::Start | Verb::Reload => match apply_config(global, &state, verb, force, confirm) {
+            Err(e) if e.kind() == Kind::Config && verb == Verb::Start => {
+                fail_closed(global, &state, e)
+            }
+            Err(e) if e.kind() == Kind::Config => {
+                Err(e.context("reload refused, the running policy is kept"))
+            }
+            other => other,
+        },
+    }
+}
 
+/// The configured policy: validated, guarded, applied, remembered as the last good one.
+fn apply_config(
+    global: &Global,
+    state: &StateDir,
+    verb: Verb,
+    force: bool,
+    confirm: Option<u64>,
+) -> Result<()> {
+    let config = load_config(global)?;
+    if !force {
+        guard::check(&config, &guard::host_connections(&config))?;
+    }
     let template = config
         .template
         .as_ref()
         .map(fs_err::read_to_string)
         .transpose()?;
+    let external = default_route_interfaces();
     let inputs = pipeline::inputs_fingerprint(
         &system::binary_identity(),
-        mode,
+        Mode::Start,
         &config,
         template.as_deref(),
         &external,
     );
+    let render = |family, facts: &DockerFacts| policy::render(&config, family, facts, &external);
+    let families = managed_families(&config);
+    let done = transact(
+        global,
+        state,
+        verb,
+        &families,
+        &inputs,
+        &config.keep_chains,
+        &render,
+    )?;
+    for plan in &done.plans {
+        state.record_last_good(plan.family, &last_good(&config, template.as_deref(), plan)?)?;
+    }
+    state.set_degraded(None)?;
+    match confirm {
+        Some(seconds) if !done.snapshots.is_empty() => {
+            confirm::await_operator(global, state, &done.snapshots, seconds)
+        }
+        _ => Ok(()),
+    }
+}
 
+fn last_good(config: &Config, template: Option<&str>, plan: &FamilyPlan) -> Result<LastGood> {
+    let config_file = match &config.path {
+        Some(path) => (
+            path.display().to_string(),
+            ruleset::fingerprint_of(&fs_err::read_to_string(path)?),
+        ),
+        None => ("built-in".to_string(), "-".to_string()),
+    };
+    let template_file = match (&config.template, template) {
+        (Some(path), Some(text)) => (path.display().to_string(), ruleset::fingerprint_of(text)),
+        _ => (
+            "built-in".to_string(),
+            ruleset::fingerprint_of(policy::BUILTIN_TEMPLATE),
+        ),
+    };
+    Ok(LastGood {
+        applied_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs(),
+        config: config_file,
+        template: template_file,
+        keep_chains: config.keep_chains.clone(),
+        fragment: plan.policy.fragment.clone(),
+    })
+}
+
+/// `stop`: the host open, Docker untouched. Needs no valid configuration: when it does
+/// not load, the families and kept chains of the last good policy are used.
+fn stop(global: &Global, state: &StateDir) -> Result<()> {
+    let (families, keep) = match load_config(global) {
+        Ok(config) => (managed_families(&config), config.keep_chains),
+        Err(_) => fallback_scope(state),
+    };
+    let inputs = pipeline::inputs_fingerprint(
+        &system::binary_identity(),
+        Mode::Stop,
+        &Config::builtin(),
+        None,
+        &[],
+    );
+    let open = |_, _: &DockerFacts| Ok(Policy::open());
+    transact(global, state, Verb::Stop, &families, &inputs, &keep, &open)?;
+    state.set_degraded(None)
+}
+
+/// Without a usable configuration: IPv4, IPv6 when the kernel has it and a last good
+/// IPv6 policy exists (or none exists at all), and the kept chains of the last good policy.
+fn fallback_scope(state: &StateDir) -> (Vec<Family>, Vec<String>) {
+    let v4 = state.last_good(Family::V4);
+    let v6 = std::path::Path::new("/proc/net/if_inet6").exists()
+        && (state.last_good(Family::V6).is_some() || v4.is_none());
+    let families = Family::ALL
+        .into_iter()
+        .filter(|f| *f == Family::V4 || v6)
+        .collect();
+    (families, v4.map(|g| g.keep_chains).unwrap_or_default())
+}
+
+/// `start` could not use the configuration (`cause`). Families whose kernel tables still
+/// hold a policy keep it; the others get the last good policy, or the minimal one, composed
+/// with Docker's rules as they are now. Fails with `cause` and what is active either way.
+fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
+    let (families, keep) = fallback_scope(state);
+    // The configuration's [ssh] when the file itself reads (the template failed).
+    let ssh = Config::load(global.config.as_deref()).ok().map(|c| c.ssh);
+    let child_lock = tempfile::NamedTempFile::new()?;
+    let mut bare = Vec::new();
+    let mut said = Vec::new();
+    for family in families {
+        let ipt = Iptables::new(family, global.backend, child_lock.path())?;
+        let current = pipeline::parse_saved(&ipt.save(None)?, "the running ruleset")?;
+        if fallback::holds_a_policy(&current) {
+            said.push(format!("{family}: the running policy is kept"));
+        } else {
+            bare.push(family);
+        }
+    }
+    let fallbacks: Vec<(Family, Policy, String)> = bare
+        .iter()
+        .map(|&family| match state.last_good(family) {
+            Some(good) => (
+                family,
+                Policy {
+                    fragment: good.fragment.clone(),
+                },
+                good.describe(),
+            ),
+            None => (
+                family,
+                fallback::minimal(family, ssh.as_ref()),
+                "the minimal fail-closed policy (no last good policy is recorded: INPUT drops \
+                 all but loopback, established connections and SSH)"
+                    .to_string(),
+            ),
+        })
+        .collect();
+    if !fallbacks.is_empty() {
+        let text: String = fallbacks
+            .iter()
+            .map(|(_, p, _)| p.fragment.to_string())
+            .collect();
+        let inputs = ruleset::fingerprint_of(&format!("fallback {text}"));
+        let pick = |family, _: &DockerFacts| {
+            let found = fallbacks.iter().find(|(f, ..)| *f == family);
+            Ok(found.expect("a fallback per family").1.clone())
+        };
+        transact(global, state, Verb::Start, &bare, &inputs, &keep, &pick)?;
+        said.extend(
+            fallbacks
+                .iter()
+                .map(|(f, _, what)| format!("{f}: {what} is active")),
+        );
+    }
+    let summary = said.join("; ");
+    state.set_degraded(Some(&format!("{cause}\n{summary}\n")))?;
+    Err(
+        Error::new(cause.kind(), format!("{cause}\nfailing closed: {summary}")).hint(
+            "fix the file, check it with `iptables-docker check`, then `systemctl restart \
+         iptables-docker` (or `iptables-docker start`); `iptables-docker status` shows what runs",
+        ),
+    )
+}
+
+/// What an apply wrote.
+struct Done {
+    plans: Vec<FamilyPlan>,
+    /// The snapshots taken of the families that changed.
+    snapshots: Vec<(Family, std::path::PathBuf)>,
+}
+
+/// Under the xtables lock: plans `families` with the policy `make` gives, checks each
+/// policy with `iptables-restore --test`, snapshots, writes the changed tables, rolls every
+/// family back if a write fails, and records what the kernel holds then.
+fn transact(
+    global: &Global,
+    state: &StateDir,
+    verb: Verb,
+    families: &[Family],
+    inputs: &str,
+    keep_chains: &[String],
+    make: &dyn Fn(Family, &DockerFacts) -> Result<Policy>,
+) -> Result<Done> {
+    let started = Instant::now();
+    let child_lock = tempfile::NamedTempFile::new()
+        .map_err(|e| Error::environment(format!("cannot create a private lock file: {e}")))?;
+    let tools = families
+        .iter()
+        .map(|f| Iptables::new(*f, global.backend, child_lock.path()))
+        .collect::<Result<Vec<_>>>()?;
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     let mut plans = Vec::new();
     for ipt in &tools {
         let saved = ipt.save(None)?;
         let applied = state.applied(ipt.family);
-        if applied.unchanged_since(&inputs, &saved) {
+        if applied.unchanged_since(inputs, &saved) {
             if super::normal() {
                 println!(
                     "{}: unchanged since the last apply; nothing to change",
@@ -64,16 +273,11 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
             continue;
         }
         let source = format!("{}-save output", ipt.family.command());
-        let plan = pipeline::plan(
-            ipt.family, &saved, &source, &config, mode, &external, &applied,
-        )?;
-        if !plan.policy.fragment.tables.is_empty() {
-            ipt.restore(&plan.policy.fragment.to_string(), true)
-                .map_err(|e| {
-                    Error::config(format!("the {} policy does not load: {e}", ipt.family))
-                        .hint("fix the configuration or template; nothing was applied")
-                })?;
-        }
+        let current = pipeline::parse_saved(&saved, &source)?;
+        let plan = pipeline::plan_with(ipt.family, current, keep_chains, &applied, |facts| {
+            make(ipt.family, facts)
+        })?;
+        test_policy(ipt, &plan.policy)?;
         plans.push((ipt, plan, saved));
     }
 
@@ -92,19 +296,21 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
         }
     }
     for (ipt, plan, saved) in &plans {
-        record_applied(&state, ipt, plan, saved, &inputs)?;
+        record_applied(state, ipt, plan, saved, inputs)?;
         report(plan);
     }
     if super::normal() {
-        println!("{verb}: done in {} ms", started.elapsed().as_millis());
+        println!(
+            "{}: done in {} ms",
+            verb.name(),
+            started.elapsed().as_millis()
+        );
     }
     drop(lock);
-    match confirm {
-        Some(seconds) if !snapshots.is_empty() => {
-            confirm::await_operator(global, &state, &snapshots, seconds)
-        }
-        _ => Ok(()),
-    }
+    Ok(Done {
+        plans: plans.into_iter().map(|(_, plan, _)| plan).collect(),
+        snapshots,
+    })
 }
 
 /// Puts the changed tables of every family written so far back as they were found.

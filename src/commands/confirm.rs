@@ -22,7 +22,7 @@ use crate::system::lock::XtablesLock;
 use crate::system::pending::{self, Pending, Status};
 use crate::system::state::StateDir;
 
-use super::load_trusted_config;
+use super::load_config;
 
 fn now_ms() -> u128 {
     SystemTime::now()
@@ -144,7 +144,7 @@ pub fn watchdog(global: &Global, token: &str, deadline_ms: u128) -> Result<()> {
 
 /// Puts each family's snapshot back, merged with Docker's rules as they are now.
 fn roll_back(global: &Global, pending: &Pending) -> Result<()> {
-    let config = load_trusted_config(global)?;
+    let config = load_config(global)?;
     let child_lock = tempfile::NamedTempFile::new()?;
     let _lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     for (family, snapshot) in pending.snapshots()? {

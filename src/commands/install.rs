@@ -14,7 +14,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::{Global, InstallArgs};
-use crate::config::Config;
 use crate::error::{Error, Kind, Result};
 use crate::guard;
 use crate::system::host;
@@ -249,9 +248,11 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
         ));
     }
     require_binaries(target)?;
-    let config = Config::load(None)?;
+    // The same validation as start, before anything on the host changes.
+    let config = super::load_config(global)?;
+    super::check::render_and_test(global, &config)?;
     if !args.force {
-        guard::check(&config, std::env::var("SSH_CONNECTION").ok().as_deref())?;
+        guard::check(&config, &guard::host_connections(&config))?;
     }
     let binary = fs_err::read("/proc/self/exe")?;
     let records = RecordDir::new(&global.state_dir);

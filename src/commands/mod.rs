@@ -2,6 +2,7 @@
 //! pure pipeline and the thin [`crate::system`] layer.
 
 mod apply;
+mod check;
 mod confirm;
 mod docs;
 mod install;
@@ -13,9 +14,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::cli::{Cli, Command, Global};
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::family::Family;
-use crate::pipeline::Mode;
+use crate::policy::Policy;
+use crate::system::iptables::Iptables;
 use crate::system::trust;
 
 /// 0 quiet, 1 normal, 2 verbose: set once from `--quiet` / `--verbose`.
@@ -40,10 +42,10 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     VERBOSITY.store(level, Ordering::Relaxed);
     match &cli.command {
-        Command::Start(args) | Command::Reload(args) => {
-            apply::run(global, Mode::Start, args.force, args.confirm)
-        }
-        Command::Stop => apply::run(global, Mode::Stop, true, None),
+        Command::Start(args) => apply::run(global, apply::Verb::Start, args.force, args.confirm),
+        Command::Reload(args) => apply::run(global, apply::Verb::Reload, args.force, args.confirm),
+        Command::Stop => apply::run(global, apply::Verb::Stop, true, None),
+        Command::Check => check::run(global),
         Command::Confirm => confirm::confirm(global),
         Command::ConfirmWatchdog { token, deadline_ms } => {
             confirm::watchdog(global, token, *deadline_ms)
@@ -67,19 +69,40 @@ fn managed_families(config: &Config) -> Vec<Family> {
         .collect()
 }
 
+/// The one validation every command shares (`start`, `reload`, `plan`, `status`,
+/// `check`, `install`): the configuration parsed and checked value by value, the file, the
+/// template and their directories root's alone ([`trust`]); warnings (an interface that
+/// does not exist yet) printed to stderr. Rendering and [`test_policy`] follow per family.
 fn load_config(global: &Global) -> Result<Config> {
-    Config::load(global.config.as_deref())
-}
-
-/// The configuration for a command that changes the firewall: the config file and the
-/// template must be root's and writable by root alone.
-fn load_trusted_config(global: &Global) -> Result<Config> {
-    let config = load_config(global)?;
+    let config = Config::load(global.config.as_deref())?;
     if let Some(path) = &config.path {
         trust::check(path, "configuration")?;
     }
     if let Some(path) = &config.template {
         trust::check(path, "policy template")?;
     }
+    let present: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    for warning in config.warnings(&present) {
+        eprintln!("iptables-docker: warning: {warning}");
+    }
     Ok(config)
+}
+
+/// `iptables-restore --test` of a family's rendered policy: what the kernel would refuse
+/// (an unknown target, a bad match) is a configuration error found before anything is
+/// written.
+fn test_policy(ipt: &Iptables, policy: &Policy) -> Result<()> {
+    if policy.fragment.tables.is_empty() {
+        return Ok(());
+    }
+    ipt.restore(&policy.fragment.to_string(), true)
+        .map_err(|e| {
+            Error::config(format!("the {} policy does not load: {e}", ipt.family))
+                .hint("fix the configuration or template; nothing was applied")
+        })
 }

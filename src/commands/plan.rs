@@ -4,13 +4,15 @@
 use similar::TextDiff;
 
 use crate::cli::{Global, PlanArgs};
+use crate::config::Config;
 use crate::error::Result;
 use crate::family::Family;
+use crate::guard;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
 use crate::ruleset::{Ruleset, Table};
 use crate::system::{self, default_route_interfaces, iptables::Iptables};
 
-use super::{load_config, managed_families};
+use super::{load_config, managed_families, test_policy};
 
 pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
     let config = load_config(global)?;
@@ -33,6 +35,12 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
             inputs.push((family, ipt.save(None)?, source));
         }
     }
+    if !args.stop {
+        warn_lockout(&config);
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let child_lock = tempfile::NamedTempFile::new()?;
     for (family, text, source) in inputs {
         let plan = pipeline::plan(
             family,
@@ -43,6 +51,17 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
             &external,
             &Applied::default(),
         )?;
+        if root {
+            test_policy(
+                &Iptables::new(family, global.backend, child_lock.path())?,
+                &plan.policy,
+            )?;
+        } else if !args.stop {
+            eprintln!(
+                "iptables-docker: note: the {family} policy was not tested with \
+                 iptables-restore --test (that needs root)"
+            );
+        }
         println!("# {family}: {}", summary(&plan));
         if args.explain {
             print!("{}", explain(&plan));
@@ -53,6 +72,18 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What start and reload would refuse without --force: said on stderr, not an error.
+fn warn_lockout(config: &Config) {
+    let cut = guard::locked_out(config, &guard::host_connections(config));
+    if !cut.is_empty() {
+        eprintln!(
+            "iptables-docker: warning: this policy would not accept new SSH connections from \
+             {}, established now; start and reload refuse it without --force",
+            guard::describe(&cut)
+        );
+    }
 }
 
 fn summary(plan: &FamilyPlan) -> String {

@@ -54,8 +54,14 @@ fn rule_count(text: &str) -> usize {
 
 pub fn run(global: &Global) -> Result<()> {
     system::require_root("status")?;
-    let config = load_config(global)?;
     let state = StateDir::new(&global.state_dir);
+    if let Some(why) = state.degraded() {
+        println!("DEGRADED: the last start could not use the configuration and failed closed:");
+        for line in why.lines() {
+            println!("  {line}");
+        }
+    }
+    let config = load_config(global)?;
     let child_lock = tempfile::NamedTempFile::new()?;
     let external = default_route_interfaces();
     println!("iptables points to: {}", iptables_backend());

@@ -1,5 +1,7 @@
 //! The state directory (`/var/lib/iptables-docker`, 0700): rotated 0600 snapshots of the
-//! rulesets found before each apply, and the fingerprints of what the last apply loaded.
+//! rulesets found before each apply, the fingerprints of what the last apply loaded, the
+//! last good policy per family (`last-good-v4`/`-v6`, [`LastGood`]) and, while `start`
+//! runs on a fallback policy, why (`degraded`). Every file 0600.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -9,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
+use crate::fallback::LastGood;
 use crate::family::Family;
 use crate::pipeline::Applied;
 
@@ -124,6 +127,40 @@ impl StateDir {
         std::fs::read_to_string(self.applied_path(family))
             .map(|t| Applied::parse(&t))
             .unwrap_or_default()
+    }
+
+    fn last_good_path(&self, family: Family) -> PathBuf {
+        self.root.join(format!("last-good-{}", family.tag()))
+    }
+
+    /// The last good policy of `family`; `None` when there is none or it is damaged.
+    pub fn last_good(&self, family: Family) -> Option<LastGood> {
+        let text = std::fs::read_to_string(self.last_good_path(family)).ok()?;
+        LastGood::parse(&text)
+    }
+
+    pub fn record_last_good(&self, family: Family, good: &LastGood) -> Result<()> {
+        Self::write_private(&self.last_good_path(family), &good.to_string())
+    }
+
+    fn degraded_path(&self) -> PathBuf {
+        self.root.join("degraded")
+    }
+
+    /// Why a fallback policy is running (the error and which policy), if one is.
+    pub fn degraded(&self) -> Option<String> {
+        std::fs::read_to_string(self.degraded_path()).ok()
+    }
+
+    /// Records (`Some`) or clears (`None`) that a fallback policy is running.
+    pub fn set_degraded(&self, why: Option<&str>) -> Result<()> {
+        match why {
+            Some(text) => Self::write_private(&self.degraded_path(), text),
+            None => match std::fs::remove_file(self.degraded_path()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            },
+        }
     }
 
     pub fn record_applied(&self, family: Family, applied: &Applied) -> Result<()> {

@@ -213,5 +213,72 @@ check open "published 8053/udp from the denied source" udp_probe "$C2" "$H" 8053
 expect open "IPv6 published 8080 from the denied source" "$C2_6" 8080
 check open "DOCKER-USER holds no rule of ours" no_rule_of_ours
 
+# ---- failing closed (issue 17) ---------------------------------------------------------------
+boot() { # the kernel's tables as at a boot, Docker's rules loaded again
+    docker_rules 4 | iptables-legacy-restore
+    docker_rules 6 | ip6tables-legacy-restore
+}
+sed 's/^port = 22$/port = 22x/' /run/work/config.toml > /run/work/broken.toml # a one-character typo
+start_broken() { # runs start with the broken config; its exit code and stderr land in /run/work
+    set +e
+    "$BIN" --config /run/work/broken.toml start > /run/work/fc.out 2> /run/work/fc.err
+    echo $? > /run/work/fc.rc
+    set -e
+}
+failed_saying() { [[ $(cat /run/work/fc.rc) != 0 ]] && grep -q "$1" /run/work/fc.err; }
+
+echo "== a boot with a broken config: start fails closed on the last good policy"
+"$BIN" --config /run/work/config.toml start > /dev/null # the last good policy
+boot
+start_broken
+check open "start failed, naming the file and line" failed_saying "broken.toml:2:"
+sed 's/^/  | /' /run/work/fc.err
+check open "it says the last good policy is active" failed_saying "the last good policy (applied"
+expect open "ssh from the allowed source" "$C1" 22
+expect blocked "ssh from the denied source" "$C2" 22
+expect blocked "host service 5432 from the allowed source" "$C1" 5432
+expect open "published 8080 from the allowed source (Docker's rules kept)" "$C1" 8080
+expect blocked "published 8080 from the denied source" "$C2" 8080
+expect open "IPv6 ssh from the allowed source" "$C1_6" 22
+expect blocked "IPv6 ssh from the denied source" "$C2_6" 22
+check open "Docker's DNAT rule is kept" grep -q -- "--dport 8080 -j DNAT" <(iptables-legacy -t nat -S DOCKER)
+check open "status says DEGRADED and why" grep -q "DEGRADED" <("$BIN" --config /run/work/broken.toml status 2>&1 || true)
+start_broken
+check open "a second start keeps the running policy and says so" failed_saying "the running policy is kept"
+"$BIN" --config /run/work/config.toml reload > /dev/null
+check blocked "after the fix and a reload, status is no longer DEGRADED" grep -q "DEGRADED" <("$BIN" --config /run/work/config.toml status 2>&1)
+
+echo "== a boot with a broken config and no last good policy: the minimal one"
+rm -f /run/iptd/last-good-*
+boot
+start_broken
+check open "start failed, naming the minimal policy" failed_saying "minimal fail-closed policy"
+expect open "ssh (port 22) from any source" "$C2" 22
+expect blocked "host service 5432 from the allowed source" "$C1" 5432
+expect open "published 8080: Docker's rules are kept as they are" "$C2" 8080
+"$BIN" --config /run/work/config.toml stop > /dev/null
+
+echo "== the lockout guard reads the host's established ssh connections"
+topo_exec python3 -c '
+import socket, sys, time
+s = socket.create_connection((sys.argv[2], 22), source_address=(sys.argv[1], 0))
+time.sleep(60)' "$C2" "$H" &
+PIDS+=($!)
+for _ in $(seq 50); do
+    ss -Htn state established "( sport = :22 )" | grep -q "$C2" && break
+    sleep 0.1
+done
+guard_refuses() { # reload without --force: refused, nothing applied
+    local rc=0
+    "$BIN" --config /run/work/config.toml reload > /dev/null 2> /run/work/guard.err || rc=$?
+    [[ $rc != 0 ]] && grep -q "would not accept new SSH connections from $C2 (port 22)" /run/work/guard.err
+}
+check open "plan warns about the session from the denied source" grep -q "warning: this policy would not accept new SSH connections from $C2" <("$BIN" --config /run/work/config.toml plan 2>&1 > /dev/null)
+check open "reload is refused (no SSH_CONNECTION: as under systemctl reload)" guard_refuses
+expect open "nothing was applied: 5432 still open" "$C2" 5432
+"$BIN" --config /run/work/config.toml reload --force > /dev/null
+expect blocked "reload --force applied the policy" "$C2" 5432
+"$BIN" --config /run/work/config.toml stop > /dev/null
+
 echo "packets: $TOPO_PASS passed, $TOPO_FAIL failed"
 [[ $TOPO_FAIL -eq 0 ]]

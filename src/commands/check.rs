@@ -1,0 +1,62 @@
+//! `check`: the validation `start` makes, without the running ruleset and without
+//! changing anything — for editors, CI and a sysadmin before `systemctl reload`. The
+//! configuration's values, the files' ownership, the template rendered for every family
+//! the configuration manages and, as root, `iptables-restore --test` of each policy.
+
+use crate::cli::Global;
+use crate::config::Config;
+use crate::error::Result;
+use crate::family::Family;
+use crate::ownership::DockerFacts;
+use crate::policy;
+use crate::system::default_route_interfaces;
+use crate::system::iptables::Iptables;
+
+use super::{load_config, managed_families, test_policy};
+
+pub fn run(global: &Global) -> Result<()> {
+    let config = load_config(global)?;
+    let tested = render_and_test(global, &config)?;
+    let source = config
+        .path
+        .as_ref()
+        .map_or("the built-in configuration".to_string(), |p| {
+            p.display().to_string()
+        });
+    if super::normal() {
+        if tested.is_empty() {
+            println!("{source}: ok (not tested with iptables-restore --test: that needs root)");
+        } else {
+            println!(
+                "{source}: ok ({} policy accepted by iptables-{}-restore --test)",
+                tested
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                global.backend.name()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Renders the policy of every family `config` manages (with no Docker facts yet) and, as
+/// root, tests each with `iptables-restore --test` of `global.backend`; returns the
+/// families tested.
+pub(super) fn render_and_test(global: &Global, config: &Config) -> Result<Vec<Family>> {
+    let external = default_route_interfaces();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let child_lock = tempfile::NamedTempFile::new()?;
+    let mut tested = Vec::new();
+    for family in managed_families(config) {
+        let policy = policy::render(config, family, &DockerFacts::default(), &external)?;
+        if root {
+            let ipt = Iptables::new(family, global.backend, child_lock.path())?;
+            test_policy(&ipt, &policy)?;
+            tested.push(family);
+        }
+    }
+    Ok(tested)
+}
