@@ -219,3 +219,95 @@ fn the_lockout_guard_refuses_a_policy_that_cuts_the_ssh_session() {
     assert_eq!(code, 0, "{err}");
     assert_ne!(before, after);
 }
+
+/// Runs check, plan, status, reload and start on the file `setup` writes; prints, per
+/// command, its exit code and whether its stderr holds `reason`.
+fn every_command(setup: &str, reason: &str) -> (Vec<(String, i32, bool)>, String, String) {
+    let script = format!(
+        r#"iptables-legacy-restore < {FIXTURE}
+"$BIN" start > /dev/null
+{setup}
+cat > /run/work/reason <<'REASON'
+{reason}
+REASON
+echo "=== BEFORE"; {DUMP}
+echo "=== RUNS"
+for c in check plan status reload start; do
+  set +e
+  "$BIN" --config /run/work/config.toml $c > /dev/null 2> /run/work/err
+  rc=$?
+  set -e
+  echo "$c $rc $(grep -cF -f /run/work/reason /run/work/err)"
+done
+echo "=== AFTER"; {DUMP}
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 120)));
+    let runs = s["RUNS"]
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_string(), f[1].parse().unwrap(), f[2] != "0")
+        })
+        .collect();
+    (runs, s["BEFORE"].clone(), s["AFTER"].clone())
+}
+
+#[test]
+fn every_command_refuses_the_same_files_for_the_same_reasons() {
+    if !netns_ready("engine") {
+        return;
+    }
+    let cases = [
+        (
+            "printf '[ssh]\\nport = 22\\n' > /run/work/config.toml; chmod 666 /run/work/config.toml",
+            "is writable by group and others (mode 0666)",
+        ),
+        (
+            "printf 'template = \"policy.j2\"\\n' > /run/work/config.toml
+printf '*filter\\n:INPUT DROP [0:0]\\n-A INPUT -j ACCEPTT\\nCOMMIT\\n' > /run/work/policy.j2",
+            "the IPv4 policy does not load",
+        ),
+        (
+            "printf '[[allow]]\\nport = 80\\nfrom = []\\n' > /run/work/config.toml",
+            "config.toml:3:8: an empty source list matches no one",
+        ),
+        (
+            "printf '[ssh]\\nallow_from = [\"198.51.100.7/24\"]\\n' > /run/work/config.toml",
+            "config.toml:2:15: '198.51.100.7/24' has host bits set",
+        ),
+        (
+            "printf 'ipv6 = false\\n[ssh]\\nallow_from = [\"2001:db8::7\"]\\n' > /run/work/config.toml",
+            "config.toml:3:15: '2001:db8::7/128' is an IPv6 source but `ipv6 = false`",
+        ),
+    ];
+    for (setup, reason) in cases {
+        let (runs, before, after) = every_command(setup, reason);
+        assert_eq!(before, after, "{reason}: the ruleset changed");
+        let code = runs[0].1;
+        assert_ne!(code, 0, "{reason}: {runs:?}");
+        for (command, rc, said) in &runs {
+            assert_eq!(
+                *rc, code,
+                "{reason}: `{command}` exited otherwise: {runs:?}"
+            );
+            assert!(said, "{reason}: `{command}` did not say why: {runs:?}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_interface_is_a_warning_with_its_location() {
+    if !netns_ready("engine") {
+        return;
+    }
+    let script = r#"printf '[containers]\nexternal_interfaces = ["eth9"]\n' > /run/work/config.toml
+"$BIN" --config /run/work/config.toml check 2>&1
+"#;
+    let out = ok(netns_sh(script, 60));
+    assert!(
+        out.contains("warning: /run/work/config.toml:2:24: there is no interface 'eth9'"),
+        "{out}"
+    );
+    assert!(out.contains("/run/work/config.toml: ok (IPv4 and IPv6 policy accepted by iptables-legacy-restore --test)"), "{out}");
+}

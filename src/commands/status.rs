@@ -12,7 +12,7 @@ use crate::system::pending;
 use crate::system::state::StateDir;
 use crate::system::{self, default_route_interfaces};
 
-use super::{load_config, managed_families};
+use super::{load_config, managed_families, test_policy};
 
 /// What `iptables` on PATH resolves to, following the alternatives links.
 fn iptables_backend() -> String {
@@ -94,6 +94,7 @@ pub fn run(global: &Global) -> Result<()> {
             &external,
             &state.applied(family),
         )?;
+        test_policy(&ipt, &plan.policy)?;
         let docker = plan.ownership.kept_rules();
         let host = plan.current.rule_count() - docker;
         let sync = if plan.changed.is_empty() {
