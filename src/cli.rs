@@ -25,7 +25,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
     /// Configuration file [default: /etc/iptables-docker/config.toml; built-in policy if absent]
     #[arg(long, global = true, value_name = "PATH")]

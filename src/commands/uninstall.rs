@@ -54,6 +54,10 @@ pub fn run(global: &Global, args: &UninstallArgs) -> Result<()> {
         say(format!("{UNIT_NAME} disabled"));
     }
 
+    if !service.active() {
+        remove_our_rules(global, record.as_ref())?;
+    }
+
     let mut failures = Vec::new();
     match &record {
         Some(record) => restore(global, record, &mut failures),
@@ -111,6 +115,23 @@ pub fn run(global: &Global, args: &UninstallArgs) -> Result<()> {
         say(format!("removed {BIN}"));
     }
     say("done: iptables-docker is uninstalled");
+    Ok(())
+}
+
+/// With the unit not active, a policy may still be loaded (a manual `start`, the fallback
+/// of a failed unit): `stop` in the installed backend takes every rule and chain of ours
+/// out (it keeps only Docker's and the kept chains), so that nothing of ours is moved back.
+fn remove_our_rules(global: &Global, record: Option<&Record>) -> Result<()> {
+    let mut installed = global.clone();
+    if let Some(backend) = record.and_then(Record::backend) {
+        installed.backend = backend;
+    }
+    super::apply::run(&installed, super::apply::Verb::Stop, true, None).map_err(|e| {
+        e.context("taking the host policy out failed").hint(
+            "nothing else was changed; fix the cause and run uninstall again, or see uninstall.md",
+        )
+    })?;
+    say("no rule or chain of iptables-docker is left (stop ran: the host is open, Docker's rules are kept)");
     Ok(())
 }
 

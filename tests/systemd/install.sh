@@ -157,23 +157,21 @@ expect_in "without ip6tables-legacy-restore: refused" '`ip6tables-legacy-restore
 expect_in "  with the package to install" "apt-get install iptables" "$out"
 expect_in "  exit code 4" "[exit 4]" "$out"
 out=$(run env SSH_CONNECTION="203.0.113.9 40000 10.0.0.1 2222" /root/iptables-docker install)
-expect_in "SSH session to port 2222 under a port-22 policy: refused" "would not accept your SSH connection from 203.0.113.9 to port 2222" "$out"
+expect_in "SSH session to port 2222 under a port-22 policy: refused" "would not accept new SSH connections from 203.0.113.9 (port 2222)" "$out"
 expect_in "  exit code 5" "[exit 5]" "$out"
 out=$(run /root/iptables-docker --config /root/x.toml install)
 expect_in "install --config: refused (install always uses /etc/iptables-docker/config.toml)" "install always uses /etc/iptables-docker/config.toml" "$out"
 expect_in "  exit code 3" "[exit 3]" "$out"
 expect_same "refusals left the host exactly as it was" "$original" "$(state)"
 
-echo "# an install that fails half-way is put back"
+echo "# install validates the policy before it changes anything"
 sd_sh 'mkdir -p /etc/iptables-docker && printf "template = \"bad.j2\"\n" >/etc/iptables-docker/config.toml
        printf "*filter\n:INPUT DROP [0:0]\n-A INPUT -m no-such-match -j ACCEPT\nCOMMIT\n" >/etc/iptables-docker/bad.j2'
 before=$(state)
 out=$(run /root/iptables-docker install)
-expect_in "a policy the kernel rejects: the service does not start" "iptables-docker.service did not start" "$out"
-expect_in "  because iptables-restore rejects the policy" "policy does not load" "$out"
-expect_in "  everything put back" "install failed; everything it had changed was put back" "$out"
-expect_in "  exit code 1" "[exit 1]" "$out"
-expect_not_in "  no rollback failure" "putting the host back failed" "$out"
+expect_in "a policy the kernel rejects: refused by iptables-restore --test" "policy does not load" "$out"
+expect_not_in "  before any change (no record, nothing to put back)" "install: recorded" "$out"
+expect_in "  exit code 3" "[exit 3]" "$out"
 expect_same "  the host is exactly as before (rules, alternatives, ufw, firewalld, files)" "$before" "$(state)"
 sd_sh 'rm -r /etc/iptables-docker'
 expect_same "  (and as at the start once the test's config is gone)" "$original" "$(state)"
@@ -291,6 +289,64 @@ expect_eq "reload after Docker added its rules" "[exit 0]" "$(run systemctl relo
 legacy4=$(sd_exec iptables-legacy-save)
 expect_eq "  every Docker rule kept" "$docker_rule_count" "$(grep -c -- '-A \(DOCKER\|FORWARD\|PREROUTING\|OUTPUT\|POSTROUTING\)' <<<"$legacy4")"
 expect_in "  policy still there" ":INPUT DROP" "$legacy4"
+
+echo "# the lockout guard under systemctl reload: an established ssh session from 10.9.9.2"
+# An sshd stand-in (a socket unit on port 22) and an admin in a namespace of the container
+# holding a connection to it; the service sees no SSH_CONNECTION.
+sd_sh 'printf "[Socket]\nListenStream=22\nAccept=yes\n" >/run/systemd/system/sshd-standin.socket
+       printf "[Service]\nExecStart=/bin/sleep 600\nStandardInput=socket\n" >/run/systemd/system/sshd-standin@.service
+       systemctl daemon-reload && systemctl start sshd-standin.socket
+       ip netns add admin && ip link add adm0 type veth peer name adm1 netns admin
+       ip addr add 10.9.9.1/24 dev adm0 && ip link set adm0 up
+       ip -n admin addr add 10.9.9.2/24 dev adm1 && ip -n admin link set adm1 up
+       systemd-run --quiet --unit=admin-session ip netns exec admin bash -c "exec 3<>/dev/tcp/10.9.9.1/22; sleep 600"
+       for i in $(seq 50); do ss -Htn state established "( sport = :22 )" | grep -q 10.9.9.2 && break; sleep 0.1; done'
+expect_in "  the session is established" "10.9.9.2" "$(sd_exec ss -Htn state established '( sport = :22 )')"
+sd_sh 'cp /etc/iptables-docker/config.toml /root/config.good
+       printf "[ssh]\nallow_from = [\"192.0.2.0/24\"]\n" >/etc/iptables-docker/config.toml'
+input_before=$(sd_exec iptables-legacy -S INPUT)
+out=$(run systemctl reload iptables-docker.service)
+expect_not_in "systemctl reload with a policy that would cut the session: refused" "[exit 0]" "$out"
+expect_in "  the journal says why" "would not accept new SSH connections from 10.9.9.2 (port 22)" "$(sd_exec journalctl -u iptables-docker -b -n 20 -o cat)"
+expect_eq "  the running policy is unchanged" "$input_before" "$(sd_exec iptables-legacy -S INPUT)"
+expect_in "plan warns about it" "warning: this policy would not accept new SSH connections from 10.9.9.2" "$(run iptables-docker plan)"
+out=$(run iptables-docker reload --force)
+expect_in "reload --force applies it" "[exit 0]" "$out"
+expect_in "  the new policy runs" "-A INPUT -s 192.0.2.0/24 -p tcp -m tcp --dport 22 -j ACCEPT" "$(sd_exec iptables-legacy -S INPUT)"
+sd_sh 'cp /root/config.good /etc/iptables-docker/config.toml
+       systemctl stop admin-session sshd-standin.socket; ip netns del admin'
+expect_eq "  the good config back: systemctl reload" "[exit 0]" "$(run systemctl reload iptables-docker.service)"
+
+echo "# a broken config at boot: the last good policy before network-pre.target, the unit failed"
+sd_sh 'sed -i "1i ipv6 = flase" /etc/iptables-docker/config.toml'
+sd_reboot
+expect_eq "the unit failed" "failed" "$(sd_exec systemctl is-active iptables-docker.service)"
+journal=$(sd_exec journalctl -u iptables-docker -b -o cat)
+printf '%s\n' "$journal" | sed 's/^/       | /'
+expect_in "  the journal names the error" "/etc/iptables-docker/config.toml:1:" "$journal"
+expect_in "  and the policy that is active" "failing closed: IPv4: the last good policy (applied" "$journal"
+degraded=$(sd_exec iptables-legacy-save)
+expect_in "the last good policy is loaded: INPUT DROP" ":INPUT DROP" "$degraded"
+expect_in "  ssh accepted" "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT" "$degraded"
+expect_in "  IPv6 too" ":INPUT DROP" "$(sd_exec ip6tables-legacy-save)"
+ours=$(sd_exec systemctl show -p ExecMainExitTimestampMonotonic --value iptables-docker.service)
+pre=$(sd_exec systemctl show -p ActiveEnterTimestampMonotonic --value network-pre.target)
+if ((ours > 0 && pre > 0 && ours <= pre)); then
+    pass "  loaded before network-pre.target ($ours <= $pre us)"
+else
+    fail "  not loaded before network-pre.target (ours $ours, network-pre $pre)"
+fi
+expect_in "status says so" "DEGRADED: the last start could not use the configuration" "$(run iptables-docker status)"
+sd_sh 'cp /root/config.good /etc/iptables-docker/config.toml'
+out=$(run systemctl reload iptables-docker.service)
+printf '       | systemctl reload of the failed unit: %s\n' "$out"
+expect_eq "fixed: systemctl restart (a failed unit cannot be reloaded)" "[exit 0]" "$(run systemctl restart iptables-docker.service)"
+expect_not_in "  status no longer degraded" "DEGRADED" "$(run iptables-docker status)"
+
+echo "# stop, a manual start, then uninstall: nothing of ours is moved back"
+expect_eq "systemctl stop" "[exit 0]" "$(run systemctl stop iptables-docker.service)"
+expect_in "a manual start" "[exit 0]" "$(run iptables-docker start)"
+expect_in "  the policy is loaded, the unit inactive" "inactive" "$(sd_exec systemctl is-active iptables-docker.service)"
 
 echo "# uninstall"
 t6=$(now)
