@@ -219,3 +219,31 @@ fn the_lockout_guard_refuses_a_policy_that_cuts_the_ssh_session() {
     assert_eq!(code, 0, "{err}");
     assert_ne!(before, after);
 }
+
+#[test]
+fn a_held_xtables_lock_makes_start_wait_then_give_up_applying_nothing() {
+    if !netns_ready("engine") {
+        return;
+    }
+    // util-linux's flock(1) holds the lock the way `iptables --wait` does (flock(2));
+    // --close keeps it out of sleep, so killing the holder frees it.
+    let setup = r#"flock --close /run/xtables.lock sleep 60 > /dev/null 2>&1 &
+holder=$!
+while flock -n /run/xtables.lock true; do sleep 0.05; done"#;
+    let cmd = r#""$BIN" --wait 1 start"#;
+    let (before, after, err, code) = failing(setup, cmd);
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(before, after, "the ruleset changed while the lock was held");
+    assert!(
+        err.contains("another program has held the xtables lock /run/xtables.lock for 1s"),
+        "{err}"
+    );
+
+    let cmd = r#"{ sleep 0.5; kill "$holder"; } & "$BIN" --wait 10 start"#;
+    let (before, after, err, code) = failing(setup, cmd);
+    assert_eq!(
+        code, 0,
+        "start did not take the lock once it was free: {err}"
+    );
+    assert_ne!(before, after);
+}
