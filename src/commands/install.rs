@@ -1,7 +1,9 @@
 //! `install`: sets the host up for iptables-docker, reversibly and without a reboot.
-//! Preflight (root, systemd, the backend's binaries), the lockout guard, a once-only
-//! record of the host as it was, ufw/firewalld off, the rules moved to the backend and
-//! `iptables` pointed at it, the files installed, the service enabled and started. Each
+//! Preflight (root, systemd, the backend's binaries), the policy validated, the lockout
+//! guard, a once-only record of the host as it was, ufw off (its rules left in place), the
+//! rules moved to the backend and `iptables` pointed at it, the files installed, the
+//! service enabled and started (its policy replaces ufw's in one restore), firewalld off.
+//! INPUT is never open on the way. Each
 //! change is journalled first; if any step fails, the journal puts everything back.
 //! Run again, it upgrades binary and unit and changes nothing else.
 
@@ -371,41 +373,17 @@ fn steps(
         }
     }
 
-    // ufw and firewalld off, before the move: they take their rules out of the backend
-    // they wrote them to. Their teardown sets FORWARD to ACCEPT; a DROP is kept.
-    let current = host::command_backend("iptables");
-    let forward = match current {
-        Some(b) => rules::forward_policies(b)?,
-        None => Vec::new(),
-    };
-    let mut stopped = false;
+    // ufw off first, without its teardown: its rules keep the host closed (moved along
+    // with Docker's when the backend changes) until the service's start replaces them
+    // in one restore. firewalld goes last, once the policy is loaded.
     if let Some(now) = firewalls::ufw_state()? {
         journal.push(Undo::Ufw(now));
         for line in firewalls::ufw_off(&now)? {
             say(line);
-            stopped = true;
+            *changed = true;
         }
     }
-    if let Some(now) = firewalls::unit_record(firewalls::FIREWALLD_UNIT)? {
-        journal.push(Undo::Unit(firewalls::FIREWALLD_UNIT, now));
-        for line in firewalls::unit_off(firewalls::FIREWALLD_UNIT, &now)? {
-            say(line);
-            stopped = true;
-        }
-    }
-    *changed |= stopped;
-    if let (Some(backend), true) = (current, stopped) {
-        for (family, after) in rules::forward_policies(backend)? {
-            let before = forward.iter().find(|(f, _)| *f == family).map(|(_, p)| p);
-            if let Some(before) = before.filter(|p| **p != after && after == "ACCEPT") {
-                journal.push(Undo::Forward(family, backend, after.clone()));
-                rules::set_forward_policy(family, backend, before)?;
-                say(format!(
-                    "kept the {family} FORWARD policy {before} (stopping the firewall manager had set it to ACCEPT)"
-                ));
-            }
-        }
-    }
+    let current = host::command_backend("iptables");
 
     // The rules to the target backend, and `iptables` pointed at it: no reboot.
     if current != Some(target) {
@@ -469,7 +447,36 @@ fn steps(
     }
 
     install_files(global, assets, packaged, journal, changed)?;
+    firewalld_off(target, journal, changed)?;
     Ok(advice)
+}
+
+/// firewalld stopped, disabled and masked once the policy is loaded, so that the host is
+/// never without a firewall. Its teardown may set FORWARD to ACCEPT (a DROP is kept) or
+/// flush the filter table (iptables backend): the policy is then reloaded.
+fn firewalld_off(backend: Backend, journal: &mut Vec<Undo>, changed: &mut bool) -> Result<()> {
+    let Some(now) = firewalls::unit_record(firewalls::FIREWALLD_UNIT)? else {
+        return Ok(());
+    };
+    let forward = rules::forward_policies(backend)?;
+    journal.push(Undo::Unit(firewalls::FIREWALLD_UNIT, now));
+    let done = firewalls::unit_off(firewalls::FIREWALLD_UNIT, &now)?;
+    if done.is_empty() {
+        return Ok(());
+    }
+    *changed = true;
+    done.into_iter().for_each(say);
+    for (family, after) in rules::forward_policies(backend)? {
+        let before = forward.iter().find(|(f, _)| *f == family).map(|(_, p)| p);
+        if let Some(before) = before.filter(|p| **p != after && after == "ACCEPT") {
+            journal.push(Undo::Forward(family, backend, after.clone()));
+            rules::set_forward_policy(family, backend, before)?;
+            say(format!(
+                "kept the {family} FORWARD policy {before} (stopping firewalld had set it to ACCEPT)"
+            ));
+        }
+    }
+    host::systemctl(&["reload", UNIT_NAME])
 }
 
 /// The binary, unit, config and template; then the service enabled and (re)started.

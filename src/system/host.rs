@@ -247,6 +247,38 @@ pub fn ufw_conf_enabled() -> bool {
     std::fs::read_to_string(UFW_CONF).is_ok_and(|t| parse_ufw_enabled(&t))
 }
 
+/// ufw.conf text with `ENABLED=yes|no`, every other line as it was.
+pub fn ufw_conf_with_enabled(conf: &str, enabled: bool) -> String {
+    let value = format!("ENABLED={}", if enabled { "yes" } else { "no" });
+    let mut found = false;
+    let mut out: String = conf
+        .lines()
+        .map(|l| {
+            if l.trim().starts_with("ENABLED=") {
+                found = true;
+                format!("{value}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    if !found {
+        out.push_str(&value);
+        out.push('\n');
+    }
+    out
+}
+
+/// Sets `ENABLED` in ufw.conf (what `ufw enable`/`disable` switch) without running ufw.
+pub fn set_ufw_enabled(enabled: bool) -> Result<()> {
+    let conf = fs_err::read_to_string(UFW_CONF)?;
+    write_atomic(
+        Path::new(UFW_CONF),
+        ufw_conf_with_enabled(&conf, enabled).as_bytes(),
+        0o644,
+    )
+}
+
 /// `ufw status` says "Status: active".
 pub fn ufw_active() -> Result<bool> {
     Ok(run("ufw", &["status"])?
@@ -403,6 +435,9 @@ Current `best' version is /usr/sbin/iptables-nft.
         );
         assert!(parse_ufw_enabled("# c\nENABLED=yes\nLOGLEVEL=low\n"));
         assert!(!parse_ufw_enabled("ENABLED=no\n"));
+        let off = ufw_conf_with_enabled("# c\nENABLED=yes\nLOGLEVEL=low\n", false);
+        assert_eq!(off, "# c\nENABLED=no\nLOGLEVEL=low\n");
+        assert!(parse_ufw_enabled(&ufw_conf_with_enabled(&off, true)));
     }
 
     #[test]

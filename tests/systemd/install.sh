@@ -186,14 +186,40 @@ expect_same "  nothing changed" "$original" "$(state)"
 # A cargo whose `build --release` produces the binary under test.
 sd_sh 'mkdir -p /root/fakecargo && printf "#!/bin/sh\n[ \"\$1 \$2 \$3\" = \"build --release --locked\" ] || exit 2\nmkdir -p target/release && cp /root/iptables-docker target/release/iptables-docker\n" >/root/fakecargo/cargo && chmod 755 /root/fakecargo/cargo'
 sd_exec systemctl start docker.service
+# An admin host in a namespace of the container (10.9.9.2 -> 10.9.9.1), an sshd stand-in
+# (a socket unit on 22) and a service on 5432 that ufw and the policy both close. During
+# the whole install a probe tries 5432 every 20 ms (each try waits up to 0.5 s for the
+# SYN-ACK): a window where INPUT is open would let one through.
+sd_sh 'socket_unit() {
+           printf "[Socket]\nListenStream=%s\nAccept=yes\n" "$2" >/run/systemd/system/$1.socket
+           printf "[Service]\nExecStart=%s\nStandardInput=socket\n" "$3" >/run/systemd/system/$1@.service
+       }
+       socket_unit sshd-standin 22 "/bin/sleep 600"
+       socket_unit probe-target 5432 /bin/true
+       systemctl daemon-reload && systemctl start sshd-standin.socket probe-target.socket
+       ip netns add admin && ip link add adm0 type veth peer name adm1 netns admin
+       ip addr add 10.9.9.1/24 dev adm0 && ip link set adm0 up
+       ip -n admin addr add 10.9.9.2/24 dev adm1 && ip -n admin link set adm1 up
+       printf "%s\n" "while :; do" "echo try >>/run/probe.log" \
+           "(timeout 0.5 bash -c \"exec 3<>/dev/tcp/10.9.9.1/5432\" 2>/dev/null && echo OPEN >>/run/probe.log) &" \
+           "sleep 0.02" "done" >/root/probe.sh
+       systemd-run --quiet --unit=probe ip netns exec admin bash /root/probe.sh'
 t3=$(now)
 out=$(run env PATH="/root/fakecargo:$SD_CONTAINER_PATH" SSH_CONNECTION="198.51.100.7 40000 10.0.0.1 22" /root/src/install)
 t_install=$(since "$t3")
+sleep 0.6
+sd_exec systemctl stop probe.service
+tries=$(sd_sh 'grep -c try /run/probe.log || true')
+opened=$(sd_sh 'grep -c OPEN /run/probe.log || true')
+if ((tries > 50)); then pass "a probe ran during the whole install ($tries tries to 5432)"; else fail "the probe ran $tries tries only"; fi
+expect_eq "  none reached 5432 (closed by ufw, then by the policy)" "0" "$opened"
+ssh_ok() { sd_sh 'ip netns exec admin timeout 2 bash -c "exec 3<>/dev/tcp/10.9.9.1/22"' && echo open || echo blocked; }
+expect_eq "  (the probe works: ssh from the admin connects under the policy)" "open" "$(ssh_ok)"
 printf '%s\n' "$out" | sed 's/^/       | /'
 expect_in "sudo ./install over SSH to port 22: builds and installs" "install: done:" "$out"
 expect_in "  exit code 0" "[exit 0]" "$out"
 expect_in "  moved Docker's rules (and ufw's leftovers) from nft to legacy" "from iptables-nft to iptables-legacy in one restore per family" "$out"
-expect_in "  kept FORWARD DROP across ufw's teardown" "kept the IPv4 FORWARD policy DROP" "$out"
+expect_in "  ufw off without its teardown" "ufw off (ENABLED=no in /etc/ufw/ufw.conf); its rules stay loaded" "$out"
 expect_in "  advises restarting the running Docker" "Docker is running: its rules now live in iptables-legacy" "$out"
 sd_exec systemctl stop docker.service
 
@@ -337,11 +363,13 @@ else
     fail "  not loaded before network-pre.target (ours $ours, network-pre $pre)"
 fi
 expect_in "status says so" "DEGRADED: the last start could not use the configuration" "$(run iptables-docker status)"
+sd_sh 'iptables-legacy-restore -n' <<<"$(grep -v '^:\(INPUT\|FORWARD\|OUTPUT\|PREROUTING\|POSTROUTING\) ' <<<"$docker_rules")"
 sd_sh 'cp /root/config.good /etc/iptables-docker/config.toml'
 out=$(run systemctl reload iptables-docker.service)
 printf '       | systemctl reload of the failed unit: %s\n' "$out"
 expect_eq "fixed: systemctl restart (a failed unit cannot be reloaded)" "[exit 0]" "$(run systemctl restart iptables-docker.service)"
 expect_not_in "  status no longer degraded" "DEGRADED" "$(run iptables-docker status)"
+expect_eq "  every Docker rule (added after the boot) kept" "$docker_rule_count" "$(grep -c -- '-A \(DOCKER\|FORWARD\|PREROUTING\|OUTPUT\|POSTROUTING\)' <<<"$(sd_exec iptables-legacy-save)")"
 
 echo "# stop, a manual start, then uninstall: nothing of ours is moved back"
 expect_eq "systemctl stop" "[exit 0]" "$(run systemctl stop iptables-docker.service)"

@@ -1,5 +1,6 @@
 //! ufw and firewalld, the firewall managers iptables-docker replaces: their state, turning
-//! them off (`ufw disable`, so that ufw's rules and its config agree; firewalld stopped,
+//! them off (ufw switched off in its config, its rules left for the policy to replace;
+//! firewalld stopped,
 //! disabled and masked, so that nothing starts it again) and putting a recorded state
 //! back. Either may be absent. Every function acts only where the state differs, and
 //! returns what it did, one sentence each.
@@ -34,17 +35,34 @@ pub fn unit_record(unit: &str) -> Result<Option<UnitRecord>> {
     }))
 }
 
-/// `ufw disable`, then `systemctl disable --now ufw.service`, as far as needed.
+/// ufw off without its teardown, so that the host is never open: `ENABLED=no` in
+/// ufw.conf first (ufw's rules stay loaded; `ufw-init stop` skips its teardown for a
+/// disabled ufw, and nothing loads them at boot), then its unit disabled and stopped.
+/// The policy then replaces ufw's rules in one `iptables-restore` (`ufw disable` would
+/// flush them and set INPUT to ACCEPT first: seconds of an open host).
 pub fn ufw_off(now: &UfwRecord) -> Result<Vec<String>> {
-    ufw_restore(
-        now,
-        &UfwRecord {
-            enabled: false,
-            active: false,
-            unit_enabled: false,
-            unit_active: false,
-        },
-    )
+    let mut done = Vec::new();
+    if now.enabled || now.active {
+        host::set_ufw_enabled(false)?;
+        done.push(format!(
+            "ufw off (ENABLED=no in {}); its rules stay loaded until the policy replaces \
+             them in one restore",
+            host::UFW_CONF
+        ));
+    }
+    let off = UfwRecord {
+        enabled: false,
+        active: false,
+        unit_enabled: false,
+        unit_active: false,
+    };
+    let quiet = UfwRecord {
+        enabled: false,
+        active: false,
+        ..*now
+    };
+    done.extend(ufw_restore(&quiet, &off)?);
+    Ok(done)
 }
 
 /// Puts ufw into `want`, from `now`: its own switch (`ufw enable`/`disable`, which loads
