@@ -112,6 +112,18 @@ drop_empty_tables() {
          table { buf = buf $0 "\n"; if (/^-A / || (/^:/ && $2 != "ACCEPT")) keep = 1; next }
          { print }'
 }
+# before_network_pre PROPERTY LABEL: our unit's PROPERTY (a monotonic time: when it became
+# active, or when its start exited) is before network-pre.target became active.
+before_network_pre() {
+    local ours pre
+    ours=$(sd_exec systemctl show -p "$1" --value iptables-docker.service)
+    pre=$(sd_exec systemctl show -p ActiveEnterTimestampMonotonic --value network-pre.target)
+    if ((ours > 0 && pre > 0 && ours <= pre)); then
+        pass "$2 before network-pre.target ($ours <= $pre us)"
+    else
+        fail "$2 not before network-pre.target (ours $ours, network-pre $pre)"
+    fi
+}
 section() { awk -v s="== $2" '$0 == s { on = 1; next } /^== / { on = 0 } on' <<<"$1"; }
 rules_of() { sd_sh "$1-save 2>/dev/null | grep -c '^-A $2' || true"; }
 
@@ -302,13 +314,7 @@ expect_in "policy active after boot" ":INPUT DROP" "$(section "$boot" iptables-l
 expect_in "  IPv6 too" ":INPUT DROP" "$(section "$boot" ip6tables-legacy-save)"
 expect_in "ufw still off after boot" "ufw.service: disabled inactive" "$boot"
 expect_in "firewalld still masked after boot" "firewalld.service: masked inactive" "$boot"
-ours=$(sd_exec systemctl show -p ActiveEnterTimestampMonotonic --value iptables-docker.service)
-pre=$(sd_exec systemctl show -p ActiveEnterTimestampMonotonic --value network-pre.target)
-if ((ours > 0 && pre > 0 && ours <= pre)); then
-    pass "policy loaded before network-pre.target ($ours <= $pre us)"
-else
-    fail "policy not loaded before network-pre.target (ours $ours, network-pre $pre)"
-fi
+before_network_pre ActiveEnterTimestampMonotonic "policy loaded"
 # Docker starting after us: its rules arrive one by one (noflush, no builtin policies).
 sd_sh 'iptables-legacy-restore -n' <<<"$(grep -v '^:\(INPUT\|FORWARD\|OUTPUT\|PREROUTING\|POSTROUTING\) ' <<<"$docker_rules")"
 expect_eq "reload after Docker added its rules" "[exit 0]" "$(run systemctl reload iptables-docker.service)"
@@ -355,13 +361,7 @@ degraded=$(sd_exec iptables-legacy-save)
 expect_in "the last good policy is loaded: INPUT DROP" ":INPUT DROP" "$degraded"
 expect_in "  ssh accepted" "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT" "$degraded"
 expect_in "  IPv6 too" ":INPUT DROP" "$(sd_exec ip6tables-legacy-save)"
-ours=$(sd_exec systemctl show -p ExecMainExitTimestampMonotonic --value iptables-docker.service)
-pre=$(sd_exec systemctl show -p ActiveEnterTimestampMonotonic --value network-pre.target)
-if ((ours > 0 && pre > 0 && ours <= pre)); then
-    pass "  loaded before network-pre.target ($ours <= $pre us)"
-else
-    fail "  not loaded before network-pre.target (ours $ours, network-pre $pre)"
-fi
+before_network_pre ExecMainExitTimestampMonotonic "  loaded (by the failed unit)"
 expect_in "status says so" "DEGRADED: the last start could not use the configuration" "$(run iptables-docker status)"
 sd_sh 'iptables-legacy-restore -n' <<<"$(grep -v '^:\(INPUT\|FORWARD\|OUTPUT\|PREROUTING\|POSTROUTING\) ' <<<"$docker_rules")"
 sd_sh 'cp /root/config.good /etc/iptables-docker/config.toml'
