@@ -46,8 +46,7 @@ pub fn run(global: &Global) -> Result<()> {
 /// families tested.
 pub(super) fn render_and_test(global: &Global, config: &Config) -> Result<Vec<Family>> {
     let external = default_route_interfaces();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = crate::system::is_root();
     let child_lock = tempfile::NamedTempFile::new()?;
     let mut tested = Vec::new();
     for family in managed_families(config) {

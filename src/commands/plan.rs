@@ -18,6 +18,7 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
     let config = load_config(global)?;
     let mode = if args.stop { Mode::Stop } else { Mode::Start };
     let external = default_route_interfaces();
+    let child_lock = tempfile::NamedTempFile::new()?;
     let mut inputs: Vec<(Family, String, String)> = Vec::new();
     if args.input.is_some() || args.input6.is_some() {
         for (family, file) in [(Family::V4, &args.input), (Family::V6, &args.input6)] {
@@ -28,7 +29,6 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
         }
     } else {
         system::require_root("plan")?;
-        let child_lock = tempfile::NamedTempFile::new()?;
         for family in managed_families(&config) {
             let ipt = Iptables::new(family, global.backend, child_lock.path())?;
             let source = format!("{}-save output", family.command());
@@ -38,9 +38,7 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
     if !args.stop {
         warn_lockout(&config);
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    let child_lock = tempfile::NamedTempFile::new()?;
+    let root = system::is_root();
     for (family, text, source) in inputs {
         let plan = pipeline::plan(
             family,

@@ -10,10 +10,15 @@ pub mod trust;
 
 use crate::error::{Error, Kind, Result};
 
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Fails unless running as root, naming the command that needs it.
 pub fn require_root(what: &str) -> Result<()> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    if is_root() {
         Ok(())
     } else {
         Err(
