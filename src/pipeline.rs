@@ -101,17 +101,15 @@ impl fmt::Display for Applied {
 
 /// The fingerprint of everything an apply's result depends on besides the running
 /// ruleset: the binary (`binary`: its version and file identity, so a rebuilt binary
-/// plans afresh), the mode, the configuration, the template's text and the external
-/// interfaces.
+/// plans afresh), the mode, the configuration and the template's text.
 pub fn inputs_fingerprint(
     binary: &str,
     mode: Mode,
     config: &Config,
     template: Option<&str>,
-    external_interfaces: &[String],
 ) -> String {
     ruleset::fingerprint_of(&format!(
-        "{binary} {mode:?} {config:?} {external_interfaces:?} {}",
+        "{binary} {mode:?} {config:?} {}",
         template.unwrap_or("")
     ))
 }
@@ -199,7 +197,6 @@ pub fn plan(
     source: &str,
     config: &Config,
     mode: Mode,
-    external_interfaces: &[String],
     applied: &Applied,
 ) -> Result<FamilyPlan> {
     let current = ruleset::parse(saved).map_err(|e| {
@@ -208,7 +205,7 @@ pub fn plan(
     })?;
     let ownership = classify(&current, &config.keep_chains);
     let policy = match mode {
-        Mode::Start => policy::render(config, family, &ownership.facts, external_interfaces)?,
+        Mode::Start => policy::render(config, family, &ownership.facts)?,
         Mode::Stop => Policy::open(),
     };
     let desired = compose(&current, &ownership, &policy)
@@ -248,7 +245,6 @@ mod tests {
             "t",
             &config,
             Mode::Start,
-            &[],
             &Applied::default(),
         )
         .unwrap();
@@ -261,7 +257,6 @@ mod tests {
             "t",
             &config,
             Mode::Start,
-            &[],
             &Applied::default(),
         )
         .unwrap();

@@ -295,16 +295,8 @@ fn start_config(keep: &[String], containers: bool) -> Config {
 }
 
 fn plan_of(text: &str, family: Family, config: &Config, mode: Mode) -> Ruleset {
-    let p = plan(
-        family,
-        text,
-        "generated",
-        config,
-        mode,
-        &[],
-        &Applied::default(),
-    )
-    .unwrap_or_else(|e| panic!("plan failed: {e}\n{text}"));
+    let p = plan(family, text, "generated", config, mode, &Applied::default())
+        .unwrap_or_else(|e| panic!("plan failed: {e}\n{text}"));
     p.desired
 }
 
@@ -496,7 +488,6 @@ proptest! {
                 &config,
                 family,
                 &Default::default(),
-                &[],
             );
             prop_assert!(policy.is_ok(), "{family}: {}", policy.unwrap_err());
         }

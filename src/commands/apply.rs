@@ -9,10 +9,10 @@ use crate::error::{Error, Kind, Result};
 use crate::guard;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
 use crate::ruleset;
+use crate::system;
 use crate::system::iptables::Iptables;
 use crate::system::lock::XtablesLock;
 use crate::system::state::StateDir;
-use crate::system::{self, default_route_interfaces};
 
 use super::{confirm, load_trusted_config, managed_families};
 
@@ -32,7 +32,6 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
         .into_iter()
         .map(|f| Iptables::new(f, global.backend, child_lock.path()))
         .collect::<Result<Vec<_>>>()?;
-    let external = default_route_interfaces();
     let state = StateDir::new(&global.state_dir);
     state.check_private()?;
 
@@ -46,7 +45,6 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
         mode,
         &config,
         template.as_deref(),
-        &external,
     );
 
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
@@ -64,9 +62,7 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
             continue;
         }
         let source = format!("{}-save output", ipt.family.command());
-        let plan = pipeline::plan(
-            ipt.family, &saved, &source, &config, mode, &external, &applied,
-        )?;
+        let plan = pipeline::plan(ipt.family, &saved, &source, &config, mode, &applied)?;
         if !plan.policy.fragment.tables.is_empty() {
             ipt.restore(&plan.policy.fragment.to_string(), true)
                 .map_err(|e| {

@@ -8,14 +8,13 @@ use crate::error::Result;
 use crate::family::Family;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
 use crate::ruleset::{Ruleset, Table};
-use crate::system::{self, default_route_interfaces, iptables::Iptables};
+use crate::system::{self, iptables::Iptables};
 
 use super::{load_config, managed_families};
 
 pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
     let config = load_config(global)?;
     let mode = if args.stop { Mode::Stop } else { Mode::Start };
-    let external = default_route_interfaces();
     let mut inputs: Vec<(Family, String, String)> = Vec::new();
     if args.input.is_some() || args.input6.is_some() {
         for (family, file) in [(Family::V4, &args.input), (Family::V6, &args.input6)] {
@@ -34,15 +33,7 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
         }
     }
     for (family, text, source) in inputs {
-        let plan = pipeline::plan(
-            family,
-            &text,
-            &source,
-            &config,
-            mode,
-            &external,
-            &Applied::default(),
-        )?;
+        let plan = pipeline::plan(family, &text, &source, &config, mode, &Applied::default())?;
         println!("# {family}: {}", summary(&plan));
         if args.explain {
             print!("{}", explain(&plan));
