@@ -407,7 +407,7 @@ proptest! {
         let mode = if stop { Mode::Stop } else { Mode::Start };
         let config = start_config(&keep, containers);
         let once = plan_of(&text, family, &config, mode);
-        let again = plan(family, &once.to_string(), "planned", &config, mode, &[], &Applied::default())
+        let again = plan(family, &once.to_string(), "planned", &config, mode, &Applied::default())
             .expect("plans again");
         prop_assert!(
             again.desired == once,
