@@ -34,12 +34,14 @@ impl Policy {
         Policy { fragment }
     }
 
-    /// Whether the policy takes over the contents of `table`'s `chain`.
-    pub fn owns_chain(&self, table: &str, chain: &str) -> bool {
+    /// Whether the policy takes over the contents of `table`'s `chain`: a user chain it
+    /// declares (DOCKER-USER with `[containers]`). A builtin chain it declares only gets
+    /// the policy's rules and chain policy; the kept rules in it stay.
+    pub fn takes_over(&self, table: &str, chain: &str) -> bool {
         self.fragment
             .table(table)
             .and_then(|t| t.chain(chain))
-            .is_some()
+            .is_some_and(|c| !c.is_builtin())
     }
 }
 

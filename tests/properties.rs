@@ -415,7 +415,7 @@ proptest! {
             again.desired
         );
         prop_assert!(again.changed.is_empty(), "second plan changes {:?}", again.changed);
-        prop_assert_eq!(again.removed_rules(), 0);
+        prop_assert_eq!(again.counts().removed, 0);
     }
 
     /// The loader never panics on text made of TOML and configuration fragments.

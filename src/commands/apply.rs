@@ -18,8 +18,15 @@ use super::{confirm, load_trusted_config, managed_families};
 
 /// Applies `mode`; with `confirm: Some(seconds)`, waits for the operator and rolls back
 /// without a confirmation.
-pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Result<()> {
-    let verb = if mode == Mode::Start { "start" } else { "stop" };
+/// `verb` is the command as typed (`start`, `reload`, `stop`): what errors and the log
+/// say.
+pub fn run(
+    global: &Global,
+    verb: &str,
+    mode: Mode,
+    force: bool,
+    confirm: Option<u64>,
+) -> Result<()> {
     system::require_root(verb)?;
     let started = Instant::now();
     let config = load_trusted_config(global)?;
@@ -151,6 +158,11 @@ fn record_applied(
     )
 }
 
+/// "1 rule", "2 rules".
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 fn report(plan: &FamilyPlan) {
     if !super::normal() {
         return;
@@ -160,11 +172,13 @@ fn report(plan: &FamilyPlan) {
     } else {
         format!("replaced tables {}", plan.changed.join(", "))
     };
+    let counts = plan.counts();
     println!(
-        "{}: kept {} Docker rules, removed {} other rules; {written}",
+        "{}: kept {}, {}; removed {}; {written}",
         plan.family,
-        plan.ownership.kept_rules(),
-        plan.removed_rules()
+        plural(counts.docker, "Docker rule"),
+        plural(counts.kept_on_request, "rule kept on request"),
+        plural(counts.removed, "other rule"),
     );
     if super::verbose() {
         for (table, own) in plan.current.tables.iter().zip(&plan.ownership.tables) {
@@ -175,11 +189,17 @@ fn report(plan: &FamilyPlan) {
                 .table(&table.name)
                 .map_or(0, |t| t.rules.len());
             println!(
-                "{} {}: kept {kept} Docker rules, replaced {} other rules with {loaded} policy rules{}",
+                "{} {}: kept {}, replaced {} with {}{}",
                 plan.family,
                 table.name,
-                table.rules.len() - kept,
-                if plan.changed.contains(&table.name) { "" } else { " (unchanged)" }
+                plural(kept, "rule"),
+                plural(table.rules.len() - kept, "other rule"),
+                plural(loaded, "policy rule"),
+                if plan.changed.contains(&table.name) {
+                    ""
+                } else {
+                    " (unchanged)"
+                }
             );
         }
     }
