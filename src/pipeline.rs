@@ -238,13 +238,13 @@ pub struct Counts {
 }
 
 /// Whether a kept rule is Docker's own, rather than kept on request: in a Docker chain
-/// other than DOCKER-USER (whose rules are the admin's), a jump to one, or Docker's shape.
+/// other than DOCKER-USER (whose rules are the admin's), a jump to a Docker chain, or
+/// Docker's shape.
 fn is_docker_owned(chain: &str, reason: &Reason) -> bool {
-    let docker = |c: &str| is_docker_chain(c) && c != "DOCKER-USER";
     match reason {
         Reason::Footprint(_) | Reason::DockerChain => true,
-        Reason::JumpsTo(target) => docker(target),
-        Reason::InKeptChain => docker(chain),
+        Reason::JumpsTo(target) => is_docker_chain(target),
+        Reason::InKeptChain => is_docker_chain(chain) && chain != "DOCKER-USER",
         Reason::KeepList(_) | Reason::Referenced { .. } => false,
     }
 }

@@ -174,10 +174,10 @@ fn report(plan: &FamilyPlan) {
     };
     let counts = plan.counts();
     println!(
-        "{}: kept {}, {}; removed {}; {written}",
+        "{}: kept {} and {} on request; removed {}; {written}",
         plan.family,
         plural(counts.docker, "Docker rule"),
-        plural(counts.kept_on_request, "rule kept on request"),
+        plural(counts.kept_on_request, "rule"),
         plural(counts.removed, "other rule"),
     );
     if super::verbose() {
