@@ -21,11 +21,13 @@
 //!   Docker's rules are left as they are.
 
 use std::fmt;
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::config::Ssh;
 use crate::family::Family;
 use crate::policy::Policy;
 use crate::ruleset::{self, Ruleset};
+use crate::system::state::utc_iso8601;
 
 /// The policy of the last successful apply of one family.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +81,7 @@ impl LastGood {
     pub fn describe(&self) -> String {
         format!(
             "the last good policy (applied {}, from {} {} and template {} {})",
-            utc(self.applied_at),
+            utc_iso8601(UNIX_EPOCH + Duration::from_secs(self.applied_at), false),
             self.config.0,
             self.config.1,
             self.template.0,
@@ -150,28 +152,6 @@ pub fn holds_a_policy(current: &Ruleset) -> bool {
     })
 }
 
-/// `secs` since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (the civil-from-days algorithm of
-/// H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
-pub fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,7 +170,7 @@ mod tests {
         assert_eq!(LastGood::parse(&text), Some(good.clone()));
         assert_eq!(LastGood::parse(&text.replace("COMMIT\n", "")), None);
         assert_eq!(LastGood::parse("applied-at 1\n"), None);
-        assert!(good.describe().contains("applied 2025-11-30 20:00:00 UTC"));
+        assert!(good.describe().contains("applied 2025-11-30T20:00:00Z"));
     }
 
     #[test]

@@ -15,10 +15,10 @@ use crate::ownership::DockerFacts;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
 use crate::policy::{self, Policy};
 use crate::ruleset;
+use crate::system;
 use crate::system::iptables::Iptables;
 use crate::system::lock::XtablesLock;
 use crate::system::state::StateDir;
-use crate::system::{self, default_route_interfaces};
 
 use super::{confirm, load_config, managed_families, test_policy};
 
@@ -77,15 +77,13 @@ fn apply_config(
         .as_ref()
         .map(fs_err::read_to_string)
         .transpose()?;
-    let external = default_route_interfaces();
     let inputs = pipeline::inputs_fingerprint(
         &system::binary_identity(),
         Mode::Start,
         &config,
         template.as_deref(),
-        &external,
     );
-    let render = |family, facts: &DockerFacts| policy::render(&config, family, facts, &external);
+    let render = |family, facts: &DockerFacts| policy::render(&config, family, facts);
     let families = managed_families(&config);
     let done = transact(
         global,
@@ -147,7 +145,6 @@ fn stop(global: &Global, state: &StateDir) -> Result<()> {
         Mode::Stop,
         &Config::builtin(),
         None,
-        &[],
     );
     let open = |_, _: &DockerFacts| Ok(Policy::open());
     transact(global, state, Verb::Stop, &families, &inputs, &keep, &open)?;
@@ -361,6 +358,11 @@ fn record_applied(
     )
 }
 
+/// "1 rule", "2 rules".
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 fn report(plan: &FamilyPlan) {
     if !super::normal() {
         return;
@@ -370,11 +372,13 @@ fn report(plan: &FamilyPlan) {
     } else {
         format!("replaced tables {}", plan.changed.join(", "))
     };
+    let counts = plan.counts();
     println!(
-        "{}: kept {} Docker rules, removed {} other rules; {written}",
+        "{}: kept {} and {} on request; removed {}; {written}",
         plan.family,
-        plan.ownership.kept_rules(),
-        plan.removed_rules()
+        plural(counts.docker, "Docker rule"),
+        plural(counts.kept_on_request, "rule"),
+        plural(counts.removed, "other rule"),
     );
     if super::verbose() {
         for (table, own) in plan.current.tables.iter().zip(&plan.ownership.tables) {
@@ -385,11 +389,17 @@ fn report(plan: &FamilyPlan) {
                 .table(&table.name)
                 .map_or(0, |t| t.rules.len());
             println!(
-                "{} {}: kept {kept} Docker rules, replaced {} other rules with {loaded} policy rules{}",
+                "{} {}: kept {}, replaced {} with {}{}",
                 plan.family,
                 table.name,
-                table.rules.len() - kept,
-                if plan.changed.contains(&table.name) { "" } else { " (unchanged)" }
+                plural(kept, "rule"),
+                plural(table.rules.len() - kept, "other rule"),
+                plural(loaded, "policy rule"),
+                if plan.changed.contains(&table.name) {
+                    ""
+                } else {
+                    " (unchanged)"
+                }
             );
         }
     }

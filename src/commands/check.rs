@@ -9,7 +9,6 @@ use crate::error::Result;
 use crate::family::Family;
 use crate::ownership::DockerFacts;
 use crate::policy;
-use crate::system::default_route_interfaces;
 use crate::system::iptables::Iptables;
 
 use super::{load_config, managed_families, test_policy};
@@ -45,12 +44,11 @@ pub fn run(global: &Global) -> Result<()> {
 /// root, tests each with `iptables-restore --test` of `global.backend`; returns the
 /// families tested.
 pub(super) fn render_and_test(global: &Global, config: &Config) -> Result<Vec<Family>> {
-    let external = default_route_interfaces();
     let root = crate::system::is_root();
     let child_lock = tempfile::NamedTempFile::new()?;
     let mut tested = Vec::new();
     for family in managed_families(config) {
-        let policy = policy::render(config, family, &DockerFacts::default(), &external)?;
+        let policy = policy::render(config, family, &DockerFacts::default())?;
         if root {
             let ipt = Iptables::new(family, global.backend, child_lock.path())?;
             test_policy(&ipt, &policy)?;

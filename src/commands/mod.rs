@@ -50,7 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::ConfirmWatchdog { token, deadline_ms } => {
             confirm::watchdog(global, token, *deadline_ms)
         }
-        Command::Status => status::run(global),
+        Command::Status(args) => status::run(global, args),
         Command::Plan(args) => plan::run(global, args),
         Command::Install(args) => install::run(global, args),
         Command::Uninstall(args) => uninstall::run(global, args),
