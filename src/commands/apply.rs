@@ -100,6 +100,9 @@ pub fn run(
     }
     for (ipt, plan, saved) in &plans {
         record_applied(&state, ipt, plan, saved, &inputs)?;
+        if !plan.changed.is_empty() {
+            state.record_removed_chains(ipt.family, &plan.removed_chains())?;
+        }
         report(plan);
     }
     if super::normal() {

@@ -111,6 +111,8 @@ struct FamilyReport {
     drift: Vec<String>,
     /// Rules in the other iptables backend's tables.
     other_backend_rules: usize,
+    /// Non-Docker chains (`table chain`) the last apply that changed this family removed.
+    removed_chains: Vec<String>,
 }
 
 /// The `--json` document (schema [`JSON_SCHEMA`], README.md "status --json").
@@ -238,6 +240,7 @@ fn families(global: &Global, config: &crate::config::Config) -> Result<Vec<Famil
             exposure,
             counts: plan.counts(),
             drift: drift_lines(&plan),
+            removed_chains: state.removed_chains(family),
             other_backend_rules: if rule_count(&saved) > 0 {
                 other_backend_rules
             } else {
@@ -271,6 +274,13 @@ fn warnings(families: &[FamilyReport]) -> Vec<String> {
                 "{}: {} running rule(s) are neither Docker's, kept on request, nor the policy's: \
                  `start` would remove them (`iptables-docker plan --explain`)",
                 f.family, f.counts.removed
+            ));
+        }
+        if !f.removed_chains.is_empty() {
+            out.push(format!(
+                "{}: the last apply removed non-Docker chains: {} (keep_chains keeps a chain)",
+                f.family,
+                f.removed_chains.join(", ")
             ));
         }
         if !f.drift.is_empty() {

@@ -162,6 +162,24 @@ impl StateDir {
     pub fn record_applied(&self, family: Family, applied: &Applied) -> Result<()> {
         Self::write_private(&self.applied_path(family), &applied.to_string())
     }
+
+    fn removed_chains_path(&self, family: Family) -> PathBuf {
+        self.root.join(format!("removed-chains-{}", family.tag()))
+    }
+
+    /// Records the non-Docker chains (`table chain`, one a line) an apply that changed
+    /// the ruleset removed, for `status` to name.
+    pub fn record_removed_chains(&self, family: Family, chains: &[String]) -> Result<()> {
+        let text: String = chains.iter().map(|c| format!("{c}\n")).collect();
+        Self::write_private(&self.removed_chains_path(family), &text)
+    }
+
+    /// What [`Self::record_removed_chains`] recorded last (empty if nothing).
+    pub fn removed_chains(&self, family: Family) -> Vec<String> {
+        std::fs::read_to_string(self.removed_chains_path(family))
+            .map(|t| t.lines().map(ToString::to_string).collect())
+            .unwrap_or_default()
+    }
 }
 
 /// `time` in UTC, ISO 8601: `2026-11-30T19:04:05Z`, or with `basic` the compact form with
