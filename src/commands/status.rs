@@ -111,6 +111,8 @@ struct FamilyReport {
     drift: Vec<String>,
     /// Rules in the other iptables backend's tables.
     other_backend_rules: usize,
+    /// Non-Docker chains (`table chain`) the last apply that changed this family removed.
+    removed_chains: Vec<String>,
 }
 
 /// The `--json` document (schema [`JSON_SCHEMA`], README.md "status --json").
@@ -127,6 +129,8 @@ struct Report {
     last_apply: Option<String>,
     newest_snapshot: Option<String>,
     pending_confirmation: bool,
+    /// The configuration's error when it does not load (then `drift` is empty: unchecked).
+    config_error: Option<String>,
     families: Vec<FamilyReport>,
     warnings: Vec<String>,
 }
@@ -237,6 +241,7 @@ fn families(global: &Global, config: &crate::config::Config) -> Result<Vec<Famil
             exposure,
             counts: plan.counts(),
             drift: drift_lines(&plan),
+            removed_chains: state.removed_chains(family),
             other_backend_rules: if rule_count(&saved) > 0 {
                 other_backend_rules
             } else {
@@ -270,6 +275,13 @@ fn warnings(families: &[FamilyReport]) -> Vec<String> {
                 "{}: {} running rule(s) are neither Docker's, kept on request, nor the policy's: \
                  `start` would remove them (`iptables-docker plan --explain`)",
                 f.family, f.counts.removed
+            ));
+        }
+        if !f.removed_chains.is_empty() {
+            out.push(format!(
+                "{}: the last apply removed non-Docker chains: {} (keep_chains keeps a chain)",
+                f.family,
+                f.removed_chains.join(", ")
             ));
         }
         if !f.drift.is_empty() {
@@ -307,10 +319,25 @@ fn warnings(families: &[FamilyReport]) -> Vec<String> {
     out
 }
 
-fn report(global: &Global) -> Result<Report> {
-    let config = load_config(global)?;
+/// The report, and the configuration's error when it does not load: then the exposure is
+/// still read from the kernel (with the built-in configuration's view of what to keep),
+/// drift is not checked, and status exits with the configuration's code.
+fn report(global: &Global) -> Result<(Report, Option<Error>)> {
+    let (config, config_error) = match load_config(global) {
+        Ok(config) => (config, None),
+        Err(e) if e.kind() == Kind::Config => (crate::config::Config::builtin(), Some(e)),
+        Err(e) => return Err(e),
+    };
     let state_dir = StateDir::new(&global.state_dir);
-    let families = families(global, &config)?;
+    let mut families = families(global, &config)?;
+    let mut warnings = Vec::new();
+    if let Some(e) = &config_error {
+        families.iter_mut().for_each(|f| f.drift.clear());
+        warnings.push(format!(
+            "the configuration does not load, so drift is not checked: {e}"
+        ));
+    }
+    warnings.extend(self::warnings(&families));
     let state = overall(&families);
     let unit = host::systemd_booted()
         .then(|| host::unit_state("iptables-docker.service").ok())
@@ -320,10 +347,14 @@ fn report(global: &Global) -> Result<Report> {
             active: u.active,
             enabled: u.file,
         });
-    Ok(Report {
+    let exit_code = match (&config_error, state.error()) {
+        (Some(e), _) => e.kind().exit_code(),
+        (None, e) => e.map_or(0, |e| e.kind().exit_code()),
+    };
+    let report = Report {
         schema: JSON_SCHEMA,
         state,
-        exit_code: state.error().map_or(0, |e| e.kind().exit_code()),
+        exit_code,
         backend: format!("iptables-{}", global.backend.name()),
         iptables_points_to: iptables_backend(),
         unit,
@@ -335,9 +366,11 @@ fn report(global: &Global) -> Result<Report> {
             .pop()
             .map(|p| p.display().to_string()),
         pending_confirmation: pending::has_pending(&state_dir),
-        warnings: warnings(&families),
+        config_error: config_error.as_ref().map(ToString::to_string),
+        warnings,
         families,
-    })
+    };
+    Ok((report, config_error))
 }
 
 pub fn run(global: &Global, args: &StatusArgs) -> Result<()> {
@@ -354,7 +387,7 @@ pub fn run(global: &Global, args: &StatusArgs) -> Result<()> {
             print!("{text}");
         }
     }
-    let report = report(global)?;
+    let (report, config_error) = report(global)?;
     if args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Error::failed(format!("cannot write JSON: {e}")))?;
@@ -362,7 +395,7 @@ pub fn run(global: &Global, args: &StatusArgs) -> Result<()> {
     } else {
         print!("{}", render_text(&report, super::verbose()));
     }
-    match report.state.error() {
+    match config_error.or(report.state.error()) {
         Some(err) => Err(err),
         None => Ok(()),
     }
