@@ -268,6 +268,43 @@ impl Diagnostics<'_> {
         list.as_ref().map_or_else(anywhere, |l| self.cidrs(l))
     }
 
+    /// The `[containers]` section; each interface it names goes into `sites` with where.
+    fn containers(&mut self, c: &RawContainers, sites: &mut Vec<(String, String)>) -> Containers {
+        Containers {
+            restrict: c.restrict,
+            external_interfaces: c
+                .external_interfaces
+                .iter()
+                .filter_map(|i| {
+                    let name = i.get_ref();
+                    let valid = !name.is_empty()
+                        && name.len() < 16
+                        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+                    if !valid {
+                        self.push(i.span(), format!("'{name}' is not an interface name"));
+                    }
+                    sites.push((name.clone(), self.at(i.span())));
+                    valid.then(|| name.clone())
+                })
+                .collect(),
+            allow: c
+                .allow
+                .iter()
+                .map(|a| ContainerAllow {
+                    description: self.description(&a.description),
+                    proto: self.proto(&a.proto),
+                    ports: self.ports(&a.port),
+                    host: a.host.as_ref().and_then(|h| {
+                        parse_cidr(h.get_ref())
+                            .map_err(|e| self.push(h.span(), e))
+                            .ok()
+                    }),
+                    from: self.cidrs(&a.from),
+                })
+                .collect(),
+        }
+    }
+
     /// A description becomes a rule comment: a control character (a newline…) would
     /// break the rendered policy, so it is refused here, where it can be located.
     fn description(&mut self, text: &Option<Spanned<String>>) -> String {
@@ -456,39 +493,9 @@ impl Config {
             },
         };
         let mut interface_sites = Vec::new();
-        let containers = raw.containers.map(|c| Containers {
-            restrict: c.restrict,
-            external_interfaces: c
-                .external_interfaces
-                .iter()
-                .filter_map(|i| {
-                    let name = i.get_ref();
-                    let valid = !name.is_empty()
-                        && name.len() < 16
-                        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
-                    if !valid {
-                        diag.push(i.span(), format!("'{name}' is not an interface name"));
-                    }
-                    interface_sites.push((name.clone(), diag.at(i.span())));
-                    valid.then(|| name.clone())
-                })
-                .collect(),
-            allow: c
-                .allow
-                .iter()
-                .map(|a| ContainerAllow {
-                    description: diag.description(&a.description),
-                    proto: diag.proto(&a.proto),
-                    ports: diag.ports(&a.port),
-                    host: a.host.as_ref().and_then(|h| {
-                        parse_cidr(h.get_ref())
-                            .map_err(|e| diag.push(h.span(), e))
-                            .ok()
-                    }),
-                    from: diag.cidrs(&a.from),
-                })
-                .collect(),
-        });
+        let containers = raw
+            .containers
+            .map(|c| diag.containers(&c, &mut interface_sites));
         let template = raw.template.map(|t| {
             let t = PathBuf::from(t);
             if t.is_relative() {
