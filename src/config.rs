@@ -268,6 +268,20 @@ impl Diagnostics<'_> {
         list.as_ref().map_or_else(anywhere, |l| self.cidrs(l))
     }
 
+    /// What an `[[allow]]` and a `[[containers.allow]]` share: description, protocol, ports.
+    fn service(
+        &mut self,
+        description: &Option<Spanned<String>>,
+        proto: &Spanned<String>,
+        port: &Spanned<RawPort>,
+    ) -> (String, Proto, Ports) {
+        (
+            self.description(description),
+            self.proto(proto),
+            self.ports(port),
+        )
+    }
+
     /// The `[containers]` section; each interface it names goes into `sites` with where.
     fn containers(&mut self, c: &RawContainers, sites: &mut Vec<(String, String)>) -> Containers {
         Containers {
@@ -290,16 +304,21 @@ impl Diagnostics<'_> {
             allow: c
                 .allow
                 .iter()
-                .map(|a| ContainerAllow {
-                    description: self.description(&a.description),
-                    proto: self.proto(&a.proto),
-                    ports: self.ports(&a.port),
-                    host: a.host.as_ref().and_then(|h| {
+                .map(|a| {
+                    let (description, proto, ports) =
+                        self.service(&a.description, &a.proto, &a.port);
+                    let host = a.host.as_ref().and_then(|h| {
                         parse_cidr(h.get_ref())
                             .map_err(|e| self.push(h.span(), e))
                             .ok()
-                    }),
-                    from: self.cidrs(&a.from),
+                    });
+                    ContainerAllow {
+                        description,
+                        proto,
+                        ports,
+                        host,
+                        from: self.cidrs(&a.from),
+                    }
                 })
                 .collect(),
         }
@@ -477,11 +496,14 @@ impl Config {
         let allow = raw
             .allow
             .iter()
-            .map(|a| Allow {
-                description: diag.description(&a.description),
-                proto: diag.proto(&a.proto),
-                ports: diag.ports(&a.port),
-                from: diag.cidrs_or_anywhere(&a.from),
+            .map(|a| {
+                let (description, proto, ports) = diag.service(&a.description, &a.proto, &a.port);
+                Allow {
+                    description,
+                    proto,
+                    ports,
+                    from: diag.cidrs_or_anywhere(&a.from),
+                }
             })
             .collect();
         let swarm = match raw.swarm {
