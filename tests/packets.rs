@@ -151,3 +151,11 @@ fn real_dockerd_28_5_on_iptables_legacy() {
 fn real_dockerd_28_5_on_iptables_nft() {
     real_dockerd("sid", "nft");
 }
+
+#[test]
+fn every_entry_of_status_json_is_what_real_connections_find() {
+    let script = "tests/packets/status-exposure.sh";
+    if ready(script, &["curl", "python3", "busybox"]) {
+        run_scenario(script, &[], &[], "status:");
+    }
+}
