@@ -314,6 +314,46 @@ impl Diagnostics<'_> {
     }
 }
 
+impl Diagnostics<'_> {
+    fn containers(&mut self, c: &RawContainers) -> Containers {
+        Containers {
+            restrict: c.restrict,
+            external_interfaces: c
+                .external_interfaces
+                .iter()
+                .filter_map(|i| self.interface(i))
+                .collect(),
+            allow: c
+                .allow
+                .iter()
+                .map(|a| ContainerAllow {
+                    description: self.description(&a.description),
+                    proto: self.proto(&a.proto),
+                    ports: self.ports(&a.port),
+                    host: a.host.as_ref().and_then(|h| {
+                        parse_cidr(h.get_ref())
+                            .map_err(|e| self.push(h.span(), e))
+                            .ok()
+                    }),
+                    from: self.cidrs(&a.from),
+                })
+                .collect(),
+        }
+    }
+
+    /// An interface name as the kernel accepts it (1–15 bytes, printable, no `/`).
+    fn interface(&mut self, i: &Spanned<String>) -> Option<String> {
+        let name = i.get_ref();
+        let valid = !name.is_empty()
+            && name.len() < 16
+            && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+        if !valid {
+            self.push(i.span(), format!("'{name}' is not an interface name"));
+        }
+        valid.then(|| name.clone())
+    }
+}
+
 /// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address (a host), normalised to the
 /// network address as iptables prints it.
 pub fn parse_cidr(text: &str) -> std::result::Result<IpNet, String> {
@@ -419,38 +459,7 @@ impl Config {
                 encrypted: s.encrypted,
             },
         };
-        let containers = raw.containers.map(|c| Containers {
-            restrict: c.restrict,
-            external_interfaces: c
-                .external_interfaces
-                .iter()
-                .filter_map(|i| {
-                    let name = i.get_ref();
-                    let valid = !name.is_empty()
-                        && name.len() < 16
-                        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
-                    if !valid {
-                        diag.push(i.span(), format!("'{name}' is not an interface name"));
-                    }
-                    valid.then(|| name.clone())
-                })
-                .collect(),
-            allow: c
-                .allow
-                .iter()
-                .map(|a| ContainerAllow {
-                    description: diag.description(&a.description),
-                    proto: diag.proto(&a.proto),
-                    ports: diag.ports(&a.port),
-                    host: a.host.as_ref().and_then(|h| {
-                        parse_cidr(h.get_ref())
-                            .map_err(|e| diag.push(h.span(), e))
-                            .ok()
-                    }),
-                    from: diag.cidrs(&a.from),
-                })
-                .collect(),
-        });
+        let containers = raw.containers.map(|c| diag.containers(&c));
         let template = raw.template.map(|t| {
             let t = PathBuf::from(t);
             if t.is_relative() {

@@ -3,7 +3,8 @@
 //! Pipeline, one module a stage: [`ruleset`] (parse/serialize `iptables-save`),
 //! [`ownership`] (what is Docker's), [`config`] + [`policy`] (the host policy),
 //! [`compose`] (the ruleset to load), [`pipeline`] (one family's plan); [`system`] runs
-//! the processes; [`commands`] ties them to the CLI.
+//! the processes; [`setup`] is the host setup `install` and `uninstall` share;
+//! [`commands`] ties them to the CLI.
 
 pub mod cli;
 pub mod commands;
@@ -18,4 +19,5 @@ pub mod policy;
 pub mod rollback;
 pub mod rule;
 pub mod ruleset;
+pub mod setup;
 pub mod system;

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::ownership::{classify, DockerOwnership};
 use crate::policy::{self, Policy};
-use crate::ruleset::{self, builtin_chains, Ruleset, Table};
+use crate::ruleset::{self, Ruleset, Table};
 
 /// What is being applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,25 +135,9 @@ pub fn tables_text(ruleset: &Ruleset, names: &[String]) -> String {
         .iter()
         .map(|name| match ruleset.table(name) {
             Some(t) => t.to_string(),
-            None => empty_table(name).to_string(),
+            None => Table::empty(name).to_string(),
         })
         .collect()
-}
-
-fn empty_table(name: &str) -> Table {
-    let text = std::iter::once(format!("*{name}"))
-        .chain(
-            builtin_chains(name)
-                .iter()
-                .map(|c| format!(":{c} ACCEPT [0:0]")),
-        )
-        .chain(std::iter::once("COMMIT\n".to_string()))
-        .collect::<Vec<_>>()
-        .join("\n");
-    ruleset::parse(&text)
-        .expect("an empty table parses")
-        .tables
-        .remove(0)
 }
 
 impl FamilyPlan {

@@ -56,6 +56,23 @@ pub struct Table {
 }
 
 impl Table {
+    /// The table as the kernel has it before anything is loaded into it: its builtin
+    /// chains ([`builtin_chains`]) with policy ACCEPT and counters `[0:0]`, no rules.
+    pub fn empty(name: &str) -> Table {
+        Table {
+            name: name.to_string(),
+            chains: builtin_chains(name)
+                .iter()
+                .map(|c| Chain {
+                    name: c.to_string(),
+                    policy: Some("ACCEPT".to_string()),
+                    counters: Some(Counters::default()),
+                })
+                .collect(),
+            rules: Vec::new(),
+        }
+    }
+
     pub fn chain(&self, name: &str) -> Option<&Chain> {
         self.chains.iter().find(|c| c.name == name)
     }
@@ -204,6 +221,17 @@ impl Ruleset {
 
     pub fn rule_count(&self) -> usize {
         self.tables.iter().map(|t| t.rules.len()).sum()
+    }
+
+    /// The names of the tables of all `rulesets`, each once, in order of first appearance.
+    pub fn table_names<'a>(rulesets: &[&'a Ruleset]) -> Vec<&'a str> {
+        let mut names: Vec<&str> = Vec::new();
+        for table in rulesets.iter().flat_map(|rs| &rs.tables) {
+            if !names.contains(&table.name.as_str()) {
+                names.push(&table.name);
+            }
+        }
+        names
     }
 }
 

@@ -78,6 +78,42 @@ fn docker_view(table: &Table) -> (Vec<String>, Vec<String>) {
     (chains, rules)
 }
 
+/// After `phase`: Docker's chains and rules of `fixture` exactly as they were (its INPUT
+/// rules first), no junk left, the FORWARD policy as before.
+fn check_docker_kept(
+    phase: &str,
+    fixture: &Ruleset,
+    after: &Ruleset,
+    forward_before: Option<&str>,
+) -> Result<(), String> {
+    for table in &fixture.tables {
+        let found = after
+            .table(&table.name)
+            .ok_or(format!("after {phase}: table {} is gone", table.name))?;
+        let want = docker_view(table);
+        let got = docker_view(found);
+        if want != got {
+            return Err(format!(
+                "after {phase}: Docker's chains/rules in table {} differ\n want {:#?}\n got {:#?}",
+                table.name, want, got
+            ));
+        }
+        let want_input = rules(fixture, &table.name, "INPUT");
+        let got_input = rules(after, &table.name, "INPUT");
+        if table.name == "filter" && !got_input.starts_with(&want_input) {
+            return Err(format!("after {phase}: Docker's INPUT rules are not first"));
+        }
+    }
+    let text = all_rules(after);
+    if let Some(marker) = JUNK_MARKERS.iter().find(|m| text.contains(*m)) {
+        return Err(format!("after {phase}: junk '{marker}' is left:\n{text}"));
+    }
+    if policy_of(after, "filter", "FORWARD").as_deref() != forward_before {
+        return Err(format!("after {phase}: FORWARD policy changed"));
+    }
+    Ok(())
+}
+
 /// Checks one fixture; returns a description of what is wrong, if anything.
 fn check(file: &Path, forward_drop: bool) -> Result<(), String> {
     let v6 = file.to_string_lossy().ends_with(".v6.rules");
@@ -125,31 +161,7 @@ echo "=== STOP"; {p}-legacy-save
     let forward_before = policy_of(&before, "filter", "FORWARD");
 
     for (phase, after) in [("start", &started), ("stop", &stopped)] {
-        for table in &fixture.tables {
-            let found = after
-                .table(&table.name)
-                .ok_or(format!("after {phase}: table {} is gone", table.name))?;
-            let want = docker_view(table);
-            let got = docker_view(found);
-            if want != got {
-                return Err(format!(
-                    "after {phase}: Docker's chains/rules in table {} differ\n want {:#?}\n got {:#?}",
-                    table.name, want, got
-                ));
-            }
-            let want_input = rules(&fixture, &table.name, "INPUT");
-            let got_input = rules(after, &table.name, "INPUT");
-            if table.name == "filter" && !got_input.starts_with(&want_input) {
-                return Err(format!("after {phase}: Docker's INPUT rules are not first"));
-            }
-        }
-        let text = all_rules(after);
-        if let Some(marker) = JUNK_MARKERS.iter().find(|m| text.contains(*m)) {
-            return Err(format!("after {phase}: junk '{marker}' is left:\n{text}"));
-        }
-        if policy_of(after, "filter", "FORWARD") != forward_before {
-            return Err(format!("after {phase}: FORWARD policy changed"));
-        }
+        check_docker_kept(phase, &fixture, after, forward_before.as_deref())?;
     }
     let input = rules(&started, "filter", "INPUT");
     let active = policy_of(&started, "filter", "INPUT").as_deref() == Some("DROP")

@@ -50,47 +50,8 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
     );
 
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
-    let mut plans = Vec::new();
-    for ipt in &tools {
-        let saved = ipt.save(None)?;
-        let applied = state.applied(ipt.family);
-        if applied.unchanged_since(&inputs, &saved) {
-            if super::normal() {
-                println!(
-                    "{}: unchanged since the last apply; nothing to change",
-                    ipt.family
-                );
-            }
-            continue;
-        }
-        let source = format!("{}-save output", ipt.family.command());
-        let plan = pipeline::plan(
-            ipt.family, &saved, &source, &config, mode, &external, &applied,
-        )?;
-        if !plan.policy.fragment.tables.is_empty() {
-            ipt.restore(&plan.policy.fragment.to_string(), true)
-                .map_err(|e| {
-                    Error::config(format!("the {} policy does not load: {e}", ipt.family))
-                        .hint("fix the configuration or template; nothing was applied")
-                })?;
-        }
-        plans.push((ipt, plan, saved));
-    }
-
-    let mut snapshots = Vec::new();
-    for (ipt, plan, saved) in &plans {
-        if !plan.changed.is_empty() {
-            snapshots.push((ipt.family, state.write_backup(ipt.family, saved)?));
-        }
-    }
-    for (done, (ipt, plan, _)) in plans.iter().enumerate() {
-        if plan.changed.is_empty() {
-            continue;
-        }
-        if let Err(err) = ipt.restore(&plan.restore_text(), false) {
-            return Err(roll_back(&plans[..=done], err));
-        }
-    }
+    let plans = plan_families(&tools, &state, &config, mode, &external, &inputs)?;
+    let snapshots = write_families(&state, &plans)?;
     for (ipt, plan, saved) in &plans {
         record_applied(&state, ipt, plan, saved, &inputs)?;
         report(plan);
@@ -107,8 +68,73 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
     }
 }
 
+/// One family's tools, plan and the `iptables-save` text it was planned from.
+type Planned<'a> = (&'a Iptables, FamilyPlan, String);
+
+/// Plans every family not unchanged since the last apply, and checks that each policy
+/// loads (`iptables-restore --test`). The xtables lock is held.
+fn plan_families<'a>(
+    tools: &'a [Iptables],
+    state: &StateDir,
+    config: &crate::config::Config,
+    mode: Mode,
+    external: &[String],
+    inputs: &str,
+) -> Result<Vec<Planned<'a>>> {
+    let mut plans = Vec::new();
+    for ipt in tools {
+        let saved = ipt.save(None)?;
+        let applied = state.applied(ipt.family);
+        if applied.unchanged_since(inputs, &saved) {
+            if super::normal() {
+                println!(
+                    "{}: unchanged since the last apply; nothing to change",
+                    ipt.family
+                );
+            }
+            continue;
+        }
+        let source = format!("{}-save output", ipt.family.command());
+        let plan = pipeline::plan(
+            ipt.family, &saved, &source, config, mode, external, &applied,
+        )?;
+        if !plan.policy.fragment.tables.is_empty() {
+            ipt.restore(&plan.policy.fragment.to_string(), true)
+                .map_err(|e| {
+                    Error::config(format!("the {} policy does not load: {e}", ipt.family))
+                        .hint("fix the configuration or template; nothing was applied")
+                })?;
+        }
+        plans.push((ipt, plan, saved));
+    }
+    Ok(plans)
+}
+
+/// Snapshots every family that changes, then writes them one `iptables-restore` each;
+/// if one fails, puts back those written. The snapshots written, per family.
+fn write_families(
+    state: &StateDir,
+    plans: &[Planned<'_>],
+) -> Result<Vec<(crate::family::Family, std::path::PathBuf)>> {
+    let mut snapshots = Vec::new();
+    for (ipt, plan, saved) in plans {
+        if !plan.changed.is_empty() {
+            snapshots.push((ipt.family, state.write_backup(ipt.family, saved)?));
+        }
+    }
+    for (done, (ipt, plan, _)) in plans.iter().enumerate() {
+        if plan.changed.is_empty() {
+            continue;
+        }
+        if let Err(err) = ipt.restore(&plan.restore_text(), false) {
+            return Err(roll_back(&plans[..=done], err));
+        }
+    }
+    Ok(snapshots)
+}
+
 /// Puts the changed tables of every family written so far back as they were found.
-fn roll_back(plans: &[(&Iptables, FamilyPlan, String)], cause: Error) -> Error {
+fn roll_back(plans: &[Planned<'_>], cause: Error) -> Error {
     let mut failures = Vec::new();
     for (ipt, plan, _) in plans.iter().rev() {
         if !plan.changed.is_empty() {

@@ -3,7 +3,7 @@
 
 mod apply;
 mod confirm;
-mod docs;
+pub(crate) mod docs;
 mod install;
 mod plan;
 mod status;

@@ -11,10 +11,9 @@ use crate::cli::{Global, UninstallArgs};
 use crate::error::{Error, Result};
 use crate::system::host;
 
-use super::install::files::{self, Manifest, BIN, UNIT, UNIT_NAME};
-use super::install::firewalls;
-use super::install::record::{Record, RecordDir};
-use super::install::{preflight, restore_alternative, rules};
+use crate::setup::files::{self, Manifest, BIN, UNIT, UNIT_NAME};
+use crate::setup::record::{Record, RecordDir};
+use crate::setup::{firewalls, preflight, restore_alternative, rules};
 
 fn say(msg: impl std::fmt::Display) {
     if super::normal() {
@@ -36,23 +35,7 @@ pub fn run(global: &Global, args: &UninstallArgs) -> Result<()> {
         }
         return Ok(());
     }
-
-    if service.active() {
-        host::systemctl(&["stop", UNIT_NAME]).map_err(|e| {
-            Error::failed(format!(
-                "{UNIT_NAME} did not stop: {e}\n{}",
-                host::unit_log(UNIT_NAME)
-            ))
-            .hint("nothing else was changed; fix what the log says and run uninstall again, or see uninstall.md")
-        })?;
-        say(format!(
-            "{UNIT_NAME} stopped: the host is open, Docker's rules are kept"
-        ));
-    }
-    if service.enabled() {
-        host::systemctl(&["disable", "--quiet", UNIT_NAME])?;
-        say(format!("{UNIT_NAME} disabled"));
-    }
+    stop_service(&service)?;
 
     let mut failures = Vec::new();
     match &record {
@@ -70,13 +53,46 @@ pub fn run(global: &Global, args: &UninstallArgs) -> Result<()> {
         ))
         .hint("fix the cause and run `iptables-docker uninstall` again (the record and the binary are kept for that), or finish by hand with uninstall.md"));
     }
+    remove_files(global, args, record.as_ref(), &records)?;
+    say("done: iptables-docker is uninstalled");
+    Ok(())
+}
 
+/// Stops (the host opens, Docker's rules stay) and disables the service.
+fn stop_service(service: &host::UnitState) -> Result<()> {
+    if service.active() {
+        host::systemctl(&["stop", UNIT_NAME]).map_err(|e| {
+            Error::failed(format!(
+                "{UNIT_NAME} did not stop: {e}\n{}",
+                host::unit_log(UNIT_NAME)
+            ))
+            .hint("nothing else was changed; fix what the log says and run uninstall again, or see uninstall.md")
+        })?;
+        say(format!(
+            "{UNIT_NAME} stopped: the host is open, Docker's rules are kept"
+        ));
+    }
+    if service.enabled() {
+        host::systemctl(&["disable", "--quiet", UNIT_NAME])?;
+        say(format!("{UNIT_NAME} disabled"));
+    }
+    Ok(())
+}
+
+/// The unit, the record, the manifest, the man page and completion, the binary; the
+/// configuration too with `--purge` (else says why each is kept).
+fn remove_files(
+    global: &Global,
+    args: &UninstallArgs,
+    record: Option<&Record>,
+    records: &RecordDir,
+) -> Result<()> {
     if host::remove_file(Path::new(UNIT))? {
         say(format!("removed {UNIT}"));
     }
     host::systemctl(&["daemon-reload"])?;
     let _ = host::systemctl(&["reset-failed", UNIT_NAME]);
-    if let Some(record) = &record {
+    if let Some(record) = record {
         records.remove(record)?;
         say(format!(
             "removed the install record {}",
@@ -89,7 +105,7 @@ pub fn run(global: &Global, args: &UninstallArgs) -> Result<()> {
     } else {
         for path in [crate::config::DEFAULT_PATH, files::TEMPLATE] {
             if Path::new(path).exists() {
-                let origin = match &record {
+                let origin = match record {
                     Some(r) if r.created.iter().any(|c| c == Path::new(path)) => {
                         "install created it"
                     }
@@ -110,7 +126,6 @@ pub fn run(global: &Global, args: &UninstallArgs) -> Result<()> {
     if host::remove_file(Path::new(BIN))? {
         say(format!("removed {BIN}"));
     }
-    say("done: iptables-docker is uninstalled");
     Ok(())
 }
 

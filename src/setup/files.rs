@@ -26,8 +26,8 @@ pub const DOC_DIRS: [(&str, &str); 2] = [
     (BASH_COMPLETION, "/usr/local/share/bash-completion"),
 ];
 
-const UNIT_TEXT: &str = include_str!("../../../systemd/iptables-docker.service");
-const CONFIG_TEXT: &str = include_str!("../../../templates/config.toml");
+const UNIT_TEXT: &str = include_str!("../../systemd/iptables-docker.service");
+const CONFIG_TEXT: &str = include_str!("../../templates/config.toml");
 /// The commented-out line of templates/config.toml that the installed config activates,
 /// so that the installed template is the one in use.
 const TEMPLATE_LINE: &str = "# template = \"policy.rules.j2\"";
@@ -113,6 +113,27 @@ pub fn remove_empty_dirs(path: &Path, top: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Puts a file install wrote back as it was: `before`'s bytes (mode `mode`), or gone;
+/// then removes `created_dir` (the highest directory writing it created) once empty.
+pub fn put_back(
+    path: &Path,
+    before: Option<&[u8]>,
+    mode: u32,
+    created_dir: Option<&Path>,
+) -> Result<()> {
+    match before {
+        Some(bytes) => host::write_atomic(path, bytes, mode)?,
+        None => drop(host::remove_file(path)?),
+    }
+    // Another file of ours in it goes back later in the journal.
+    match created_dir {
+        Some(dir) => remove_empty_dirs(path, dir).map_err(|e| {
+            crate::error::Error::failed(format!("cannot remove {}: {e}", dir.display()))
+        }),
+        None => Ok(()),
+    }
 }
 
 /// What to do with one asset.
