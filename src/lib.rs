@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod family;
 pub mod guard;
+pub mod hash;
 pub mod ownership;
 pub mod pipeline;
 pub mod policy;

@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
-use crate::rule::{target_of, RuleArgs};
+use crate::rule::{target_of, words, RuleArgs};
 use crate::ruleset::{Rule, Ruleset, Table};
 
 /// Why a chain or rule is kept.
@@ -149,26 +149,21 @@ impl DockerFacts {
                 continue;
             }
             // A plain scan, not a full parse: this runs over every Docker rule.
-            let mut words = rule.spec.split(' ');
+            let mut words = words(&rule.spec);
             while let Some(word) = words.next() {
-                let learned = match word {
-                    "-i" | "-o" => words
-                        .next()
-                        .filter(|name| *name != "lo" && !name.contains('+'))
-                        .map(|name| (&mut facts.bridges, name)),
-                    "-s" | "-d" => words
-                        .next()
-                        .and_then(host_address)
-                        .map(|addr| (&mut facts.addresses, addr)),
-                    "--to-destination" => words
-                        .next()
-                        .map(|to| (&mut facts.addresses, dnat_address(to))),
-                    _ => None,
+                let set = match word.as_ref() {
+                    "-i" | "-o" => &mut facts.bridges,
+                    "-s" | "-d" | "--to-destination" => &mut facts.addresses,
+                    _ => continue,
                 };
-                if let Some((set, value)) = learned {
-                    if !set.contains(value) {
-                        set.insert(value.to_string());
-                    }
+                let Some(value) = words.next() else { break };
+                let learned = match word.as_ref() {
+                    "-i" | "-o" => (value != "lo" && !value.contains('+')).then_some(&*value),
+                    "-s" | "-d" => host_address(&value),
+                    _ => Some(dnat_address(&value)),
+                };
+                if let Some(value) = learned.filter(|v| !set.contains(*v)) {
+                    set.insert(value.to_string());
                 }
             }
         }

@@ -10,7 +10,7 @@ use crate::guard;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
 use crate::ruleset;
 use crate::system::iptables::Iptables;
-use crate::system::lock::XtablesLock;
+use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::state::StateDir;
 use crate::system::{self, default_route_interfaces};
 
@@ -26,11 +26,10 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
     if !force {
         guard::check(&config, std::env::var("SSH_CONNECTION").ok().as_deref())?;
     }
-    let child_lock = tempfile::NamedTempFile::new()
-        .map_err(|e| Error::environment(format!("cannot create a private lock file: {e}")))?;
+    let child_lock = ChildLock::new()?;
     let tools = managed_families(&config)
         .into_iter()
-        .map(|f| Iptables::new(f, global.backend, child_lock.path()))
+        .map(|f| Iptables::new(f, global.backend, &child_lock))
         .collect::<Result<Vec<_>>>()?;
     let external = default_route_interfaces();
     let state = StateDir::new(&global.state_dir);

@@ -18,7 +18,7 @@ use crate::rollback;
 use crate::ruleset;
 use crate::system;
 use crate::system::iptables::Iptables;
-use crate::system::lock::XtablesLock;
+use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::pending::{self, Pending, Status};
 use crate::system::state::StateDir;
 
@@ -145,10 +145,10 @@ pub fn watchdog(global: &Global, token: &str, deadline_ms: u128) -> Result<()> {
 /// Puts each family's snapshot back, merged with Docker's rules as they are now.
 fn roll_back(global: &Global, pending: &Pending) -> Result<()> {
     let config = load_trusted_config(global)?;
-    let child_lock = tempfile::NamedTempFile::new()?;
+    let child_lock = ChildLock::new()?;
     let _lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     for (family, snapshot) in pending.snapshots()? {
-        let ipt = Iptables::new(family, global.backend, child_lock.path())?;
+        let ipt = Iptables::new(family, global.backend, &child_lock)?;
         let parse = |text: &str, what: &str| {
             ruleset::parse(text).map_err(|e| Error::failed(format!("cannot read {what}: {e}")))
         };

@@ -12,11 +12,13 @@ use crate::cli::{Global, InstallArgs};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::guard;
+use crate::hash::stable_hash;
 use crate::setup::files::{self, Action, Manifest, UNIT, UNIT_NAME};
 use crate::setup::record::{AlternativeRecord, Record, RecordDir};
 use crate::setup::{firewalls, opposite, preflight, rules, Transaction, Undo, GROUPS};
-use crate::system::host;
 use crate::system::iptables::Backend;
+use crate::system::lock::ChildLock;
+use crate::system::{file, host};
 
 fn say(msg: impl std::fmt::Display) {
     if super::normal() {
@@ -116,7 +118,7 @@ fn capture(target: Backend, assets: &[files::Asset]) -> Result<Record> {
 
 /// Both backends' rulesets, for the record.
 fn snapshots() -> Result<Vec<(String, String)>> {
-    let lock = rules::child_lock()?;
+    let lock = ChildLock::new()?;
     let mut found = Vec::new();
     for backend in [Backend::Legacy, Backend::Nft] {
         for family in rules::families() {
@@ -353,7 +355,7 @@ fn write_assets(state_dir: &Path, assets: &[files::Asset], tx: &mut Transaction)
     let mut replaced_code = false;
     for asset in assets {
         let path = asset.path.as_path();
-        let current = files::read(path)?;
+        let current = file::read_if_exists(path)?;
         let action = files::decide(asset, current.as_deref(), manifest.0.get(path).copied());
         match action {
             Action::Create | Action::Replace => {
@@ -363,10 +365,10 @@ fn write_assets(state_dir: &Path, assets: &[files::Asset], tx: &mut Transaction)
                     mode: asset.mode,
                     created_dir: files::first_missing_dir(path),
                 });
-                host::write_atomic(path, &asset.content, asset.mode)?;
+                file::write_atomic(path, &asset.content, asset.mode)?;
                 manifest
                     .0
-                    .insert(path.to_path_buf(), files::hash(&asset.content));
+                    .insert(path.to_path_buf(), stable_hash(&asset.content));
                 replaced_code |= path == Path::new(files::BIN) || path == Path::new(UNIT);
                 tx.changed();
                 let verb = if action == Action::Create {
@@ -379,7 +381,7 @@ fn write_assets(state_dir: &Path, assets: &[files::Asset], tx: &mut Transaction)
             Action::Unchanged => {
                 manifest
                     .0
-                    .insert(path.to_path_buf(), files::hash(&asset.content));
+                    .insert(path.to_path_buf(), stable_hash(&asset.content));
             }
             Action::Keep => say(format!(
                 "kept {}: it was edited (or there before install), so it is not replaced",
@@ -389,7 +391,7 @@ fn write_assets(state_dir: &Path, assets: &[files::Asset], tx: &mut Transaction)
     }
     if manifest != manifest_before {
         let path = Manifest::path(state_dir);
-        tx.journal(Undo::Manifest(path.clone(), files::read(&path)?));
+        tx.journal(Undo::Manifest(path.clone(), file::read_if_exists(&path)?));
         manifest.write(state_dir)?;
     }
     Ok(replaced_code)

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::family::Family;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
 use crate::ruleset::{Ruleset, Table};
+use crate::system::lock::ChildLock;
 use crate::system::{self, default_route_interfaces, iptables::Iptables};
 
 use super::{load_config, managed_families};
@@ -26,9 +27,9 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
         }
     } else {
         system::require_root("plan")?;
-        let child_lock = tempfile::NamedTempFile::new()?;
+        let child_lock = ChildLock::new()?;
         for family in managed_families(&config) {
-            let ipt = Iptables::new(family, global.backend, child_lock.path())?;
+            let ipt = Iptables::new(family, global.backend, &child_lock)?;
             let source = format!("{}-save output", family.command());
             inputs.push((family, ipt.save(None)?, source));
         }

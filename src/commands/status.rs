@@ -8,6 +8,7 @@ use crate::cli::Global;
 use crate::error::{Error, Kind, Result};
 use crate::pipeline::{self, Mode};
 use crate::system::iptables::{Backend, Iptables};
+use crate::system::lock::ChildLock;
 use crate::system::pending;
 use crate::system::state::StateDir;
 use crate::system::{self, default_route_interfaces};
@@ -56,19 +57,19 @@ pub fn run(global: &Global) -> Result<()> {
     system::require_root("status")?;
     let config = load_config(global)?;
     let state = StateDir::new(&global.state_dir);
-    let child_lock = tempfile::NamedTempFile::new()?;
+    let child_lock = ChildLock::new()?;
     let external = default_route_interfaces();
     println!("iptables points to: {}", iptables_backend());
 
     let mut drift = Vec::new();
     for family in managed_families(&config) {
-        let ipt = Iptables::new(family, global.backend, child_lock.path())?;
+        let ipt = Iptables::new(family, global.backend, &child_lock)?;
         let saved = ipt.save(None)?;
         let other = match global.backend {
             Backend::Legacy => Backend::Nft,
             Backend::Nft => Backend::Legacy,
         };
-        if let Ok(other_ipt) = Iptables::new(family, other, child_lock.path()) {
+        if let Ok(other_ipt) = Iptables::new(family, other, &child_lock) {
             let other_rules = other_ipt.save(None).map(|t| rule_count(&t)).unwrap_or(0);
             if other_rules > 0 && rule_count(&saved) > 0 {
                 println!(

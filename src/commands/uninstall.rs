@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::cli::{Global, UninstallArgs};
 use crate::error::{Error, Result};
-use crate::system::host;
+use crate::system::{file, host};
 
 use crate::setup::files::{self, Manifest, BIN, UNIT, UNIT_NAME};
 use crate::setup::record::{Record, RecordDir};
@@ -87,7 +87,7 @@ fn remove_files(
     record: Option<&Record>,
     records: &RecordDir,
 ) -> Result<()> {
-    if host::remove_file(Path::new(UNIT))? {
+    if file::remove_file(Path::new(UNIT))? {
         say(format!("removed {UNIT}"));
     }
     host::systemctl(&["daemon-reload"])?;
@@ -99,7 +99,7 @@ fn remove_files(
             records.path().display()
         ));
     }
-    host::remove_file(&Manifest::path(&global.state_dir))?;
+    file::remove_file(&Manifest::path(&global.state_dir))?;
     if args.purge {
         purge(global)?;
     } else {
@@ -117,13 +117,13 @@ fn remove_files(
         }
     }
     for (path, top) in files::DOC_DIRS {
-        if host::remove_file(Path::new(path))? {
+        if file::remove_file(Path::new(path))? {
             say(format!("removed {path}"));
         }
         files::remove_empty_dirs(Path::new(path), Path::new(top))
             .map_err(|e| Error::failed(format!("cannot remove {top}: {e}")))?;
     }
-    if host::remove_file(Path::new(BIN))? {
+    if file::remove_file(Path::new(BIN))? {
         say(format!("removed {BIN}"));
     }
     Ok(())
@@ -184,7 +184,7 @@ fn restore(global: &Global, record: &Record, failures: &mut Vec<String>) {
 /// `--purge`: the configuration install manages and the whole state directory.
 fn purge(global: &Global) -> Result<()> {
     for path in [crate::config::DEFAULT_PATH, files::TEMPLATE] {
-        if host::remove_file(Path::new(path))? {
+        if file::remove_file(Path::new(path))? {
             say(format!("removed {path}"));
         }
     }

@@ -12,8 +12,8 @@ pub mod rules;
 use crate::cli::Global;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
-use crate::system::host;
 use crate::system::iptables::Backend;
+use crate::system::{file, host};
 
 use files::UNIT_NAME;
 use record::{AlternativeRecord, Record, RecordDir, UfwRecord, UnitRecord};
@@ -150,8 +150,8 @@ impl Undo {
                 created_dir,
             } => files::put_back(path, before.as_deref(), *mode, created_dir.as_deref()),
             Undo::Manifest(path, before) => match before {
-                Some(bytes) => host::write_atomic(path, bytes, 0o600),
-                None => host::remove_file(path).map(drop),
+                Some(bytes) => file::write_private(path, &String::from_utf8_lossy(bytes)),
+                None => file::remove_file(path).map(drop),
             },
             Undo::DaemonReload { restart } => {
                 host::systemctl(&["daemon-reload"])?;

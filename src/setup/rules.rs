@@ -6,14 +6,12 @@
 
 use std::time::Duration;
 
-use tempfile::NamedTempFile;
-
 use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::ruleset::{self, Ruleset, Table};
 use crate::system::host;
 use crate::system::iptables::{Backend, Iptables};
-use crate::system::lock::XtablesLock;
+use crate::system::lock::{ChildLock, XtablesLock};
 
 /// The families of this kernel (IPv6 only when it has IPv6).
 pub fn families() -> Vec<Family> {
@@ -24,15 +22,9 @@ pub fn families() -> Vec<Family> {
         .collect()
 }
 
-/// A private lock file for our iptables children (we hold the real one).
-pub fn child_lock() -> Result<NamedTempFile> {
-    NamedTempFile::new()
-        .map_err(|e| Error::environment(format!("cannot create a private lock file: {e}")))
-}
-
 /// The save/restore pair, or `None` when this backend's binaries are not installed.
-pub fn tool(family: Family, backend: Backend, lock: &NamedTempFile) -> Option<Iptables> {
-    Iptables::new(family, backend, lock.path()).ok()
+pub fn tool(family: Family, backend: Backend, lock: &ChildLock) -> Option<Iptables> {
+    Iptables::new(family, backend, lock).ok()
 }
 
 fn parse(text: &str, ipt: &Iptables) -> Result<Ruleset> {
@@ -86,7 +78,7 @@ pub struct Move {
     pub from: Backend,
     pub to: Backend,
     moved: Vec<Moved>,
-    _lock: NamedTempFile,
+    _lock: ChildLock,
 }
 
 impl Move {
@@ -130,7 +122,7 @@ fn restore_back(moved: &[Moved]) -> Result<()> {
 /// Moves every rule of `from` into `to`, family by family, holding the xtables lock.
 /// Refuses, before changing anything, when both backends hold rules for one family.
 pub fn move_rules(from: Backend, to: Backend, wait: Duration) -> Result<Move> {
-    let lock = child_lock()?;
+    let lock = ChildLock::new()?;
     let _xtables = XtablesLock::acquire(wait)?;
     let mut planned = Vec::new();
     for family in families() {
@@ -158,7 +150,7 @@ fn plan_family(
     family: Family,
     from: Backend,
     to: Backend,
-    lock: &NamedTempFile,
+    lock: &ChildLock,
 ) -> Result<Option<(Moved, String)>> {
     let Some(src) = tool(family, from, lock) else {
         return Ok(None); // no binaries, so no rules
@@ -168,7 +160,7 @@ fn plan_family(
     if !has_content(&from_rs) {
         return Ok(None);
     }
-    let dst = Iptables::new(family, to, lock.path())?;
+    let dst = Iptables::new(family, to, lock)?;
     let to_text = dst.save(None)?;
     let to_rs = parse(&to_text, &dst)?;
     if has_rules(&to_rs) {
@@ -239,7 +231,7 @@ fn move_failed(from: Backend, to: Backend, cause: Error, undo: Result<()>) -> Er
 
 /// The FORWARD policy of each family's filter table in `backend`.
 pub fn forward_policies(backend: Backend) -> Result<Vec<(Family, String)>> {
-    let lock = child_lock()?;
+    let lock = ChildLock::new()?;
     let mut found = Vec::new();
     for family in families() {
         let Some(ipt) = tool(family, backend, &lock) else {

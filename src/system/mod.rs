@@ -1,10 +1,12 @@
 //! The thin layer that touches the host: processes, files, locks. Everything here is
 //! small on purpose; the decisions are made by the pure modules.
 
+pub mod file;
 pub mod host;
 pub mod iptables;
 pub mod lock;
 pub mod pending;
+pub mod process;
 pub mod state;
 pub mod trust;
 
