@@ -40,10 +40,11 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     VERBOSITY.store(level, Ordering::Relaxed);
     match &cli.command {
-        Command::Start(args) | Command::Reload(args) => {
-            apply::run(global, Mode::Start, args.force, args.confirm)
+        Command::Start(args) => apply::run(global, "start", Mode::Start, args.force, args.confirm),
+        Command::Reload(args) => {
+            apply::run(global, "reload", Mode::Start, args.force, args.confirm)
         }
-        Command::Stop => apply::run(global, Mode::Stop, true, None),
+        Command::Stop => apply::run(global, "stop", Mode::Stop, true, None),
         Command::Confirm => confirm::confirm(global),
         Command::ConfirmWatchdog { token, deadline_ms } => {
             confirm::watchdog(global, token, *deadline_ms)

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use crate::cli::Global;
 use crate::error::{Error, Kind, Result};
 use crate::pipeline::{self, Mode};
+use crate::system;
 use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::ChildLock;
 use crate::system::pending;
 use crate::system::state::StateDir;
-use crate::system::{self, default_route_interfaces};
 
 use super::{load_config, managed_families};
 
@@ -58,7 +58,6 @@ pub fn run(global: &Global) -> Result<()> {
     let config = load_config(global)?;
     let state = StateDir::new(&global.state_dir);
     let child_lock = ChildLock::new()?;
-    let external = default_route_interfaces();
     println!("iptables points to: {}", iptables_backend());
 
     let mut drift = Vec::new();
@@ -86,7 +85,6 @@ pub fn run(global: &Global) -> Result<()> {
             &source,
             &config,
             Mode::Start,
-            &external,
             &state.applied(family),
         )?;
         let docker = plan.ownership.kept_rules();
