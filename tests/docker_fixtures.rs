@@ -180,10 +180,9 @@ echo "=== STOP"; {p}-legacy-save
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn every_docker_fixture_survives_start_and_stop_with_junk_removed() {
-    if !netns_ready("docker_fixtures") {
-        return;
-    }
+    require_netns("docker_fixtures", &[]);
     let files = fixture_files();
     assert!(
         files.len() >= 500,

@@ -8,21 +8,7 @@ mod common;
 use std::process::Command;
 
 fn run_scenario(script: &str, closing: &str, needs: &[&str]) {
-    if !common::netns_ready(script) {
-        return;
-    }
-    for tool in needs {
-        if which::which(tool).is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{script}: CI must run it, but `{tool}` is missing (bash .ci/run installs it)"
-            );
-            eprintln!(
-                "\n!!!!! SKIPPED {script}: `{tool}` is not installed. Nothing was proven. !!!!!\n"
-            );
-            return;
-        }
-    }
+    common::require_netns(script, needs);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
     let out = Command::new("timeout")
         .args(["--kill-after=20", "600", "bash"])
@@ -46,6 +32,7 @@ fn run_scenario(script: &str, closing: &str, needs: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces, ../shared, curl, python3 and busybox (cargo test -- --include-ignored)"]
 fn published_ports_host_services_and_egress_with_real_packets() {
     run_scenario(
         "tests/packets/published-ports.sh",
@@ -55,6 +42,7 @@ fn published_ports_host_services_and_egress_with_real_packets() {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces, ../shared and docker.io (cargo test -- --include-ignored)"]
 fn a_real_dockerd_stays_filtered_across_restarts_and_is_restored_by_stop() {
     run_scenario(
         "tests/docker/firewall.sh",
