@@ -2,6 +2,8 @@
 //! (text, relative order, counters), the chains the admin asked to keep, and the host
 //! policy; and which of its tables differ from what runs now.
 
+#![forbid(unsafe_code)]
+
 use crate::ownership::{DockerOwnership, Reason, TableOwnership};
 use crate::policy::Policy;
 use crate::rule::target_of;

@@ -1,6 +1,8 @@
 //! The TOML configuration: what the host policy allows. Loading reports every problem it
 //! finds, each with `file:line:col`, and nothing is applied while any remains.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::diagnostic;
 use crate::error::{Error, Result};
 
 /// The default location of the configuration file.
@@ -122,7 +125,7 @@ struct RawConfig {
     ipv6: Option<bool>,
     template: Option<String>,
     #[serde(default)]
-    keep_chains: Vec<String>,
+    keep_chains: Vec<Spanned<String>>,
     ssh: Option<RawSsh>,
     icmp: Option<bool>,
     log_dropped: Option<bool>,
@@ -212,18 +215,9 @@ struct Diagnostics<'a> {
 
 impl Diagnostics<'_> {
     fn push(&mut self, span: Range<usize>, message: impl fmt::Display) {
-        let (line, col) = line_col(self.text, span.start);
-        self.found
-            .push(format!("{}:{line}:{col}: {message}", self.file));
+        let shown = diagnostic::at_offset(self.file, self.text, span.start, message);
+        self.found.push(shown);
     }
-}
-
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, col)
 }
 
 impl Diagnostics<'_> {
@@ -342,6 +336,17 @@ impl Diagnostics<'_> {
         }
     }
 
+    /// A `keep_chains` glob pattern (`*`, `?`, `[…]`; see [`crate::ownership::glob_match`]).
+    fn glob(&mut self, g: &Spanned<String>) -> Option<String> {
+        match glob::Pattern::new(g.get_ref()) {
+            Ok(_) => Some(g.get_ref().clone()),
+            Err(e) => {
+                self.push(g.span(), format!("bad keep_chains pattern: {}", e.msg));
+                None
+            }
+        }
+    }
+
     /// An interface name as the kernel accepts it (1–15 bytes, printable, no `/`).
     fn interface(&mut self, i: &Spanned<String>) -> Option<String> {
         let name = i.get_ref();
@@ -366,6 +371,21 @@ pub fn parse_cidr(text: &str) -> std::result::Result<IpNet, String> {
             .map_err(|_| format!("'{text}' is not an IP address or CIDR"))?,
     };
     Ok(net.trunc())
+}
+
+/// The text of a file that must be UTF-8 (the configuration, the template); else an
+/// error that says where the first byte that is not is.
+pub fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let shown = String::from_utf8_lossy(bytes);
+        let (line, col) = diagnostic::line_col(&shown, at);
+        let message = format!("not UTF-8 text: byte 0x{:02x}", bytes[at]);
+        let file = path.display().to_string();
+        Error::config(diagnostic::at_column(&file, &shown, line, col, message))
+            .hint("save the file as UTF-8; nothing was applied")
+    })
 }
 
 impl Config {
@@ -398,10 +418,10 @@ impl Config {
             Some(p) => (p, true),
             None => (Path::new(DEFAULT_PATH), false),
         };
-        match fs_err::read_to_string(path) {
-            Ok(text) => Self::parse(&text, path),
+        match fs_err::read(path) {
+            Ok(bytes) => Self::parse(&utf8(path, bytes)?, path),
             Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => Ok(Self::builtin()),
-            Err(e) => Err(Error::config(e.to_string())),
+            Err(e) => Err(Error::config(e.to_string()).with_source(e)),
         }
     }
 
@@ -409,8 +429,8 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let file = path.display().to_string();
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-            Error::config(format!("{file}:{line}:{col}: {}", e.message()))
+            let offset = e.span().map_or(0, |s| s.start);
+            Error::config(diagnostic::at_offset(&file, text, offset, e.message()))
                 .hint("fix the configuration; nothing was applied")
         })?;
         let mut diag = Diagnostics {
@@ -473,7 +493,11 @@ impl Config {
             path: Some(path.to_path_buf()),
             ipv6: raw.ipv6.unwrap_or(true),
             template,
-            keep_chains: raw.keep_chains,
+            keep_chains: raw
+                .keep_chains
+                .iter()
+                .filter_map(|g| diag.glob(g))
+                .collect(),
             ssh,
             icmp: raw.icmp.unwrap_or(true),
             log_dropped: raw.log_dropped.unwrap_or(true),

@@ -6,10 +6,13 @@
 //! the processes; [`setup`] is the host setup `install` and `uninstall` share;
 //! [`commands`] ties them to the CLI.
 
+// Unsafe code lives in `system` only; every other module forbids it.
+
 pub mod cli;
 pub mod commands;
 pub mod compose;
 pub mod config;
+pub mod diagnostic;
 pub mod error;
 pub mod family;
 pub mod guard;

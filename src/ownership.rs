@@ -8,6 +8,8 @@
 //! Docker's own chains mention. Bridge names are learned from Docker's chains, on top of
 //! the default names (`docker0`, `docker_gwbridge`, `br-<12 hex>`).
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
@@ -109,18 +111,20 @@ fn is_default_bridge_name(name: &str) -> bool {
             .is_some_and(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// Matches `*` (any run) and `?` (any one character) glob patterns.
+/// A `keep_chains` pattern: `*` any run, `?` any one character, `[a-z]` a class (the
+/// `glob` crate, rust-lang's: its matcher gives up on a failed `*` once the name is used
+/// up, so a pattern such as `*a*a*a*b` costs polynomial time, never exponential). A
+/// pattern that does not compile matches nothing; the config loader refuses it first.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
-            _ => false,
-        }
-    }
-    go(pattern.as_bytes(), name.as_bytes())
+    glob::Pattern::new(pattern).is_ok_and(|p| p.matches(name))
+}
+
+/// The `keep_chains` patterns, compiled once per classification.
+fn compile(keep_chains: &[String]) -> Vec<(&str, glob::Pattern)> {
+    keep_chains
+        .iter()
+        .filter_map(|g| Some((g.as_str(), glob::Pattern::new(g).ok()?)))
+        .collect()
 }
 
 /// Strips a `/32` or `/128` host prefix; `None` for a network or no prefix at all.
@@ -255,15 +259,20 @@ impl DockerFacts {
 /// non-Docker chains to keep as they are (e.g. `f2b-*`).
 pub fn classify(ruleset: &Ruleset, keep_chains: &[String]) -> DockerOwnership {
     let facts = DockerFacts::learn(ruleset);
+    let patterns = compile(keep_chains);
     let tables = ruleset
         .tables
         .iter()
-        .map(|t| classify_table(t, &facts, keep_chains))
+        .map(|t| classify_table(t, &facts, &patterns))
         .collect();
     DockerOwnership { tables, facts }
 }
 
-fn classify_table(table: &Table, facts: &DockerFacts, keep_chains: &[String]) -> TableOwnership {
+fn classify_table(
+    table: &Table,
+    facts: &DockerFacts,
+    keep_chains: &[(&str, glob::Pattern)],
+) -> TableOwnership {
     let mut chains: Vec<Option<Reason>> = table
         .chains
         .iter()
@@ -275,8 +284,8 @@ fn classify_table(table: &Table, facts: &DockerFacts, keep_chains: &[String]) ->
             } else {
                 keep_chains
                     .iter()
-                    .find(|g| glob_match(g, &c.name))
-                    .map(|g| Reason::KeepList(g.clone()))
+                    .find(|(_, p)| p.matches(&c.name))
+                    .map(|(g, _)| Reason::KeepList(g.to_string()))
             }
         })
         .collect();
@@ -450,5 +459,12 @@ mod tests {
         assert!(glob_match("*", ""));
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("f2b-*", "ufw-input"));
+        // Exponential for a backtracking matcher (the hand-written one never returned);
+        // the crate's gives up early.
+        assert!(!glob_match(&"*a".repeat(20), &"a".repeat(19)));
+        assert!(!glob_match(
+            &format!("{}b", "*a".repeat(20)),
+            &"a".repeat(60)
+        ));
     }
 }

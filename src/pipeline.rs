@@ -2,6 +2,8 @@
 //! saved text → [`Ruleset`] → [`DockerOwnership`] → [`Policy`] → composed ruleset → the
 //! tables that need to be written (and the text that writes or rolls them back).
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -10,7 +12,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::ownership::{classify, is_docker_chain, is_our_rule, DockerOwnership, Reason};
-use crate::policy::{self, Policy};
+use crate::policy::{self, Policy, Template};
 use crate::ruleset::{self, Rule, Ruleset, Table};
 
 /// What is being applied.
@@ -106,12 +108,9 @@ pub fn inputs_fingerprint(
     binary: &str,
     mode: Mode,
     config: &Config,
-    template: Option<&str>,
+    template: &Template,
 ) -> String {
-    ruleset::fingerprint_of(&format!(
-        "{binary} {mode:?} {config:?} {}",
-        template.unwrap_or("")
-    ))
+    ruleset::fingerprint_of(&format!("{binary} {mode:?} {config:?} {}", template.source))
 }
 
 /// The plan for one family.
@@ -139,6 +138,22 @@ pub fn tables_text(ruleset: &Ruleset, names: &[String]) -> String {
 }
 
 impl FamilyPlan {
+    /// Skips the tables the apply record shows as done: the last apply composed exactly
+    /// what this plan composes, and the kernel still holds what that apply left (which
+    /// iptables may spell differently from the template). `start`, `status` and `plan`
+    /// on the running ruleset all call this with the same record, so they agree.
+    pub fn skip_applied(&mut self, applied: &Applied) {
+        let (current, desired) = (&self.current, &self.desired);
+        self.changed.retain(|name| {
+            let wanted = desired
+                .table(name)
+                .expect("changed tables are desired tables");
+            !current
+                .table(name)
+                .is_some_and(|k| applied.matches(wanted, k))
+        });
+    }
+
     /// The input of the one `iptables-restore` that applies this plan.
     pub fn restore_text(&self) -> String {
         tables_text(&self.desired, &self.changed)
@@ -286,13 +301,15 @@ impl Fate<'_> {
 }
 
 /// Plans one family: `saved` is `iptables-save -c` output (`source` names it in errors).
+/// A pure function of the saved ruleset, the configuration and the template text; the
+/// apply record plays no part ([`FamilyPlan::skip_applied`] is the one place it may).
 pub fn plan(
     family: Family,
     saved: &str,
     source: &str,
     config: &Config,
+    template: &Template,
     mode: Mode,
-    applied: &Applied,
 ) -> Result<FamilyPlan> {
     let current = ruleset::parse(saved).map_err(|e| {
         Error::failed(format!("cannot read {source}: {e}"))
@@ -300,21 +317,12 @@ pub fn plan(
     })?;
     let ownership = classify(&current, &config.keep_chains);
     let policy = match mode {
-        Mode::Start => policy::render(config, family, &ownership.facts)?,
+        Mode::Start => policy::render(config, template, family, &ownership.facts)?,
         Mode::Stop => Policy::open(),
     };
     let desired = compose(&current, &ownership, &policy)
         .map_err(|m| Error::config(m).hint("rename the chain in the template"))?;
-    let changed = changed_tables(&current, &desired)
-        .into_iter()
-        .filter(|name| {
-            let kernel = current.table(name);
-            let wanted = desired
-                .table(name)
-                .expect("changed tables are desired tables");
-            !kernel.is_some_and(|k| applied.matches(wanted, k))
-        })
-        .collect();
+    let changed = changed_tables(&current, &desired);
     Ok(FamilyPlan {
         family,
         current,
@@ -339,8 +347,8 @@ mod tests {
             saved,
             "t",
             &config,
+            &Template::builtin(),
             Mode::Start,
-            &Applied::default(),
         )
         .unwrap();
         assert_eq!(first.changed, ["filter"]);
@@ -351,8 +359,8 @@ mod tests {
             &again,
             "t",
             &config,
+            &Template::builtin(),
             Mode::Start,
-            &Applied::default(),
         )
         .unwrap();
         assert!(second.changed.is_empty());

@@ -2,6 +2,8 @@
 //! before an apply, but with Docker's chains and rules (and the kept chains) as they are
 //! *now* — Docker may have started containers meanwhile, and those rules must survive.
 
+#![forbid(unsafe_code)]
+
 use crate::ownership::{classify, TableOwnership};
 use crate::ruleset::{Chain, Rule, Ruleset, Table};
 

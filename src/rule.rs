@@ -3,6 +3,8 @@
 //! from the rule text (only a quoted or escaped word is copied): classification reads
 //! tens of thousands of rules on a large Docker host.
 
+#![forbid(unsafe_code)]
+
 use std::borrow::Cow;
 
 /// One option of a rule: its name (`-o`, `--dport`), whether it was negated with `!`, and

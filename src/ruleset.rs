@@ -4,6 +4,8 @@
 //! The model keeps every rule's text verbatim, so that `parse` followed by `to_string`
 //! gives back the input byte for byte (comment lines aside, which carry no rules).
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 
 use crate::hash::StableHasher;

@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 use common::*;
 use iptables_docker::ruleset::{Ruleset, Table};
@@ -39,23 +38,6 @@ const JUNK_MARKERS: [&str; 8] = [
     "NOTRACK",
     "-A INPUT -j ACCEPT",
 ];
-
-fn fixture_files() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut dirs = vec![fixtures_dir()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rules") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
 
 fn all_rules(rs: &Ruleset) -> String {
     rs.to_string()
@@ -189,31 +171,5 @@ fn every_docker_fixture_survives_start_and_stop_with_junk_removed() {
         "expected the 520 fixtures, found {}",
         files.len()
     );
-    let next = Mutex::new(files.iter().enumerate());
-    let failures = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..3 {
-            scope.spawn(|| loop {
-                let Some((i, file)) = next.lock().unwrap().next() else {
-                    break;
-                };
-                if let Err(why) = check(file, i % 2 == 0) {
-                    failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("{}: {why}", file.display()));
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().unwrap();
-    let passed = files.len() - failures.len();
-    println!("docker fixtures: {passed}/{} passed", files.len());
-    assert!(
-        failures.is_empty(),
-        "{} of {} fixtures failed:\n{}",
-        failures.len(),
-        files.len(),
-        failures.join("\n\n")
-    );
+    check_all("docker fixtures", &files, |i, file| check(file, i % 2 == 0));
 }

@@ -5,16 +5,21 @@
 use std::time::{Duration, Instant};
 
 use crate::cli::Global;
+use std::path::PathBuf;
+
+use crate::config::Config;
 use crate::error::{Error, Kind, Result};
+use crate::family::Family;
 use crate::guard;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
+use crate::policy::Template;
 use crate::ruleset;
 use crate::system;
 use crate::system::iptables::Iptables;
 use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::state::StateDir;
 
-use super::{confirm, load_trusted_config, managed_families};
+use super::{confirm, load_policy, load_trusted_config, managed_families, plan_running};
 
 /// Applies `mode`; with `confirm: Some(seconds)`, waits for the operator and rolls back
 /// without a confirmation.
@@ -29,7 +34,7 @@ pub fn run(
 ) -> Result<()> {
     system::require_root(verb)?;
     let started = Instant::now();
-    let config = load_trusted_config(global)?;
+    let (config, template) = load_policy(load_trusted_config(global)?)?;
     if !force {
         guard::check(&config, std::env::var("SSH_CONNECTION").ok().as_deref())?;
     }
@@ -41,20 +46,10 @@ pub fn run(
     let state = StateDir::new(&global.state_dir);
     state.check_private()?;
 
-    let template = config
-        .template
-        .as_ref()
-        .map(fs_err::read_to_string)
-        .transpose()?;
-    let inputs = pipeline::inputs_fingerprint(
-        &system::binary_identity(),
-        mode,
-        &config,
-        template.as_deref(),
-    );
+    let inputs = pipeline::inputs_fingerprint(&system::binary_identity(), mode, &config, &template);
 
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
-    let plans = plan_families(&tools, &state, &config, mode, &inputs)?;
+    let plans = plan_families(&tools, &state, (&config, &template), mode, &inputs)?;
     let snapshots = write_families(&state, &plans)?;
     for (ipt, plan, saved) in &plans {
         record_applied(&state, ipt, plan, saved, &inputs)?;
@@ -80,7 +75,7 @@ type Planned<'a> = (&'a Iptables, FamilyPlan, String);
 fn plan_families<'a>(
     tools: &'a [Iptables],
     state: &StateDir,
-    config: &crate::config::Config,
+    policy: (&Config, &Template),
     mode: Mode,
     inputs: &str,
 ) -> Result<Vec<Planned<'a>>> {
@@ -97,8 +92,7 @@ fn plan_families<'a>(
             }
             continue;
         }
-        let source = format!("{}-save output", ipt.family.command());
-        let plan = pipeline::plan(ipt.family, &saved, &source, config, mode, &applied)?;
+        let plan = plan_running(ipt.family, &saved, policy, mode, state)?;
         if !plan.policy.fragment.tables.is_empty() {
             ipt.restore(&plan.policy.fragment.to_string(), true)
                 .map_err(|e| {
@@ -113,10 +107,7 @@ fn plan_families<'a>(
 
 /// Snapshots every family that changes, then writes them one `iptables-restore` each;
 /// if one fails, puts back those written. The snapshots written, per family.
-fn write_families(
-    state: &StateDir,
-    plans: &[Planned<'_>],
-) -> Result<Vec<(crate::family::Family, std::path::PathBuf)>> {
+fn write_families(state: &StateDir, plans: &[Planned<'_>]) -> Result<Vec<(Family, PathBuf)>> {
     let mut snapshots = Vec::new();
     for (ipt, plan, saved) in plans {
         if !plan.changed.is_empty() {
@@ -128,14 +119,14 @@ fn write_families(
             continue;
         }
         if let Err(err) = ipt.restore(&plan.restore_text(), false) {
-            return Err(roll_back(&plans[..=done], err));
+            return Err(roll_back(&plans[..=done], &snapshots, err));
         }
     }
     Ok(snapshots)
 }
 
 /// Puts the changed tables of every family written so far back as they were found.
-fn roll_back(plans: &[Planned<'_>], cause: Error) -> Error {
+fn roll_back(plans: &[Planned<'_>], snapshots: &[(Family, PathBuf)], cause: Error) -> Error {
     let mut failures = Vec::new();
     for (ipt, plan, _) in plans.iter().rev() {
         if !plan.changed.is_empty() {
@@ -155,7 +146,21 @@ fn roll_back(plans: &[Planned<'_>], cause: Error) -> Error {
                 failures.join("; ")
             ),
         )
-        .hint("restore a snapshot by hand: iptables-legacy-restore -c < /var/lib/iptables-docker/backups/<newest>-v4.rules (see uninstall.md)")
+        .hint(format!(
+            "restore the snapshots by hand (see uninstall.md): {}",
+            snapshots
+                .iter()
+                .filter_map(|(family, path)| {
+                    let (ipt, _, _) = plans.iter().find(|(i, _, _)| i.family == *family)?;
+                    Some(format!(
+                        "{} -c < {}",
+                        ipt.restore_command().display(),
+                        path.display()
+                    ))
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
     }
 }
 

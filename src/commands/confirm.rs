@@ -4,7 +4,6 @@
 //! are then, not as they were.
 
 use std::io::BufRead;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -109,14 +108,7 @@ fn spawn_watchdog(global: &Global, token: &str, deadline: u128) -> Result<()> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: setsid is async-signal-safe; a new session has no controlling terminal, so
-    // the watchdog survives the operator's terminal going away (SIGHUP).
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    system::new_session_on_exec(&mut cmd);
     cmd.spawn()
         .map(drop)
         .map_err(|e| Error::failed(format!("cannot start the rollback watchdog: {e}")))

@@ -145,7 +145,12 @@ fn steps(
     let mut advice = Vec::new();
     // The rules to the target backend, and `iptables` pointed at it: no reboot.
     if current != Some(target) {
-        advice.extend(move_rules(target, Duration::from_secs(global.wait), tx)?);
+        advice.extend(move_rules(
+            target,
+            Duration::from_secs(global.wait),
+            records,
+            tx,
+        )?);
         point_alternatives(target, tx)?;
         check_commands(target)?;
     }
@@ -226,8 +231,13 @@ fn firewalls_off(current: Option<Backend>, tx: &mut Transaction) -> Result<()> {
 }
 
 /// Moves the other backend's rules into `target`; the advice to print at the end.
-fn move_rules(target: Backend, wait: Duration, tx: &mut Transaction) -> Result<Option<String>> {
-    let moved = rules::move_rules(opposite(target), target, wait)?;
+fn move_rules(
+    target: Backend,
+    wait: Duration,
+    records: &RecordDir,
+    tx: &mut Transaction,
+) -> Result<Option<String>> {
+    let moved = rules::move_rules(opposite(target), target, wait, &records.snapshot_dir())?;
     if moved.is_empty() {
         return Ok(None);
     }

@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::Global;
 use crate::error::{Error, Kind, Result};
-use crate::pipeline::{self, Mode};
+use crate::pipeline::Mode;
 use crate::system;
 use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::ChildLock;
 use crate::system::pending;
 use crate::system::state::StateDir;
 
-use super::{load_config, managed_families};
+use super::{load_config, load_policy, managed_families, plan_running};
 
 /// What `iptables` on PATH resolves to, following the alternatives links.
 fn iptables_backend() -> String {
@@ -55,7 +55,7 @@ fn rule_count(text: &str) -> usize {
 
 pub fn run(global: &Global) -> Result<()> {
     system::require_root("status")?;
-    let config = load_config(global)?;
+    let (config, template) = load_policy(load_config(global)?)?;
     let state = StateDir::new(&global.state_dir);
     let child_lock = ChildLock::new()?;
     println!("iptables points to: {}", iptables_backend());
@@ -78,15 +78,7 @@ pub fn run(global: &Global) -> Result<()> {
                 );
             }
         }
-        let source = format!("{}-save output", family.command());
-        let plan = pipeline::plan(
-            family,
-            &saved,
-            &source,
-            &config,
-            Mode::Start,
-            &state.applied(family),
-        )?;
+        let plan = plan_running(family, &saved, (&config, &template), Mode::Start, &state)?;
         let docker = plan.ownership.kept_rules();
         let host = plan.current.rule_count() - docker;
         let sync = if plan.changed.is_empty() {

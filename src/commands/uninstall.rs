@@ -135,7 +135,12 @@ fn restore(global: &Global, record: &Record, failures: &mut Vec<String>) {
     let mut rules_back = true;
     if let (Some(was), Some(installed)) = (record.iptables_was(), record.backend()) {
         if was != installed && host::command_backend("iptables") != Some(was) {
-            match rules::move_rules(installed, was, Duration::from_secs(global.wait)) {
+            match rules::move_rules(
+                installed,
+                was,
+                Duration::from_secs(global.wait),
+                &RecordDir::new(&global.state_dir).snapshot_dir(),
+            ) {
                 Ok(moved) if moved.is_empty() => {}
                 Ok(moved) => say(format!(
                     "moved the remaining {} back from iptables-{} to iptables-{}",

@@ -4,6 +4,8 @@
 //! ([`files`]), and the undo journal: a [`Transaction`] journals each change before it is
 //! made and, when a later step fails, takes every change back, newest first.
 
+#![forbid(unsafe_code)]
+
 pub mod files;
 pub mod firewalls;
 pub mod record;

@@ -4,6 +4,7 @@
 //! `iptables-restore`, then the source's tables are emptied, so that packets never
 //! traverse two rulesets. If any step fails, both backends are put back as found.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -121,12 +122,13 @@ fn restore_back(moved: &[Moved]) -> Result<()> {
 
 /// Moves every rule of `from` into `to`, family by family, holding the xtables lock.
 /// Refuses, before changing anything, when both backends hold rules for one family.
-pub fn move_rules(from: Backend, to: Backend, wait: Duration) -> Result<Move> {
+/// `snapshots`: where the install record keeps both rulesets as found (for the hints).
+pub fn move_rules(from: Backend, to: Backend, wait: Duration, snapshots: &Path) -> Result<Move> {
     let lock = ChildLock::new()?;
     let _xtables = XtablesLock::acquire(wait)?;
     let mut planned = Vec::new();
     for family in families() {
-        if let Some(step) = plan_family(family, from, to, &lock)? {
+        if let Some(step) = plan_family(family, (from, to), &lock, snapshots)? {
             planned.push(step);
         }
     }
@@ -140,7 +142,12 @@ pub fn move_rules(from: Backend, to: Backend, wait: Duration) -> Result<Move> {
             moved: done,
             _lock: lock,
         }),
-        Err(cause) => Err(move_failed(from, to, cause, restore_back(&done))),
+        Err(cause) => Err(move_failed(
+            (from, to),
+            cause,
+            restore_back(&done),
+            snapshots,
+        )),
     }
 }
 
@@ -148,9 +155,9 @@ pub fn move_rules(from: Backend, to: Backend, wait: Duration) -> Result<Move> {
 /// source has nothing to move.
 fn plan_family(
     family: Family,
-    from: Backend,
-    to: Backend,
+    (from, to): (Backend, Backend),
     lock: &ChildLock,
+    snapshots: &Path,
 ) -> Result<Option<(Moved, String)>> {
     let Some(src) = tool(family, from, lock) else {
         return Ok(None); // no binaries, so no rules
@@ -172,11 +179,11 @@ fn plan_family(
         ))
         .hint(format!(
             "compare `{c}-{f}-save` and `{c}-{t}-save`, empty the one you do not need \
-             (its rules are also in the snapshots of /var/lib/iptables-docker/install/), \
-             and run this again",
+             (its rules are also in the snapshots of {s}/), and run this again",
             c = family.command(),
             f = from.name(),
-            t = to.name()
+            t = to.name(),
+            s = snapshots.display()
         )));
     }
     let created = Ruleset {
@@ -209,7 +216,12 @@ fn load_then_empty(planned: &[(Moved, String)]) -> Result<()> {
 }
 
 /// The error of a failed move, after `undo` tried to put both backends back.
-fn move_failed(from: Backend, to: Backend, cause: Error, undo: Result<()>) -> Error {
+fn move_failed(
+    (from, to): (Backend, Backend),
+    cause: Error,
+    undo: Result<()>,
+    snapshots: &Path,
+) -> Error {
     match undo {
         Ok(()) => cause.context(format!(
             "moving the rules from iptables-{} to iptables-{} failed; both were put back",
@@ -225,7 +237,10 @@ fn move_failed(from: Backend, to: Backend, cause: Error, undo: Result<()>) -> Er
                 to.name()
             ),
         )
-        .hint("restore the snapshots in /var/lib/iptables-docker/install/ by hand (uninstall.md)"),
+        .hint(format!(
+            "restore the snapshots in {}/ by hand (uninstall.md)",
+            snapshots.display()
+        )),
     }
 }
 

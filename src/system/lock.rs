@@ -77,9 +77,10 @@ impl XtablesLock {
                         path.display(),
                         wait.as_secs()
                     ))
-                    .hint(
-                        "find it with `fuser -v /run/xtables.lock`, or retry with --wait SECONDS",
-                    ))
+                    .hint(format!(
+                        "find it with `fuser -v {}`, or retry with --wait SECONDS",
+                        path.display()
+                    )))
                 }
                 Err(e) => {
                     return Err(Error::environment(format!(

@@ -34,6 +34,7 @@ dk_sandbox_init
 mkdir -p /run/iptd /run/work
 export IPTABLES_DOCKER_STATE_DIR=/run/iptd
 if [[ -d /etc/iptables-docker ]]; then mount -t tmpfs iptd-etc /etc/iptables-docker; fi
+# shellcheck disable=SC2034 # read by topology.sh when the hosts come up
 TOPO_IPV6=0 # Debian's docker.io (20.10) programs no ip6tables DOCKER-USER; IPv6 is covered
 # by tests/packets/published-ports.sh
 C1=$TOPO_CLIENT_IP1 C2=$TOPO_CLIENT_IP2
@@ -49,7 +50,7 @@ jump_first() { iptables-legacy -S FORWARD | sed -n 2p | grep -qx -- "-A FORWARD 
 policy_in_sync() { "$BIN" --config /run/work/config.toml status > /dev/null; }
 
 dk_start
-dk_build_image
+dk_build_image "$DK_IMAGE"
 dk_network_create iptd-net 198.18.1.0/24
 dk_run_httpd web 8080
 dk_run_httpd app 8081 iptd-net
