@@ -14,6 +14,7 @@ pub mod compose;
 pub mod config;
 pub mod diagnostic;
 pub mod error;
+pub mod exposure;
 pub mod family;
 pub mod guard;
 pub mod hash;

@@ -207,6 +207,24 @@ impl FamilyPlan {
         out
     }
 
+    /// The non-builtin chains running now that the composed ruleset no longer has, as
+    /// `table chain`.
+    pub fn removed_chains(&self) -> Vec<String> {
+        self.current
+            .tables
+            .iter()
+            .flat_map(|t| {
+                let desired = self.desired.table(&t.name);
+                t.chains
+                    .iter()
+                    .filter(move |c| {
+                        !c.is_builtin() && desired.and_then(|d| d.chain(&c.name)).is_none()
+                    })
+                    .map(move |c| format!("{} {}", t.name, c.name))
+            })
+            .collect()
+    }
+
     /// The running rules by whose they are and what start does with them.
     pub fn counts(&self) -> Counts {
         let mut counts = Counts::default();
@@ -237,13 +255,13 @@ pub struct Counts {
 }
 
 /// Whether a kept rule is Docker's own, rather than kept on request: in a Docker chain
-/// other than DOCKER-USER (whose rules are the admin's), a jump to one, or Docker's shape.
+/// other than DOCKER-USER (whose rules are the admin's), a jump to a Docker chain, or
+/// Docker's shape.
 fn is_docker_owned(chain: &str, reason: &Reason) -> bool {
-    let docker = |c: &str| is_docker_chain(c) && c != "DOCKER-USER";
     match reason {
         Reason::Footprint(_) | Reason::DockerChain => true,
-        Reason::JumpsTo(target) => docker(target),
-        Reason::InKeptChain => docker(chain),
+        Reason::JumpsTo(target) => is_docker_chain(target),
+        Reason::InKeptChain => is_docker_chain(chain) && chain != "DOCKER-USER",
         Reason::KeepList(_) | Reason::Referenced { .. } => false,
     }
 }

@@ -57,3 +57,13 @@ fn a_real_dockerd_stays_filtered_across_restarts_and_is_restored_by_stop() {
         ],
     );
 }
+
+#[test]
+#[ignore = "needs root, network namespaces, ../shared, curl, python3 and busybox (cargo test -- --include-ignored)"]
+fn every_entry_of_status_json_is_what_real_connections_find() {
+    run_scenario(
+        "tests/packets/status-exposure.sh",
+        "status:",
+        &["curl", "python3", "busybox"],
+    );
+}

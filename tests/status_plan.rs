@@ -1,4 +1,4 @@
-//! `status` and `plan --diff` plan the same way (one pure plan; the apply record may only
+//! `status --json` and `plan --diff` plan the same way (one pure plan; the apply record may only
 //! skip tables the last apply left as they are), so they name the same tables to write —
 //! on every Docker-written fixture host, after `start`, after drift (a rule added by
 //! hand), and after a configuration change. Each host is a throwaway namespace.
@@ -11,18 +11,25 @@ use common::*;
 
 const FAMILIES: [&str; 2] = ["IPv4", "IPv6"];
 
-/// The tables `status` says differ, per family, from its output.
-fn status_tables(out: &str, family: &str) -> Option<Vec<String>> {
-    let line = out
-        .lines()
-        .find(|l| l.starts_with(&format!("{family}: ")) && l.contains("ruleset"))?;
-    Some(
-        match line.split_once("DIFFERS from the policy in tables ") {
-            Some((_, rest)) => split_tables(rest.split(" (").next().unwrap_or(rest)),
-            None if line.contains("matches the policy") => Vec::new(),
-            None => return None,
-        },
-    )
+/// The tables `status --json` says differ, per family (`IPv4`/`IPv6`): the tables its
+/// drift lines (`- table: -A …`, `+ table: -A …`) name, sorted.
+fn status_tables(json: &str, family: &str) -> Option<Vec<String>> {
+    let report: serde_json::Value = serde_json::from_str(json).ok()?;
+    let entry = report["families"]
+        .as_array()?
+        .iter()
+        .find(|f| f["family"].as_str() == Some(&family.to_lowercase()))?;
+    let mut tables: Vec<String> = entry["drift"]
+        .as_array()?
+        .iter()
+        .filter_map(|line| {
+            let table = line.as_str()?.get(2..)?.split(':').next()?;
+            Some(table.to_string())
+        })
+        .collect();
+    tables.sort();
+    tables.dedup();
+    Some(tables)
 }
 
 /// The tables `plan --diff` would write, per family, from its `# FAMILY: …` lines.
@@ -30,15 +37,13 @@ fn plan_tables(out: &str, family: &str) -> Option<Vec<String>> {
     let rest = out
         .lines()
         .find_map(|l| l.strip_prefix(&format!("# {family}: ")))?;
-    Some(match rest.strip_prefix("tables to write: ") {
-        Some(tables) => split_tables(tables),
+    let mut tables: Vec<String> = match rest.strip_prefix("tables to write: ") {
+        Some(tables) => tables.split(", ").map(|t| t.trim().to_string()).collect(),
         None if rest.starts_with("nothing to change") => Vec::new(),
         None => return None,
-    })
-}
-
-fn split_tables(text: &str) -> Vec<String> {
-    text.split(", ").map(|t| t.trim().to_string()).collect()
+    };
+    tables.sort();
+    Some(tables)
 }
 
 /// One fixture host: start, then status and plan --diff after each phase; the tables
@@ -59,7 +64,7 @@ fn check(file: &Path) -> Result<(), String> {
 printf '[[allow]]\nport = 8080\n' > /run/work/changed.toml
 phase() {{
   set +e
-  echo "=== STATUS $1"; "$BIN" status "${{@:2}}" 2>&1
+  echo "=== STATUS $1"; "$BIN" status --json "${{@:2}}"
   echo "=== PLAN $1"; "$BIN" plan --diff "${{@:2}}" 2>&1
   set -e
 }}
@@ -136,7 +141,7 @@ fn the_table_lists_are_read_from_both_outputs() {
     assert_eq!(status_tables(status, "IPv4").unwrap(), ["nat", "filter"]);
     assert_eq!(status_tables(status, "IPv6").unwrap(), Vec::<String>::new());
     let plan = "# IPv4: tables to write: nat, filter\n--- a\n# IPv6: nothing to change\n";
-    assert_eq!(plan_tables(plan, "IPv4").unwrap(), ["nat", "filter"]);
+    assert_eq!(plan_tables(plan, "IPv4").unwrap(), ["filter", "nat"]);
     assert_eq!(plan_tables(plan, "IPv6").unwrap(), Vec::<String>::new());
     assert_eq!(plan_tables("", "IPv4"), None);
 }

@@ -53,6 +53,9 @@ pub fn run(
     let snapshots = write_families(&state, &plans)?;
     for (ipt, plan, saved) in &plans {
         record_applied(&state, ipt, plan, saved, &inputs)?;
+        if !plan.changed.is_empty() {
+            state.record_removed_chains(ipt.family, &plan.removed_chains())?;
+        }
         report(plan);
     }
     if super::normal() {
@@ -109,9 +112,13 @@ fn plan_families<'a>(
 /// if one fails, puts back those written. The snapshots written, per family.
 fn write_families(state: &StateDir, plans: &[Planned<'_>]) -> Result<Vec<(Family, PathBuf)>> {
     let mut snapshots = Vec::new();
+    let snapshot = StateDir::new_snapshot_name();
     for (ipt, plan, saved) in plans {
         if !plan.changed.is_empty() {
-            snapshots.push((ipt.family, state.write_backup(ipt.family, saved)?));
+            snapshots.push((
+                ipt.family,
+                state.write_backup(&snapshot, ipt.family, saved)?,
+            ));
         }
     }
     for (done, (ipt, plan, _)) in plans.iter().enumerate() {
@@ -119,14 +126,14 @@ fn write_families(state: &StateDir, plans: &[Planned<'_>]) -> Result<Vec<(Family
             continue;
         }
         if let Err(err) = ipt.restore(&plan.restore_text(), false) {
-            return Err(roll_back(&plans[..=done], &snapshots, err));
+            return Err(roll_back(&plans[..=done], err));
         }
     }
     Ok(snapshots)
 }
 
 /// Puts the changed tables of every family written so far back as they were found.
-fn roll_back(plans: &[Planned<'_>], snapshots: &[(Family, PathBuf)], cause: Error) -> Error {
+fn roll_back(plans: &[Planned<'_>], cause: Error) -> Error {
     let mut failures = Vec::new();
     for (ipt, plan, _) in plans.iter().rev() {
         if !plan.changed.is_empty() {
@@ -146,21 +153,7 @@ fn roll_back(plans: &[Planned<'_>], snapshots: &[(Family, PathBuf)], cause: Erro
                 failures.join("; ")
             ),
         )
-        .hint(format!(
-            "restore the snapshots by hand (see uninstall.md): {}",
-            snapshots
-                .iter()
-                .filter_map(|(family, path)| {
-                    let (ipt, _, _) = plans.iter().find(|(i, _, _)| i.family == *family)?;
-                    Some(format!(
-                        "{} -c < {}",
-                        ipt.restore_command().display(),
-                        path.display()
-                    ))
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))
+        .hint("`iptables-docker rollback` puts the newest snapshot back (`iptables-docker snapshots` lists them; by hand: uninstall.md)")
     }
 }
 
@@ -203,10 +196,10 @@ fn report(plan: &FamilyPlan) {
     };
     let counts = plan.counts();
     println!(
-        "{}: kept {}, {}; removed {}; {written}",
+        "{}: kept {} and {} on request; removed {}; {written}",
         plan.family,
         plural(counts.docker, "Docker rule"),
-        plural(counts.kept_on_request, "rule kept on request"),
+        plural(counts.kept_on_request, "rule"),
         plural(counts.removed, "other rule"),
     );
     if super::verbose() {

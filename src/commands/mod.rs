@@ -8,6 +8,7 @@ mod confirm;
 pub(crate) mod docs;
 mod install;
 mod plan;
+mod snapshots;
 mod status;
 mod uninstall;
 
@@ -53,7 +54,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::ConfirmWatchdog { token, deadline_ms } => {
             confirm::watchdog(global, token, *deadline_ms)
         }
-        Command::Status => status::run(global),
+        Command::Status(args) => status::run(global, args),
+        Command::Snapshots => snapshots::list(global),
+        Command::Rollback(args) => snapshots::rollback(global, args),
         Command::Plan(args) => plan::run(global, args),
         Command::Install(args) => install::run(global, args),
         Command::Uninstall(args) => uninstall::run(global, args),

@@ -61,11 +61,6 @@ impl Iptables {
         [("XTABLES_LOCKFILE", self.child_lock.as_os_str())]
     }
 
-    /// The `iptables-restore` binary, for a message that says what to run by hand.
-    pub fn restore_command(&self) -> &std::path::Path {
-        &self.restore
-    }
-
     /// `iptables-save -c [-t table]`.
     pub fn save(&self, table: Option<&str>) -> Result<String> {
         let mut args = vec!["-c"];
