@@ -125,7 +125,7 @@ struct RawConfig {
     ipv6: Option<bool>,
     template: Option<String>,
     #[serde(default)]
-    keep_chains: Vec<Spanned<String>>,
+    keep_chains: Vec<String>,
     ssh: Option<RawSsh>,
     icmp: Option<bool>,
     log_dropped: Option<bool>,
@@ -336,17 +336,6 @@ impl Diagnostics<'_> {
         }
     }
 
-    /// A `keep_chains` glob pattern (`*`, `?`, `[…]`; see [`crate::ownership::glob_match`]).
-    fn glob(&mut self, g: &Spanned<String>) -> Option<String> {
-        match glob::Pattern::new(g.get_ref()) {
-            Ok(_) => Some(g.get_ref().clone()),
-            Err(e) => {
-                self.push(g.span(), format!("bad keep_chains pattern: {}", e.msg));
-                None
-            }
-        }
-    }
-
     /// An interface name as the kernel accepts it (1–15 bytes, printable, no `/`).
     fn interface(&mut self, i: &Spanned<String>) -> Option<String> {
         let name = i.get_ref();
@@ -493,11 +482,7 @@ impl Config {
             path: Some(path.to_path_buf()),
             ipv6: raw.ipv6.unwrap_or(true),
             template,
-            keep_chains: raw
-                .keep_chains
-                .iter()
-                .filter_map(|g| diag.glob(g))
-                .collect(),
+            keep_chains: raw.keep_chains,
             ssh,
             icmp: raw.icmp.unwrap_or(true),
             log_dropped: raw.log_dropped.unwrap_or(true),

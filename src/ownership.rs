@@ -30,7 +30,54 @@ pub enum Reason {
     /// The rule, in a builtin chain, jumps to a kept chain.
     JumpsTo(String),
     /// The rule, in a builtin chain, has the shape Docker gives its rules there.
-    Footprint(String),
+    Footprint(Footprint),
+}
+
+/// The shapes of the rules Docker writes into builtin chains (see [`DockerFacts::footprint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Footprint {
+    /// raw PREROUTING `-d <container> ! -i <bridge> … -j DROP`.
+    RawGuard { bridge: String },
+    /// raw PREROUTING `-d 127.0.0.1/32 ! -i lo … -j DROP` (a port published on loopback).
+    LoopbackGuard,
+    /// raw PREROUTING `-i loopback0 -d 127.0.0.1/32 … -j ACCEPT` (WSL2).
+    Wsl2Loopback,
+    /// nat POSTROUTING MASQUERADE/SNAT for a bridge.
+    Masquerade { bridge: String },
+    /// nat POSTROUTING MASQUERADE for a container talking to itself through a port.
+    Hairpin,
+    /// filter FORWARD on a `docker-*` ipset (Docker 28.0).
+    ForwardIpset { set: String },
+    /// filter FORWARD ACCEPT/DROP for a bridge.
+    Forward { bridge: String },
+    /// filter INPUT / mangle OUTPUT: the encrypted-overlay VXLAN rules.
+    EncryptedOverlay,
+    /// mangle POSTROUTING SCTP CHECKSUM.
+    SctpChecksum,
+}
+
+impl fmt::Display for Footprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Footprint::RawGuard { bridge } => {
+                write!(f, "Docker raw guard for a container on bridge {bridge}")
+            }
+            Footprint::LoopbackGuard => {
+                f.write_str("Docker raw guard for a port published on loopback")
+            }
+            Footprint::Wsl2Loopback => f.write_str("Docker WSL2 loopback rule"),
+            Footprint::Masquerade { bridge } => {
+                write!(f, "Docker masquerade/SNAT for bridge {bridge}")
+            }
+            Footprint::Hairpin => f.write_str("Docker hairpin masquerade for a container"),
+            Footprint::ForwardIpset { set } => {
+                write!(f, "Docker 28.0 forward rule on ipset {set}")
+            }
+            Footprint::Forward { bridge } => write!(f, "Docker forward rule for bridge {bridge}"),
+            Footprint::EncryptedOverlay => f.write_str("Docker encrypted-overlay (VXLAN) rule"),
+            Footprint::SctpChecksum => f.write_str("Docker SCTP checksum rule"),
+        }
+    }
 }
 
 impl fmt::Display for Reason {
@@ -43,7 +90,7 @@ impl fmt::Display for Reason {
             }
             Reason::InKeptChain => write!(f, "in a kept chain"),
             Reason::JumpsTo(chain) => write!(f, "jumps to kept chain {chain}"),
-            Reason::Footprint(what) => f.write_str(what),
+            Reason::Footprint(what) => write!(f, "{what}"),
         }
     }
 }
@@ -111,19 +158,33 @@ fn is_default_bridge_name(name: &str) -> bool {
             .is_some_and(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// A `keep_chains` pattern: `*` any run, `?` any one character, `[a-z]` a class (the
-/// `glob` crate, rust-lang's: its matcher gives up on a failed `*` once the name is used
-/// up, so a pattern such as `*a*a*a*b` costs polynomial time, never exponential). A
-/// pattern that does not compile matches nothing; the config loader refuses it first.
+/// A `keep_chains` pattern: `*` any run (`**` too), `?` any one character, anything else
+/// itself. Matched by rust-lang's `glob` crate, whose matcher gives up on a failed `*` once
+/// the name is used up, so a pattern such as `*a*a*a*b` costs polynomial time, never
+/// exponential.
+pub fn keep_pattern(pattern: &str) -> glob::Pattern {
+    let mut text = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        match c {
+            '*' if text.ends_with('*') && !text.ends_with("[*]") => {}
+            '[' => text.push_str("[[]"),
+            ']' => text.push_str("[]]"),
+            _ => text.push(c),
+        }
+    }
+    glob::Pattern::new(&text).expect("only `*`, `?` and escaped brackets are special")
+}
+
+/// Whether `name` matches the `keep_chains` pattern ([`keep_pattern`]).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    glob::Pattern::new(pattern).is_ok_and(|p| p.matches(name))
+    keep_pattern(pattern).matches(name)
 }
 
 /// The `keep_chains` patterns, compiled once per classification.
 fn compile(keep_chains: &[String]) -> Vec<(&str, glob::Pattern)> {
     keep_chains
         .iter()
-        .filter_map(|g| Some((g.as_str(), glob::Pattern::new(g).ok()?)))
+        .map(|g| (g.as_str(), keep_pattern(g)))
         .collect()
 }
 
@@ -198,57 +259,60 @@ impl DockerFacts {
 
     /// Whether a rule in a builtin chain has Docker's shape there; the description says
     /// which footprint it matched.
-    pub fn footprint(&self, table: &str, chain: &str, args: &RuleArgs) -> Option<String> {
+    pub fn footprint(&self, table: &str, chain: &str, args: &RuleArgs) -> Option<Footprint> {
         let target = args.target().unwrap_or("");
         match (table, chain) {
             ("raw", "PREROUTING") => self.raw_guard(args, target),
             ("nat", "POSTROUTING") if matches!(target, "MASQUERADE" | "SNAT") => {
                 if let Some(bridge) = self.bridge_of(args) {
-                    Some(format!("Docker masquerade/SNAT for bridge {bridge}"))
+                    Some(Footprint::Masquerade {
+                        bridge: bridge.to_string(),
+                    })
                 } else if args.source().is_some_and(|s| self.is_container(s)) {
-                    Some("Docker hairpin masquerade for a container".to_string())
+                    Some(Footprint::Hairpin)
                 } else {
                     None
                 }
             }
             ("filter", "FORWARD") => {
                 if let Some(set) = args.value(&["--match-set"]) {
-                    return set
-                        .starts_with("docker-")
-                        .then(|| format!("Docker 28.0 forward rule on ipset {set}"));
+                    return set.starts_with("docker-").then(|| Footprint::ForwardIpset {
+                        set: set.to_string(),
+                    });
                 }
                 let bridge = self.bridge_of(args)?;
-                matches!(target, "ACCEPT" | "DROP")
-                    .then(|| format!("Docker forward rule for bridge {bridge}"))
+                matches!(target, "ACCEPT" | "DROP").then(|| Footprint::Forward {
+                    bridge: bridge.to_string(),
+                })
             }
             ("filter", "INPUT") | ("mangle", "OUTPUT") => {
                 let overlay = args.protocol() == Some("udp")
                     && args.has(&["--u32"])
                     && matches!(target, "DROP" | "MARK");
-                overlay.then(|| "Docker encrypted-overlay (VXLAN) rule".to_string())
+                overlay.then_some(Footprint::EncryptedOverlay)
             }
             ("mangle", "POSTROUTING") => (args.protocol() == Some("sctp") && target == "CHECKSUM")
-                .then(|| "Docker SCTP checksum rule".to_string()),
+                .then_some(Footprint::SctpChecksum),
             _ => None,
         }
     }
 
     /// raw PREROUTING: `-d <ctr> ! -i <bridge> [… --dport P] -j DROP`, the loopback
     /// guard `-d 127.0.0.1/32 ! -i lo … -j DROP`, and WSL2's `-i loopback0 … -j ACCEPT`.
-    fn raw_guard(&self, args: &RuleArgs, target: &str) -> Option<String> {
+    fn raw_guard(&self, args: &RuleArgs, target: &str) -> Option<Footprint> {
         let dst = args.destination()?;
         let iface = args.in_iface()?;
         let name = iface.first()?;
         let loopback = matches!(dst, "127.0.0.1/32" | "::1/128");
         match target {
             "DROP" if iface.negated && self.is_bridge(name) && host_address(dst).is_some() => {
-                Some(format!("Docker raw guard for a container on bridge {name}"))
+                Some(Footprint::RawGuard {
+                    bridge: name.to_string(),
+                })
             }
-            "DROP" if iface.negated && name == "lo" && loopback => {
-                Some("Docker raw guard for a port published on loopback".to_string())
-            }
+            "DROP" if iface.negated && name == "lo" && loopback => Some(Footprint::LoopbackGuard),
             "ACCEPT" if !iface.negated && name == "loopback0" && loopback => {
-                Some("Docker WSL2 loopback rule".to_string())
+                Some(Footprint::Wsl2Loopback)
             }
             _ => None,
         }
@@ -459,6 +523,8 @@ mod tests {
         assert!(glob_match("*", ""));
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("f2b-*", "ufw-input"));
+        assert!(glob_match("?**-8--", "a-8--") && glob_match("x[1]*", "x[1]y"));
+        assert!(!glob_match("x[12]", "x1"));
         // Exponential for a backtracking matcher (the hand-written one never returned);
         // the crate's gives up early.
         assert!(!glob_match(&"*a".repeat(20), &"a".repeat(19)));

@@ -134,11 +134,10 @@ fn status_and_plan_diff_agree_on_every_fixture_host_after_start_drift_and_reconf
 
 #[test]
 fn the_table_lists_are_read_from_both_outputs() {
-    let status = "iptables points to: legacy\n\
-        IPv4: 3 Docker rules kept, 1 host rules active; running ruleset DIFFERS from the \
-        policy in tables nat, filter (run `iptables-docker plan --diff`)\n\
-        IPv6: 0 Docker rules kept, 0 host rules active; running ruleset matches the policy\n";
-    assert_eq!(status_tables(status, "IPv4").unwrap(), ["nat", "filter"]);
+    let status = r#"{"schema": 1, "families": [
+        {"family": "ipv4", "drift": ["- nat: -A X -j Y", "+ filter: -A INPUT -j Z", "- filter: -A A"]},
+        {"family": "ipv6", "drift": []}]}"#;
+    assert_eq!(status_tables(status, "IPv4").unwrap(), ["filter", "nat"]);
     assert_eq!(status_tables(status, "IPv6").unwrap(), Vec::<String>::new());
     let plan = "# IPv4: tables to write: nat, filter\n--- a\n# IPv6: nothing to change\n";
     assert_eq!(plan_tables(plan, "IPv4").unwrap(), ["filter", "nat"]);

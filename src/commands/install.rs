@@ -15,7 +15,7 @@ use crate::guard;
 use crate::hash::stable_hash;
 use crate::setup::files::{self, Action, Manifest, UNIT, UNIT_NAME};
 use crate::setup::record::{AlternativeRecord, Record, RecordDir};
-use crate::setup::{firewalls, opposite, preflight, rules, Transaction, Undo, GROUPS};
+use crate::setup::{firewalls, preflight, rules, Transaction, Undo, GROUPS};
 use crate::system::iptables::Backend;
 use crate::system::lock::ChildLock;
 use crate::system::{file, host};
@@ -92,8 +92,8 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
 /// The host as it is now, before install changes anything.
 fn capture(target: Backend, assets: &[files::Asset]) -> Result<Record> {
     Ok(Record {
-        backend: target.name().to_string(),
-        iptables_was: host::command_backend("iptables").map(|b| b.name().to_string()),
+        backend: target,
+        iptables_was: host::command_backend("iptables"),
         alternatives: GROUPS
             .iter()
             .filter_map(|g| {
@@ -166,9 +166,9 @@ fn record_host(
     tx: &mut Transaction,
 ) -> Result<()> {
     match records.read()? {
-        Some(r) if r.backend() != Some(target) => Err(Error::environment(format!(
+        Some(r) if r.backend != target => Err(Error::environment(format!(
             "iptables-docker is installed for iptables-{}, not iptables-{}",
-            r.backend,
+            r.backend.name(),
             target.name()
         ))
         .hint("run `iptables-docker uninstall` first to change backends")),
@@ -237,7 +237,7 @@ fn move_rules(
     records: &RecordDir,
     tx: &mut Transaction,
 ) -> Result<Option<String>> {
-    let moved = rules::move_rules(opposite(target), target, wait, &records.snapshot_dir())?;
+    let moved = rules::move_rules(target.other(), target, wait, &records.snapshot_dir())?;
     if moved.is_empty() {
         return Ok(None);
     }

@@ -16,7 +16,7 @@ use crate::family::Family;
 use crate::pipeline::{Counts, FamilyPlan, Mode};
 use crate::policy::Template;
 use crate::ruleset::Ruleset;
-use crate::system::iptables::{Backend, Iptables};
+use crate::system::iptables::Iptables;
 use crate::system::lock::ChildLock;
 use crate::system::state::{utc_iso8601, StateDir};
 use crate::system::{self, host, pending};
@@ -202,13 +202,6 @@ fn drift_lines(plan: &FamilyPlan) -> Vec<String> {
     out
 }
 
-fn other_backend(backend: Backend) -> Backend {
-    match backend {
-        Backend::Legacy => Backend::Nft,
-        Backend::Nft => Backend::Legacy,
-    }
-}
-
 /// Reads and analyses every managed family.
 fn families(global: &Global, config: &crate::config::Config) -> Result<Vec<FamilyReport>> {
     let state = StateDir::new(&global.state_dir);
@@ -218,7 +211,7 @@ fn families(global: &Global, config: &crate::config::Config) -> Result<Vec<Famil
     for family in managed_families(config) {
         let ipt = Iptables::new(family, global.backend, &child_lock)?;
         let saved = ipt.save(None)?;
-        let other_backend_rules = Iptables::new(family, other_backend(global.backend), &child_lock)
+        let other_backend_rules = Iptables::new(family, global.backend.other(), &child_lock)
             .and_then(|o| o.save(None))
             .map(|t| rule_count(&t))
             .unwrap_or(0);

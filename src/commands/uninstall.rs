@@ -133,7 +133,7 @@ fn remove_files(
 fn restore(global: &Global, record: &Record, failures: &mut Vec<String>) {
     let mut fail = |what: &str, e: Error| failures.push(format!("{what}: {e}"));
     let mut rules_back = true;
-    if let (Some(was), Some(installed)) = (record.iptables_was(), record.backend()) {
+    if let (Some(was), installed) = (record.iptables_was, record.backend) {
         if was != installed && host::command_backend("iptables") != Some(was) {
             match rules::move_rules(
                 installed,

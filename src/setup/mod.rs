@@ -45,14 +45,6 @@ pub fn preflight(global: &Global, verb: &str) -> Result<()> {
     Ok(())
 }
 
-/// The other backend.
-pub fn opposite(backend: Backend) -> Backend {
-    match backend {
-        Backend::Legacy => Backend::Nft,
-        Backend::Nft => Backend::Legacy,
-    }
-}
-
 /// Points an alternatives group back to what was recorded; says so when it changed it.
 pub fn restore_alternative(want: &AlternativeRecord) -> Result<Option<String>> {
     let Some(now) = host::alternative(&want.group) else {

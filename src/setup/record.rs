@@ -46,9 +46,9 @@ pub struct UnitRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// The iptables backend iptables-docker was installed for: "legacy" or "nft".
-    pub backend: String,
+    pub backend: Backend,
     /// The backend the `iptables` command used before: "legacy", "nft", or absent.
-    pub iptables_was: Option<String>,
+    pub iptables_was: Option<Backend>,
     #[serde(default)]
     pub alternatives: Vec<AlternativeRecord>,
     /// Absent when ufw is not installed.
@@ -61,24 +61,6 @@ pub struct Record {
     /// Snapshots of the legacy and nft rulesets as install found them.
     #[serde(default)]
     pub snapshots: Vec<PathBuf>,
-}
-
-pub fn parse_backend(name: &str) -> Option<Backend> {
-    match name {
-        "legacy" => Some(Backend::Legacy),
-        "nft" => Some(Backend::Nft),
-        _ => None,
-    }
-}
-
-impl Record {
-    pub fn backend(&self) -> Option<Backend> {
-        parse_backend(&self.backend)
-    }
-
-    pub fn iptables_was(&self) -> Option<Backend> {
-        self.iptables_was.as_deref().and_then(parse_backend)
-    }
 }
 
 /// Where the record and its snapshots live.
@@ -176,8 +158,8 @@ mod tests {
         let records = RecordDir::new(&dir.path().join("state"));
         assert_eq!(records.read().unwrap(), None);
         let record = Record {
-            backend: "legacy".into(),
-            iptables_was: Some("nft".into()),
+            backend: Backend::Legacy,
+            iptables_was: Some(Backend::Nft),
             alternatives: vec![AlternativeRecord {
                 group: "iptables".into(),
                 auto: true,

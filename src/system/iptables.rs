@@ -10,13 +10,25 @@ use crate::system::lock::ChildLock;
 use crate::system::process;
 
 /// Which iptables implementation to drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// In the install record and on the command line: `legacy`, `nft`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     Legacy,
     Nft,
 }
 
 impl Backend {
+    /// The other backend.
+    pub fn other(self) -> Backend {
+        match self {
+            Backend::Legacy => Backend::Nft,
+            Backend::Nft => Backend::Legacy,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Backend::Legacy => "legacy",
