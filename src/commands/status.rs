@@ -284,20 +284,18 @@ fn warnings(families: &[FamilyReport]) -> Vec<String> {
                 f.family, f.other_backend_rules
             ));
         }
-        let notes: usize = f
+        let unmodelled = f
             .exposure
             .published
             .iter()
-            .map(|p| p.notes.len())
-            .sum::<usize>()
-            + f.exposure
-                .services
-                .iter()
-                .map(|s| s.notes.len())
-                .sum::<usize>();
-        if notes > 0 {
+            .flat_map(|p| &p.notes)
+            .chain(f.exposure.services.iter().flat_map(|s| &s.notes))
+            .filter(|n| n.contains("not modelled"))
+            .count();
+        if unmodelled > 0 {
             out.push(format!(
-                "{}: {notes} rule(s) use matches the report does not model (see --verbose)",
+                "{}: {unmodelled} rule(s) use matches the report does not model; the entries \
+                 they concern say which",
                 f.family
             ));
         }
@@ -415,12 +413,8 @@ fn render_text(r: &Report, verbose: bool) -> String {
     out
 }
 
-fn notes_text(notes: &[String], verbose: bool) -> String {
-    if verbose {
-        notes.iter().map(|n| format!("      note: {n}\n")).collect()
-    } else {
-        String::new()
-    }
+fn notes_text(notes: &[String]) -> String {
+    notes.iter().map(|n| format!("      note: {n}\n")).collect()
 }
 
 fn family_text(f: &FamilyReport, verbose: bool) -> String {
@@ -439,7 +433,7 @@ fn family_text(f: &FamilyReport, verbose: bool) -> String {
             format!(" ({})", s.description)
         };
         out += &format!("    {}{port}{what}: {}\n", s.proto, s.reach);
-        out += &notes_text(&s.notes, verbose);
+        out += &notes_text(&s.notes);
     }
     out += &format!("  every other port: {}\n", e.other_ports);
     out += &format!("  ping: {}\n", e.ping);
@@ -468,7 +462,7 @@ fn family_text(f: &FamilyReport, verbose: bool) -> String {
             "    {} {host}:{} -> {}:{}{bridge}: {}\n",
             p.proto, p.host_port, p.container_address, p.container_port, p.reach
         );
-        out += &notes_text(&p.notes, verbose);
+        out += &notes_text(&p.notes);
     }
     let c = &f.counts;
     out += &format!(
