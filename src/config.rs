@@ -1,6 +1,8 @@
 //! The TOML configuration: what the host policy allows. Loading reports every problem it
 //! finds, each with `file:line:col`, and nothing is applied while any remains.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::diagnostic;
 use crate::error::{Error, Result};
 
 /// The default location of the configuration file.
@@ -212,26 +215,20 @@ struct Diagnostics<'a> {
     found: Vec<String>,
     /// `ipv6 = false`: an IPv6 source would be ignored, so it is refused.
     ipv6: bool,
+    /// Each interface named, with where: [`Config::interface_sites`].
+    interface_sites: Vec<(String, String)>,
 }
 
 impl Diagnostics<'_> {
     fn at(&self, span: Range<usize>) -> String {
-        let (line, col) = line_col(self.text, span.start);
+        let (line, col) = crate::diagnostic::line_col(self.text, span.start);
         format!("{}:{line}:{col}", self.file)
     }
 
     fn push(&mut self, span: Range<usize>, message: impl fmt::Display) {
-        let at = self.at(span);
-        self.found.push(format!("{at}: {message}"));
+        let shown = diagnostic::at_offset(self.file, self.text, span.start, message);
+        self.found.push(shown);
     }
-}
-
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, col)
 }
 
 impl Diagnostics<'_> {
@@ -280,48 +277,6 @@ impl Diagnostics<'_> {
             self.proto(proto),
             self.ports(port),
         )
-    }
-
-    /// The `[containers]` section; each interface it names goes into `sites` with where.
-    fn containers(&mut self, c: &RawContainers, sites: &mut Vec<(String, String)>) -> Containers {
-        Containers {
-            restrict: c.restrict,
-            external_interfaces: c
-                .external_interfaces
-                .iter()
-                .filter_map(|i| {
-                    let name = i.get_ref();
-                    let valid = !name.is_empty()
-                        && name.len() < 16
-                        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
-                    if !valid {
-                        self.push(i.span(), format!("'{name}' is not an interface name"));
-                    }
-                    sites.push((name.clone(), self.at(i.span())));
-                    valid.then(|| name.clone())
-                })
-                .collect(),
-            allow: c
-                .allow
-                .iter()
-                .map(|a| {
-                    let (description, proto, ports) =
-                        self.service(&a.description, &a.proto, &a.port);
-                    let host = a.host.as_ref().and_then(|h| {
-                        parse_cidr(h.get_ref())
-                            .map_err(|e| self.push(h.span(), e))
-                            .ok()
-                    });
-                    ContainerAllow {
-                        description,
-                        proto,
-                        ports,
-                        host,
-                        from: self.cidrs(&a.from),
-                    }
-                })
-                .collect(),
-        }
     }
 
     /// A description becomes a rule comment: a control character (a newline…) would
@@ -400,6 +355,53 @@ impl Diagnostics<'_> {
     }
 }
 
+impl Diagnostics<'_> {
+    fn containers(&mut self, c: &RawContainers) -> Containers {
+        Containers {
+            restrict: c.restrict,
+            external_interfaces: c
+                .external_interfaces
+                .iter()
+                .filter_map(|i| self.interface(i))
+                .collect(),
+            allow: c
+                .allow
+                .iter()
+                .map(|a| {
+                    let (description, proto, ports) =
+                        self.service(&a.description, &a.proto, &a.port);
+                    let host = a.host.as_ref().and_then(|h| {
+                        parse_cidr(h.get_ref())
+                            .map_err(|e| self.push(h.span(), e))
+                            .ok()
+                    });
+                    ContainerAllow {
+                        description,
+                        proto,
+                        ports,
+                        host,
+                        from: self.cidrs(&a.from),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// An interface name as the kernel accepts it (1–15 bytes, printable, no `/`).
+    fn interface(&mut self, i: &Spanned<String>) -> Option<String> {
+        let name = i.get_ref();
+        let valid = !name.is_empty()
+            && name.len() < 16
+            && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+        if !valid {
+            self.push(i.span(), format!("'{name}' is not an interface name"));
+        }
+        let at = self.at(i.span());
+        self.interface_sites.push((name.clone(), at));
+        valid.then(|| name.clone())
+    }
+}
+
 /// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address (a host). A network written
 /// with host bits (`198.51.100.7/24`) is refused: iptables would widen it to the whole
 /// network silently, and the admin may have meant the host.
@@ -419,6 +421,21 @@ pub fn parse_cidr(text: &str) -> std::result::Result<IpNet, String> {
         ));
     }
     Ok(net)
+}
+
+/// The text of a file that must be UTF-8 (the configuration, the template); else an
+/// error that says where the first byte that is not is.
+pub fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let shown = String::from_utf8_lossy(bytes);
+        let (line, col) = diagnostic::line_col(&shown, at);
+        let message = format!("not UTF-8 text: byte 0x{:02x}", bytes[at]);
+        let file = path.display().to_string();
+        Error::config(diagnostic::at_column(&file, &shown, line, col, message))
+            .hint("save the file as UTF-8; nothing was applied")
+    })
 }
 
 impl Config {
@@ -452,10 +469,10 @@ impl Config {
             Some(p) => (p, true),
             None => (Path::new(DEFAULT_PATH), false),
         };
-        match fs_err::read_to_string(path) {
-            Ok(text) => Self::parse(&text, path),
+        match fs_err::read(path) {
+            Ok(bytes) => Self::parse(&utf8(path, bytes)?, path),
             Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => Ok(Self::builtin()),
-            Err(e) => Err(Error::config(e.to_string())),
+            Err(e) => Err(Error::config(e.to_string()).with_source(e)),
         }
     }
 
@@ -463,8 +480,8 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let file = path.display().to_string();
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-            Error::config(format!("{file}:{line}:{col}: {}", e.message()))
+            let offset = e.span().map_or(0, |s| s.start);
+            Error::config(diagnostic::at_offset(&file, text, offset, e.message()))
                 .hint("fix the configuration; nothing was applied")
         })?;
         let mut diag = Diagnostics {
@@ -472,6 +489,7 @@ impl Config {
             text,
             found: Vec::new(),
             ipv6: raw.ipv6.unwrap_or(true),
+            interface_sites: Vec::new(),
         };
         let config = Self::from_raw(raw, path, &mut diag);
         if diag.found.is_empty() {
@@ -514,10 +532,7 @@ impl Config {
                 encrypted: s.encrypted,
             },
         };
-        let mut interface_sites = Vec::new();
-        let containers = raw
-            .containers
-            .map(|c| diag.containers(&c, &mut interface_sites));
+        let containers = raw.containers.map(|c| diag.containers(&c));
         let template = raw.template.map(|t| {
             let t = PathBuf::from(t);
             if t.is_relative() {
@@ -537,7 +552,7 @@ impl Config {
             allow,
             swarm,
             containers,
-            interface_sites,
+            interface_sites: std::mem::take(&mut diag.interface_sites),
         }
     }
 

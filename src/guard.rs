@@ -5,6 +5,8 @@
 //! package's maintainer script, Ansible — plus `SSH_CONNECTION` when it is set.
 //! Judged on the configuration; a custom template is trusted to honour it.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+
 use crate::cli::Global;
 use crate::config::Config;
 use crate::error::{Error, Kind, Result};
@@ -13,14 +15,14 @@ use crate::family::Family;
 use crate::guard;
 use crate::ownership::DockerFacts;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
-use crate::policy::{self, Policy};
+use crate::policy::{self, Policy, Template};
 use crate::ruleset;
 use crate::system;
 use crate::system::iptables::Iptables;
-use crate::system::lock::XtablesLock;
+use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::state::StateDir;
 
-use super::{confirm, load_config, managed_families, test_policy};
+use super::{confirm, load_config, load_policy, managed_families, test_policy};
 
 /// Which apply command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,22 +70,13 @@ fn apply_config(
     force: bool,
     confirm: Option<u64>,
 ) -> Result<()> {
-    let config = load_config(global)?;
+    let (config, template) = load_policy(load_config(global)?)?;
     if !force {
         guard::check(&config, &guard::host_connections(&config))?;
     }
-    let template = config
-        .template
-        .as_ref()
-        .map(fs_err::read_to_string)
-        .transpose()?;
-    let inputs = pipeline::inputs_fingerprint(
-        &system::binary_identity(),
-        Mode::Start,
-        &config,
-        template.as_deref(),
-    );
-    let render = |family, facts: &DockerFacts| policy::render(&config, family, facts);
+    let inputs =
+        pipeline::inputs_fingerprint(&system::binary_identity(), Mode::Start, &config, &template);
+    let render = |family, facts: &DockerFacts| policy::render(&config, &template, family, facts);
     let families = managed_families(&config);
     let done = transact(
         global,
@@ -95,7 +88,7 @@ fn apply_config(
         &render,
     )?;
     for plan in &done.plans {
-        state.record_last_good(plan.family, &last_good(&config, template.as_deref(), plan)?)?;
+        state.record_last_good(plan.family, &last_good(&config, &template, plan)?)?;
     }
     state.set_degraded(None)?;
     match confirm {
@@ -106,7 +99,7 @@ fn apply_config(
     }
 }
 
-fn last_good(config: &Config, template: Option<&str>, plan: &FamilyPlan) -> Result<LastGood> {
+fn last_good(config: &Config, template: &Template, plan: &FamilyPlan) -> Result<LastGood> {
     let config_file = match &config.path {
         Some(path) => (
             path.display().to_string(),
@@ -114,12 +107,9 @@ fn last_good(config: &Config, template: Option<&str>, plan: &FamilyPlan) -> Resu
         ),
         None => ("built-in".to_string(), "-".to_string()),
     };
-    let template_file = match (&config.template, template) {
-        (Some(path), Some(text)) => (path.display().to_string(), ruleset::fingerprint_of(text)),
-        _ => (
-            "built-in".to_string(),
-            ruleset::fingerprint_of(policy::BUILTIN_TEMPLATE),
-        ),
+    let template_name = match &config.template {
+        Some(path) => path.display().to_string(),
+        None => "built-in".to_string(),
     };
     Ok(LastGood {
         applied_at: std::time::SystemTime::now()
@@ -127,7 +117,7 @@ fn last_good(config: &Config, template: Option<&str>, plan: &FamilyPlan) -> Resu
             .unwrap_or_default()
             .as_secs(),
         config: config_file,
-        template: template_file,
+        template: (template_name, ruleset::fingerprint_of(&template.source)),
         keep_chains: config.keep_chains.clone(),
         fragment: plan.policy.fragment.clone(),
     })
@@ -144,7 +134,7 @@ fn stop(global: &Global, state: &StateDir) -> Result<()> {
         &system::binary_identity(),
         Mode::Stop,
         &Config::builtin(),
-        None,
+        &Template::builtin(),
     );
     let open = |_, _: &DockerFacts| Ok(Policy::open());
     transact(global, state, Verb::Stop, &families, &inputs, &keep, &open)?;
@@ -171,11 +161,11 @@ fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
     let (families, keep) = fallback_scope(state);
     // The configuration's [ssh] when the file itself reads (the template failed).
     let ssh = Config::load(global.config.as_deref()).ok().map(|c| c.ssh);
-    let child_lock = tempfile::NamedTempFile::new()?;
+    let child_lock = ChildLock::new()?;
     let mut bare = Vec::new();
     let mut said = Vec::new();
     for family in families {
-        let ipt = Iptables::new(family, global.backend, child_lock.path())?;
+        let ipt = Iptables::new(family, global.backend, &child_lock)?;
         let current = pipeline::parse_saved(&ipt.save(None)?, "the running ruleset")?;
         if fallback::holds_a_policy(&current) {
             said.push(format!("{family}: the running policy is kept"));
@@ -249,53 +239,14 @@ fn transact(
     make: &dyn Fn(Family, &DockerFacts) -> Result<Policy>,
 ) -> Result<Done> {
     let started = Instant::now();
-    let child_lock = tempfile::NamedTempFile::new()
-        .map_err(|e| Error::environment(format!("cannot create a private lock file: {e}")))?;
+    let child_lock = ChildLock::new()?;
     let tools = families
         .iter()
-        .map(|f| Iptables::new(*f, global.backend, child_lock.path()))
+        .map(|f| Iptables::new(*f, global.backend, &child_lock))
         .collect::<Result<Vec<_>>>()?;
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
-    let mut plans = Vec::new();
-    for ipt in &tools {
-        let saved = ipt.save(None)?;
-        let applied = state.applied(ipt.family);
-        if applied.unchanged_since(inputs, &saved) {
-            if super::normal() {
-                println!(
-                    "{}: unchanged since the last apply; nothing to change",
-                    ipt.family
-                );
-            }
-            continue;
-        }
-        let source = format!("{}-save output", ipt.family.command());
-        let current = pipeline::parse_saved(&saved, &source)?;
-        let plan = pipeline::plan_with(ipt.family, current, keep_chains, &applied, |facts| {
-            make(ipt.family, facts)
-        })?;
-        test_policy(ipt, &plan.policy)?;
-        plans.push((ipt, plan, saved));
-    }
-
-    let mut snapshots = Vec::new();
-    let snapshot = StateDir::new_snapshot_name();
-    for (ipt, plan, saved) in &plans {
-        if !plan.changed.is_empty() {
-            snapshots.push((
-                ipt.family,
-                state.write_backup(&snapshot, ipt.family, saved)?,
-            ));
-        }
-    }
-    for (done, (ipt, plan, _)) in plans.iter().enumerate() {
-        if plan.changed.is_empty() {
-            continue;
-        }
-        if let Err(err) = ipt.restore(&plan.restore_text(), false) {
-            return Err(roll_back(&plans[..=done], err));
-        }
-    }
+    let plans = plan_families(&tools, state, keep_chains, make, inputs)?;
+    let snapshots = write_families(state, &plans)?;
     for (ipt, plan, saved) in &plans {
         record_applied(state, ipt, plan, saved, inputs)?;
         if !plan.changed.is_empty() {
@@ -317,8 +268,70 @@ fn transact(
     })
 }
 
+/// One family's tools, plan and the `iptables-save` text it was planned from.
+type Planned<'a> = (&'a Iptables, FamilyPlan, String);
+
+/// Plans every family not unchanged since the last apply (the apply record skips the
+/// tables the last apply left as they are, as `status` and `plan` do), and checks that
+/// each policy loads (`iptables-restore --test`). The xtables lock is held.
+fn plan_families<'a>(
+    tools: &'a [Iptables],
+    state: &StateDir,
+    keep_chains: &[String],
+    make: &dyn Fn(Family, &DockerFacts) -> Result<Policy>,
+    inputs: &str,
+) -> Result<Vec<Planned<'a>>> {
+    let mut plans = Vec::new();
+    for ipt in tools {
+        let saved = ipt.save(None)?;
+        let applied = state.applied(ipt.family);
+        if applied.unchanged_since(inputs, &saved) {
+            if super::normal() {
+                println!(
+                    "{}: unchanged since the last apply; nothing to change",
+                    ipt.family
+                );
+            }
+            continue;
+        }
+        let source = format!("{}-save output", ipt.family.command());
+        let current = pipeline::parse_saved(&saved, &source)?;
+        let mut plan = pipeline::plan_with(ipt.family, current, keep_chains, |facts| {
+            make(ipt.family, facts)
+        })?;
+        plan.skip_applied(&applied);
+        test_policy(ipt, &plan.policy)?;
+        plans.push((ipt, plan, saved));
+    }
+    Ok(plans)
+}
+
+/// Snapshots every family that changes, then writes them one `iptables-restore` each;
+/// if one fails, puts back those written. The snapshots written, per family.
+fn write_families(state: &StateDir, plans: &[Planned<'_>]) -> Result<Vec<(Family, PathBuf)>> {
+    let mut snapshots = Vec::new();
+    let snapshot = StateDir::new_snapshot_name();
+    for (ipt, plan, saved) in plans {
+        if !plan.changed.is_empty() {
+            snapshots.push((
+                ipt.family,
+                state.write_backup(&snapshot, ipt.family, saved)?,
+            ));
+        }
+    }
+    for (done, (ipt, plan, _)) in plans.iter().enumerate() {
+        if plan.changed.is_empty() {
+            continue;
+        }
+        if let Err(err) = ipt.restore(&plan.restore_text(), false) {
+            return Err(roll_back(&plans[..=done], err));
+        }
+    }
+    Ok(snapshots)
+}
+
 /// Puts the changed tables of every family written so far back as they were found.
-fn roll_back(plans: &[(&Iptables, FamilyPlan, String)], cause: Error) -> Error {
+fn roll_back(plans: &[Planned<'_>], cause: Error) -> Error {
     let mut failures = Vec::new();
     for (ipt, plan, _) in plans.iter().rev() {
         if !plan.changed.is_empty() {

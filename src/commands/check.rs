@@ -8,8 +8,9 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::family::Family;
 use crate::ownership::DockerFacts;
-use crate::policy;
+use crate::policy::{self, Template};
 use crate::system::iptables::Iptables;
+use crate::system::lock::ChildLock;
 
 use super::{load_config, managed_families, test_policy};
 
@@ -45,12 +46,13 @@ pub fn run(global: &Global) -> Result<()> {
 /// families tested.
 pub(super) fn render_and_test(global: &Global, config: &Config) -> Result<Vec<Family>> {
     let root = crate::system::is_root();
-    let child_lock = tempfile::NamedTempFile::new()?;
+    let template = Template::load(config)?;
+    let child_lock = ChildLock::new()?;
     let mut tested = Vec::new();
     for family in managed_families(config) {
-        let policy = policy::render(config, family, &DockerFacts::default())?;
+        let policy = policy::render(config, &template, family, &DockerFacts::default())?;
         if root {
-            let ipt = Iptables::new(family, global.backend, child_lock.path())?;
+            let ipt = Iptables::new(family, global.backend, &child_lock)?;
             test_policy(&ipt, &policy)?;
             tested.push(family);
         }

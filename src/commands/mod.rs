@@ -1,10 +1,12 @@
 //! One module per subcommand; each takes the parsed CLI and does its work through the
 //! pure pipeline and the thin [`crate::system`] layer.
 
+#![forbid(unsafe_code)]
+
 mod apply;
 mod check;
 mod confirm;
-mod docs;
+pub(crate) mod docs;
 mod install;
 mod plan;
 mod snapshots;
@@ -17,8 +19,10 @@ use crate::cli::{Cli, Command, Global};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::family::Family;
-use crate::policy::Policy;
+use crate::pipeline::{self, FamilyPlan, Mode};
+use crate::policy::{Policy, Template};
 use crate::system::iptables::Iptables;
+use crate::system::state::StateDir;
 use crate::system::trust;
 
 /// 0 quiet, 1 normal, 2 verbose: set once from `--quiet` / `--verbose`.
@@ -73,9 +77,10 @@ fn managed_families(config: &Config) -> Vec<Family> {
 }
 
 /// The one validation every command shares (`start`, `reload`, `plan`, `status`,
-/// `check`, `install`): the configuration parsed and checked value by value, the file, the
-/// template and their directories root's alone ([`trust`]); warnings (an interface that
-/// does not exist yet) printed to stderr. Rendering and [`test_policy`] follow per family.
+/// `check`, `install`, `rollback`): the configuration parsed and checked value by value,
+/// the file, the template and their directories root's alone ([`trust`]); warnings (an
+/// interface that does not exist yet) printed to stderr. Rendering and [`test_policy`]
+/// follow per family.
 fn load_config(global: &Global) -> Result<Config> {
     let config = Config::load(global.config.as_deref())?;
     if let Some(path) = &config.path {
@@ -108,4 +113,25 @@ fn test_policy(ipt: &Iptables, policy: &Policy) -> Result<()> {
             Error::config(format!("the {} policy does not load: {e}", ipt.family))
                 .hint("fix the configuration or template; nothing was applied")
         })
+}
+
+/// The configuration and its template, each read once for the whole run.
+fn load_policy(config: Config) -> Result<(Config, Template)> {
+    let template = Template::load(&config)?;
+    Ok((config, template))
+}
+
+/// Plans one family of the running ruleset as `start` does: the pure plan, then the
+/// apply record in `state` skips the tables the last apply left as they are.
+fn plan_running(
+    family: Family,
+    saved: &str,
+    (config, template): (&Config, &Template),
+    mode: Mode,
+    state: &StateDir,
+) -> Result<FamilyPlan> {
+    let source = format!("{}-save output", family.command());
+    let mut plan = pipeline::plan(family, saved, &source, config, template, mode)?;
+    plan.skip_applied(&state.applied(family));
+    Ok(plan)
 }
