@@ -13,6 +13,7 @@ use crate::family::Family;
 use crate::guard;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
 use crate::policy::Template;
+use crate::report::{self, Level};
 use crate::ruleset;
 use crate::system;
 use crate::system::iptables::Iptables;
@@ -58,9 +59,10 @@ pub fn run(
         }
         report(plan);
     }
-    if super::normal() {
-        println!("{verb}: done in {} ms", started.elapsed().as_millis());
-    }
+    report::info(format_args!(
+        "{verb}: done in {} ms",
+        started.elapsed().as_millis()
+    ));
     drop(lock);
     match confirm {
         Some(seconds) if !snapshots.is_empty() => {
@@ -87,12 +89,10 @@ fn plan_families<'a>(
         let saved = ipt.save(None)?;
         let applied = state.applied(ipt.family);
         if applied.unchanged_since(inputs, &saved) {
-            if super::normal() {
-                println!(
-                    "{}: unchanged since the last apply; nothing to change",
-                    ipt.family
-                );
-            }
+            report::info(format_args!(
+                "{}: unchanged since the last apply; nothing to change",
+                ipt.family
+            ));
             continue;
         }
         let plan = plan_running(ipt.family, &saved, policy, mode, state)?;
@@ -186,23 +186,20 @@ fn plural(n: usize, what: &str) -> String {
 }
 
 fn report(plan: &FamilyPlan) {
-    if !super::normal() {
-        return;
-    }
     let written = if plan.changed.is_empty() {
         "nothing to change".to_string()
     } else {
         format!("replaced tables {}", plan.changed.join(", "))
     };
     let counts = plan.counts();
-    println!(
+    report::info(format_args!(
         "{}: kept {} and {} on request; removed {}; {written}",
         plan.family,
         plural(counts.docker, "Docker rule"),
         plural(counts.kept_on_request, "rule"),
         plural(counts.removed, "other rule"),
-    );
-    if super::verbose() {
+    ));
+    if report::enabled(Level::Debug) {
         for (table, own) in plan.current.tables.iter().zip(&plan.ownership.tables) {
             let kept = own.kept_rules();
             let loaded = plan
@@ -210,7 +207,7 @@ fn report(plan: &FamilyPlan) {
                 .fragment
                 .table(&table.name)
                 .map_or(0, |t| t.rules.len());
-            println!(
+            report::debug(format_args!(
                 "{} {}: kept {}, replaced {} with {}{}",
                 plan.family,
                 table.name,
@@ -222,7 +219,7 @@ fn report(plan: &FamilyPlan) {
                 } else {
                     " (unchanged)"
                 }
-            );
+            ));
         }
     }
 }
