@@ -16,6 +16,7 @@ use crate::guard;
 use crate::ownership::DockerFacts;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
 use crate::policy::{self, Policy, Template};
+use crate::report::{self, Level};
 use crate::ruleset;
 use crate::system;
 use crate::system::iptables::Iptables;
@@ -254,13 +255,11 @@ fn transact(
         }
         report(plan);
     }
-    if super::normal() {
-        println!(
-            "{}: done in {} ms",
-            verb.name(),
-            started.elapsed().as_millis()
-        );
-    }
+    report::info(format_args!(
+        "{}: done in {} ms",
+        verb.name(),
+        started.elapsed().as_millis()
+    ));
     drop(lock);
     Ok(Done {
         plans: plans.into_iter().map(|(_, plan, _)| plan).collect(),
@@ -286,12 +285,10 @@ fn plan_families<'a>(
         let saved = ipt.save(None)?;
         let applied = state.applied(ipt.family);
         if applied.unchanged_since(inputs, &saved) {
-            if super::normal() {
-                println!(
-                    "{}: unchanged since the last apply; nothing to change",
-                    ipt.family
-                );
-            }
+            report::info(format_args!(
+                "{}: unchanged since the last apply; nothing to change",
+                ipt.family
+            ));
             continue;
         }
         let source = format!("{}-save output", ipt.family.command());
@@ -384,23 +381,20 @@ fn plural(n: usize, what: &str) -> String {
 }
 
 fn report(plan: &FamilyPlan) {
-    if !super::normal() {
-        return;
-    }
     let written = if plan.changed.is_empty() {
         "nothing to change".to_string()
     } else {
         format!("replaced tables {}", plan.changed.join(", "))
     };
     let counts = plan.counts();
-    println!(
+    report::info(format_args!(
         "{}: kept {} and {} on request; removed {}; {written}",
         plan.family,
         plural(counts.docker, "Docker rule"),
         plural(counts.kept_on_request, "rule"),
         plural(counts.removed, "other rule"),
-    );
-    if super::verbose() {
+    ));
+    if report::enabled(Level::Debug) {
         for (table, own) in plan.current.tables.iter().zip(&plan.ownership.tables) {
             let kept = own.kept_rules();
             let loaded = plan
@@ -408,7 +402,7 @@ fn report(plan: &FamilyPlan) {
                 .fragment
                 .table(&table.name)
                 .map_or(0, |t| t.rules.len());
-            println!(
+            report::debug(format_args!(
                 "{} {}: kept {}, replaced {} with {}{}",
                 plan.family,
                 table.name,
@@ -420,7 +414,7 @@ fn report(plan: &FamilyPlan) {
                 } else {
                     " (unchanged)"
                 }
-            );
+            ));
         }
     }
 }

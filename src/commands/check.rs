@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::family::Family;
 use crate::ownership::DockerFacts;
 use crate::policy::{self, Template};
+use crate::report;
 use crate::system::iptables::Iptables;
 use crate::system::lock::ChildLock;
 
@@ -23,20 +24,17 @@ pub fn run(global: &Global) -> Result<()> {
         .map_or("the built-in configuration".to_string(), |p| {
             p.display().to_string()
         });
-    if super::normal() {
-        if tested.is_empty() {
-            println!("{source}: ok (not tested with iptables-restore --test: that needs root)");
-        } else {
-            println!(
-                "{source}: ok ({} policy accepted by iptables-{}-restore --test)",
-                tested
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" and "),
-                global.backend.name()
-            );
-        }
+    if tested.is_empty() {
+        report::info(format_args!(
+            "{source}: ok (not tested with iptables-restore --test: that needs root)"
+        ));
+    } else {
+        let families: Vec<String> = tested.iter().map(ToString::to_string).collect();
+        report::info(format_args!(
+            "{source}: ok ({} policy accepted by iptables-{}-restore --test)",
+            families.join(" and "),
+            global.backend.name()
+        ));
     }
     Ok(())
 }
