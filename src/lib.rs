@@ -19,3 +19,4 @@ pub mod rollback;
 pub mod rule;
 pub mod ruleset;
 pub mod system;
+pub mod transaction;

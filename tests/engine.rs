@@ -12,31 +12,32 @@ const FIXTURE: &str = "$FIXTURES/moby-v29-doc-usernet-portmap.v4.rules";
 /// Both families' rulesets, counters included, without the timestamp comments.
 const DUMP: &str = "{ iptables-legacy-save -c; ip6tables-legacy-save -c; } | grep -v '^#'";
 
-#[test]
-fn a_concurrent_docker_writer_never_loses_a_rule() {
+/// Start/stop rounds while a Docker-like writer appends 400 rules with `iptables -w`
+/// (`backend`: legacy or nft, for the writer, the fixture and the binary alike).
+fn concurrent_writer_loses_nothing(backend: &str) {
     if !netns_ready("engine") {
         return;
     }
     let script = format!(
-        r#"iptables-legacy-restore < {FIXTURE}
-"$BIN" start > /dev/null
+        r#"iptables-{backend}-restore < {FIXTURE}
+"$BIN" --backend {backend} start > /dev/null
 (
   for i in $(seq 1 400); do
-    iptables-legacy -w -A DOCKER -s 10.77.$((i / 200)).$((i % 200 + 1))/32 -j RETURN
+    iptables-{backend} -w -A DOCKER -s 10.77.$((i / 200)).$((i % 200 + 1))/32 -j RETURN
   done
   touch /run/work/writer.done
 ) &
 writer=$!
 rounds=0
 while [ ! -e /run/work/writer.done ]; do
-  "$BIN" start > /dev/null
-  "$BIN" stop > /dev/null
+  "$BIN" --backend {backend} start > /dev/null
+  "$BIN" --backend {backend} stop > /dev/null
   rounds=$((rounds + 1))
 done
 wait "$writer"
-"$BIN" start > /dev/null
+"$BIN" --backend {backend} start > /dev/null
 echo "=== ROUNDS"; echo "$rounds"
-echo "=== SAVE"; iptables-legacy-save -t filter
+echo "=== SAVE"; iptables-{backend}-save -t filter
 "#
     );
     let s = sections(&ok(netns_sh(&script, 300)));
@@ -61,9 +62,72 @@ echo "=== SAVE"; iptables-legacy-save -t filter
         .collect();
     assert_eq!(
         written, expected,
-        "rules lost or reordered over {rounds} rounds"
+        "{backend}: rules lost or reordered over {rounds} rounds"
     );
-    println!("writer: 400/400 rules kept over {rounds} start/stop rounds");
+    println!("{backend} writer: 400/400 rules kept over {rounds} start/stop rounds");
+}
+
+#[test]
+fn a_concurrent_docker_writer_never_loses_a_rule_legacy() {
+    concurrent_writer_loses_nothing("legacy");
+}
+
+#[test]
+fn a_concurrent_docker_writer_never_loses_a_rule_nft() {
+    concurrent_writer_loses_nothing("nft");
+}
+
+/// The deterministic race: an `iptables-<backend>-restore` stand-in on PATH sleeps 1 s
+/// before it runs the real one (only for the write, not the policy's `--test`), and a
+/// Docker-like `iptables -w -A DOCKER` runs during that second, after our save.
+fn a_rule_written_between_save_and_restore_is_kept(backend: &str) {
+    if !netns_ready("engine") {
+        return;
+    }
+    let script = format!(
+        r#"iptables-{backend}-restore < {FIXTURE}
+for p in iptables ip6tables; do
+  real=$(command -v $p-{backend}-restore)
+  mkdir -p /run/work/slow
+  printf '#!/bin/bash\ncase " $* " in *" --test "*) ;; *) touch /run/work/restoring; sleep 1;; esac\nexec %s "$@"\n' "$real" > /run/work/slow/$p-{backend}-restore
+  chmod +x /run/work/slow/$p-{backend}-restore
+done
+PATH=/run/work/slow:$PATH "$BIN" --backend {backend} start > /run/work/out 2>&1 &
+started=$!
+while [ ! -e /run/work/restoring ]; do sleep 0.02; done
+iptables-{backend} -w -A DOCKER -s 10.99.0.1/32 -j RETURN
+wait "$started"
+echo "=== OUT"; cat /run/work/out
+echo "=== SAVE"; iptables-{backend}-save -t filter
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 120)));
+    let saved = parse(&s["SAVE"]);
+    let kept = rules(&saved, "filter", "DOCKER")
+        .iter()
+        .filter(|r| r.contains("10.99.0.1"))
+        .count();
+    assert_eq!(
+        kept, 1,
+        "{backend}: the rule written during the apply was lost:\n{}",
+        s["OUT"]
+    );
+    assert_eq!(
+        policy_of(&saved, "filter", "INPUT").as_deref(),
+        Some("DROP"),
+        "{backend}: the policy was not applied"
+    );
+    println!("{backend}: 1/1 rule written between save and restore kept");
+}
+
+#[test]
+fn a_rule_written_during_the_apply_is_kept_legacy() {
+    a_rule_written_between_save_and_restore_is_kept("legacy");
+}
+
+#[test]
+fn a_rule_written_during_the_apply_is_kept_nft() {
+    a_rule_written_between_save_and_restore_is_kept("nft");
 }
 
 #[test]

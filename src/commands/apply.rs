@@ -14,7 +14,7 @@ use crate::system::lock::XtablesLock;
 use crate::system::state::StateDir;
 use crate::system::{self, default_route_interfaces};
 
-use super::{confirm, load_trusted_config, managed_families};
+use super::{confirm, load_trusted_config, managed_families, write};
 
 /// Applies `mode`; with `confirm: Some(seconds)`, waits for the operator and rolls back
 /// without a confirmation.
@@ -83,12 +83,20 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
             snapshots.push((ipt.family, state.write_backup(ipt.family, saved)?));
         }
     }
-    for (done, (ipt, plan, _)) in plans.iter().enumerate() {
+    for done in 0..plans.len() {
+        let (ipt, plan, saved) = &mut plans[done];
         if plan.changed.is_empty() {
             continue;
         }
-        if let Err(err) = ipt.restore(&plan.restore_text(), false) {
-            return Err(roll_back(&plans[..=done], err));
+        let source = format!("{}-save output", ipt.family.command());
+        let replan = |saved: &str| {
+            let applied = state.applied(ipt.family);
+            pipeline::plan(
+                ipt.family, saved, &source, &config, mode, &external, &applied,
+            )
+        };
+        if let Err(err) = write::apply(ipt, plan, saved, &replan) {
+            return Err(roll_back(&plans[..=done], &config.keep_chains, err));
         }
     }
     for (ipt, plan, saved) in &plans {
@@ -108,11 +116,15 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
 }
 
 /// Puts the changed tables of every family written so far back as they were found.
-fn roll_back(plans: &[(&Iptables, FamilyPlan, String)], cause: Error) -> Error {
+fn roll_back(
+    plans: &[(&Iptables, FamilyPlan, String)],
+    keep_chains: &[String],
+    cause: Error,
+) -> Error {
     let mut failures = Vec::new();
     for (ipt, plan, _) in plans.iter().rev() {
         if !plan.changed.is_empty() {
-            if let Err(e) = ipt.restore(&plan.rollback_text(), false) {
+            if let Err(e) = write::undo(ipt, plan, keep_chains) {
                 failures.push(e.to_string());
             }
         }

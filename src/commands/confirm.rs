@@ -10,11 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cli::Global;
-use crate::compose::changed_tables;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
-use crate::pipeline::tables_text;
-use crate::rollback;
 use crate::ruleset;
 use crate::system;
 use crate::system::iptables::Iptables;
@@ -149,16 +146,9 @@ fn roll_back(global: &Global, pending: &Pending) -> Result<()> {
     let _lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     for (family, snapshot) in pending.snapshots()? {
         let ipt = Iptables::new(family, global.backend, child_lock.path())?;
-        let parse = |text: &str, what: &str| {
-            ruleset::parse(text).map_err(|e| Error::failed(format!("cannot read {what}: {e}")))
-        };
-        let now = parse(&ipt.save(None)?, "the running ruleset")?;
-        let before = parse(&fs_err::read_to_string(&snapshot)?, "the snapshot")?;
-        let merged = rollback::merge(&before, &now, &config.keep_chains);
-        let changed = changed_tables(&now, &merged);
-        if !changed.is_empty() {
-            ipt.restore(&tables_text(&merged, &changed), false)?;
-        }
+        let before = ruleset::parse(&fs_err::read_to_string(&snapshot)?)
+            .map_err(|e| Error::failed(format!("cannot read the snapshot: {e}")))?;
+        super::write::put_back(&ipt, &before, &config.keep_chains)?;
     }
     Ok(())
 }

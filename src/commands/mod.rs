@@ -8,6 +8,7 @@ mod install;
 mod plan;
 mod status;
 mod uninstall;
+mod write;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

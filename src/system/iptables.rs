@@ -1,4 +1,4 @@
-//! Runs `iptables-save` / `iptables-restore` (legacy by default) for one family.
+//! Runs `iptables-save` / `iptables-restore` (legacy or nft) for one family.
 //! Our children get a private xtables lock file: we hold the real one ourselves.
 
 use std::path::{Path, PathBuf};
@@ -31,6 +31,7 @@ impl Backend {
 #[derive(Debug, Clone)]
 pub struct Iptables {
     pub family: Family,
+    pub backend: Backend,
     save: PathBuf,
     restore: PathBuf,
     child_lock: PathBuf,
@@ -48,6 +49,7 @@ impl Iptables {
         let base = format!("{}-{}", family.command(), backend.name());
         Ok(Iptables {
             family,
+            backend,
             save: find(&format!("{base}-save"), backend)?,
             restore: find(&format!("{base}-restore"), backend)?,
             child_lock: child_lock.to_path_buf(),
@@ -84,7 +86,17 @@ impl Iptables {
         if test {
             args.push("--test");
         }
-        let out = duct::cmd(&self.restore, &args)
+        self.run_restore(&args, text)
+    }
+
+    /// `iptables-restore --noflush`: `text` edits the running tables (see
+    /// [`crate::transaction`]); all of it or, if any line fails, none of it.
+    pub fn edit(&self, text: &str) -> Result<()> {
+        self.run_restore(&["--noflush", "-w"], text)
+    }
+
+    fn run_restore(&self, args: &[&str], text: &str) -> Result<()> {
+        let out = duct::cmd(&self.restore, args)
             .env("XTABLES_LOCKFILE", &self.child_lock)
             .stdin_bytes(text.as_bytes())
             .stdout_capture()
@@ -95,10 +107,14 @@ impl Iptables {
         if out.status.success() {
             Ok(())
         } else {
+            let flags: String = args
+                .iter()
+                .filter(|a| **a != "-c" && **a != "-w")
+                .map(|a| format!(" {a}"))
+                .collect();
             Err(Error::failed(format!(
-                "{}{} failed: {}",
+                "{}{flags} failed: {}",
                 self.restore.display(),
-                if test { " --test" } else { "" },
                 String::from_utf8_lossy(&out.stderr).trim()
             )))
         }
