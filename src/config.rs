@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::backend::Choice;
 use crate::error::{Error, Result};
 
 /// The default location of the configuration file.
@@ -19,6 +20,8 @@ pub const DEFAULT_PATH: &str = "/etc/iptables-docker/config.toml";
 pub struct Config {
     /// The file it was read from; `None` for the built-in default.
     pub path: Option<PathBuf>,
+    /// `backend = "auto" | "legacy" | "nft"`; `None` when not set (auto).
+    pub backend: Option<Choice>,
     pub ipv6: bool,
     /// A policy template replacing the built-in one.
     pub template: Option<PathBuf>,
@@ -118,6 +121,7 @@ pub struct ContainerAllow {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    backend: Option<Choice>,
     ipv6: Option<bool>,
     template: Option<String>,
     #[serde(default)]
@@ -332,6 +336,7 @@ impl Config {
     pub fn builtin() -> Self {
         Config {
             path: None,
+            backend: None,
             ipv6: true,
             template: None,
             keep_chains: Vec::new(),
@@ -461,6 +466,7 @@ impl Config {
         });
         Config {
             path: Some(path.to_path_buf()),
+            backend: raw.backend,
             ipv6: raw.ipv6.unwrap_or(true),
             template,
             keep_chains: raw.keep_chains,

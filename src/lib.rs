@@ -5,6 +5,7 @@
 //! [`compose`] (the ruleset to load), [`pipeline`] (one family's plan); [`system`] runs
 //! the processes; [`commands`] ties them to the CLI.
 
+pub mod backend;
 pub mod cli;
 pub mod commands;
 pub mod compose;

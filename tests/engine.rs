@@ -283,3 +283,115 @@ fn the_lockout_guard_refuses_a_policy_that_cuts_the_ssh_session() {
     assert_eq!(code, 0, "{err}");
     assert_ne!(before, after);
 }
+
+/// Loads the fixture into `load` (legacy or nft), runs `setup`, a plain `start` (auto)
+/// and `status`; returns their output and both backends' filter tables.
+fn auto_start(load: &str, setup: &str) -> std::collections::BTreeMap<String, String> {
+    let script = format!(
+        r#"iptables-{load}-restore < {FIXTURE}
+{setup}
+echo "=== DOCKER"; iptables-{load}-save -t filter | grep -- '-A DOCKER' || true
+echo "=== START"; "$BIN" start 2>&1
+echo "=== STATUS"; "$BIN" status 2>&1 && echo "exit 0" || echo "exit $?"
+echo "=== LEGACY"; iptables-legacy-save -t filter 2>/dev/null || true
+echo "=== NFT"; iptables-nft-save -t filter
+"#
+    );
+    sections(&ok(netns_sh(&script, 120)))
+}
+
+fn docker_rules_of(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.starts_with("-A DOCKER"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn auto_manages_nft_on_a_kernel_without_legacy_and_says_why() {
+    if !netns_ready("engine") {
+        return;
+    }
+    // Stand-ins answer as iptables-legacy does on a kernel built without
+    // CONFIG_NETFILTER_XTABLES_LEGACY (Linux >= 6.17 by default).
+    let setup = r#"mkdir -p /run/work/nolegacy
+for p in iptables ip6tables; do for s in "" -save -restore; do
+  printf '#!/bin/sh\necho "%s-legacy v1.8.9 (legacy): can'"'"'t initialize iptables table \`filter'"'"': Table does not exist (do you need to insmod?)" >&2\nexit 3\n' $p > /run/work/nolegacy/$p-legacy$s
+  chmod +x /run/work/nolegacy/$p-legacy$s
+done; done
+export PATH=/run/work/nolegacy:$PATH"#;
+    let s = auto_start("nft", setup);
+    let start = &s["START"];
+    assert!(
+        start.contains("backend: iptables-nft (auto: iptables-legacy cannot work here"),
+        "{start}"
+    );
+    assert!(start.contains("Table does not exist"), "{start}");
+    let nft = parse(&s["NFT"]);
+    assert_eq!(
+        policy_of(&nft, "filter", "INPUT").as_deref(),
+        Some("DROP"),
+        "{start}"
+    );
+    let docker = docker_rules_of(&s["DOCKER"]);
+    assert!(!docker.is_empty());
+    assert_eq!(docker_rules_of(&s["NFT"]), docker, "Docker's rules changed");
+    assert!(
+        s["STATUS"].contains("backend: iptables-nft"),
+        "{}",
+        s["STATUS"]
+    );
+    assert!(s["STATUS"].contains("exit 0"), "{}", s["STATUS"]);
+    println!(
+        "no legacy: policy in iptables-nft, {} Docker rules kept",
+        docker.len()
+    );
+}
+
+#[test]
+fn auto_manages_legacy_where_it_works_and_follows_docker_into_nft() {
+    if !netns_ready("engine") {
+        return;
+    }
+    let s = auto_start("legacy", "");
+    assert!(
+        s["START"].contains(
+            "backend: iptables-legacy (auto: iptables-legacy works here, where Docker's rules are)"
+        ),
+        "{}",
+        s["START"]
+    );
+    let legacy = parse(&s["LEGACY"]);
+    assert_eq!(
+        policy_of(&legacy, "filter", "INPUT").as_deref(),
+        Some("DROP")
+    );
+    assert_eq!(docker_rules_of(&s["LEGACY"]), docker_rules_of(&s["DOCKER"]));
+
+    // Docker's rules in iptables-nft (`iptables` pointing there), legacy available: the
+    // policy follows them; a stray legacy rule beside them is a split that status reports.
+    let s = auto_start("nft", "");
+    assert!(
+        s["START"].contains("backend: iptables-nft (auto: Docker's rules live in iptables-nft"),
+        "{}",
+        s["START"]
+    );
+    let nft = parse(&s["NFT"]);
+    assert_eq!(policy_of(&nft, "filter", "INPUT").as_deref(), Some("DROP"));
+    assert_eq!(docker_rules_of(&s["NFT"]), docker_rules_of(&s["DOCKER"]));
+    let script = format!(
+        r#"iptables-nft-restore < {FIXTURE}
+"$BIN" start > /dev/null
+iptables-legacy -A INPUT -s 192.0.2.1/32 -j ACCEPT
+"$BIN" status > /run/work/out 2>&1 && echo "=== CODE" && echo 0 || {{ rc=$?; echo "=== CODE"; echo $rc; }}
+echo "=== OUT"; cat /run/work/out
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 120)));
+    assert_eq!(s["CODE"].trim(), "8", "{}", s["OUT"]);
+    assert!(
+        s["OUT"].contains("rules also live in the legacy tables"),
+        "{}",
+        s["OUT"]
+    );
+}

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::backend::Selection;
 use crate::cli::Global;
+use crate::config::Config;
 use crate::error::{Error, Kind, Result};
 use crate::guard;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
@@ -26,11 +28,20 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
     if !force {
         guard::check(&config, std::env::var("SSH_CONNECTION").ok().as_deref())?;
     }
+    let selection = super::select_backend(global, &config, true)?;
+    check_docker_nftables(&selection, &config, mode)?;
+    if super::normal() {
+        println!(
+            "backend: iptables-{} ({})",
+            selection.backend.name(),
+            selection.reason
+        );
+    }
     let child_lock = tempfile::NamedTempFile::new()
         .map_err(|e| Error::environment(format!("cannot create a private lock file: {e}")))?;
     let tools = managed_families(&config)
         .into_iter()
-        .map(|f| Iptables::new(f, global.backend, child_lock.path()))
+        .map(|f| Iptables::new(f, selection.backend, child_lock.path()))
         .collect::<Result<Vec<_>>>()?;
     let external = default_route_interfaces();
     let state = StateDir::new(&global.state_dir);
@@ -109,10 +120,34 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
     drop(lock);
     match confirm {
         Some(seconds) if !snapshots.is_empty() => {
-            confirm::await_operator(global, &state, &snapshots, seconds)
+            confirm::await_operator(global, selection.backend, &state, &snapshots, seconds)
         }
         _ => Ok(()),
     }
+}
+
+/// Under Docker's own nftables firewall backend there is no DOCKER-USER chain to hold the
+/// `[containers]` allow-list: `start` refuses it and says what to do; the host policy
+/// alone applies as usual.
+fn check_docker_nftables(selection: &Selection, config: &Config, mode: Mode) -> Result<()> {
+    let Some(how) = &selection.docker_nftables else {
+        return Ok(());
+    };
+    if mode == Mode::Start && config.containers.is_some() {
+        return Err(Error::config(format!(
+            "Docker runs its nftables firewall backend ({how}): it writes no iptables rules \
+             and has no DOCKER-USER chain, so the [containers] section cannot filter published \
+             ports"
+        ))
+        .hint(
+            "remove the [containers] section (the host policy still applies), or run Docker with \
+               \"firewall-backend\": \"iptables\" in /etc/docker/daemon.json",
+        ));
+    }
+    if super::normal() {
+        println!("note: Docker runs its nftables firewall backend ({how}); the host policy applies, published ports are Docker's to filter");
+    }
+    Ok(())
 }
 
 /// Puts the changed tables of every family written so far back as they were found.

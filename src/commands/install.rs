@@ -13,6 +13,7 @@ pub(super) mod rules;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::backend::Selection;
 use crate::cli::{Global, InstallArgs};
 use crate::config::Config;
 use crate::error::{Error, Kind, Result};
@@ -242,14 +243,20 @@ fn roll_back(journal: Vec<Undo>, records: &RecordDir, cause: Error) -> Error {
 
 pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
     preflight(global, "install")?;
-    let target = global.backend;
+    let config = Config::load(None)?;
+    let selection = super::select_backend(global, &config, false)?;
+    let target = selection.backend;
+    say(format!(
+        "backend: iptables-{} ({})",
+        target.name(),
+        selection.reason
+    ));
     if args.packaged && target != Backend::Legacy {
         return Err(Error::environment(
             "the Debian package's unit drives iptables-legacy; --backend nft needs `install` without --packaged",
         ));
     }
     require_binaries(target)?;
-    let config = Config::load(None)?;
     if !args.force {
         guard::check(&config, std::env::var("SSH_CONNECTION").ok().as_deref())?;
     }
@@ -265,6 +272,7 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
     };
     match steps(
         global,
+        &selection,
         &assets,
         args.packaged,
         &records,
@@ -294,9 +302,10 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
 }
 
 /// The host as it is now, before install changes anything.
-fn capture(target: Backend, assets: &[files::Asset]) -> Result<Record> {
+fn capture(selection: &Selection, assets: &[files::Asset]) -> Result<Record> {
     Ok(Record {
-        backend: target.name().to_string(),
+        backend: selection.backend.name().to_string(),
+        backend_reason: Some(selection.reason.clone()),
         iptables_was: host::command_backend("iptables").map(|b| b.name().to_string()),
         alternatives: GROUPS
             .iter()
@@ -337,13 +346,14 @@ fn snapshots() -> Result<Vec<(String, String)>> {
 
 fn steps(
     global: &Global,
+    selection: &Selection,
     assets: &[files::Asset],
     packaged: bool,
     records: &RecordDir,
     journal: &mut Vec<Undo>,
     changed: &mut bool,
 ) -> Result<Vec<String>> {
-    let target = global.backend;
+    let target = selection.backend;
     let mut advice = Vec::new();
 
     // The record of the host as it was: written once.
@@ -359,7 +369,7 @@ fn steps(
         Some(_) => {}
         None => {
             let created_dir = !records.root.exists();
-            let record = records.write(capture(target, assets)?, &snapshots()?)?;
+            let record = records.write(capture(selection, assets)?, &snapshots()?)?;
             say(format!(
                 "recorded the host as it is in {} (snapshots in {})",
                 records.path().display(),

@@ -12,12 +12,13 @@ mod write;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use crate::backend::{self, Choice, Selection};
 use crate::cli::{Cli, Command, Global};
 use crate::config::Config;
 use crate::error::Result;
 use crate::family::Family;
 use crate::pipeline::Mode;
-use crate::system::trust;
+use crate::system::{probe, trust};
 
 /// 0 quiet, 1 normal, 2 verbose: set once from `--quiet` / `--verbose`.
 static VERBOSITY: AtomicU8 = AtomicU8::new(1);
@@ -66,6 +67,28 @@ fn managed_families(config: &Config) -> Vec<Family> {
         .into_iter()
         .filter(|f| *f == Family::V4 || ipv6)
         .collect()
+}
+
+/// The backend to manage, decided from `--backend`, else the config's `backend`, else
+/// auto, against what the host provides ([`crate::backend::select`]). `follow_docker`:
+/// whether auto also goes where Docker's rules are (not for install, which moves them).
+fn select_backend(global: &Global, config: &Config, follow_docker: bool) -> Result<Selection> {
+    let (choice, origin) = match (global.backend, config.backend) {
+        (Some(choice), _) => (choice, "--backend".to_string()),
+        (None, Some(choice)) => (
+            choice,
+            format!(
+                "`backend` in {}",
+                config
+                    .path
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("the config"))
+                    .display()
+            ),
+        ),
+        (None, None) => (Choice::Auto, "default".to_string()),
+    };
+    backend::select(choice, &origin, &probe::facts(), follow_docker)
 }
 
 fn load_config(global: &Global) -> Result<Config> {

@@ -27,8 +27,9 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
     } else {
         system::require_root("plan")?;
         let child_lock = tempfile::NamedTempFile::new()?;
+        let backend = super::select_backend(global, &config, true)?.backend;
         for family in managed_families(&config) {
-            let ipt = Iptables::new(family, global.backend, child_lock.path())?;
+            let ipt = Iptables::new(family, backend, child_lock.path())?;
             let source = format!("{}-save output", family.command());
             inputs.push((family, ipt.save(None)?, source));
         }

@@ -59,18 +59,32 @@ pub fn run(global: &Global) -> Result<()> {
     let child_lock = tempfile::NamedTempFile::new()?;
     let external = default_route_interfaces();
     println!("iptables points to: {}", iptables_backend());
+    let selection = super::select_backend(global, &config, true)?;
+    println!(
+        "backend: iptables-{} ({})",
+        selection.backend.name(),
+        selection.reason
+    );
+    if let Some(how) = &selection.docker_nftables {
+        println!(
+            "Docker's firewall backend: nftables ({how}); the host policy applies, published \
+             ports are filtered by Docker's own tables ([containers] cannot apply)"
+        );
+    }
 
     let mut drift = Vec::new();
+    let mut split = Vec::new();
     for family in managed_families(&config) {
-        let ipt = Iptables::new(family, global.backend, child_lock.path())?;
+        let ipt = Iptables::new(family, selection.backend, child_lock.path())?;
         let saved = ipt.save(None)?;
-        let other = match global.backend {
+        let other = match selection.backend {
             Backend::Legacy => Backend::Nft,
             Backend::Nft => Backend::Legacy,
         };
         if let Ok(other_ipt) = Iptables::new(family, other, child_lock.path()) {
             let other_rules = other_ipt.save(None).map(|t| rule_count(&t)).unwrap_or(0);
             if other_rules > 0 && rule_count(&saved) > 0 {
+                split.push(family);
                 println!(
                     "WARNING: {family}: {other_rules} rules also live in the {} tables: packets \
                      traverse both rulesets. Move them (iptables-docker install does) or flush them.",
@@ -108,6 +122,13 @@ pub fn run(global: &Global) -> Result<()> {
     match newest {
         Some(p) => println!("newest snapshot: {}", p.display()),
         None => println!("newest snapshot: none"),
+    }
+    if !split.is_empty() {
+        return Err(Error::new(
+            Kind::Drift,
+            "rules live in both the legacy and the nft tables: the policy is not the whole firewall",
+        )
+        .hint("`iptables-docker install` moves the rules to one backend; then restart Docker"));
     }
     if drift.is_empty() {
         Ok(())

@@ -50,6 +50,10 @@ pub struct UnitRecord {
 pub struct Record {
     /// The iptables backend iptables-docker was installed for: "legacy" or "nft".
     pub backend: String,
+    /// Why that backend: "set by --backend", or what auto found (e.g. that
+    /// iptables-legacy cannot work on this kernel).
+    #[serde(default)]
+    pub backend_reason: Option<String>,
     /// The backend the `iptables` command used before: "legacy", "nft", or absent.
     pub iptables_was: Option<String>,
     #[serde(default)]
@@ -193,6 +197,7 @@ mod tests {
         assert_eq!(records.read().unwrap(), None);
         let record = Record {
             backend: "legacy".into(),
+            backend_reason: Some("auto: iptables-legacy works here (the default)".into()),
             iptables_was: Some("nft".into()),
             alternatives: vec![AlternativeRecord {
                 group: "iptables".into(),
