@@ -10,7 +10,7 @@
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::system::iptables::Backend;
 
 /// The `backend` setting.
@@ -56,13 +56,14 @@ pub fn select(
     facts: &Facts,
     follow_docker: bool,
 ) -> Result<Selection> {
-    let explicit = |backend: Backend| {
-        let unusable = match backend {
-            Backend::Legacy => &facts.legacy_unusable,
-            Backend::Nft => &facts.nft_unusable,
-        };
-        match unusable {
-            Some(why) => Err(Error::environment(format!(
+    let explicit =
+        |backend: Backend| {
+            let unusable = match backend {
+                Backend::Legacy => &facts.legacy_unusable,
+                Backend::Nft => &facts.nft_unusable,
+            };
+            match unusable {
+            Some(why) => Err(Error::new(Kind::NotInstalled, format!(
                 "{origin} asks for iptables-{}, which cannot work here: {why}",
                 backend.name()
             ))
@@ -75,7 +76,7 @@ pub fn select(
                 docker_nftables: facts.docker_nftables.clone(),
             }),
         }
-    };
+        };
     match choice {
         Choice::Legacy => return explicit(Backend::Legacy),
         Choice::Nft => return explicit(Backend::Nft),
@@ -90,9 +91,10 @@ pub fn select(
     };
     match (&facts.legacy_unusable, &facts.nft_unusable) {
         (Some(legacy), Some(nft)) => {
-            return Err(Error::environment(format!(
-                "neither iptables backend works here: legacy: {legacy}; nft: {nft}"
-            ))
+            return Err(Error::new(
+                Kind::NotInstalled,
+                format!("neither iptables backend works here: legacy: {legacy}; nft: {nft}"),
+            )
             .hint("install the `iptables` package"))
         }
         (Some(why), None) => {
@@ -122,7 +124,7 @@ pub fn select(
         );
     }
     if legacy > 0 {
-        return Err(Error::environment(format!(
+        return Err(Error::new(Kind::Split, format!(
             "Docker's rules live in both iptables-legacy ({legacy}) and iptables-nft ({nft}): \
              whichever backend the policy goes to, the other's rules see every packet"
         ))

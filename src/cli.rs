@@ -13,16 +13,23 @@ use crate::system::state;
     version,
     about = "A host firewall for Docker hosts: keeps every Docker rule, replaces everything else \
              with your policy, in one atomic iptables-restore per address family.",
-    after_help = "Exit codes: 0 ok, 1 failed (firewall left as it was), 2 usage, 3 bad config or \
-                  template, 4 host not fit (not root, binary missing, lock busy), 5 refused: would \
-                  lock out your SSH session, 6 rollback failed, 7 not confirmed (rolled back), \
-                  8 status: running ruleset differs from the policy."
+    after_help = exit_codes_help()
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The exit codes, one per line, for `--help` and the man page's EXIT STATUS.
+pub fn exit_codes_help() -> String {
+    let mut text =
+        String::from("Exit codes (LSB meanings where the LSB has one; systemd names them):");
+    for (code, meaning) in crate::error::EXIT_CODES {
+        text.push_str(&format!("\n  {code:>3}  {meaning}"));
+    }
+    text
 }
 
 #[derive(Debug, Args)]

@@ -125,7 +125,7 @@ pub fn run(global: &Global) -> Result<()> {
     }
     if !split.is_empty() {
         return Err(Error::new(
-            Kind::Drift,
+            Kind::Split,
             "rules live in both the legacy and the nft tables: the policy is not the whole firewall",
         )
         .hint("`iptables-docker install` moves the rules to one backend; then restart Docker"));

@@ -9,7 +9,7 @@ pub mod probe;
 pub mod state;
 pub mod trust;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 
 /// Fails unless running as root, naming the command that needs it.
 pub fn require_root(what: &str) -> Result<()> {
@@ -17,8 +17,10 @@ pub fn require_root(what: &str) -> Result<()> {
     if unsafe { libc::geteuid() } == 0 {
         Ok(())
     } else {
-        Err(Error::environment(format!("{what} must run as root"))
-            .hint(format!("run it with sudo: sudo iptables-docker {what}")))
+        Err(
+            Error::new(Kind::NotRoot, format!("{what} must run as root"))
+                .hint(format!("run it with sudo: sudo iptables-docker {what}")),
+        )
     }
 }
 
