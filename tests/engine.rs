@@ -423,3 +423,82 @@ while flock -n /run/xtables.lock true; do sleep 0.05; done"#;
     );
     assert_ne!(before, after);
 }
+
+#[test]
+fn dockers_nftables_backend_is_recognised_and_containers_refused_there() {
+    if !netns_ready("engine") {
+        return;
+    }
+    // Docker 29 with "firewall-backend": "nftables" writes its own docker-bridges tables
+    // and no iptables rules at all. (/etc/docker: a private tmpfs in this mount namespace.)
+    let script = r#"mount -t tmpfs iptd-docker /etc/docker
+echo '{ "firewall-backend": "nftables" }' > /etc/docker/daemon.json
+printf '[containers]\nrestrict = true\n' > /run/work/containers.toml
+set +e
+echo "=== STATUS"; "$BIN" status 2>&1
+echo "=== REFUSED"; "$BIN" --config /run/work/containers.toml start 2>&1; echo "exit $?"
+echo "=== AFTER_REFUSED"; iptables-legacy-save -t filter 2>/dev/null | grep -c '^:INPUT DROP'
+echo "=== START"; "$BIN" start 2>&1; echo "exit $?"
+echo "=== AFTER_START"; iptables-legacy-save -t filter | grep -c '^:INPUT DROP'
+"#;
+    let s = sections(&ok(netns_sh(script, 120)));
+    assert!(
+        s["STATUS"].contains(
+            "Docker's firewall backend: nftables (/etc/docker/daemon.json sets \"firewall-backend\": \"nftables\")"
+        ),
+        "{}",
+        s["STATUS"]
+    );
+    let refused = &s["REFUSED"];
+    assert!(refused.contains("no DOCKER-USER chain"), "{refused}");
+    assert!(refused.contains("exit 6"), "{refused}");
+    assert_eq!(s["AFTER_REFUSED"].trim(), "0", "something was applied");
+    assert!(s["START"].contains("exit 0"), "{}", s["START"]);
+    assert!(
+        s["START"].contains("note: Docker runs its nftables firewall backend"),
+        "{}",
+        s["START"]
+    );
+    assert_eq!(
+        s["AFTER_START"].trim(),
+        "1",
+        "the host policy did not apply"
+    );
+}
+
+#[test]
+fn on_nft_a_failing_edit_is_retried_then_every_family_put_back() {
+    if !netns_ready("engine") {
+        return;
+    }
+    // As above on iptables-nft: the IPv6 edit fails on every attempt (the kernel refuses
+    // MASQUERADE in filter), the IPv4 edit already made is undone, ufw's rules come back.
+    let script = format!(
+        r#"iptables-nft-restore < {FIXTURE}
+iptables-nft -N ufw-before-input
+iptables-nft -I INPUT 1 -j ufw-before-input
+ip6tables-nft -N ufw6-before-input
+ip6tables-nft -I INPUT 1 -j ufw6-before-input
+printf 'template = "policy.j2"\n' > /run/work/config.toml
+printf '*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\n{{%% if family == "ipv6" %%}}-A INPUT -j MASQUERADE\n{{%% endif %%}}COMMIT\n' > /run/work/policy.j2
+dump() {{ iptables-nft-save; ip6tables-nft-save; }}
+echo "=== BEFORE"; dump | grep -v '^#'
+set +e
+"$BIN" --backend nft --config /run/work/config.toml start > /run/work/out 2> /run/work/err
+rc=$?
+echo "=== CODE"; echo $rc
+set -e
+echo "=== AFTER"; dump | grep -v '^#'
+echo "=== ERR"; cat /run/work/err
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 120)));
+    let err = &s["ERR"];
+    assert_eq!(s["CODE"].trim(), "1", "{err}");
+    assert_eq!(s["BEFORE"], s["AFTER"], "the ruleset was not put back");
+    assert!(
+        err.contains("the 5 attempts to edit the running ruleset all failed"),
+        "{err}"
+    );
+    assert!(err.contains("the previous ruleset was put back"), "{err}");
+}

@@ -352,6 +352,34 @@ expect_same "  host exactly as at the start" \
     "$(sed 's/^iptables-docker.service: .*/iptables-docker.service: -/' <<<"$original")" \
     "$(sed 's/^iptables-docker.service: .*/iptables-docker.service: -/' <<<"$final")"
 
+echo "# auto where iptables-legacy is absent (as on RHEL, or once Debian drops it)"
+# The legacy binaries really gone, not stand-ins: auto must see it and take nft.
+sd_sh 'mkdir -p /root/legacy-gone && mv /usr/sbin/*tables-legacy* /root/legacy-gone/'
+out=$(run /root/iptables-docker install)
+expect_in "install (auto) takes nft" "backend: iptables-nft (auto: iptables-legacy cannot work here" "$out"
+expect_in "  and says why" "is not installed" "$out"
+expect_in "  install: done" "install: done" "$out"
+expect_not_in "  no alternatives switch" "now points to" "$out"
+nft=$(state)
+expect_in "  iptables still nft" "iptables -V: iptables v1.8.9 (nf_tables)" "$nft"
+expect_in "  policy in iptables-nft" ":INPUT DROP" "$(section "$nft" iptables-nft-save)"
+expect_eq "  every Docker rule kept in nft" "$docker_rule_count" "$(grep -c -- '-A \(DOCKER\|FORWARD\|PREROUTING\|OUTPUT\|POSTROUTING\)' <<<"$(section "$nft" iptables-nft-save)")"
+expect_in "  ufw still turned off" "ufw: Status: inactive, ENABLED=no" "$nft"
+expect_in "  firewalld still masked" "firewalld.service: masked inactive" "$nft"
+record=$(sd_exec cat /var/lib/iptables-docker/install-record.toml)
+expect_in "  record: backend nft" 'backend = "nft"' "$record"
+expect_in "  record: and why" 'backend_reason = "auto: iptables-legacy cannot work here' "$record"
+expect_in "  the unit passes --backend nft" "ExecStart=/usr/local/sbin/iptables-docker --backend nft start" "$(sd_exec cat /etc/systemd/system/iptables-docker.service)"
+out=$(run iptables-docker status)
+expect_in "  status names the backend" "backend: iptables-nft (set by --backend)" "$out"
+out=$(run iptables-docker uninstall --purge)
+expect_in "  uninstall --purge" "uninstall: done" "$out"
+sd_sh 'mv /root/legacy-gone/* /usr/sbin/ && rmdir /root/legacy-gone'
+final=$(state)
+expect_same "  host exactly as at the start" \
+    "$(sed 's/^iptables-docker.service: .*/iptables-docker.service: -/' <<<"$original")" \
+    "$(sed 's/^iptables-docker.service: .*/iptables-docker.service: -/' <<<"$final")"
+
 echo "# shutdown"
 if sd_shutdown; then pass "clean poweroff"; else fail "poweroff (nspawn exit code $SD_LAST_RC)"; fi
 sd_cleanup
