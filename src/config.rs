@@ -20,8 +20,8 @@ pub const DEFAULT_PATH: &str = "/etc/iptables-docker/config.toml";
 pub struct Config {
     /// The file it was read from; `None` for the built-in default.
     pub path: Option<PathBuf>,
-    /// `backend = "auto" | "legacy" | "nft"`; `None` when not set (auto).
-    pub backend: Option<Choice>,
+    /// `backend = "auto" | "legacy" | "nft"` (default auto).
+    pub backend: Choice,
     pub ipv6: bool,
     /// A policy template replacing the built-in one.
     pub template: Option<PathBuf>,
@@ -336,7 +336,7 @@ impl Config {
     pub fn builtin() -> Self {
         Config {
             path: None,
-            backend: None,
+            backend: Choice::Auto,
             ipv6: true,
             template: None,
             keep_chains: Vec::new(),
@@ -466,7 +466,7 @@ impl Config {
         });
         Config {
             path: Some(path.to_path_buf()),
-            backend: raw.backend,
+            backend: raw.backend.unwrap_or_default(),
             ipv6: raw.ipv6.unwrap_or(true),
             template,
             keep_chains: raw.keep_chains,

@@ -12,7 +12,7 @@ mod write;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::backend::{self, Choice, Selection};
+use crate::backend::{self, Selection};
 use crate::cli::{Cli, Command, Global};
 use crate::config::Config;
 use crate::error::Result;
@@ -73,20 +73,10 @@ fn managed_families(config: &Config) -> Vec<Family> {
 /// auto, against what the host provides ([`crate::backend::select`]). `follow_docker`:
 /// whether auto also goes where Docker's rules are (not for install, which moves them).
 fn select_backend(global: &Global, config: &Config, follow_docker: bool) -> Result<Selection> {
-    let (choice, origin) = match (global.backend, config.backend) {
+    let (choice, origin) = match (global.backend, &config.path) {
         (Some(choice), _) => (choice, "--backend".to_string()),
-        (None, Some(choice)) => (
-            choice,
-            format!(
-                "`backend` in {}",
-                config
-                    .path
-                    .as_deref()
-                    .unwrap_or(std::path::Path::new("the config"))
-                    .display()
-            ),
-        ),
-        (None, None) => (Choice::Auto, "default".to_string()),
+        (None, Some(path)) => (config.backend, format!("`backend` in {}", path.display())),
+        (None, None) => (config.backend, "default".to_string()),
     };
     backend::select(choice, &origin, &probe::facts(), follow_docker)
 }
