@@ -73,9 +73,12 @@ pub enum Command {
     /// without one. Started by start/reload, detached from the terminal.
     #[command(hide = true)]
     ConfirmWatchdog { token: String, deadline_ms: u128 },
-    /// Show the backend in use, whether the running ruleset matches the policy, what is kept.
-    /// Changes nothing.
-    Status,
+    /// Say whether the firewall is on, and who can reach what: per family the host
+    /// services, ping, trusted interfaces and published container ports with the sources
+    /// allowed, read from the rules the kernel holds; backend, unit, config, last apply,
+    /// newest snapshot, drift. Changes nothing. Exit 0 on, 3 off (host open), 154 drift,
+    /// 155 split across backends.
+    Status(StatusArgs),
     /// Print what start would load (or stop, with --stop), or the difference to what runs.
     /// Changes nothing; with --input files it needs no root.
     Plan(PlanArgs),
@@ -125,6 +128,13 @@ pub struct ApplyArgs {
     /// even if this terminal is gone
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "30")]
     pub confirm: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the report as JSON (schema version 1, described in README.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

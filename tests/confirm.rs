@@ -77,7 +77,7 @@ echo "=== STATUS"; "$BIN" status || true
     assert!(s["AFTER"].contains(":INPUT DROP"), "{}", s["AFTER"]);
     assert!(!s["AFTER"].contains("ufw-user-input"));
     assert!(
-        s["STATUS"].contains("matches the policy"),
+        s["STATUS"].contains("iptables-docker: ON: "),
         "{}",
         s["STATUS"]
     );

@@ -390,7 +390,7 @@ echo "=== OUT"; cat /run/work/out
     let s = sections(&ok(netns_sh(&script, 120)));
     assert_eq!(s["CODE"].trim(), "155", "{}", s["OUT"]);
     assert!(
-        s["OUT"].contains("rules also live in the legacy tables"),
+        s["OUT"].contains("also live in the other iptables backend's tables"),
         "{}",
         s["OUT"]
     );
@@ -444,7 +444,7 @@ echo "=== AFTER_START"; iptables-legacy-save -t filter | grep -c '^:INPUT DROP'
     let s = sections(&ok(netns_sh(script, 120)));
     assert!(
         s["STATUS"].contains(
-            "Docker's firewall backend: nftables (/etc/docker/daemon.json sets \"firewall-backend\": \"nftables\")"
+            "Docker's firewall backend: nftables: /etc/docker/daemon.json sets \"firewall-backend\": \"nftables\""
         ),
         "{}",
         s["STATUS"]

@@ -37,6 +37,7 @@ fn install_and_uninstall_on_a_booted_debian() {
             "man page installed 0644",
             "bash completion installed and loads",
             "systemd-analyze verify: clean",
+            "  systemctl status names the LSB code",
             "second install: nothing to change",
             "  service not restarted",
             "  keeps the edited config",

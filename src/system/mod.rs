@@ -24,13 +24,6 @@ pub fn require_root(what: &str) -> Result<()> {
     }
 }
 
-/// The interfaces of this host's default routes (IPv4 and IPv6).
-pub fn default_route_interfaces() -> Vec<String> {
-    let v4 = fs_err::read_to_string("/proc/net/route").unwrap_or_default();
-    let v6 = fs_err::read_to_string("/proc/net/ipv6_route").unwrap_or_default();
-    crate::policy::default_route_interfaces(&v4, &v6)
-}
-
 /// This binary's version and file identity (device, inode, size, mtime): what tells a
 /// rebuilt or upgraded binary apart from the one that made the last apply.
 pub fn binary_identity() -> String {

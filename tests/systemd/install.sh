@@ -234,10 +234,18 @@ expect_eq "snapshot holds the original nft ruleset" "$(section "$original" iptab
 out=$(run systemd-analyze verify /etc/systemd/system/iptables-docker.service)
 expect_eq "systemd-analyze verify: clean" "[exit 0]" "$out"
 expect_eq "systemctl reload works under the hardened unit" "[exit 0]" "$(run systemctl reload iptables-docker.service)"
+sd_sh 'cp /etc/iptables-docker/config.toml /root/config.good && printf "[ssh]\nport = 70000\n" >> /etc/iptables-docker/config.toml'
+out=$(run systemctl reload iptables-docker.service)
+expect_in "a bad config: systemctl reload fails" "[exit 1]" "$out"
+out=$(run systemctl status --no-pager --lines=0 iptables-docker.service)
+expect_in "  systemctl status names the LSB code" "status=6/NOTCONFIGURED" "$out"
+sd_sh 'cp /root/config.good /etc/iptables-docker/config.toml && rm /root/config.good'
+expect_eq "  with the config fixed, reload works" "[exit 0]" "$(run systemctl reload iptables-docker.service)"
 out=$(run iptables-docker status)
-expect_in "status: the running ruleset matches the policy" "running ruleset matches the policy" "$out"
+expect_in "status: ON, the running ruleset matches the policy" "iptables-docker: ON: " "$out"
+expect_in "  and names the active unit" "unit: iptables-docker.service active, enabled" "$out"
 expect_in "  and nothing left in nft" "[exit 0]" "$out"
-expect_not_in "  no two-rulesets warning" "WARNING" "$out"
+expect_not_in "  no two-rulesets warning" "SPLIT" "$out"
 
 echo "# a second install is a no-op"
 stamp() { sd_exec systemctl show -p ActiveEnterTimestampMonotonic --value iptables-docker.service; }
