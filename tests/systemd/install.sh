@@ -327,6 +327,19 @@ expect_in "second uninstall: nothing to do" "not installed: nothing to undo" "$o
 expect_in "  exit code 0" "[exit 0]" "$out"
 expect_same "  state unchanged" "$gone" "$(state)"
 
+# expect_back_to_start NAME STATE: STATE is the host as $original had it (the unit's
+# state aside: a unit file that is gone reads differently from one never there).
+expect_back_to_start() {
+    local unit='s/^iptables-docker.service: .*/iptables-docker.service: -/'
+    expect_same "$1" "$(sed "$unit" <<<"$original")" "$(sed "$unit" <<<"$2")"
+}
+# expect_nft_policy STATE: `iptables` still nft, the policy and every Docker rule there.
+expect_nft_policy() {
+    expect_in "  iptables still nft" "iptables -V: iptables v1.8.9 (nf_tables)" "$1"
+    expect_in "  policy in iptables-nft" ":INPUT DROP" "$(section "$1" iptables-nft-save)"
+    expect_eq "  every Docker rule kept in nft" "$docker_rule_count" "$(grep -c -- '-A \(DOCKER\|FORWARD\|PREROUTING\|OUTPUT\|POSTROUTING\)' <<<"$(section "$1" iptables-nft-save)")"
+}
+
 echo "# install again, uninstall --purge: back to the start"
 out=$(run /root/iptables-docker install)
 expect_in "install after uninstall: records again" "install: recorded the host" "$out"
@@ -334,10 +347,7 @@ expect_in "  keeps the config uninstall left" "install: kept /etc/iptables-docke
 out=$(run iptables-docker uninstall --purge)
 expect_in "uninstall --purge" "removed /etc/iptables-docker" "$out"
 expect_in "  and the state directory" "removed /var/lib/iptables-docker" "$out"
-final=$(state)
-expect_same "host exactly as at the start (rules, alternatives, ufw, firewalld, files)" \
-    "$(sed 's/^iptables-docker.service: .*/iptables-docker.service: -/' <<<"$original")" \
-    "$(sed 's/^iptables-docker.service: .*/iptables-docker.service: -/' <<<"$final")"
+expect_back_to_start "host exactly as at the start (rules, alternatives, ufw, firewalld, files)" "$(state)"
 
 echo "# --backend nft"
 before=$(state)
@@ -346,19 +356,14 @@ expect_in "install --backend nft" "install: done" "$out"
 expect_not_in "  no alternatives switch" "now points to" "$out"
 expect_not_in "  no rules moved" "in one restore per family" "$out"
 nft=$(state)
-expect_in "  iptables still nft" "iptables -V: iptables v1.8.9 (nf_tables)" "$nft"
-expect_in "  policy in iptables-nft" ":INPUT DROP" "$(section "$nft" iptables-nft-save)"
-expect_eq "  every Docker rule kept in nft" "$docker_rule_count" "$(grep -c -- '-A \(DOCKER\|FORWARD\|PREROUTING\|OUTPUT\|POSTROUTING\)' <<<"$(section "$nft" iptables-nft-save)")"
+expect_nft_policy "$nft"
 expect_eq "  legacy untouched" "$(section "$before" iptables-legacy-save)" "$(section "$nft" iptables-legacy-save)"
 expect_in "  the unit passes --backend nft" "ExecStart=/usr/local/sbin/iptables-docker --backend nft start" "$(sd_exec cat /etc/systemd/system/iptables-docker.service)"
 out=$(run /root/iptables-docker install)
 expect_in "  a legacy install on top is refused" "installed for iptables-nft, not iptables-legacy" "$out"
 out=$(run iptables-docker uninstall --purge)
 expect_in "  uninstall --purge" "uninstall: done" "$out"
-final=$(state)
-expect_same "  host exactly as at the start" \
-    "$(sed 's/^iptables-docker.service: .*/iptables-docker.service: -/' <<<"$original")" \
-    "$(sed 's/^iptables-docker.service: .*/iptables-docker.service: -/' <<<"$final")"
+expect_back_to_start "  host exactly as at the start" "$(state)"
 
 echo "# auto where iptables-legacy is absent (as on RHEL, or once Debian drops it)"
 # The legacy binaries really gone, not stand-ins: auto must see it and take nft.
@@ -369,9 +374,7 @@ expect_in "  and says why" "is not installed" "$out"
 expect_in "  install: done" "install: done" "$out"
 expect_not_in "  no alternatives switch" "now points to" "$out"
 nft=$(state)
-expect_in "  iptables still nft" "iptables -V: iptables v1.8.9 (nf_tables)" "$nft"
-expect_in "  policy in iptables-nft" ":INPUT DROP" "$(section "$nft" iptables-nft-save)"
-expect_eq "  every Docker rule kept in nft" "$docker_rule_count" "$(grep -c -- '-A \(DOCKER\|FORWARD\|PREROUTING\|OUTPUT\|POSTROUTING\)' <<<"$(section "$nft" iptables-nft-save)")"
+expect_nft_policy "$nft"
 expect_in "  ufw still turned off" "ufw: Status: inactive, ENABLED=no" "$nft"
 expect_in "  firewalld still masked" "firewalld.service: masked inactive" "$nft"
 record=$(sd_exec cat /var/lib/iptables-docker/install-record.toml)
@@ -379,14 +382,11 @@ expect_in "  record: backend nft" 'backend = "nft"' "$record"
 expect_in "  record: and why" 'backend_reason = "auto: iptables-legacy cannot work here' "$record"
 expect_in "  the unit passes --backend nft" "ExecStart=/usr/local/sbin/iptables-docker --backend nft start" "$(sd_exec cat /etc/systemd/system/iptables-docker.service)"
 out=$(run iptables-docker status)
-expect_in "  status names the backend" "backend: iptables-nft (set by --backend)" "$out"
+expect_in "  status names the backend and why" "backend: iptables-nft (auto: iptables-legacy cannot work here" "$out"
 out=$(run iptables-docker uninstall --purge)
 expect_in "  uninstall --purge" "uninstall: done" "$out"
 sd_sh 'mv /root/legacy-gone/* /usr/sbin/ && rmdir /root/legacy-gone'
-final=$(state)
-expect_same "  host exactly as at the start" \
-    "$(sed 's/^iptables-docker.service: .*/iptables-docker.service: -/' <<<"$original")" \
-    "$(sed 's/^iptables-docker.service: .*/iptables-docker.service: -/' <<<"$final")"
+expect_back_to_start "  host exactly as at the start" "$(state)"
 
 echo "# shutdown"
 if sd_shutdown; then pass "clean poweroff"; else fail "poweroff (nspawn exit code $SD_LAST_RC)"; fi
