@@ -92,9 +92,13 @@ pub fn run(
     }
 
     let mut snapshots = Vec::new();
+    let snapshot = StateDir::new_snapshot_name();
     for (ipt, plan, saved) in &plans {
         if !plan.changed.is_empty() {
-            snapshots.push((ipt.family, state.write_backup(ipt.family, saved)?));
+            snapshots.push((
+                ipt.family,
+                state.write_backup(&snapshot, ipt.family, saved)?,
+            ));
         }
     }
     for done in 0..plans.len() {
@@ -176,7 +180,7 @@ fn roll_back(
                 failures.join("; ")
             ),
         )
-        .hint("restore a snapshot by hand: iptables-legacy-restore -c < /var/lib/iptables-docker/backups/<newest>-v4.rules (see uninstall.md)")
+        .hint("`iptables-docker rollback` puts the newest snapshot back (`iptables-docker snapshots` lists them; by hand: uninstall.md)")
     }
 }
 

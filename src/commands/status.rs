@@ -134,6 +134,8 @@ struct Report {
     last_apply: Option<String>,
     newest_snapshot: Option<String>,
     pending_confirmation: bool,
+    /// The configuration's error when it does not load (then `drift` is empty: unchecked).
+    config_error: Option<String>,
     families: Vec<FamilyReport>,
     warnings: Vec<String>,
 }
@@ -316,11 +318,26 @@ fn warnings(families: &[FamilyReport]) -> Vec<String> {
     out
 }
 
-fn report(global: &Global) -> Result<Report> {
-    let config = load_config(global)?;
+/// The report, and the configuration's error when it does not load: then the exposure is
+/// still read from the kernel (with the built-in configuration's view of what to keep),
+/// drift is not checked, and status exits with the configuration's code.
+fn report(global: &Global) -> Result<(Report, Option<Error>)> {
+    let (config, config_error) = match load_config(global) {
+        Ok(config) => (config, None),
+        Err(e) if e.kind() == Kind::Config => (crate::config::Config::builtin(), Some(e)),
+        Err(e) => return Err(e),
+    };
     let state_dir = StateDir::new(&global.state_dir);
     let selection = super::select_backend(global, &config, true)?;
-    let families = families(global, &config, selection.backend)?;
+    let mut families = families(global, &config, selection.backend)?;
+    let mut warnings = Vec::new();
+    if let Some(e) = &config_error {
+        families.iter_mut().for_each(|f| f.drift.clear());
+        warnings.push(format!(
+            "the configuration does not load, so drift is not checked: {e}"
+        ));
+    }
+    warnings.extend(self::warnings(&families));
     let state = overall(&families);
     let unit = host::systemd_booted()
         .then(|| host::unit_state("iptables-docker.service").ok())
@@ -330,10 +347,14 @@ fn report(global: &Global) -> Result<Report> {
             active: u.active,
             enabled: u.file,
         });
-    Ok(Report {
+    let exit_code = match (&config_error, state.error()) {
+        (Some(e), _) => e.kind().exit_code(),
+        (None, e) => e.map_or(0, |e| e.kind().exit_code()),
+    };
+    let report = Report {
         schema: JSON_SCHEMA,
         state,
-        exit_code: state.error().map_or(0, |e| e.kind().exit_code()),
+        exit_code,
         backend: format!("iptables-{}", selection.backend.name()),
         backend_reason: selection.reason,
         docker_firewall_backend: selection
@@ -349,14 +370,16 @@ fn report(global: &Global) -> Result<Report> {
             .pop()
             .map(|p| p.display().to_string()),
         pending_confirmation: pending::has_pending(&state_dir),
-        warnings: warnings(&families),
+        config_error: config_error.as_ref().map(ToString::to_string),
+        warnings,
         families,
-    })
+    };
+    Ok((report, config_error))
 }
 
 pub fn run(global: &Global, args: &StatusArgs) -> Result<()> {
     system::require_root("status")?;
-    let report = report(global)?;
+    let (report, config_error) = report(global)?;
     if args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Error::failed(format!("cannot write JSON: {e}")))?;
@@ -364,7 +387,7 @@ pub fn run(global: &Global, args: &StatusArgs) -> Result<()> {
     } else {
         print!("{}", render_text(&report, super::verbose()));
     }
-    match report.state.error() {
+    match config_error.or(report.state.error()) {
         Some(err) => Err(err),
         None => Ok(()),
     }

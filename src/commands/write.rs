@@ -8,12 +8,11 @@
 
 use std::time::Duration;
 
-use crate::compose::changed_tables;
 use crate::error::{Error, Result};
-use crate::ownership::classify;
-use crate::pipeline::{tables_text, FamilyPlan};
-use crate::rollback;
+use crate::pipeline::FamilyPlan;
 use crate::ruleset::{self, Ruleset};
+
+use super::snapshots::PutBack;
 use crate::system::iptables::{Backend, Iptables};
 
 /// How many times an nft edit is planned and tried before giving up (with a pause of
@@ -75,24 +74,12 @@ pub fn undo(ipt: &Iptables, plan: &FamilyPlan, keep_chains: &[String]) -> Result
 }
 
 /// Puts `before` back, with Docker's chains and rules as they are now
-/// ([`rollback::merge`]); only the tables that differ are written.
+/// ([`crate::rollback::merge`]); only the tables that differ are written, saved and
+/// merged afresh on each attempt.
 pub fn put_back(ipt: &Iptables, before: &Ruleset, keep_chains: &[String]) -> Result<()> {
     retrying(|| {
         let now = ruleset::parse(&ipt.save(None)?)
             .map_err(|e| Error::failed(format!("cannot read the running ruleset: {e}")))?;
-        let merged = rollback::merge(before, &now, keep_chains);
-        let changed = changed_tables(&now, &merged);
-        if changed.is_empty() {
-            return Ok(());
-        }
-        match ipt.backend {
-            Backend::Legacy => ipt.restore(&tables_text(&merged, &changed), false),
-            Backend::Nft => {
-                let own = classify(&now, keep_chains);
-                let script =
-                    crate::transaction::edit_script(&now, &own, &merged, &changed, &|_, _| false);
-                ipt.edit(&script)
-            }
-        }
+        PutBack::new(now, before, keep_chains).apply(ipt)
     })
 }
