@@ -56,27 +56,15 @@ pub fn select(
     facts: &Facts,
     follow_docker: bool,
 ) -> Result<Selection> {
-    let explicit =
-        |backend: Backend| {
-            let unusable = match backend {
-                Backend::Legacy => &facts.legacy_unusable,
-                Backend::Nft => &facts.nft_unusable,
-            };
-            match unusable {
-            Some(why) => Err(Error::new(Kind::NotInstalled, format!(
-                "{origin} asks for iptables-{}, which cannot work here: {why}",
-                backend.name()
-            ))
-            .hint(
-                "use `--backend auto` (the default), which picks the backend this host provides",
-            )),
-            None => Ok(Selection {
-                backend,
-                reason: format!("set by {origin}"),
-                docker_nftables: facts.docker_nftables.clone(),
-            }),
-        }
-        };
+    // An explicit choice is taken as it is: a binary it lacks is reported, with the
+    // package to install, by whoever runs it first.
+    let explicit = |backend: Backend| {
+        Ok(Selection {
+            backend,
+            reason: format!("set by {origin}"),
+            docker_nftables: facts.docker_nftables.clone(),
+        })
+    };
     match choice {
         Choice::Legacy => return explicit(Backend::Legacy),
         Choice::Nft => return explicit(Backend::Nft),
@@ -194,17 +182,19 @@ mod tests {
     }
 
     #[test]
-    fn an_explicit_backend_that_cannot_work_is_refused() {
+    fn an_explicit_backend_is_taken_as_it_is() {
         let gone = Facts {
             legacy_unusable: Some(NO_KERNEL.into()),
+            docker_rules_nft: 18,
             ..Facts::default()
         };
-        assert!(select(Choice::Legacy, "--backend", &gone, true).is_err());
-        let s = select(Choice::Nft, "--backend", &gone, true).unwrap();
+        let s = select(Choice::Legacy, "--backend", &gone, true).unwrap();
         assert_eq!(
             (s.backend, s.reason.as_str()),
-            (Backend::Nft, "set by --backend")
+            (Backend::Legacy, "set by --backend")
         );
+        let s = select(Choice::Nft, "--backend", &gone, true).unwrap();
+        assert_eq!(s.backend, Backend::Nft);
     }
 
     #[test]
