@@ -13,7 +13,7 @@ pub(super) mod rules;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::backend::Selection;
+use crate::backend::{Choice, Selection};
 use crate::cli::{Global, InstallArgs};
 use crate::config::Config;
 use crate::error::{Error, Kind, Result};
@@ -246,14 +246,12 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
     let config = Config::load(None)?;
     let selection = super::select_backend(global, &config, false)?;
     let target = selection.backend;
-    say(format!(
-        "backend: iptables-{} ({})",
-        target.name(),
-        selection.reason
-    ));
-    if args.packaged && target != Backend::Legacy {
+    // The package's unit runs a plain `start`, which decides the backend again from the
+    // config (auto by default): only a command-line choice would not carry over to it.
+    if args.packaged && global.backend.is_some_and(|c| c != Choice::Auto) {
         return Err(Error::environment(
-            "the Debian package's unit drives iptables-legacy; --backend nft needs `install` without --packaged",
+            "the Debian package's unit runs `iptables-docker start` without --backend; set \
+             `backend` in /etc/iptables-docker/config.toml instead of --backend",
         ));
     }
     require_binaries(target)?;
@@ -280,7 +278,9 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
         &mut changed,
     ) {
         Ok(advice) => {
+            let backend = format!("iptables-{} ({})", target.name(), selection.reason);
             if changed {
+                say(format!("backend: {backend}"));
                 say(
                     "done: iptables-docker.service is active with the host policy (`iptables-docker \
                      status`); `iptables-docker uninstall` undoes this install (uninstall.md)",
@@ -288,8 +288,7 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
             } else {
                 say(format!(
                     "nothing to change: iptables-docker is installed and up to date \
-                     (iptables-{}, {UNIT_NAME} active)",
-                    target.name()
+                     ({backend}, {UNIT_NAME} active)"
                 ));
             }
             for line in advice {
