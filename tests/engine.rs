@@ -15,9 +15,7 @@ const DUMP: &str = "{ iptables-legacy-save -c; ip6tables-legacy-save -c; } | gre
 /// Start/stop rounds while a Docker-like writer appends 400 rules with `iptables -w`
 /// (`backend`: legacy or nft, for the writer, the fixture and the binary alike).
 fn concurrent_writer_loses_nothing(backend: &str) {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     let script = format!(
         r#"iptables-{backend}-restore < {FIXTURE}
 "$BIN" --backend {backend} start > /dev/null
@@ -68,11 +66,13 @@ echo "=== SAVE"; iptables-{backend}-save -t filter
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_concurrent_docker_writer_never_loses_a_rule_legacy() {
     concurrent_writer_loses_nothing("legacy");
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_concurrent_docker_writer_never_loses_a_rule_nft() {
     concurrent_writer_loses_nothing("nft");
 }
@@ -81,9 +81,7 @@ fn a_concurrent_docker_writer_never_loses_a_rule_nft() {
 /// before it runs the real one (only for the write, not the policy's `--test`), and a
 /// Docker-like `iptables -w -A DOCKER` runs during that second, after our save.
 fn a_rule_written_between_save_and_restore_is_kept(backend: &str) {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     let script = format!(
         r#"iptables-{backend}-restore < {FIXTURE}
 for p in iptables ip6tables; do
@@ -121,20 +119,21 @@ echo "=== SAVE"; iptables-{backend}-save -t filter
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_rule_written_during_the_apply_is_kept_legacy() {
     a_rule_written_between_save_and_restore_is_kept("legacy");
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_rule_written_during_the_apply_is_kept_nft() {
     a_rule_written_between_save_and_restore_is_kept("nft");
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_second_start_replaces_no_kernel_table() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     let script = format!(
         r#"iptables-legacy-restore < {FIXTURE}
 count() {{ strace -f -qq -e trace=setsockopt -o /run/work/st "$@" > /dev/null; grep -c 'SO_SET_REPLACE' /run/work/st || true; }}
@@ -183,10 +182,9 @@ echo "=== ERR"; cat /run/work/err
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_bad_config_applies_nothing_and_says_where() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     let setup = r#"cat > /run/work/config.toml <<'EOF'
 ipv6 = true
 [ssh]
@@ -221,10 +219,9 @@ EOF"#;
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_bad_template_applies_nothing_and_says_where() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     let setup = r#"printf 'template = "policy.j2"\n' > /run/work/config.toml
 printf '*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport {{ ssh.prot }} -j ACCEPT\nCOMMIT\n' > /run/work/policy.j2"#;
     let (before, after, err, code) =
@@ -244,10 +241,9 @@ printf '*filter\n:INPUT DROP [0:0]\n-A INPUT -m nosuchmatch -j ACCEPT\nCOMMIT\n'
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_restore_the_kernel_rejects_is_rolled_back_in_both_families() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     // MASQUERADE is only valid in nat: `iptables-restore --test` accepts it in filter, the
     // kernel refuses it at commit. IPv4 is written first and must be put back.
     let setup = r#"printf 'template = "policy.j2"\n' > /run/work/config.toml
@@ -267,10 +263,9 @@ EOF"#;
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn the_lockout_guard_refuses_a_policy_that_cuts_the_ssh_session() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     let setup = r#"printf '[ssh]\nallow_from = ["192.0.2.0/24"]\n' > /run/work/config.toml"#;
     let cmd = r#"SSH_CONNECTION="198.51.100.7 50000 203.0.113.1 22" "$BIN" --config /run/work/config.toml start"#;
     let (before, after, err, code) = failing(setup, cmd);
@@ -308,10 +303,9 @@ fn docker_rules_of(text: &str) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn auto_manages_nft_on_a_kernel_without_legacy_and_says_why() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     // Stand-ins answer as iptables-legacy does on a kernel built without
     // CONFIG_NETFILTER_XTABLES_LEGACY (Linux >= 6.17 by default).
     let setup = r#"mkdir -p /run/work/nolegacy
@@ -349,10 +343,9 @@ export PATH=/run/work/nolegacy:$PATH"#;
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn auto_manages_legacy_where_it_works_and_follows_docker_into_nft() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     let s = auto_start("legacy", "");
     assert!(
         s["START"].contains(
@@ -397,10 +390,9 @@ echo "=== OUT"; cat /run/work/out
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_held_xtables_lock_makes_start_wait_then_give_up_applying_nothing() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     // util-linux's flock(1) holds the lock the way `iptables --wait` does (flock(2));
     // --close keeps it out of sleep, so killing the holder frees it.
     let setup = r#"flock --close /run/xtables.lock sleep 60 > /dev/null 2>&1 &
@@ -425,10 +417,9 @@ while flock -n /run/xtables.lock true; do sleep 0.05; done"#;
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn dockers_nftables_backend_is_recognised_and_containers_refused_there() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     // Docker 29 with "firewall-backend": "nftables" writes its own docker-bridges tables
     // and no iptables rules at all. (/etc/docker: a private tmpfs in this mount namespace.)
     let script = r#"mount -t tmpfs iptd-docker /etc/docker
@@ -467,10 +458,9 @@ echo "=== AFTER_START"; iptables-legacy-save -t filter | grep -c '^:INPUT DROP'
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn on_nft_a_failing_edit_is_retried_then_every_family_put_back() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     // As above on iptables-nft: the IPv6 edit fails on every attempt (the kernel refuses
     // MASQUERADE in filter), the IPv4 edit already made is undone, ufw's rules come back.
     let script = format!(

@@ -7,11 +7,11 @@ mod common;
 use common::*;
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn after_a_boot_without_a_default_route_status_reports_no_drift() {
-    if !netns_ready("status") {
-        return;
-    }
+    require_netns("status", &[]);
     let script = r#"iptables-legacy-restore < "$FIXTURES/moby-v29-doc-usernet-portmap.v4.rules"
+iptables-legacy -N f2b-sshd && iptables-legacy -A INPUT -p tcp --dport 22 -j f2b-sshd
 printf 'ipv6 = false\n[containers]\nrestrict = true\n' > /run/work/config.toml
 echo "=== ROUTE_AT_START"; ip route show default
 "$BIN" --config /run/work/config.toml start > /dev/null
@@ -42,4 +42,15 @@ echo "=== BROKEN_RC"; echo $rc
         "{}",
         s["STATUS"]
     );
+    assert!(
+        s["STATUS"].contains("the last apply removed non-Docker chains: filter f2b-sshd"),
+        "{}",
+        s["STATUS"]
+    );
+    // A configuration that does not load: the report from the kernel still, then its error.
+    let broken = &s["BROKEN"];
+    assert_eq!(s["BROKEN_RC"].trim(), "6", "{broken}");
+    assert!(broken.contains("IPv4 (INPUT policy DROP)"), "{broken}");
+    assert!(broken.contains("drift is not checked"), "{broken}");
+    assert!(broken.contains("/run/work/broken.toml:3:8:"), "{broken}");
 }

@@ -9,10 +9,9 @@ use common::*;
 const FIXTURE: &str = "$FIXTURES/moby-v29-doc-usernet-portmap.v4.rules";
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn quiet_prints_nothing_normal_a_line_per_family_verbose_a_line_per_table() {
-    if !netns_ready("verbosity") {
-        return;
-    }
+    require_netns("verbosity", &[]);
     let script = format!(
         r#"iptables-legacy-restore < {FIXTURE}
 iptables-legacy -A INPUT -p tcp --dport 9999 -j ACCEPT

@@ -4,19 +4,24 @@
 
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+
 use crate::backend::Selection;
 use crate::cli::Global;
+
 use crate::config::Config;
 use crate::error::{Error, Kind, Result};
+use crate::family::Family;
 use crate::guard;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
+use crate::policy::Template;
 use crate::ruleset;
 use crate::system;
 use crate::system::iptables::Iptables;
-use crate::system::lock::XtablesLock;
+use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::state::StateDir;
 
-use super::{confirm, load_trusted_config, managed_families, write};
+use super::{confirm, load_policy, load_trusted_config, managed_families, plan_running, write};
 
 /// Applies `mode`; with `confirm: Some(seconds)`, waits for the operator and rolls back
 /// without a confirmation.
@@ -31,7 +36,7 @@ pub fn run(
 ) -> Result<()> {
     system::require_root(verb)?;
     let started = Instant::now();
-    let config = load_trusted_config(global)?;
+    let (config, template) = load_policy(load_trusted_config(global)?)?;
     if !force {
         guard::check(&config, std::env::var("SSH_CONNECTION").ok().as_deref())?;
     }
@@ -44,79 +49,25 @@ pub fn run(
             selection.reason
         );
     }
-    let child_lock = tempfile::NamedTempFile::new()
-        .map_err(|e| Error::environment(format!("cannot create a private lock file: {e}")))?;
+    let child_lock = ChildLock::new()?;
     let tools = managed_families(&config)
         .into_iter()
-        .map(|f| Iptables::new(f, selection.backend, child_lock.path()))
+        .map(|f| Iptables::new(f, selection.backend, &child_lock))
         .collect::<Result<Vec<_>>>()?;
     let state = StateDir::new(&global.state_dir);
     state.check_private()?;
 
-    let template = config
-        .template
-        .as_ref()
-        .map(fs_err::read_to_string)
-        .transpose()?;
-    let inputs = pipeline::inputs_fingerprint(
-        &system::binary_identity(),
-        mode,
-        &config,
-        template.as_deref(),
-    );
+    let inputs = pipeline::inputs_fingerprint(&system::binary_identity(), mode, &config, &template);
 
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
-    let mut plans = Vec::new();
-    for ipt in &tools {
-        let saved = ipt.save(None)?;
-        let applied = state.applied(ipt.family);
-        if applied.unchanged_since(&inputs, &saved) {
-            if super::normal() {
-                println!(
-                    "{}: unchanged since the last apply; nothing to change",
-                    ipt.family
-                );
-            }
-            continue;
-        }
-        let source = format!("{}-save output", ipt.family.command());
-        let plan = pipeline::plan(ipt.family, &saved, &source, &config, mode, &applied)?;
-        if !plan.policy.fragment.tables.is_empty() {
-            ipt.restore(&plan.policy.fragment.to_string(), true)
-                .map_err(|e| {
-                    Error::config(format!("the {} policy does not load: {e}", ipt.family))
-                        .hint("fix the configuration or template; nothing was applied")
-                })?;
-        }
-        plans.push((ipt, plan, saved));
-    }
-
-    let mut snapshots = Vec::new();
-    let snapshot = StateDir::new_snapshot_name();
-    for (ipt, plan, saved) in &plans {
-        if !plan.changed.is_empty() {
-            snapshots.push((
-                ipt.family,
-                state.write_backup(&snapshot, ipt.family, saved)?,
-            ));
-        }
-    }
-    for done in 0..plans.len() {
-        let (ipt, plan, saved) = &mut plans[done];
-        if plan.changed.is_empty() {
-            continue;
-        }
-        let source = format!("{}-save output", ipt.family.command());
-        let replan = |saved: &str| {
-            let applied = state.applied(ipt.family);
-            pipeline::plan(ipt.family, saved, &source, &config, mode, &applied)
-        };
-        if let Err(err) = write::apply(ipt, plan, saved, &replan) {
-            return Err(roll_back(&plans[..=done], &config.keep_chains, err));
-        }
-    }
+    let policy = (&config, &template);
+    let mut plans = plan_families(&tools, &state, policy, mode, &inputs)?;
+    let snapshots = write_families(&state, &mut plans, policy, mode)?;
     for (ipt, plan, saved) in &plans {
         record_applied(&state, ipt, plan, saved, &inputs)?;
+        if !plan.changed.is_empty() {
+            state.record_removed_chains(ipt.family, &plan.removed_chains())?;
+        }
         report(plan);
     }
     if super::normal() {
@@ -129,6 +80,44 @@ pub fn run(
         }
         _ => Ok(()),
     }
+}
+
+/// One family's tools, plan and the `iptables-save` text it was planned from.
+type Planned<'a> = (&'a Iptables, FamilyPlan, String);
+
+/// Plans every family not unchanged since the last apply, and checks that each policy
+/// loads (`iptables-restore --test`). The xtables lock is held.
+fn plan_families<'a>(
+    tools: &'a [Iptables],
+    state: &StateDir,
+    policy: (&Config, &Template),
+    mode: Mode,
+    inputs: &str,
+) -> Result<Vec<Planned<'a>>> {
+    let mut plans = Vec::new();
+    for ipt in tools {
+        let saved = ipt.save(None)?;
+        let applied = state.applied(ipt.family);
+        if applied.unchanged_since(inputs, &saved) {
+            if super::normal() {
+                println!(
+                    "{}: unchanged since the last apply; nothing to change",
+                    ipt.family
+                );
+            }
+            continue;
+        }
+        let plan = plan_running(ipt.family, &saved, policy, mode, state)?;
+        if !plan.policy.fragment.tables.is_empty() {
+            ipt.restore(&plan.policy.fragment.to_string(), true)
+                .map_err(|e| {
+                    Error::config(format!("the {} policy does not load: {e}", ipt.family))
+                        .hint("fix the configuration or template; nothing was applied")
+                })?;
+        }
+        plans.push((ipt, plan, saved));
+    }
+    Ok(plans)
 }
 
 /// Under Docker's own nftables firewall backend there is no DOCKER-USER chain to hold the
@@ -145,22 +134,53 @@ fn check_docker_nftables(selection: &Selection, config: &Config, mode: Mode) -> 
              ports"
         ))
         .hint(
-            "remove the [containers] section (the host policy still applies), or run Docker with \
-               \"firewall-backend\": \"iptables\" in /etc/docker/daemon.json",
+            "remove the [containers] section (the host policy still applies), or run Docker \
+             with \"firewall-backend\": \"iptables\" in /etc/docker/daemon.json",
         ));
     }
     if super::normal() {
-        println!("note: Docker runs its nftables firewall backend ({how}); the host policy applies, published ports are Docker's to filter");
+        println!(
+            "note: Docker runs its nftables firewall backend ({how}); the host policy \
+             applies, published ports are Docker's to filter"
+        );
     }
     Ok(())
 }
 
+/// Snapshots every family that changes, then writes them one transaction each
+/// ([`write::apply`]: on nft re-planned from `policy` when the edit no longer applies);
+/// if one fails, puts back those written. The snapshots written, per family.
+fn write_families(
+    state: &StateDir,
+    plans: &mut [Planned<'_>],
+    policy: (&Config, &Template),
+    mode: Mode,
+) -> Result<Vec<(Family, PathBuf)>> {
+    let mut snapshots = Vec::new();
+    let snapshot = StateDir::new_snapshot_name();
+    for (ipt, plan, saved) in plans.iter() {
+        if !plan.changed.is_empty() {
+            snapshots.push((
+                ipt.family,
+                state.write_backup(&snapshot, ipt.family, saved)?,
+            ));
+        }
+    }
+    for done in 0..plans.len() {
+        let (ipt, plan, saved) = &mut plans[done];
+        if plan.changed.is_empty() {
+            continue;
+        }
+        let replan = |saved: &str| plan_running(ipt.family, saved, policy, mode, state);
+        if let Err(err) = write::apply(ipt, plan, saved, &replan) {
+            return Err(roll_back(&plans[..=done], &policy.0.keep_chains, err));
+        }
+    }
+    Ok(snapshots)
+}
+
 /// Puts the changed tables of every family written so far back as they were found.
-fn roll_back(
-    plans: &[(&Iptables, FamilyPlan, String)],
-    keep_chains: &[String],
-    cause: Error,
-) -> Error {
+fn roll_back(plans: &[Planned<'_>], keep_chains: &[String], cause: Error) -> Error {
     let mut failures = Vec::new();
     for (ipt, plan, _) in plans.iter().rev() {
         if !plan.changed.is_empty() {

@@ -1,9 +1,11 @@
 //! One module per subcommand; each takes the parsed CLI and does its work through the
 //! pure pipeline and the thin [`crate::system`] layer.
 
+#![forbid(unsafe_code)]
+
 mod apply;
 mod confirm;
-mod docs;
+pub(crate) mod docs;
 mod install;
 mod plan;
 mod snapshots;
@@ -18,7 +20,9 @@ use crate::cli::{Cli, Command, Global};
 use crate::config::Config;
 use crate::error::Result;
 use crate::family::Family;
-use crate::pipeline::Mode;
+use crate::pipeline::{self, FamilyPlan, Mode};
+use crate::policy::Template;
+use crate::system::state::StateDir;
 use crate::system::{probe, trust};
 
 /// 0 quiet, 1 normal, 2 verbose: set once from `--quiet` / `--verbose`.
@@ -87,6 +91,27 @@ fn select_backend(global: &Global, config: &Config, follow_docker: bool) -> Resu
 
 fn load_config(global: &Global) -> Result<Config> {
     Config::load(global.config.as_deref())
+}
+
+/// The configuration and its template, each read once for the whole run.
+fn load_policy(config: Config) -> Result<(Config, Template)> {
+    let template = Template::load(&config)?;
+    Ok((config, template))
+}
+
+/// Plans one family of the running ruleset as `start` does: the pure plan, then the
+/// apply record in `state` skips the tables the last apply left as they are.
+fn plan_running(
+    family: Family,
+    saved: &str,
+    (config, template): (&Config, &Template),
+    mode: Mode,
+    state: &StateDir,
+) -> Result<FamilyPlan> {
+    let source = format!("{}-save output", family.command());
+    let mut plan = pipeline::plan(family, saved, &source, config, template, mode)?;
+    plan.skip_applied(&state.applied(family));
+    Ok(plan)
 }
 
 /// The configuration for a command that changes the firewall: the config file and the

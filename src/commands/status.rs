@@ -13,13 +13,15 @@ use crate::cli::{Global, StatusArgs};
 use crate::error::{Error, Kind, Result};
 use crate::exposure::{self, Exposure, Reach};
 use crate::family::Family;
-use crate::pipeline::{self, Counts, FamilyPlan, Mode};
+use crate::pipeline::{Counts, FamilyPlan, Mode};
+use crate::policy::Template;
 use crate::ruleset::Ruleset;
 use crate::system::iptables::{Backend, Iptables};
+use crate::system::lock::ChildLock;
 use crate::system::state::{utc_iso8601, StateDir};
 use crate::system::{self, host, pending};
 
-use super::{load_config, managed_families};
+use super::{load_config, managed_families, plan_running};
 
 /// The version of the `--json` document; bumped when a field changes meaning or goes.
 pub const JSON_SCHEMA: u32 = 1;
@@ -114,6 +116,8 @@ struct FamilyReport {
     drift: Vec<String>,
     /// Rules in the other iptables backend's tables.
     other_backend_rules: usize,
+    /// Non-Docker chains (`table chain`) the last apply that changed this family removed.
+    removed_chains: Vec<String>,
 }
 
 /// The `--json` document (schema [`JSON_SCHEMA`], README.md "status --json").
@@ -205,13 +209,6 @@ fn drift_lines(plan: &FamilyPlan) -> Vec<String> {
     out
 }
 
-fn other_backend(backend: Backend) -> Backend {
-    match backend {
-        Backend::Legacy => Backend::Nft,
-        Backend::Nft => Backend::Legacy,
-    }
-}
-
 /// Reads and analyses every managed family.
 fn families(
     global: &Global,
@@ -219,24 +216,17 @@ fn families(
     backend: Backend,
 ) -> Result<Vec<FamilyReport>> {
     let state = StateDir::new(&global.state_dir);
-    let child_lock = tempfile::NamedTempFile::new()?;
+    let template = Template::load(config)?;
+    let child_lock = ChildLock::new()?;
     let mut out = Vec::new();
     for family in managed_families(config) {
-        let ipt = Iptables::new(family, backend, child_lock.path())?;
+        let ipt = Iptables::new(family, backend, &child_lock)?;
         let saved = ipt.save(None)?;
-        let other_backend_rules = Iptables::new(family, other_backend(backend), child_lock.path())
+        let other_backend_rules = Iptables::new(family, backend.other(), &child_lock)
             .and_then(|o| o.save(None))
             .map(|t| rule_count(&t))
             .unwrap_or(0);
-        let source = format!("{}-save output", family.command());
-        let plan = pipeline::plan(
-            family,
-            &saved,
-            &source,
-            config,
-            Mode::Start,
-            &state.applied(family),
-        )?;
+        let plan = plan_running(family, &saved, (config, &template), Mode::Start, &state)?;
         let exposure = exposure::analyse(
             family,
             &plan.current,
@@ -248,6 +238,7 @@ fn families(
             exposure,
             counts: plan.counts(),
             drift: drift_lines(&plan),
+            removed_chains: state.removed_chains(family),
             other_backend_rules: if rule_count(&saved) > 0 {
                 other_backend_rules
             } else {
@@ -283,6 +274,13 @@ fn warnings(families: &[FamilyReport]) -> Vec<String> {
                 f.family, f.counts.removed
             ));
         }
+        if !f.removed_chains.is_empty() {
+            out.push(format!(
+                "{}: the last apply removed non-Docker chains: {} (keep_chains keeps a chain)",
+                f.family,
+                f.removed_chains.join(", ")
+            ));
+        }
         if !f.drift.is_empty() {
             out.push(format!(
                 "{}: the running ruleset differs from the policy in {} rule(s)",
@@ -297,20 +295,18 @@ fn warnings(families: &[FamilyReport]) -> Vec<String> {
                 f.family, f.other_backend_rules
             ));
         }
-        let notes: usize = f
+        let unmodelled = f
             .exposure
             .published
             .iter()
-            .map(|p| p.notes.len())
-            .sum::<usize>()
-            + f.exposure
-                .services
-                .iter()
-                .map(|s| s.notes.len())
-                .sum::<usize>();
-        if notes > 0 {
+            .flat_map(|p| &p.notes)
+            .chain(f.exposure.services.iter().flat_map(|s| &s.notes))
+            .filter(|n| n.contains("not modelled"))
+            .count();
+        if unmodelled > 0 {
             out.push(format!(
-                "{}: {notes} rule(s) use matches the report does not model (see --verbose)",
+                "{}: {unmodelled} rule(s) use matches the report does not model; the entries \
+                 they concern say which",
                 f.family
             ));
         }
@@ -439,12 +435,8 @@ fn render_text(r: &Report, verbose: bool) -> String {
     out
 }
 
-fn notes_text(notes: &[String], verbose: bool) -> String {
-    if verbose {
-        notes.iter().map(|n| format!("      note: {n}\n")).collect()
-    } else {
-        String::new()
-    }
+fn notes_text(notes: &[String]) -> String {
+    notes.iter().map(|n| format!("      note: {n}\n")).collect()
 }
 
 fn family_text(f: &FamilyReport, verbose: bool) -> String {
@@ -463,7 +455,7 @@ fn family_text(f: &FamilyReport, verbose: bool) -> String {
             format!(" ({})", s.description)
         };
         out += &format!("    {}{port}{what}: {}\n", s.proto, s.reach);
-        out += &notes_text(&s.notes, verbose);
+        out += &notes_text(&s.notes);
     }
     out += &format!("  every other port: {}\n", e.other_ports);
     out += &format!("  ping: {}\n", e.ping);
@@ -492,7 +484,7 @@ fn family_text(f: &FamilyReport, verbose: bool) -> String {
             "    {} {host}:{} -> {}:{}{bridge}: {}\n",
             p.proto, p.host_port, p.container_address, p.container_port, p.reach
         );
-        out += &notes_text(&p.notes, verbose);
+        out += &notes_text(&p.notes);
     }
     let c = &f.counts;
     out += &format!(

@@ -237,7 +237,7 @@ expect_eq "systemctl reload works under the hardened unit" "[exit 0]" "$(run sys
 sd_sh 'cp /etc/iptables-docker/config.toml /root/config.good && printf "[ssh]\nport = 70000\n" >> /etc/iptables-docker/config.toml'
 out=$(run systemctl reload iptables-docker.service)
 expect_in "a bad config: systemctl reload fails" "[exit 1]" "$out"
-out=$(run systemctl status --no-pager --lines=0 iptables-docker.service)
+out=$(run systemctl status --no-pager --lines=20 iptables-docker.service)
 expect_in "  systemctl status names the LSB code" "status=6/NOTCONFIGURED" "$out"
 sd_sh 'cp /root/config.good /etc/iptables-docker/config.toml && rm /root/config.good'
 expect_eq "  with the config fixed, reload works" "[exit 0]" "$(run systemctl reload iptables-docker.service)"
@@ -327,12 +327,6 @@ expect_in "second uninstall: nothing to do" "not installed: nothing to undo" "$o
 expect_in "  exit code 0" "[exit 0]" "$out"
 expect_same "  state unchanged" "$gone" "$(state)"
 
-# expect_back_to_start NAME STATE: STATE is the host as $original had it (the unit's
-# state aside: a unit file that is gone reads differently from one never there).
-expect_back_to_start() {
-    local unit='s/^iptables-docker.service: .*/iptables-docker.service: -/'
-    expect_same "$1" "$(sed "$unit" <<<"$original")" "$(sed "$unit" <<<"$2")"
-}
 # expect_nft_policy STATE: `iptables` still nft, the policy and every Docker rule there.
 expect_nft_policy() {
     expect_in "  iptables still nft" "iptables -V: iptables v1.8.9 (nf_tables)" "$1"
@@ -347,7 +341,7 @@ expect_in "  keeps the config uninstall left" "install: kept /etc/iptables-docke
 out=$(run iptables-docker uninstall --purge)
 expect_in "uninstall --purge" "removed /etc/iptables-docker" "$out"
 expect_in "  and the state directory" "removed /var/lib/iptables-docker" "$out"
-expect_back_to_start "host exactly as at the start (rules, alternatives, ufw, firewalld, files)" "$(state)"
+expect_same_host "host exactly as at the start (rules, alternatives, ufw, firewalld, files)" "$original" "$(state)"
 
 echo "# --backend nft"
 before=$(state)
@@ -363,7 +357,7 @@ out=$(run /root/iptables-docker install)
 expect_in "  a legacy install on top is refused" "installed for iptables-nft, not iptables-legacy" "$out"
 out=$(run iptables-docker uninstall --purge)
 expect_in "  uninstall --purge" "uninstall: done" "$out"
-expect_back_to_start "  host exactly as at the start" "$(state)"
+expect_same_host "  host exactly as at the start" "$original" "$(state)"
 
 echo "# auto where iptables-legacy is absent (as on RHEL, or once Debian drops it)"
 # The legacy binaries really gone, not stand-ins: auto must see it and take nft.
@@ -386,7 +380,7 @@ expect_in "  status names the backend and why" "backend: iptables-nft (auto: ipt
 out=$(run iptables-docker uninstall --purge)
 expect_in "  uninstall --purge" "uninstall: done" "$out"
 sd_sh 'mv /root/legacy-gone/* /usr/sbin/ && rmdir /root/legacy-gone'
-expect_back_to_start "  host exactly as at the start" "$(state)"
+expect_same_host "  host exactly as at the start" "$original" "$(state)"
 
 echo "# shutdown"
 if sd_shutdown; then pass "clean poweroff"; else fail "poweroff (nspawn exit code $SD_LAST_RC)"; fi
