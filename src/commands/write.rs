@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::family::Family;
 use crate::pipeline::FamilyPlan;
 use crate::ruleset::{self, Ruleset};
 
@@ -19,13 +20,21 @@ use crate::system::iptables::{Backend, Iptables};
 /// 50 ms × the attempt number between tries: 0.5 s in all).
 pub const ATTEMPTS: u32 = 5;
 
-/// Runs `once` until it succeeds, at most [`ATTEMPTS`] times.
-fn retrying(mut once: impl FnMut() -> Result<()>) -> Result<()> {
+/// Runs `once` until it succeeds, at most [`ATTEMPTS`] times; says so (`family`: what
+/// it writes) each time it tries again.
+fn retrying(family: Family, mut once: impl FnMut() -> Result<()>) -> Result<()> {
     let mut attempt = 1;
     loop {
         match once() {
             Ok(()) => return Ok(()),
-            Err(_) if attempt < ATTEMPTS => {
+            Err(e) if attempt < ATTEMPTS => {
+                if super::normal() {
+                    println!(
+                        "{family}: the edit no longer applies ({e}); planning again (attempt {} \
+                         of {ATTEMPTS})",
+                        attempt + 1
+                    );
+                }
                 std::thread::sleep(Duration::from_millis(50 * u64::from(attempt)));
                 attempt += 1;
             }
@@ -51,7 +60,7 @@ pub fn apply(
         return ipt.restore(&plan.restore_text(), false);
     }
     let mut first = true;
-    retrying(|| {
+    retrying(ipt.family, || {
         if !first {
             *saved = ipt.save(None)?;
             *plan = replan(saved)?;
@@ -77,7 +86,7 @@ pub fn undo(ipt: &Iptables, plan: &FamilyPlan, keep_chains: &[String]) -> Result
 /// ([`crate::rollback::merge`]); only the tables that differ are written, saved and
 /// merged afresh on each attempt.
 pub fn put_back(ipt: &Iptables, before: &Ruleset, keep_chains: &[String]) -> Result<()> {
-    retrying(|| {
+    retrying(ipt.family, || {
         let now = ruleset::parse(&ipt.save(None)?)
             .map_err(|e| Error::failed(format!("cannot read the running ruleset: {e}")))?;
         PutBack::new(now, before, keep_chains).apply(ipt)
