@@ -22,6 +22,7 @@ pub mod hash;
 pub mod ownership;
 pub mod pipeline;
 pub mod policy;
+pub mod report;
 pub mod rollback;
 pub mod rule;
 pub mod ruleset;

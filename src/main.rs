@@ -6,7 +6,7 @@ fn main() {
     iptables_docker::system::default_sigpipe();
     let cli = iptables_docker::cli::Cli::parse();
     if let Err(err) = iptables_docker::commands::run(cli) {
-        eprintln!("iptables-docker: {err}");
+        iptables_docker::report::error(format_args!("iptables-docker: {err}"));
         std::process::exit(err.kind().exit_code());
     }
 }

@@ -15,6 +15,7 @@ use crate::family::Family;
 use crate::guard;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
 use crate::policy::Template;
+use crate::report::{self, Level};
 use crate::ruleset;
 use crate::system;
 use crate::system::iptables::Iptables;
@@ -42,13 +43,11 @@ pub fn run(
     }
     let selection = super::select_backend(global, &config, true)?;
     check_docker_nftables(&selection, &config, mode)?;
-    if super::normal() {
-        println!(
-            "backend: iptables-{} ({})",
-            selection.backend.name(),
-            selection.reason
-        );
-    }
+    report::info(format!(
+        "backend: iptables-{} ({})",
+        selection.backend.name(),
+        selection.reason
+    ));
     let child_lock = ChildLock::new()?;
     let tools = managed_families(&config)
         .into_iter()
@@ -70,9 +69,10 @@ pub fn run(
         }
         report(plan);
     }
-    if super::normal() {
-        println!("{verb}: done in {} ms", started.elapsed().as_millis());
-    }
+    report::info(format_args!(
+        "{verb}: done in {} ms",
+        started.elapsed().as_millis()
+    ));
     drop(lock);
     match confirm {
         Some(seconds) if !snapshots.is_empty() => {
@@ -99,12 +99,10 @@ fn plan_families<'a>(
         let saved = ipt.save(None)?;
         let applied = state.applied(ipt.family);
         if applied.unchanged_since(inputs, &saved) {
-            if super::normal() {
-                println!(
-                    "{}: unchanged since the last apply; nothing to change",
-                    ipt.family
-                );
-            }
+            report::info(format_args!(
+                "{}: unchanged since the last apply; nothing to change",
+                ipt.family
+            ));
             continue;
         }
         let plan = plan_running(ipt.family, &saved, policy, mode, state)?;
@@ -138,12 +136,10 @@ fn check_docker_nftables(selection: &Selection, config: &Config, mode: Mode) -> 
              with \"firewall-backend\": \"iptables\" in /etc/docker/daemon.json",
         ));
     }
-    if super::normal() {
-        println!(
-            "note: Docker runs its nftables firewall backend ({how}); the host policy \
-             applies, published ports are Docker's to filter"
-        );
-    }
+    report::info(format!(
+        "note: Docker runs its nftables firewall backend ({how}); the host policy applies, \
+         published ports are Docker's to filter"
+    ));
     Ok(())
 }
 
@@ -233,23 +229,20 @@ fn plural(n: usize, what: &str) -> String {
 }
 
 fn report(plan: &FamilyPlan) {
-    if !super::normal() {
-        return;
-    }
     let written = if plan.changed.is_empty() {
         "nothing to change".to_string()
     } else {
         format!("replaced tables {}", plan.changed.join(", "))
     };
     let counts = plan.counts();
-    println!(
+    report::info(format_args!(
         "{}: kept {} and {} on request; removed {}; {written}",
         plan.family,
         plural(counts.docker, "Docker rule"),
         plural(counts.kept_on_request, "rule"),
         plural(counts.removed, "other rule"),
-    );
-    if super::verbose() {
+    ));
+    if report::enabled(Level::Debug) {
         for (table, own) in plan.current.tables.iter().zip(&plan.ownership.tables) {
             let kept = own.kept_rules();
             let loaded = plan
@@ -257,7 +250,7 @@ fn report(plan: &FamilyPlan) {
                 .fragment
                 .table(&table.name)
                 .map_or(0, |t| t.rules.len());
-            println!(
+            report::debug(format_args!(
                 "{} {}: kept {}, replaced {} with {}{}",
                 plan.family,
                 table.name,
@@ -269,7 +262,7 @@ fn report(plan: &FamilyPlan) {
                 } else {
                     " (unchanged)"
                 }
-            );
+            ));
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::guard;
 use crate::hash::stable_hash;
+use crate::report;
 use crate::setup::files::{self, Action, Manifest, UNIT, UNIT_NAME};
 use crate::setup::record::{AlternativeRecord, Record, RecordDir};
 use crate::setup::{firewalls, preflight, rules, Transaction, Undo, GROUPS};
@@ -22,9 +23,7 @@ use crate::system::lock::ChildLock;
 use crate::system::{file, host};
 
 fn say(msg: impl std::fmt::Display) {
-    if super::normal() {
-        println!("install: {msg}");
-    }
+    report::info(format_args!("install: {msg}"));
 }
 
 /// Every `iptables-<backend>`, `-save`, `-restore` (and ip6tables) must exist.

@@ -13,8 +13,6 @@ mod status;
 mod uninstall;
 mod write;
 
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use crate::backend::{self, Selection};
 use crate::cli::{Cli, Command, Global};
 use crate::config::Config;
@@ -22,30 +20,17 @@ use crate::error::Result;
 use crate::family::Family;
 use crate::pipeline::{self, FamilyPlan, Mode};
 use crate::policy::Template;
+use crate::report;
 use crate::system::state::StateDir;
 use crate::system::{probe, trust};
 
-/// 0 quiet, 1 normal, 2 verbose: set once from `--quiet` / `--verbose`.
-static VERBOSITY: AtomicU8 = AtomicU8::new(1);
-
-/// Whether to print the line per action (not with `--quiet`).
-pub(crate) fn normal() -> bool {
-    VERBOSITY.load(Ordering::Relaxed) >= 1
-}
-
-/// Whether `--verbose` was given.
-pub(crate) fn verbose() -> bool {
-    VERBOSITY.load(Ordering::Relaxed) >= 2
-}
-
 pub fn run(cli: Cli) -> Result<()> {
     let global = &cli.global;
-    let level = match (global.quiet, global.verbose) {
-        (true, _) => 0,
-        (false, false) => 1,
-        (false, true) => 2,
-    };
-    VERBOSITY.store(level, Ordering::Relaxed);
+    report::init(
+        global.quiet,
+        global.verbose,
+        crate::system::journal_streams(),
+    );
     match &cli.command {
         Command::Start(args) => apply::run(global, "start", Mode::Start, args.force, args.confirm),
         Command::Reload(args) => {

@@ -381,7 +381,10 @@ pub fn run(global: &Global, args: &StatusArgs) -> Result<()> {
             .map_err(|e| Error::failed(format!("cannot write JSON: {e}")))?;
         println!("{text}");
     } else {
-        print!("{}", render_text(&report, super::verbose()));
+        print!(
+            "{}",
+            render_text(&report, crate::report::enabled(crate::report::Level::Debug))
+        );
     }
     match config_error.or(report.state.error()) {
         Some(err) => Err(err),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::cli::{Global, UninstallArgs};
 use crate::error::{Error, Result};
+use crate::report;
 use crate::system::{file, host};
 
 use crate::setup::files::{self, Manifest, BIN, UNIT, UNIT_NAME};
@@ -16,9 +17,7 @@ use crate::setup::record::{Record, RecordDir};
 use crate::setup::{firewalls, preflight, restore_alternative, rules};
 
 fn say(msg: impl std::fmt::Display) {
-    if super::normal() {
-        println!("uninstall: {msg}");
-    }
+    report::info(format_args!("uninstall: {msg}"));
 }
 
 pub fn run(global: &Global, args: &UninstallArgs) -> Result<()> {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::pipeline::FamilyPlan;
+use crate::report;
 use crate::ruleset::{self, Ruleset};
 
 use super::snapshots::PutBack;
@@ -28,13 +29,11 @@ fn retrying(family: Family, mut once: impl FnMut() -> Result<()>) -> Result<()> 
         match once() {
             Ok(()) => return Ok(()),
             Err(e) if attempt < ATTEMPTS => {
-                if super::normal() {
-                    println!(
-                        "{family}: the edit no longer applies ({e}); planning again (attempt {} \
-                         of {ATTEMPTS})",
-                        attempt + 1
-                    );
-                }
+                report::info(format!(
+                    "{family}: the edit no longer applies ({e}); planning again (attempt {} of \
+                     {ATTEMPTS})",
+                    attempt + 1
+                ));
                 std::thread::sleep(Duration::from_millis(50 * u64::from(attempt)));
                 attempt += 1;
             }

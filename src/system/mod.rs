@@ -37,6 +37,19 @@ pub fn default_sigpipe() {
     }
 }
 
+/// Whether stdout and stderr are the journal: `JOURNAL_STREAM` ("DEVICE:INODE", set by
+/// systemd, systemd.exec(5)) names the stream, and the descriptor is that stream.
+pub fn journal_streams() -> (bool, bool) {
+    let Some(named) = std::env::var("JOURNAL_STREAM").ok() else {
+        return (false, false);
+    };
+    let is = |fd: std::os::fd::BorrowedFd<'_>| {
+        rustix::fs::fstat(fd).is_ok_and(|st| format!("{}:{}", st.st_dev, st.st_ino) == named)
+    };
+    use std::os::fd::AsFd;
+    (is(std::io::stdout().as_fd()), is(std::io::stderr().as_fd()))
+}
+
 /// Fails unless running as root, naming the command that needs it.
 pub fn require_root(what: &str) -> Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
