@@ -1,29 +1,30 @@
 //! `start`, `reload` and `stop`: hold the xtables lock, plan every family, validate the
-//! policy, snapshot, write only the changed tables (one `iptables-restore` per family),
-//! and put everything back if any write fails. A `start` whose configuration or template
-//! cannot be used fails closed ([`crate::fallback`]); a `reload` keeps what runs.
-
-use std::time::{Duration, Instant};
+//! policy, snapshot, write only the changed tables (one transaction per family), and put
+//! everything back if any write fails. A `start` whose configuration or template cannot
+//! be used fails closed ([`crate::fallback`]); a `reload` keeps what runs.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
+use crate::backend::Selection;
 use crate::cli::Global;
-use crate::config::Config;
+use crate::config::{Config, Ssh};
 use crate::error::{Error, Kind, Result};
 use crate::fallback::{self, LastGood};
 use crate::family::Family;
 use crate::guard;
-use crate::ownership::DockerFacts;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
-use crate::policy::{self, Policy, Template};
+use crate::policy::{Policy, Template};
 use crate::report::{self, Level};
 use crate::ruleset;
 use crate::system;
-use crate::system::iptables::Iptables;
+use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::state::StateDir;
 
-use super::{confirm, load_config, load_policy, managed_families, test_policy};
+use super::{
+    confirm, load_config, load_policy, managed_families, plan_running, test_policy, write,
+};
 
 /// Which apply command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,9 @@ impl Verb {
         }
     }
 }
+
+/// Plans one family from its `iptables-save` text, the apply record already consulted.
+type PlanOne<'a> = dyn Fn(Family, &str) -> Result<FamilyPlan> + 'a;
 
 /// Applies `verb`; with `confirm: Some(seconds)`, waits for the operator and rolls back
 /// without a confirmation.
@@ -63,6 +67,17 @@ pub fn run(global: &Global, verb: Verb, force: bool, confirm: Option<u64>) -> Re
     }
 }
 
+/// The backend, said in the log.
+fn backend(global: &Global, config: &Config) -> Result<Selection> {
+    let selection = super::select_backend(global, config, true)?;
+    report::info(format!(
+        "backend: iptables-{} ({})",
+        selection.backend.name(),
+        selection.reason
+    ));
+    Ok(selection)
+}
+
 /// The configured policy: validated, guarded, applied, remembered as the last good one.
 fn apply_config(
     global: &Global,
@@ -75,26 +90,25 @@ fn apply_config(
     if !force {
         guard::check(&config, &guard::host_connections(&config))?;
     }
+    let selection = backend(global, &config)?;
+    check_docker_nftables(&selection, &config, Mode::Start)?;
     let inputs =
         pipeline::inputs_fingerprint(&system::binary_identity(), Mode::Start, &config, &template);
-    let render = |family, facts: &DockerFacts| policy::render(&config, &template, family, facts);
-    let families = managed_families(&config);
-    let done = transact(
-        global,
-        state,
-        verb,
-        &families,
-        &inputs,
-        &config.keep_chains,
-        &render,
-    )?;
+    let plan_one =
+        |family, saved: &str| plan_running(family, saved, (&config, &template), Mode::Start, state);
+    let scope = Scope {
+        backend: selection.backend,
+        families: managed_families(&config),
+        keep_chains: &config.keep_chains,
+    };
+    let done = transact(global, state, verb, &scope, &inputs, &plan_one)?;
     for plan in &done.plans {
         state.record_last_good(plan.family, &last_good(&config, &template, plan)?)?;
     }
     state.set_degraded(None)?;
     match confirm {
         Some(seconds) if !done.snapshots.is_empty() => {
-            confirm::await_operator(global, state, &done.snapshots, seconds)
+            confirm::await_operator(global, selection.backend, state, &done.snapshots, seconds)
         }
         _ => Ok(()),
     }
@@ -124,21 +138,51 @@ fn last_good(config: &Config, template: &Template, plan: &FamilyPlan) -> Result<
     })
 }
 
+/// Plans `family` with a fixed `policy` (open, a last good or the minimal one).
+fn plan_fixed(
+    family: Family,
+    saved: &str,
+    keep_chains: &[String],
+    policy: &Policy,
+    state: &StateDir,
+) -> Result<FamilyPlan> {
+    let source = format!("{}-save output", family.command());
+    let current = pipeline::parse_saved(saved, &source)?;
+    let mut plan = pipeline::plan_with(family, current, keep_chains, |_| Ok(policy.clone()))?;
+    plan.skip_applied(&state.applied(family));
+    Ok(plan)
+}
+
 /// `stop`: the host open, Docker untouched. Needs no valid configuration: when it does
-/// not load, the families and kept chains of the last good policy are used.
+/// not load, the families and kept chains of the last good policy are used (and the
+/// backend from `--backend` or auto).
 fn stop(global: &Global, state: &StateDir) -> Result<()> {
-    let (families, keep) = match load_config(global) {
-        Ok(config) => (managed_families(&config), config.keep_chains),
-        Err(_) => fallback_scope(state),
+    let (config, families, keep) = match load_config(global) {
+        Ok(config) => {
+            let families = managed_families(&config);
+            let keep = config.keep_chains.clone();
+            (config, families, keep)
+        }
+        Err(_) => {
+            let (families, keep) = fallback_scope(state);
+            (Config::builtin(), families, keep)
+        }
     };
+    let selection = backend(global, &config)?;
     let inputs = pipeline::inputs_fingerprint(
         &system::binary_identity(),
         Mode::Stop,
         &Config::builtin(),
         &Template::builtin(),
     );
-    let open = |_, _: &DockerFacts| Ok(Policy::open());
-    transact(global, state, Verb::Stop, &families, &inputs, &keep, &open)?;
+    let open = Policy::open();
+    let plan_one = |family, saved: &str| plan_fixed(family, saved, &keep, &open, state);
+    let scope = Scope {
+        backend: selection.backend,
+        families,
+        keep_chains: &keep,
+    };
+    transact(global, state, Verb::Stop, &scope, &inputs, &plan_one)?;
     state.set_degraded(None)
 }
 
@@ -160,13 +204,15 @@ fn fallback_scope(state: &StateDir) -> (Vec<Family>, Vec<String>) {
 /// with Docker's rules as they are now. Fails with `cause` and what is active either way.
 fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
     let (families, keep) = fallback_scope(state);
-    // The configuration's [ssh] when the file itself reads (the template failed).
-    let ssh = Config::load(global.config.as_deref()).ok().map(|c| c.ssh);
+    // The configuration's [ssh] and backend when the file itself reads (the template failed).
+    let config = Config::load(global.config.as_deref()).ok();
+    let selection = backend(global, config.as_ref().unwrap_or(&Config::builtin()))?;
+    let ssh = config.map(|c| c.ssh);
     let child_lock = ChildLock::new()?;
     let mut bare = Vec::new();
     let mut said = Vec::new();
     for family in families {
-        let ipt = Iptables::new(family, global.backend, &child_lock)?;
+        let ipt = Iptables::new(family, selection.backend, &child_lock)?;
         let current = pipeline::parse_saved(&ipt.save(None)?, "the running ruleset")?;
         if fallback::holds_a_policy(&current) {
             said.push(format!("{family}: the running policy is kept"));
@@ -174,36 +220,26 @@ fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
             bare.push(family);
         }
     }
-    let fallbacks: Vec<(Family, Policy, String)> = bare
-        .iter()
-        .map(|&family| match state.last_good(family) {
-            Some(good) => (
-                family,
-                Policy {
-                    fragment: good.fragment.clone(),
-                },
-                good.describe(),
-            ),
-            None => (
-                family,
-                fallback::minimal(family, ssh.as_ref()),
-                "the minimal fail-closed policy (no last good policy is recorded: INPUT drops \
-                 all but loopback, established connections and SSH)"
-                    .to_string(),
-            ),
-        })
-        .collect();
+    let fallbacks = fallback_policies(state, &bare, ssh.as_ref());
     if !fallbacks.is_empty() {
         let text: String = fallbacks
             .iter()
             .map(|(_, p, _)| p.fragment.to_string())
             .collect();
         let inputs = ruleset::fingerprint_of(&format!("fallback {text}"));
-        let pick = |family, _: &DockerFacts| {
-            let found = fallbacks.iter().find(|(f, ..)| *f == family);
-            Ok(found.expect("a fallback per family").1.clone())
+        let plan_one = |family, saved: &str| {
+            let (_, policy, _) = fallbacks
+                .iter()
+                .find(|(f, ..)| *f == family)
+                .expect("a fallback per family");
+            plan_fixed(family, saved, &keep, policy, state)
         };
-        transact(global, state, Verb::Start, &bare, &inputs, &keep, &pick)?;
+        let scope = Scope {
+            backend: selection.backend,
+            families: bare,
+            keep_chains: &keep,
+        };
+        transact(global, state, Verb::Start, &scope, &inputs, &plan_one)?;
         said.extend(
             fallbacks
                 .iter()
@@ -215,39 +251,74 @@ fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
     Err(
         Error::new(cause.kind(), format!("{cause}\nfailing closed: {summary}")).hint(
             "fix the file, check it with `iptables-docker check`, then `systemctl restart \
-         iptables-docker` (or `iptables-docker start`); `iptables-docker status` shows what runs",
+             iptables-docker` (or `iptables-docker start`); `iptables-docker status` shows what \
+             runs",
         ),
     )
+}
+
+/// Per family: the last good policy, else the minimal one, and a sentence naming it.
+fn fallback_policies(
+    state: &StateDir,
+    families: &[Family],
+    ssh: Option<&Ssh>,
+) -> Vec<(Family, Policy, String)> {
+    families
+        .iter()
+        .map(|&family| match state.last_good(family) {
+            Some(good) => (
+                family,
+                Policy {
+                    fragment: good.fragment.clone(),
+                },
+                good.describe(),
+            ),
+            None => (
+                family,
+                fallback::minimal(family, ssh),
+                "the minimal fail-closed policy (no last good policy is recorded: INPUT drops \
+                 all but loopback, established connections and SSH)"
+                    .to_string(),
+            ),
+        })
+        .collect()
+}
+
+/// What an apply covers: the backend, the families, the chains kept as Docker's are.
+struct Scope<'a> {
+    backend: Backend,
+    families: Vec<Family>,
+    keep_chains: &'a [String],
 }
 
 /// What an apply wrote.
 struct Done {
     plans: Vec<FamilyPlan>,
     /// The snapshots taken of the families that changed.
-    snapshots: Vec<(Family, std::path::PathBuf)>,
+    snapshots: Vec<(Family, PathBuf)>,
 }
 
-/// Under the xtables lock: plans `families` with the policy `make` gives, checks each
+/// Under the xtables lock: plans every family of `scope` with `plan_one`, checks each
 /// policy with `iptables-restore --test`, snapshots, writes the changed tables, rolls every
 /// family back if a write fails, and records what the kernel holds then.
 fn transact(
     global: &Global,
     state: &StateDir,
     verb: Verb,
-    families: &[Family],
+    scope: &Scope<'_>,
     inputs: &str,
-    keep_chains: &[String],
-    make: &dyn Fn(Family, &DockerFacts) -> Result<Policy>,
+    plan_one: &PlanOne<'_>,
 ) -> Result<Done> {
     let started = Instant::now();
     let child_lock = ChildLock::new()?;
-    let tools = families
+    let tools = scope
+        .families
         .iter()
-        .map(|f| Iptables::new(*f, global.backend, &child_lock))
+        .map(|f| Iptables::new(*f, scope.backend, &child_lock))
         .collect::<Result<Vec<_>>>()?;
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
-    let plans = plan_families(&tools, state, keep_chains, make, inputs)?;
-    let snapshots = write_families(state, &plans)?;
+    let mut plans = plan_families(&tools, state, plan_one, inputs)?;
+    let snapshots = write_families(state, &mut plans, scope.keep_chains, plan_one)?;
     for (ipt, plan, saved) in &plans {
         record_applied(state, ipt, plan, saved, inputs)?;
         if !plan.changed.is_empty() {
@@ -270,14 +341,12 @@ fn transact(
 /// One family's tools, plan and the `iptables-save` text it was planned from.
 type Planned<'a> = (&'a Iptables, FamilyPlan, String);
 
-/// Plans every family not unchanged since the last apply (the apply record skips the
-/// tables the last apply left as they are, as `status` and `plan` do), and checks that
-/// each policy loads (`iptables-restore --test`). The xtables lock is held.
+/// Plans every family not unchanged since the last apply, and checks that each policy
+/// loads (`iptables-restore --test`). The xtables lock is held.
 fn plan_families<'a>(
     tools: &'a [Iptables],
     state: &StateDir,
-    keep_chains: &[String],
-    make: &dyn Fn(Family, &DockerFacts) -> Result<Policy>,
+    plan_one: &PlanOne<'_>,
     inputs: &str,
 ) -> Result<Vec<Planned<'a>>> {
     let mut plans = Vec::new();
@@ -291,24 +360,50 @@ fn plan_families<'a>(
             ));
             continue;
         }
-        let source = format!("{}-save output", ipt.family.command());
-        let current = pipeline::parse_saved(&saved, &source)?;
-        let mut plan = pipeline::plan_with(ipt.family, current, keep_chains, |facts| {
-            make(ipt.family, facts)
-        })?;
-        plan.skip_applied(&applied);
+        let plan = plan_one(ipt.family, &saved)?;
         test_policy(ipt, &plan.policy)?;
         plans.push((ipt, plan, saved));
     }
     Ok(plans)
 }
 
-/// Snapshots every family that changes, then writes them one `iptables-restore` each;
+/// Under Docker's own nftables firewall backend there is no DOCKER-USER chain to hold the
+/// `[containers]` allow-list: `start` refuses it and says what to do; the host policy
+/// alone applies as usual.
+fn check_docker_nftables(selection: &Selection, config: &Config, mode: Mode) -> Result<()> {
+    let Some(how) = &selection.docker_nftables else {
+        return Ok(());
+    };
+    if mode == Mode::Start && config.containers.is_some() {
+        return Err(Error::config(format!(
+            "Docker runs its nftables firewall backend ({how}): it writes no iptables rules \
+             and has no DOCKER-USER chain, so the [containers] section cannot filter published \
+             ports"
+        ))
+        .hint(
+            "remove the [containers] section (the host policy still applies), or run Docker \
+             with \"firewall-backend\": \"iptables\" in /etc/docker/daemon.json",
+        ));
+    }
+    report::info(format!(
+        "note: Docker runs its nftables firewall backend ({how}); the host policy applies, \
+         published ports are Docker's to filter"
+    ));
+    Ok(())
+}
+
+/// Snapshots every family that changes, then writes them one transaction each
+/// ([`write::apply`]: on nft re-planned with `plan_one` when the edit no longer applies);
 /// if one fails, puts back those written. The snapshots written, per family.
-fn write_families(state: &StateDir, plans: &[Planned<'_>]) -> Result<Vec<(Family, PathBuf)>> {
+fn write_families(
+    state: &StateDir,
+    plans: &mut [Planned<'_>],
+    keep_chains: &[String],
+    plan_one: &PlanOne<'_>,
+) -> Result<Vec<(Family, PathBuf)>> {
     let mut snapshots = Vec::new();
     let snapshot = StateDir::new_snapshot_name();
-    for (ipt, plan, saved) in plans {
+    for (ipt, plan, saved) in plans.iter() {
         if !plan.changed.is_empty() {
             snapshots.push((
                 ipt.family,
@@ -316,23 +411,26 @@ fn write_families(state: &StateDir, plans: &[Planned<'_>]) -> Result<Vec<(Family
             ));
         }
     }
-    for (done, (ipt, plan, _)) in plans.iter().enumerate() {
+    for done in 0..plans.len() {
+        let (ipt, plan, saved) = &mut plans[done];
         if plan.changed.is_empty() {
             continue;
         }
-        if let Err(err) = ipt.restore(&plan.restore_text(), false) {
-            return Err(roll_back(&plans[..=done], err));
+        let family = ipt.family;
+        let replan = |saved: &str| plan_one(family, saved);
+        if let Err(err) = write::apply(ipt, plan, saved, &replan) {
+            return Err(roll_back(&plans[..=done], keep_chains, err));
         }
     }
     Ok(snapshots)
 }
 
 /// Puts the changed tables of every family written so far back as they were found.
-fn roll_back(plans: &[Planned<'_>], cause: Error) -> Error {
+fn roll_back(plans: &[Planned<'_>], keep_chains: &[String], cause: Error) -> Error {
     let mut failures = Vec::new();
     for (ipt, plan, _) in plans.iter().rev() {
         if !plan.changed.is_empty() {
-            if let Err(e) = ipt.restore(&plan.rollback_text(), false) {
+            if let Err(e) = write::undo(ipt, plan, keep_chains) {
                 failures.push(e.to_string());
             }
         }

@@ -10,14 +10,18 @@ use crate::family::Family;
 use crate::ownership::DockerFacts;
 use crate::policy::{self, Template};
 use crate::report;
-use crate::system::iptables::Iptables;
+use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::ChildLock;
 
 use super::{load_config, managed_families, test_policy};
 
 pub fn run(global: &Global) -> Result<()> {
     let config = load_config(global)?;
-    let tested = render_and_test(global, &config)?;
+    let backend = match crate::system::is_root() {
+        true => super::select_backend(global, &config, true)?.backend,
+        false => Backend::Legacy, // not run: iptables-restore --test needs root
+    };
+    let tested = render_and_test(&config, backend)?;
     let source = config
         .path
         .as_ref()
@@ -33,16 +37,16 @@ pub fn run(global: &Global) -> Result<()> {
         report::info(format_args!(
             "{source}: ok ({} policy accepted by iptables-{}-restore --test)",
             families.join(" and "),
-            global.backend.name()
+            backend.name()
         ));
     }
     Ok(())
 }
 
 /// Renders the policy of every family `config` manages (with no Docker facts yet) and, as
-/// root, tests each with `iptables-restore --test` of `global.backend`; returns the
-/// families tested.
-pub(super) fn render_and_test(global: &Global, config: &Config) -> Result<Vec<Family>> {
+/// root, tests each with `iptables-restore --test` of `backend`; returns the families
+/// tested.
+pub(super) fn render_and_test(config: &Config, backend: Backend) -> Result<Vec<Family>> {
     let root = crate::system::is_root();
     let template = Template::load(config)?;
     let child_lock = ChildLock::new()?;
@@ -50,7 +54,7 @@ pub(super) fn render_and_test(global: &Global, config: &Config) -> Result<Vec<Fa
     for family in managed_families(config) {
         let policy = policy::render(config, &template, family, &DockerFacts::default())?;
         if root {
-            let ipt = Iptables::new(family, global.backend, &child_lock)?;
+            let ipt = Iptables::new(family, backend, &child_lock)?;
             test_policy(&ipt, &policy)?;
             tested.push(family);
         }

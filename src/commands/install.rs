@@ -11,6 +11,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::backend::{Choice, Selection};
 use crate::cli::{Global, InstallArgs};
 use crate::error::{Error, Result};
 use crate::guard;
@@ -47,16 +48,20 @@ fn require_binaries(backend: Backend) -> Result<()> {
 
 pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
     preflight(global, "install")?;
-    let target = global.backend;
-    if args.packaged && target != Backend::Legacy {
+    // The same validation as start, before anything on the host changes.
+    let config = super::load_config(global)?;
+    let selection = super::select_backend(global, &config, false)?;
+    let target = selection.backend;
+    // The package's unit runs a plain `start`, which decides the backend again from the
+    // config (auto by default): only a command-line choice would not carry over to it.
+    if args.packaged && global.backend.is_some_and(|c| c != Choice::Auto) {
         return Err(Error::environment(
-            "the Debian package's unit drives iptables-legacy; --backend nft needs `install` without --packaged",
+            "the Debian package's unit runs `iptables-docker start` without --backend; set \
+             `backend` in /etc/iptables-docker/config.toml instead of --backend",
         ));
     }
     require_binaries(target)?;
-    // The same validation as start, before anything on the host changes.
-    let config = super::load_config(global)?;
-    super::check::render_and_test(global, &config)?;
+    super::check::render_and_test(&config, target)?;
     if !args.force {
         guard::check(&config, &guard::host_connections(&config))?;
     }
@@ -69,9 +74,18 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
     } else {
         files::assets(target, binary)
     };
-    match steps(global, &assets, args.packaged, &records, &mut tx) {
+    match steps(
+        global,
+        &selection,
+        &assets,
+        args.packaged,
+        &records,
+        &mut tx,
+    ) {
         Ok(advice) => {
+            let backend = format!("iptables-{} ({})", target.name(), selection.reason);
             if tx.has_changed() {
+                say(format!("backend: {backend}"));
                 say(
                     "done: iptables-docker.service is active with the host policy (`iptables-docker \
                      status`); `iptables-docker uninstall` undoes this install (uninstall.md)",
@@ -79,8 +93,7 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
             } else {
                 say(format!(
                     "nothing to change: iptables-docker is installed and up to date \
-                     (iptables-{}, {UNIT_NAME} active)",
-                    target.name()
+                     ({backend}, {UNIT_NAME} active)"
                 ));
             }
             for line in advice {
@@ -93,9 +106,10 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
 }
 
 /// The host as it is now, before install changes anything.
-fn capture(target: Backend, assets: &[files::Asset]) -> Result<Record> {
+fn capture(selection: &Selection, assets: &[files::Asset]) -> Result<Record> {
     Ok(Record {
-        backend: target,
+        backend: selection.backend,
+        backend_reason: Some(selection.reason.clone()),
         iptables_was: host::command_backend("iptables"),
         alternatives: GROUPS
             .iter()
@@ -136,13 +150,14 @@ fn snapshots() -> Result<Vec<(String, String)>> {
 
 fn steps(
     global: &Global,
+    selection: &Selection,
     assets: &[files::Asset],
     packaged: bool,
     records: &RecordDir,
     tx: &mut Transaction,
 ) -> Result<Vec<String>> {
-    let target = global.backend;
-    record_host(target, assets, records, tx)?;
+    let target = selection.backend;
+    record_host(selection, assets, records, tx)?;
     let current = host::command_backend("iptables");
     ufw_off(tx)?;
     let mut advice = Vec::new();
@@ -164,22 +179,22 @@ fn steps(
 
 /// The record of the host as it was: written once.
 fn record_host(
-    target: Backend,
+    selection: &Selection,
     assets: &[files::Asset],
     records: &RecordDir,
     tx: &mut Transaction,
 ) -> Result<()> {
     match records.read()? {
-        Some(r) if r.backend != target => Err(Error::environment(format!(
+        Some(r) if r.backend != selection.backend => Err(Error::environment(format!(
             "iptables-docker is installed for iptables-{}, not iptables-{}",
             r.backend.name(),
-            target.name()
+            selection.backend.name()
         ))
         .hint("run `iptables-docker uninstall` first to change backends")),
         Some(_) => Ok(()),
         None => {
             let created_dir = !records.root.exists();
-            let record = records.write(capture(target, assets)?, &snapshots()?)?;
+            let record = records.write(capture(selection, assets)?, &snapshots()?)?;
             say(format!(
                 "recorded the host as it is in {} (snapshots in {})",
                 records.path().display(),

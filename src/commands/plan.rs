@@ -37,8 +37,9 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
     } else {
         system::require_root("plan")?;
         let state = StateDir::new(&global.state_dir);
+        let backend = super::select_backend(global, &config, true)?.backend;
         for family in managed_families(&config) {
-            let saved = Iptables::new(family, global.backend, &child_lock)?.save(None)?;
+            let saved = Iptables::new(family, backend, &child_lock)?.save(None)?;
             plans.push(plan_running(
                 family,
                 &saved,
@@ -51,11 +52,14 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
     if !args.stop {
         warn_lockout(&config);
     }
-    let root = system::is_root();
+    let tested = match system::is_root() {
+        true => Some(super::select_backend(global, &config, true)?.backend),
+        false => None,
+    };
     for plan in plans {
         let family = plan.family;
-        if root {
-            let ipt = Iptables::new(family, global.backend, &child_lock)?;
+        if let Some(backend) = tested {
+            let ipt = Iptables::new(family, backend, &child_lock)?;
             test_policy(&ipt, &plan.policy)?;
         } else if !args.stop {
             eprintln!(

@@ -7,9 +7,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::backend::Choice;
 use crate::cli::{Global, UninstallArgs};
 use crate::error::{Error, Result};
 use crate::report;
+use crate::system::iptables::Backend;
 use crate::system::{file, host};
 
 use crate::setup::files::{self, Manifest, BIN, UNIT, UNIT_NAME};
@@ -138,7 +140,10 @@ fn remove_files(
 fn remove_our_rules(global: &Global, record: Option<&Record>) -> Result<()> {
     let mut installed = global.clone();
     if let Some(backend) = record.map(|r| r.backend) {
-        installed.backend = backend;
+        installed.backend = Some(match backend {
+            Backend::Legacy => Choice::Legacy,
+            Backend::Nft => Choice::Nft,
+        });
     }
     super::apply::run(&installed, super::apply::Verb::Stop, true, None).map_err(|e| {
         e.context("taking the host policy out failed").hint(
