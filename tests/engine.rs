@@ -533,7 +533,10 @@ echo "=== AFTER_START"; iptables-legacy-save -t filter | grep -c '^:INPUT DROP'
     let refused = &s["REFUSED"];
     assert!(refused.contains("no DOCKER-USER chain"), "{refused}");
     assert!(refused.contains("exit 6"), "{refused}");
-    assert_eq!(s["AFTER_REFUSED"].trim(), "0", "something was applied");
+    // A start that cannot use its configuration fails closed (issue 17): with no last good
+    // policy here, the minimal one (INPUT DROP but loopback, established and ssh).
+    assert!(refused.contains("failing closed"), "{refused}");
+    assert_eq!(s["AFTER_REFUSED"].trim(), "1", "start did not fail closed");
     assert!(s["START"].contains("exit 0"), "{}", s["START"]);
     assert!(
         s["START"].contains("note: Docker runs its nftables firewall backend"),
