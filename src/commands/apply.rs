@@ -70,12 +70,16 @@ pub fn run(global: &Global, verb: Verb, force: bool, confirm: Option<u64>) -> Re
 /// The backend, said in the log.
 fn backend(global: &Global, config: &Config) -> Result<Selection> {
     let selection = super::select_backend(global, config, true)?;
+    say_backend(&selection);
+    Ok(selection)
+}
+
+fn say_backend(selection: &Selection) {
     report::info(format!(
         "backend: iptables-{} ({})",
         selection.backend.name(),
         selection.reason
     ));
-    Ok(selection)
 }
 
 /// The configured policy: validated, guarded, applied, remembered as the last good one.
@@ -206,7 +210,8 @@ fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
     let (families, keep) = fallback_scope(state);
     // The configuration's [ssh] and backend when the file itself reads (the template failed).
     let config = Config::load(global.config.as_deref()).ok();
-    let selection = backend(global, config.as_ref().unwrap_or(&Config::builtin()))?;
+    let selection =
+        super::select_backend(global, config.as_ref().unwrap_or(&Config::builtin()), true)?;
     let ssh = config.map(|c| c.ssh);
     let child_lock = ChildLock::new()?;
     let mut bare = Vec::new();
@@ -222,6 +227,7 @@ fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
     }
     let fallbacks = fallback_policies(state, &bare, ssh.as_ref());
     if !fallbacks.is_empty() {
+        say_backend(&selection);
         let text: String = fallbacks
             .iter()
             .map(|(_, p, _)| p.fragment.to_string())
