@@ -2,12 +2,46 @@
 //! (text, relative order, counters), the chains the admin asked to keep, and the host
 //! policy; and which of its tables differ from what runs now.
 
-use crate::ownership::{DockerOwnership, Reason, TableOwnership};
+use crate::ownership::{DockerOwnership, Reason, TableOwnership, DOCKER_USER};
 use crate::policy::Policy;
 use crate::rule::target_of;
 use crate::ruleset::{builtin_chains, Chain, Counters, Rule, Ruleset, Table};
 
-const DOCKER_USER: &str = "DOCKER-USER";
+/// Why a kept rule stays in a chain the policy takes over (DOCKER-USER), where it goes,
+/// or `None` when the policy's rules replace it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takeover {
+    /// A jump to a chain kept in its own right (`keep`/`keep_chains`, e.g. fail2ban's
+    /// `-j f2b-odoo` in DOCKER-USER): kept in its original relative order, ahead of the
+    /// policy's rules, so that a ban is enforced before the policy accepts.
+    JumpFirst,
+    /// The bare `-j RETURN` Docker ≤ 28.2.1 appends to DOCKER-USER (and appends again on
+    /// every daemon start when it is missing): kept last, as Docker made it.
+    DockerReturn,
+}
+
+/// What happens to the kept rule `rule` of `table` (kept for `reason`) when the policy owns
+/// its chain.
+pub fn survives_takeover(
+    table: &Table,
+    own: &TableOwnership,
+    rule: &Rule,
+    reason: &Reason,
+) -> Option<Takeover> {
+    if rule.spec == "-j RETURN" && rule.chain == DOCKER_USER {
+        return Some(Takeover::DockerReturn);
+    }
+    if matches!(reason, Reason::MatchesKeptSet(_)) {
+        return Some(Takeover::JumpFirst);
+    }
+    let target = target_of(&rule.spec)?;
+    let index = table.chains.iter().position(|c| c.name == target)?;
+    let kept_in_own_right = matches!(
+        own.chains[index],
+        Some(Reason::KeepList(_) | Reason::DockerChain)
+    );
+    (kept_in_own_right && target != rule.chain).then_some(Takeover::JumpFirst)
+}
 
 /// Builds the ruleset `start`/`stop` loads. Fails when the policy declares a chain that is
 /// also kept from the running ruleset.
@@ -66,7 +100,8 @@ fn compose_table(
             .collect()
     };
     for chain in &mut builtins {
-        if let Some(p) = pol_chain(&chain.name).and_then(|c| c.policy.clone()) {
+        let policy = pol_chain(&chain.name).and_then(|c| c.policy.clone());
+        if let Some(p) = policy.filter(|p| p != crate::policy::KEEP_POLICY) {
             chain.policy = Some(p);
         }
         chain.counters = chain.counters.or(zero);
@@ -107,11 +142,17 @@ fn compose_table(
     // iptables-save lists user chains by name; so do we, to compare like with like.
     users.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let kept = |chain: &str| -> Vec<Rule> {
+    // The kept rules of `chain`; of a chain the policy owns, those that survive the
+    // takeover in the way `only` says.
+    let kept = |chain: &str, only: Option<Takeover>| -> Vec<Rule> {
         cur.rules
             .iter()
             .zip(&own.rules)
-            .filter(|(r, reason)| r.chain == chain && reason.is_some())
+            .filter_map(|(r, reason)| Some((r, reason.as_ref()?)))
+            .filter(|(r, reason)| {
+                r.chain == chain
+                    && (only.is_none() || survives_takeover(cur, own, r, reason) == only)
+            })
             .map(|(r, _)| Rule {
                 counters: r.counters.or(zero),
                 ..r.clone()
@@ -131,10 +172,14 @@ fn compose_table(
     let mut rules = Vec::new();
     for chain in builtins.iter().chain(&users) {
         let start = rules.len();
-        if !owns(&chain.name) {
-            rules.extend(kept(&chain.name));
+        if owns(&chain.name) {
+            rules.extend(kept(&chain.name, Some(Takeover::JumpFirst)));
+            rules.extend(policy_rules(&chain.name));
+            rules.extend(kept(&chain.name, Some(Takeover::DockerReturn)));
+        } else {
+            rules.extend(kept(&chain.name, None));
+            rules.extend(policy_rules(&chain.name));
         }
-        rules.extend(policy_rules(&chain.name));
         if name == "filter" && chain.name == "FORWARD" && owns(DOCKER_USER) {
             jump_to_docker_user_first(&mut rules, start);
         }
@@ -170,11 +215,11 @@ fn drop_unreferenced(
     let mut next = 0;
     while let Some(chain) = reached.get(next).cloned() {
         next += 1;
-        if owns(&chain) {
-            continue;
-        }
         for (rule, reason) in cur.rules.iter().zip(&own.rules) {
-            if reason.is_none() || rule.chain != chain {
+            let Some(reason) = reason else { continue };
+            if rule.chain != chain
+                || owns(&chain) && survives_takeover(cur, own, rule, reason).is_none()
+            {
                 continue;
             }
             if let Some(target) = target_of(&rule.spec) {

@@ -29,6 +29,9 @@ pub enum Reason {
     JumpsTo(String),
     /// The rule, in a builtin chain, has the shape Docker gives its rules there.
     Footprint(String),
+    /// The rule, in a builtin chain, matches an ipset of a kept owner (`keep`), e.g.
+    /// fail2ban's `-m set --match-set f2b-sshd src -j REJECT`.
+    MatchesKeptSet(String),
 }
 
 impl fmt::Display for Reason {
@@ -42,6 +45,7 @@ impl fmt::Display for Reason {
             Reason::InKeptChain => write!(f, "in a kept chain"),
             Reason::JumpsTo(chain) => write!(f, "jumps to kept chain {chain}"),
             Reason::Footprint(what) => f.write_str(what),
+            Reason::MatchesKeptSet(glob) => write!(f, "matches an ipset kept by '{glob}'"),
         }
     }
 }
@@ -143,7 +147,7 @@ impl DockerFacts {
             .tables
             .iter()
             .flat_map(|t| t.rules.iter())
-            .filter(|r| is_docker_chain(&r.chain) && r.chain != "DOCKER-USER");
+            .filter(|r| is_docker_chain(&r.chain) && r.chain != DOCKER_USER);
         for rule in docker_rules {
             if rule.spec.contains(OWN_MARK) && is_ours(&RuleArgs::parse(&rule.spec)) {
                 continue;
@@ -254,26 +258,85 @@ impl DockerFacts {
 /// Classifies every chain and rule of `ruleset`. `keep_chains` are glob patterns of
 /// non-Docker chains to keep as they are (e.g. `f2b-*`).
 pub fn classify(ruleset: &Ruleset, keep_chains: &[String]) -> DockerOwnership {
+    classify_keeping(ruleset, keep_chains, &[])
+}
+
+/// [`classify`], also keeping the rules of builtin chains (and of DOCKER-USER) that match
+/// an ipset named by one of the `keep_sets` glob patterns.
+pub fn classify_keeping(
+    ruleset: &Ruleset,
+    keep_chains: &[String],
+    keep_sets: &[String],
+) -> DockerOwnership {
     let facts = DockerFacts::learn(ruleset);
+    let keep = Keep {
+        chains: keep_chains,
+        sets: keep_sets,
+        docker_user_is_ours: docker_user_is_ours(ruleset, keep_chains),
+    };
     let tables = ruleset
         .tables
         .iter()
-        .map(|t| classify_table(t, &facts, keep_chains))
+        .map(|t| classify_table(t, &facts, &keep))
         .collect();
     DockerOwnership { tables, facts }
 }
 
-fn classify_table(table: &Table, facts: &DockerFacts, keep_chains: &[String]) -> TableOwnership {
+/// What the admin asked to keep, and whether DOCKER-USER is ours.
+struct Keep<'a> {
+    chains: &'a [String],
+    sets: &'a [String],
+    docker_user_is_ours: bool,
+}
+
+impl Keep<'_> {
+    /// The `keep_sets` pattern matched by a rule's `--match-set`, if any.
+    fn set_of(&self, args: &RuleArgs) -> Option<Reason> {
+        let set = args.value(&["--match-set"])?;
+        let glob = self.sets.iter().find(|g| glob_match(g, set))?;
+        Some(Reason::MatchesKeptSet(glob.clone()))
+    }
+}
+
+/// Whether filter's `DOCKER-USER` is one iptables-docker made, not Docker: Docker never
+/// creates it alone (every Docker version creates `DOCKER` and its isolation or forward
+/// chains with it, `../shared/notes/docker-footprint.md`), so a DOCKER-USER with no other
+/// `DOCKER*` chain in any table of the family, holding nothing but rules marked ours,
+/// bare `-j RETURN`s and jumps to chains kept by `keep_chains`, is the one a policy with
+/// `[containers]` created on a family Docker never touched (issue 11: `stop` left it).
+fn docker_user_is_ours(ruleset: &Ruleset, keep_chains: &[String]) -> bool {
+    let Some(filter) = ruleset.table("filter") else {
+        return false;
+    };
+    let other_docker_chain = ruleset.tables.iter().any(|t| {
+        t.chains
+            .iter()
+            .any(|c| !c.is_builtin() && is_docker_chain(&c.name) && c.name != DOCKER_USER)
+    });
+    let kept_by_name = |chain: &str| keep_chains.iter().any(|g| glob_match(g, chain));
+    filter.chain(DOCKER_USER).is_some()
+        && !other_docker_chain
+        && filter.rules_of(DOCKER_USER).all(|r| {
+            r.spec == "-j RETURN"
+                || is_ours(&RuleArgs::parse(&r.spec))
+                || target_of(&r.spec).is_some_and(kept_by_name)
+        })
+}
+
+/// The chain Docker creates for the admin's rules and jumps to first from FORWARD.
+pub const DOCKER_USER: &str = "DOCKER-USER";
+
+fn classify_table(table: &Table, facts: &DockerFacts, keep: &Keep) -> TableOwnership {
     let mut chains: Vec<Option<Reason>> = table
         .chains
         .iter()
         .map(|c| {
-            if c.is_builtin() {
+            if c.is_builtin() || keep.docker_user_is_ours && c.name == DOCKER_USER {
                 None
             } else if is_docker_chain(&c.name) {
                 Some(Reason::DockerChain)
             } else {
-                keep_chains
+                keep.chains
                     .iter()
                     .find(|g| glob_match(g, &c.name))
                     .map(|g| Reason::KeepList(g.clone()))
@@ -295,7 +358,7 @@ fn classify_table(table: &Table, facts: &DockerFacts, keep_chains: &[String]) ->
         .iter()
         .map(|rule| {
             is_builtin(&rule.chain)
-                .then(|| builtin_rule_reason(table, rule, &chains, facts))
+                .then(|| builtin_rule_reason(table, rule, &chains, facts, keep))
                 .flatten()
         })
         .collect();
@@ -317,7 +380,7 @@ fn classify_table(table: &Table, facts: &DockerFacts, keep_chains: &[String]) ->
             } else {
                 index_of(&rule.chain)
                     .and_then(|c| chains[c].as_ref())
-                    .map(|_| Reason::InKeptChain)
+                    .map(|_| in_kept_chain(rule, keep))
             };
             let Some(reason) = reason else { continue };
             visited[i] = true;
@@ -340,13 +403,29 @@ fn classify_table(table: &Table, facts: &DockerFacts, keep_chains: &[String]) ->
     TableOwnership { chains, rules }
 }
 
+/// Why a rule of a kept user chain is kept: it is in one; in DOCKER-USER, which a policy
+/// may take over, a rule matching a kept owner's ipset says so, to survive the takeover.
+fn in_kept_chain(rule: &Rule, keep: &Keep) -> Reason {
+    let set = (rule.chain == DOCKER_USER && rule.spec.contains("--match-set"))
+        .then(|| keep.set_of(&RuleArgs::parse(&rule.spec)))
+        .flatten();
+    set.unwrap_or(Reason::InKeptChain)
+}
+
 fn builtin_rule_reason(
     table: &Table,
     rule: &Rule,
     chains: &[Option<Reason>],
     facts: &DockerFacts,
+    keep: &Keep,
 ) -> Option<Reason> {
     let args = RuleArgs::parse(&rule.spec);
+    if is_ours(&args) {
+        return None;
+    }
+    if let Some(reason) = keep.set_of(&args) {
+        return Some(reason);
+    }
     if let Some(target) = args.target() {
         let kept_target = table.chains.iter().zip(chains).any(|(c, reason)| {
             c.name == target && matches!(reason, Some(r) if !matches!(r, Reason::Referenced { .. }))

@@ -9,7 +9,7 @@ use crate::compose::{changed_tables, compose};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::family::Family;
-use crate::ownership::{classify, DockerOwnership};
+use crate::ownership::{classify_keeping, DockerOwnership};
 use crate::policy::{self, Policy};
 use crate::ruleset::{self, builtin_chains, Ruleset, Table};
 
@@ -206,7 +206,7 @@ pub fn plan(
         Error::failed(format!("cannot read {source}: {e}"))
             .hint("iptables-save output was not understood; nothing was changed")
     })?;
-    let ownership = classify(&current, &config.keep_chains);
+    let ownership = classify_keeping(&current, &config.kept_chains(), &config.kept_sets());
     let policy = match mode {
         Mode::Start => policy::render(config, family, &ownership.facts, external_interfaces)?,
         Mode::Stop => Policy::open(),

@@ -83,10 +83,15 @@ pub fn split_words(spec: &str) -> Vec<Cow<'_, str>> {
 /// The target of a rule (`-j X` / `-g X`) read straight from its text, without copying:
 /// targets are never quoted. Words inside quotes (a comment saying "-j") are skipped.
 pub fn target_of(spec: &str) -> Option<&str> {
+    jump(spec).map(|(_, target)| target)
+}
+
+/// Where the rule's `-j`/`-g` option starts (a byte offset into `spec`), and its target.
+pub fn jump(spec: &str) -> Option<(usize, &str)> {
     let bytes = spec.as_bytes();
     let mut quoted = false;
     let mut start = None;
-    let mut jump_next = false;
+    let mut jump_at = None;
     let mut i = 0;
     while i <= bytes.len() {
         let b = bytes.get(i).copied();
@@ -96,10 +101,10 @@ pub fn target_of(spec: &str) -> Option<&str> {
             Some(b' ') | None if !quoted => {
                 if let Some(s) = start.take() {
                     let word = &spec[s..i];
-                    if jump_next {
-                        return Some(word);
+                    if let Some(at) = jump_at {
+                        return Some((at, word));
                     }
-                    jump_next = matches!(word, "-j" | "--jump" | "-g" | "--goto");
+                    jump_at = matches!(word, "-j" | "--jump" | "-g" | "--goto").then_some(s);
                 }
             }
             _ => {

@@ -154,7 +154,7 @@ fn roll_back(global: &Global, pending: &Pending) -> Result<()> {
         };
         let now = parse(&ipt.save(None)?, "the running ruleset")?;
         let before = parse(&fs_err::read_to_string(&snapshot)?, "the snapshot")?;
-        let merged = rollback::merge(&before, &now, &config.keep_chains);
+        let merged = rollback::merge(&before, &now, &config.kept_chains());
         let changed = changed_tables(&now, &merged);
         if !changed.is_empty() {
             ipt.restore(&tables_text(&merged, &changed), false)?;

@@ -4,6 +4,8 @@
 use similar::TextDiff;
 
 use crate::cli::{Global, PlanArgs};
+use crate::compose::{survives_takeover, Takeover};
+use crate::config::Config;
 use crate::error::Result;
 use crate::family::Family;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
@@ -44,6 +46,9 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
             &Applied::default(),
         )?;
         println!("# {family}: {}", summary(&plan));
+        for warning in unkept_owners(&plan, &config, &system::running_processes()) {
+            println!("# WARNING: {warning}");
+        }
         if args.explain {
             print!("{}", explain(&plan));
         } else if args.diff {
@@ -61,6 +66,15 @@ fn summary(plan: &FamilyPlan) -> String {
     } else {
         format!("tables to write: {}", plan.changed.join(", "))
     }
+}
+
+/// The known owners (fail2ban, …) whose chains this plan removes, or that run without
+/// being kept; one sentence each.
+pub(super) fn unkept_owners(plan: &FamilyPlan, config: &Config, running: &[String]) -> Vec<String> {
+    crate::presets::unkept(&plan.current, &config.keep, &config.keep_chains, running)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 fn table_text(table: &Table) -> String {
@@ -109,13 +123,34 @@ fn explain(plan: &FamilyPlan) -> String {
         }
         for (rule, reason) in table.rules.iter().zip(&own.rules) {
             let line = format!("{} -A {} {}", table.name, rule.chain, rule.spec);
-            match reason {
-                Some(_) if plan.policy.owns_chain(&table.name, &rule.chain) => out.push_str(
-                    &format!("remove  {line}  # chain {} is the policy's\n", rule.chain),
-                ),
-                Some(reason) => out.push_str(&format!("keep    {line}  # {reason}\n")),
-                None => out.push_str(&format!("remove  {line}\n")),
-            }
+            let chain = &rule.chain;
+            let policy_rules = plan
+                .policy
+                .fragment
+                .table(&table.name)
+                .is_some_and(|t| t.rules_of(chain).next().is_some());
+            let text = match reason {
+                Some(reason) if plan.policy.owns_chain(&table.name, chain) => {
+                    match survives_takeover(table, own, rule, reason) {
+                        Some(Takeover::JumpFirst) => format!(
+                            "keep    {line}  # {reason}; chain {chain} is the policy's, this \
+                             rule stays ahead of the policy's rules, in its original order"
+                        ),
+                        Some(Takeover::DockerReturn) => format!(
+                            "keep    {line}  # Docker's RETURN; chain {chain} is the policy's, \
+                             this rule stays last"
+                        ),
+                        None => format!("remove  {line}  # chain {chain} is the policy's"),
+                    }
+                }
+                Some(reason) if policy_rules => {
+                    format!("keep    {line}  # {reason}; ahead of the policy's rules in {chain}")
+                }
+                Some(reason) => format!("keep    {line}  # {reason}"),
+                None => format!("remove  {line}"),
+            };
+            out.push_str(&text);
+            out.push('\n');
         }
     }
     for table in &plan.policy.fragment.tables {

@@ -60,6 +60,7 @@ pub fn run(global: &Global) -> Result<()> {
     let external = default_route_interfaces();
     println!("iptables points to: {}", iptables_backend());
 
+    let running = system::running_processes();
     let mut drift = Vec::new();
     for family in managed_families(&config) {
         let ipt = Iptables::new(family, global.backend, child_lock.path())?;
@@ -88,6 +89,9 @@ pub fn run(global: &Global) -> Result<()> {
             &external,
             &state.applied(family),
         )?;
+        for warning in super::plan::unkept_owners(&plan, &config, &running) {
+            println!("WARNING: {family}: {warning}");
+        }
         let docker = plan.ownership.kept_rules();
         let host = plan.current.rule_count() - docker;
         let sync = if plan.changed.is_empty() {
