@@ -2,7 +2,7 @@
 //! (text, relative order, counters), the chains the admin asked to keep, and the host
 //! policy; and which of its tables differ from what runs now.
 
-use crate::ownership::{DockerOwnership, Reason, TableOwnership, DOCKER_USER};
+use crate::ownership::{DockerOwnership, Reason, TableOwnership, CREATED_MARK, DOCKER_USER};
 use crate::policy::Policy;
 use crate::rule::target_of;
 use crate::ruleset::{builtin_chains, Chain, Counters, Rule, Ruleset, Table};
@@ -118,6 +118,19 @@ fn compose_table(
         })
         .collect();
     let owns = |chain: &str| pol_chain(chain).is_some_and(|c| !c.is_builtin());
+    // A chain we created (DOCKER-USER where Docker made none) goes, with every rule in
+    // it or jumping to it, unless the policy still owns it.
+    let gone: Vec<&str> = cur
+        .chains
+        .iter()
+        .zip(&own.chains)
+        .filter(|(c, r)| matches!(r, Some(Reason::CreatedByUs)) && !owns(&c.name))
+        .map(|(c, _)| c.name.as_str())
+        .collect();
+    let is_gone = |r: &Rule| {
+        gone.contains(&r.chain.as_str()) || target_of(&r.spec).is_some_and(|t| gone.contains(&t))
+    };
+    users.retain(|u| !gone.contains(&u.name.as_str()));
     drop_unreferenced(&mut users, cur, own, owns);
     for chain in pol
         .iter()
@@ -151,6 +164,7 @@ fn compose_table(
             .filter_map(|(r, reason)| Some((r, reason.as_ref()?)))
             .filter(|(r, reason)| {
                 r.chain == chain
+                    && !is_gone(r)
                     && (only.is_none() || survives_takeover(cur, own, r, reason) == only)
             })
             .map(|(r, _)| Rule {
@@ -176,6 +190,13 @@ fn compose_table(
             rules.extend(kept(&chain.name, Some(Takeover::JumpFirst)));
             rules.extend(policy_rules(&chain.name));
             rules.extend(kept(&chain.name, Some(Takeover::DockerReturn)));
+            if chain.name == DOCKER_USER && created_by_us(cur) {
+                rules.push(Rule {
+                    chain: DOCKER_USER.to_string(),
+                    spec: CREATED_MARK.to_string(),
+                    counters: zero,
+                });
+            }
         } else {
             rules.extend(kept(&chain.name, None));
             rules.extend(policy_rules(&chain.name));
@@ -189,6 +210,12 @@ fn compose_table(
         chains: builtins.into_iter().chain(users).collect(),
         rules,
     })
+}
+
+/// Whether a DOCKER-USER the policy takes over is one it creates now (Docker made none in
+/// this family) or created before (it carries [`CREATED_MARK`]).
+fn created_by_us(cur: &Table) -> bool {
+    cur.chain(DOCKER_USER).is_none() || cur.rules_of(DOCKER_USER).any(|r| r.spec == CREATED_MARK)
 }
 
 /// A chain kept only because a kept rule jumps to it ([`Reason::Referenced`]) goes when no
@@ -338,6 +365,46 @@ mod tests {
         assert!(!once.to_string().contains("ufw"), "{once}");
         let twice = compose(&once, &classify(&once, &[]), &pol).unwrap();
         assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn a_docker_user_we_created_goes_on_stop_and_keeps_jumps_meanwhile() {
+        // Issue 11: ip6tables that Docker never touched kept `:DOCKER-USER`, its jump and a
+        // RETURN after start + stop.
+        let empty = parse(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+             :f2b-web - [0:0]\n-A f2b-web -j RETURN\nCOMMIT\n",
+        )
+        .unwrap();
+        let keep = ["f2b-*".to_string()];
+        let pol = policy(
+            "*filter\n:DOCKER-USER - [0:0]\n\
+             -A DOCKER-USER -m comment --comment iptables-docker -j DROP\nCOMMIT\n",
+        );
+        let started = compose(&empty, &classify(&empty, &keep), &pol).unwrap();
+        assert!(started.to_string().contains(CREATED_MARK), "{started}");
+        // fail2ban hooks the chain now that it exists; the next start keeps the jump first.
+        let mut hooked = started.clone();
+        hooked.tables[0].rules.insert(
+            1,
+            Rule {
+                chain: DOCKER_USER.into(),
+                spec: "-p tcp -j f2b-web".into(),
+                counters: None,
+            },
+        );
+        let again = compose(&hooked, &classify(&hooked, &keep), &pol).unwrap();
+        let user: Vec<&str> = again.tables[0]
+            .rules_of(DOCKER_USER)
+            .map(|r| r.spec.as_str())
+            .collect();
+        assert_eq!(user[0], "-p tcp -j f2b-web", "{again}");
+        let stopped = compose(&again, &classify(&again, &keep), &Policy::open()).unwrap();
+        assert_eq!(stopped, empty_with_counters(&empty));
+    }
+
+    fn empty_with_counters(rs: &Ruleset) -> Ruleset {
+        compose(rs, &classify(rs, &["f2b-*".to_string()]), &Policy::open()).unwrap()
     }
 
     #[test]

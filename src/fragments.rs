@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::parse_cidr;
 use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::ownership::{is_docker_chain, OWN_MARK};
@@ -85,7 +86,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Fragment> {
         Error::config(format!("{file}:{line}: {message}\n  | {shown}"))
             .hint("fix or remove the fragment; nothing was applied")
     };
-    let (augmented, origin) = declare_builtins(text).map_err(|(l, m)| located(l, m))?;
+    let family = family_of(path);
+    let (augmented, origin) = declare_builtins(text, family).map_err(|(l, m)| located(l, m))?;
     let mut ruleset = ruleset::parse(&augmented)
         .map_err(|e| located(origin.get(e.line - 1).copied().unwrap_or(1), e.message))?;
     crate::policy::keep_running_policies(&mut ruleset);
@@ -100,7 +102,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Fragment> {
     }
     Ok(Fragment {
         path: path.to_path_buf(),
-        family: family_of(path),
+        family,
         ruleset,
     })
 }
@@ -119,7 +121,10 @@ fn marked(spec: &str, mark: &str) -> String {
 /// builtin chain the block does not declare, and for each line of the result the line of
 /// the fragment it came from. Refuses a builtin chain's policy, Docker's chains and
 /// unknown tables, with the fragment's line number.
-fn declare_builtins(text: &str) -> std::result::Result<(String, Vec<usize>), (usize, String)> {
+fn declare_builtins(
+    text: &str,
+    family: Option<Family>,
+) -> std::result::Result<(String, Vec<usize>), (usize, String)> {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = String::new();
     let mut origin = Vec::new();
@@ -150,6 +155,7 @@ fn declare_builtins(text: &str) -> std::result::Result<(String, Vec<usize>), (us
                     format!("chain {chain} is Docker's; a fragment may not add rules to it"),
                 ));
             }
+            address_family(line, family).map_err(|m| (number, m))?;
         }
         let Some(table) = line.strip_prefix('*') else {
             continue;
@@ -170,6 +176,33 @@ fn declare_builtins(text: &str) -> std::result::Result<(String, Vec<usize>), (us
         }
     }
     Ok((out, origin))
+}
+
+/// Checks that the addresses of a rule line (`-s`, `-d`) belong to `family`; a fragment
+/// for both families may name none (`iptables-restore` would refuse it in one of them).
+fn address_family(line: &str, family: Option<Family>) -> std::result::Result<(), String> {
+    let words: Vec<&str> = line.split(' ').collect();
+    for pair in words.windows(2) {
+        if !matches!(pair[0], "-s" | "-d" | "--source" | "--destination") {
+            continue;
+        }
+        let Some(net) = pair[1].split(',').next().and_then(|a| parse_cidr(a).ok()) else {
+            continue;
+        };
+        match family {
+            Some(f) if !f.contains(&net) => {
+                return Err(format!("{} is not an {f} address", pair[1]));
+            }
+            None => {
+                return Err(format!(
+                    "{} belongs to one family; put the rule in NAME.v4.rules or NAME.v6.rules",
+                    pair[1]
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Merges the fragments for `family` into `policy`: their chains are added (a chain may be
@@ -257,6 +290,11 @@ mod tests {
             ),
             ("*flter\nCOMMIT\n", 1, "unknown table"),
             ("*filter\n-A INPUT -j ACCEPT\n", 1, "no COMMIT"),
+            (
+                "*filter\n-A INPUT -s fd00::/8 -j ACCEPT\nCOMMIT\n",
+                2,
+                "not an IPv4 address",
+            ),
         ] {
             let err = parse_text(text).unwrap_err().to_string();
             let want = format!("/etc/iptables-docker/rules.d/vpn.v4.rules:{line}: ");

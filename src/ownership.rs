@@ -29,6 +29,9 @@ pub enum Reason {
     JumpsTo(String),
     /// The rule, in a builtin chain, has the shape Docker gives its rules there.
     Footprint(String),
+    /// DOCKER-USER, created by a policy with `[containers]` where Docker made none: kept
+    /// while a policy owns it, removed with its jump and rules otherwise (`stop`).
+    CreatedByUs,
     /// The rule, in a builtin chain, matches an ipset of a kept owner (`keep`), e.g.
     /// fail2ban's `-m set --match-set f2b-sshd src -j REJECT`.
     MatchesKeptSet(String),
@@ -45,6 +48,9 @@ impl fmt::Display for Reason {
             Reason::InKeptChain => write!(f, "in a kept chain"),
             Reason::JumpsTo(chain) => write!(f, "jumps to kept chain {chain}"),
             Reason::Footprint(what) => f.write_str(what),
+            Reason::CreatedByUs => {
+                write!(f, "created by iptables-docker where Docker made none")
+            }
             Reason::MatchesKeptSet(glob) => write!(f, "matches an ipset kept by '{glob}'"),
         }
     }
@@ -298,24 +304,33 @@ impl Keep<'_> {
     }
 }
 
-/// Whether filter's `DOCKER-USER` is one iptables-docker made, not Docker: Docker never
-/// creates it alone (every Docker version creates `DOCKER` and its isolation or forward
-/// chains with it, `../shared/notes/docker-footprint.md`), so a DOCKER-USER with no other
-/// `DOCKER*` chain in any table of the family, holding nothing but rules marked ours,
-/// bare `-j RETURN`s and jumps to chains kept by `keep_chains`, is the one a policy with
-/// `[containers]` created on a family Docker never touched (issue 11: `stop` left it).
+/// The rule a policy adds to a DOCKER-USER it had to create (Docker made none in that
+/// family, as Docker 20.10 does not in ip6tables): a no-op that says the chain is ours,
+/// so that `stop` removes the chain and its jump instead of taking them for Docker's.
+pub const CREATED_MARK: &str =
+    "-m comment --comment \"iptables-docker: chain created by iptables-docker\"";
+
+/// Whether filter's `DOCKER-USER` is one iptables-docker made, not Docker: it carries
+/// [`CREATED_MARK`], or it is the only `DOCKER*` chain of the family (Docker never creates
+/// it alone: `../shared/notes/docker-footprint.md`; an earlier version of ours left such a
+/// chain behind); and it holds nothing but rules marked ours, bare `-j RETURN`s (Docker ≤
+/// 28.2.1 appends one to any DOCKER-USER) and jumps to chains kept by `keep_chains`.
+/// Issue 11: `stop` used to leave it, its jump and a RETURN behind for good.
 fn docker_user_is_ours(ruleset: &Ruleset, keep_chains: &[String]) -> bool {
     let Some(filter) = ruleset.table("filter") else {
         return false;
     };
-    let other_docker_chain = ruleset.tables.iter().any(|t| {
+    if filter.chain(DOCKER_USER).is_none() {
+        return false;
+    }
+    let marked = filter.rules_of(DOCKER_USER).any(|r| r.spec == CREATED_MARK);
+    let alone = !ruleset.tables.iter().any(|t| {
         t.chains
             .iter()
             .any(|c| !c.is_builtin() && is_docker_chain(&c.name) && c.name != DOCKER_USER)
     });
     let kept_by_name = |chain: &str| keep_chains.iter().any(|g| glob_match(g, chain));
-    filter.chain(DOCKER_USER).is_some()
-        && !other_docker_chain
+    (marked || alone)
         && filter.rules_of(DOCKER_USER).all(|r| {
             r.spec == "-j RETURN"
                 || is_ours(&RuleArgs::parse(&r.spec))
@@ -331,8 +346,10 @@ fn classify_table(table: &Table, facts: &DockerFacts, keep: &Keep) -> TableOwner
         .chains
         .iter()
         .map(|c| {
-            if c.is_builtin() || keep.docker_user_is_ours && c.name == DOCKER_USER {
+            if c.is_builtin() {
                 None
+            } else if keep.docker_user_is_ours && c.name == DOCKER_USER {
+                Some(Reason::CreatedByUs)
             } else if is_docker_chain(&c.name) {
                 Some(Reason::DockerChain)
             } else {

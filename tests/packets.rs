@@ -69,3 +69,12 @@ fn a_real_dockerd_stays_filtered_across_restarts_and_is_restored_by_stop() {
         ],
     );
 }
+
+#[test]
+fn fail2ban_bans_a_vpn_behind_the_host_and_ipv6_host_traffic_with_real_packets() {
+    run_scenario(
+        "tests/packets/neighbours.sh",
+        "neighbours:",
+        &["curl", "python3", "busybox"],
+    );
+}
