@@ -13,16 +13,23 @@ use crate::system::state;
     version,
     about = "A host firewall for Docker hosts: keeps every Docker rule, replaces everything else \
              with your policy, in one atomic iptables-restore per address family.",
-    after_help = "Exit codes: 0 ok, 1 failed (firewall left as it was), 2 usage, 3 bad config or \
-                  template, 4 host not fit (not root, binary missing, lock busy), 5 refused: would \
-                  lock out your SSH session, 6 rollback failed, 7 not confirmed (rolled back), \
-                  8 status: running ruleset differs from the policy."
+    after_help = exit_codes_help()
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The exit codes, one per line, for `--help` and the man page's EXIT STATUS.
+pub fn exit_codes_help() -> String {
+    let mut text =
+        String::from("Exit codes (LSB meanings where the LSB has one; systemd names them):");
+    for (code, meaning) in crate::error::EXIT_CODES {
+        text.push_str(&format!("\n  {code:>3}  {meaning}"));
+    }
+    text
 }
 
 #[derive(Debug, Args)]
@@ -65,9 +72,12 @@ pub enum Command {
     /// without one. Started by start/reload, detached from the terminal.
     #[command(hide = true)]
     ConfirmWatchdog { token: String, deadline_ms: u128 },
-    /// Show the backend in use, whether the running ruleset matches the policy, what is kept.
-    /// Changes nothing.
-    Status,
+    /// Say whether the firewall is on, and who can reach what: per family the host
+    /// services, ping, trusted interfaces and published container ports with the sources
+    /// allowed, read from the rules the kernel holds; backend, unit, config, last apply,
+    /// newest snapshot, drift. Changes nothing. Exit 0 on, 3 off (host open), 154 drift,
+    /// 155 split across backends.
+    Status(StatusArgs),
     /// Print what start would load (or stop, with --stop), or the difference to what runs.
     /// Changes nothing; with --input files it needs no root.
     Plan(PlanArgs),
@@ -117,6 +127,13 @@ pub struct ApplyArgs {
     /// even if this terminal is gone
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "30")]
     pub confirm: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the report as JSON (schema version 1, described in README.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

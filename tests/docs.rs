@@ -117,3 +117,41 @@ fn completions_for_the_other_shells_are_generated() {
         assert!(text.contains("uninstall"), "{shell}:\n{text}");
     }
 }
+
+/// README's exit-code table, `--help` and the man page list the same codes with the same
+/// meanings, and the codes systemd names keep their LSB meanings.
+#[test]
+fn the_exit_codes_are_the_same_in_help_readme_and_man_page() {
+    let help = generate(&["--help"]);
+    let from_help: Vec<(String, String)> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Exit codes"))
+        .skip(1)
+        .filter_map(|l| {
+            let (code, meaning) = l.trim().split_once("  ")?;
+            Some((code.to_string(), meaning.trim().to_string()))
+        })
+        .collect();
+    assert!(from_help.len() >= 10, "{help}");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let man = generate(&["man"]);
+    for (code, meaning) in &from_help {
+        let row = format!("| {code} | {meaning} |");
+        assert!(readme.contains(&row), "README.md lacks `{row}`");
+        assert!(
+            man.contains(&format!(".TP\n{code}\n")),
+            "man page lacks {code}"
+        );
+    }
+    for (code, lsb) in [
+        ("4", "insufficient privilege"),
+        ("5", "not installed"),
+        ("6", "not configured"),
+    ] {
+        assert!(
+            from_help.iter().any(|(c, m)| c == code && m.contains(lsb)),
+            "{code} is not `{lsb}`: {help}"
+        );
+    }
+}

@@ -71,6 +71,15 @@ fn a_real_dockerd_stays_filtered_across_restarts_and_is_restored_by_stop() {
 }
 
 #[test]
+fn every_entry_of_status_json_is_what_real_connections_find() {
+    run_scenario(
+        "tests/packets/status-exposure.sh",
+        "status:",
+        &["curl", "python3", "busybox"],
+    );
+}
+
+#[test]
 fn fail2ban_bans_a_vpn_behind_the_host_and_ipv6_host_traffic_with_real_packets() {
     run_scenario(
         "tests/packets/neighbours.sh",

@@ -8,7 +8,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, EXIT_CODES};
 
 /// The man page, section 8: the top-level help, then one section per command with what it
 /// changes on the host and its options.
@@ -64,10 +64,12 @@ pub fn man_page() -> Vec<u8> {
             );
         }
     }
-    if let Some(after) = cmd.get_after_help() {
-        out.extend_from_slice(
-            format!(".SH \"EXIT STATUS\"\n{}\n", roff_escape(&after.to_string())).as_bytes(),
-        );
+    out.extend_from_slice(
+        b".SH \"EXIT STATUS\"\nLSB meanings where the LSB has one (systemd names them, e.g. \
+          status=6/NOTCONFIGURED); the LSB leaves 150\\(en199 to applications.\n",
+    );
+    for (code, meaning) in EXIT_CODES {
+        out.extend_from_slice(format!(".TP\n{code}\n{}\n", roff_escape(meaning)).as_bytes());
     }
     out.extend_from_slice(
         b".SH FILES\n.TP\n/etc/iptables-docker/config.toml\nthe configuration\n\
