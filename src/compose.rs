@@ -2,7 +2,7 @@
 //! (text, relative order, counters), the chains the admin asked to keep, and the host
 //! policy; and which of its tables differ from what runs now.
 
-use crate::ownership::{DockerOwnership, Reason, TableOwnership, CREATED_MARK, DOCKER_USER};
+use crate::ownership::{DockerOwnership, Reason, TableOwnership, DOCKER_USER};
 use crate::policy::Policy;
 use crate::rule::target_of;
 use crate::ruleset::{builtin_chains, Chain, Counters, Rule, Ruleset, Table};
@@ -190,13 +190,6 @@ fn compose_table(
             rules.extend(kept(&chain.name, Some(Takeover::JumpFirst)));
             rules.extend(policy_rules(&chain.name));
             rules.extend(kept(&chain.name, Some(Takeover::DockerReturn)));
-            if chain.name == DOCKER_USER && created_by_us(cur) {
-                rules.push(Rule {
-                    chain: DOCKER_USER.to_string(),
-                    spec: CREATED_MARK.to_string(),
-                    counters: zero,
-                });
-            }
         } else {
             rules.extend(kept(&chain.name, None));
             rules.extend(policy_rules(&chain.name));
@@ -210,12 +203,6 @@ fn compose_table(
         chains: builtins.into_iter().chain(users).collect(),
         rules,
     })
-}
-
-/// Whether a DOCKER-USER the policy takes over is one it creates now (Docker made none in
-/// this family) or created before (it carries [`CREATED_MARK`]).
-fn created_by_us(cur: &Table) -> bool {
-    cur.chain(DOCKER_USER).is_none() || cur.rules_of(DOCKER_USER).any(|r| r.spec == CREATED_MARK)
 }
 
 /// A chain kept only because a kept rule jumps to it ([`Reason::Referenced`]) goes when no
@@ -382,7 +369,7 @@ mod tests {
              -A DOCKER-USER -m comment --comment iptables-docker -j DROP\nCOMMIT\n",
         );
         let started = compose(&empty, &classify(&empty, &keep), &pol).unwrap();
-        assert!(started.to_string().contains(CREATED_MARK), "{started}");
+        assert!(started.to_string().contains(":DOCKER-USER"), "{started}");
         // fail2ban hooks the chain now that it exists; the next start keeps the jump first.
         let mut hooked = started.clone();
         hooked.tables[0].rules.insert(

@@ -283,7 +283,7 @@ pub fn classify_keeping(
     let keep = Keep {
         chains: keep_chains,
         sets: keep_sets,
-        docker_user_is_ours: docker_user_is_ours(ruleset, keep_chains),
+        docker_user_is_ours: docker_user_is_ours(ruleset, keep_chains, &facts),
     };
     let tables = ruleset
         .tables
@@ -309,38 +309,44 @@ impl Keep<'_> {
     }
 }
 
-/// The rule a policy adds to a DOCKER-USER it had to create (Docker made none in that
-/// family, as Docker 20.10 does not in ip6tables): a no-op that says the chain is ours,
-/// so that `stop` removes the chain and its jump instead of taking them for Docker's.
-pub const CREATED_MARK: &str =
-    "-m comment --comment \"iptables-docker: chain created by iptables-docker\"";
-
-/// Whether filter's `DOCKER-USER` is one iptables-docker made, not Docker: it carries
-/// [`CREATED_MARK`], or it is the only `DOCKER*` chain of the family (Docker never creates
-/// it alone: `../shared/notes/docker-footprint.md`; an earlier version of ours left such a
-/// chain behind); and it holds nothing but rules marked ours, bare `-j RETURN`s (Docker ≤
-/// 28.2.1 appends one to any DOCKER-USER) and jumps to chains kept by `keep_chains`.
-/// Issue 11: `stop` used to leave it, its jump and a RETURN behind for good.
-fn docker_user_is_ours(ruleset: &Ruleset, keep_chains: &[String]) -> bool {
+/// Whether filter's `DOCKER-USER` is one iptables-docker made, not Docker: Docker never
+/// creates it alone (every Docker version creates `DOCKER` and its isolation or forward
+/// chains with it, or at least its raw guards: `../shared/notes/docker-footprint.md`), so
+/// a DOCKER-USER with no other `DOCKER*` chain and no rule of Docker's shape in any table
+/// of the family, holding nothing but rules marked ours, bare
+/// `-j RETURN`s (an earlier version of ours wrote one) and jumps to chains kept by
+/// `keep_chains`, is the one a policy with `[containers]` created on a family Docker never
+/// touched (issue 11: `stop` left it, its jump and a RETURN behind for good). Once Docker
+/// runs in the family, DOCKER-USER is Docker's (it makes one at every start), even where
+/// the policy created it first, as at boot.
+fn docker_user_is_ours(ruleset: &Ruleset, keep_chains: &[String], facts: &DockerFacts) -> bool {
     let Some(filter) = ruleset.table("filter") else {
         return false;
     };
     if filter.chain(DOCKER_USER).is_none() {
         return false;
     }
-    let marked = filter.rules_of(DOCKER_USER).any(|r| r.spec == CREATED_MARK);
-    let alone = !ruleset.tables.iter().any(|t| {
-        t.chains
-            .iter()
-            .any(|c| !c.is_builtin() && is_docker_chain(&c.name) && c.name != DOCKER_USER)
-    });
-    let kept_by_name = |chain: &str| keep_chains.iter().any(|g| glob_match(g, chain));
-    (marked || alone)
-        && filter.rules_of(DOCKER_USER).all(|r| {
-            r.spec == "-j RETURN"
-                || is_ours(&RuleArgs::parse(&r.spec))
-                || target_of(&r.spec).is_some_and(kept_by_name)
+    let docker_runs_here = || {
+        ruleset.tables.iter().any(|t| {
+            let builtin = |name: &str| t.chain(name).is_some_and(|c| c.is_builtin());
+            t.chains.iter().any(|c| {
+                !c.is_builtin()
+                    && is_docker_chain(&c.name)
+                    && !(t.name == "filter" && c.name == DOCKER_USER)
+            }) || t.rules.iter().any(|r| {
+                builtin(&r.chain)
+                    && facts
+                        .footprint(&t.name, &r.chain, &RuleArgs::parse(&r.spec))
+                        .is_some()
+            })
         })
+    };
+    let kept_by_name = |chain: &str| keep_chains.iter().any(|g| glob_match(g, chain));
+    filter.rules_of(DOCKER_USER).all(|r| {
+        r.spec == "-j RETURN"
+            || is_ours(&RuleArgs::parse(&r.spec))
+            || target_of(&r.spec).is_some_and(kept_by_name)
+    }) && !docker_runs_here()
 }
 
 /// The chain Docker creates for the admin's rules and jumps to first from FORWARD.
@@ -353,7 +359,7 @@ fn classify_table(table: &Table, facts: &DockerFacts, keep: &Keep) -> TableOwner
         .map(|c| {
             if c.is_builtin() {
                 None
-            } else if keep.docker_user_is_ours && c.name == DOCKER_USER {
+            } else if keep.docker_user_is_ours && table.name == "filter" && c.name == DOCKER_USER {
                 Some(Reason::CreatedByUs)
             } else if is_docker_chain(&c.name) {
                 Some(Reason::DockerChain)

@@ -169,6 +169,12 @@ echo "=== STOP"; {p}-legacy-save
 
 #[test]
 fn every_docker_fixture_survives_start_and_stop_with_junk_removed() {
+    for_every_fixture("docker fixtures", |i, file| check(file, i % 2 == 0));
+}
+
+/// Runs `check` (given the fixture's index and path) on every fixture, three at a time,
+/// and fails with every fixture's problem.
+fn for_every_fixture(what: &str, check: impl Fn(usize, &Path) -> Result<(), String> + Sync) {
     if !netns_ready("docker_fixtures") {
         return;
     }
@@ -186,7 +192,7 @@ fn every_docker_fixture_survives_start_and_stop_with_junk_removed() {
                 let Some((i, file)) = next.lock().unwrap().next() else {
                     break;
                 };
-                if let Err(why) = check(file, i % 2 == 0) {
+                if let Err(why) = check(i, file) {
                     failures
                         .lock()
                         .unwrap()
@@ -197,7 +203,7 @@ fn every_docker_fixture_survives_start_and_stop_with_junk_removed() {
     });
     let failures = failures.into_inner().unwrap();
     let passed = files.len() - failures.len();
-    println!("docker fixtures: {passed}/{} passed", files.len());
+    println!("{what}: {passed}/{} passed", files.len());
     assert!(
         failures.is_empty(),
         "{} of {} fixtures failed:\n{}",
@@ -289,6 +295,44 @@ fn normalized(rs: &Ruleset) -> String {
         .collect()
 }
 
+/// A family where Docker runs but made no DOCKER-USER (Docker 20.10's ip6tables; most
+/// of the fixtures, recorded without it) keeps the one the policy created, empty, with
+/// its jump first in FORWARD: what every Docker since 17.06 makes, and never a rule of
+/// ours. Where Docker made it, nothing changes.
+fn with_docker_user_hook(rs: &mut Ruleset) {
+    let Some(filter) = rs.tables.iter_mut().find(|t| t.name == "filter") else {
+        return;
+    };
+    if filter.chain("DOCKER-USER").is_some() {
+        return;
+    }
+    let mut chain = filter
+        .chains
+        .iter()
+        .find(|c| !c.is_builtin())
+        .cloned()
+        .expect("Docker's chains");
+    chain.name = "DOCKER-USER".into();
+    let at = filter
+        .chains
+        .iter()
+        .position(|c| !c.is_builtin() && c.name.as_str() > "DOCKER-USER")
+        .unwrap_or(filter.chains.len());
+    filter.chains.insert(at, chain);
+    let first = filter.rules.iter().position(|r| r.chain == "FORWARD");
+    let mut jump = filter.rules.first().cloned().expect("Docker's rules");
+    jump.chain = "FORWARD".into();
+    jump.spec = "-j DOCKER-USER".into();
+    let after_builtins_before_forward = filter
+        .rules
+        .iter()
+        .position(|r| r.chain != "INPUT")
+        .unwrap_or(filter.rules.len());
+    filter
+        .rules
+        .insert(first.unwrap_or(after_builtins_before_forward), jump);
+}
+
 /// Docker's fixture plus fail2ban, `start` with [`EVERYTHING`], `stop`: both families
 /// byte-identical to before; after start, the fail2ban jumps stand where they stood.
 fn check_no_trace(file: &Path) -> Result<(), String> {
@@ -363,7 +407,11 @@ dump STOP
         }
     }
     for fam in ["4", "6"] {
-        let want = normalized(&parse(&s[&format!("BEFORE {fam}")]));
+        let mut before = parse(&s[&format!("BEFORE {fam}")]);
+        if fam == family {
+            with_docker_user_hook(&mut before);
+        }
+        let want = normalized(&before);
         let got = normalized(&parse(&s[&format!("STOP {fam}")]));
         if want != got {
             return Err(format!("after start + stop, IPv{fam} differs from before:\n--- before\n{want}--- after\n{got}"));
@@ -374,43 +422,5 @@ dump STOP
 
 #[test]
 fn start_then_stop_leaves_no_trace_beside_docker_and_fail2ban() {
-    if !netns_ready("docker_fixtures") {
-        return;
-    }
-    let files = fixture_files();
-    assert!(
-        files.len() >= 500,
-        "expected the 520 fixtures, found {}",
-        files.len()
-    );
-    let next = Mutex::new(files.iter());
-    let failures = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..3 {
-            scope.spawn(|| loop {
-                let Some(file) = next.lock().unwrap().next() else {
-                    break;
-                };
-                if let Err(why) = check_no_trace(file) {
-                    failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("{}: {why}", file.display()));
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().unwrap();
-    println!(
-        "no trace: {}/{} fixtures",
-        files.len() - failures.len(),
-        files.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {} fixtures failed:\n{}",
-        failures.len(),
-        files.len(),
-        failures.join("\n\n")
-    );
+    for_every_fixture("no trace", |_, file| check_no_trace(file));
 }

@@ -18,6 +18,9 @@
 #   3. an IPv6 host (built-in config): a DHCPv6 reply (fe80:: port 547 -> port 546) reaches
 #      a listener on udp/546, an MLDv2 report (ICMPv6 143) reaches the host, a UDP port not
 #      listed and ICMPv6 type 139 do not, nor a "reply" to 546 from a global address.
+#   4. Docker bridges towards the host ([bridges] to_host): with "all" a container on docker0
+#      reaches every host service; with "limited" only DNS on the bridge address and the
+#      listed port 9100, not 5432.
 # Closing line: "neighbours: N passed, N failed".
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,28 +28,15 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/../docker/lib.sh"
 # shellcheck source=../docker/topology.sh
 . "$HERE/../docker/topology.sh"
+# shellcheck source=scene.sh
+. "$HERE/scene.sh"
 BIN=$(readlink -f "${BIN:?set BIN to the iptables-docker binary}")
 CASES=$(readlink -f "$HERE/../../../shared/cases")
 export BIN CASES
 
 dk_enter_sandbox "$@" # --- everything below runs inside private namespaces ---
 dk_sandbox_init
-mkdir -p /run/iptd /run/work
-export IPTABLES_DOCKER_STATE_DIR=/run/iptd
-if [[ -d /etc/iptables-docker ]]; then mount -t tmpfs iptd-etc /etc/iptables-docker; fi
-
-PIDS=()
-cleanup() {
-    local rc=$?
-    set +e
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    wait 2>/dev/null
-    topo_teardown 2>/dev/null
-    for ns in nbctr vpnc; do ip netns del "$ns" 2>/dev/null; done
-    return "$rc"
-}
-trap cleanup EXIT
-serve() { "$@" & PIDS+=($!); }
+scene_init nbctr vpnc
 check() { topo_check "$@"; }
 expect() { topo_expect "$@" || true; }
 
@@ -265,6 +255,47 @@ check blocked "a 'reply' to 546 from a global address does not" global_reply
 check blocked "an unlisted ICMPv6 type (139) does not" node_info
 "$BIN" --config /run/work/empty.toml stop
 check open "after stop: udp/5555 is reachable again" unlisted_udp
+
+reset_firewall
+
+echo "== 4. Docker bridges towards the host: all (the default) or limited"
+ip link add docker0 type bridge
+ip addr add 198.18.0.1/24 dev docker0
+ip link set docker0 up
+ip netns add nbctr
+ip link add vnbctr type veth peer name eth0 netns nbctr
+ip link set vnbctr master docker0 up
+ip netns exec nbctr sh -c "ip link set lo up; ip link set eth0 up
+    ip addr add 198.18.0.2/24 dev eth0; ip route add default via 198.18.0.1"
+serve busybox httpd -f -p 5432 -h /run/work/www # a database on the host
+serve busybox httpd -f -p 9100 -h /run/work/www # an exporter containers may scrape
+serve python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.0.1", 53))
+while True:
+    data, peer = s.recvfrom(512); s.sendto(b"iptd-ok " + data, peer)'
+sleep 0.3
+from_ctr() { ip netns exec nbctr timeout 4 curl -s --connect-timeout 2 -m 3 "http://198.18.0.1:$1/" 2>/dev/null | grep -q iptd-ok; }
+dns_from_ctr() {
+    ip netns exec nbctr timeout 4 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+s.sendto(b"q", ("198.18.0.1", 53))
+sys.exit(0 if s.recvfrom(64)[0].startswith(b"iptd-ok") else 1)' 2>/dev/null
+}
+printf 'ipv6 = false\n[ssh]\nallow_from = ["198.51.100.10"]\n' > /run/work/all.toml
+cp /run/work/all.toml /run/work/limited.toml
+printf '[bridges]\nto_host = "limited"\n[[bridges.allow]]\nport = 9100\n' >> /run/work/limited.toml
+"$BIN" --config /run/work/all.toml start
+check open "to_host = all: a container reaches host:5432" from_ctr 5432
+check open "to_host = all: a container reaches host:9100" from_ctr 9100
+"$BIN" --config /run/work/limited.toml start
+check blocked "to_host = limited: a container does not reach host:5432" from_ctr 5432
+check open "to_host = limited: a container reaches the listed host:9100" from_ctr 9100
+check open "to_host = limited: a container reaches DNS on the bridge address" dns_from_ctr
+expect blocked "to_host = limited: the outside does not reach host:9100" "$TOPO_CLIENT_IP1" 9100
+"$BIN" --config /run/work/limited.toml stop
+check open "after stop: a container reaches host:5432 again" from_ctr 5432
 
 echo "neighbours: $TOPO_PASS passed, $TOPO_FAIL failed"
 [[ $TOPO_FAIL -eq 0 ]]

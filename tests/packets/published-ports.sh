@@ -17,26 +17,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/../docker/lib.sh"
 # shellcheck source=../docker/topology.sh
 . "$HERE/../docker/topology.sh"
+# shellcheck source=scene.sh
+. "$HERE/scene.sh"
 BIN=$(readlink -f "${BIN:?set BIN to the iptables-docker binary}")
 export BIN
 
 dk_enter_sandbox "$@" # --- everything below runs inside private namespaces ---
 dk_sandbox_init
-mkdir -p /run/iptd /run/work
-export IPTABLES_DOCKER_STATE_DIR=/run/iptd
-if [[ -d /etc/iptables-docker ]]; then mount -t tmpfs iptd-etc /etc/iptables-docker; fi
-
-PIDS=()
-cleanup() {
-    local rc=$?
-    set +e
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    wait 2>/dev/null
-    topo_teardown 2>/dev/null
-    for ns in ctr1 ctr2; do ip netns del "$ns" 2>/dev/null; done
-    return "$rc"
-}
-trap cleanup EXIT
+scene_init ctr1 ctr2
 
 C1=$TOPO_CLIENT_IP1 C2=$TOPO_CLIENT_IP2 C1_6=$TOPO_CLIENT_IP6_1 C2_6=$TOPO_CLIENT_IP6_2
 H=$TOPO_HOST_IP
@@ -59,7 +47,6 @@ for i in 1 2; do
 done
 mkdir -p /run/work/www
 echo iptd-ok > /run/work/www/index.html
-serve() { "$@" & PIDS+=($!); }
 serve ip netns exec ctr1 busybox httpd -f -p 80 -h /run/work/www
 serve ip netns exec ctr2 busybox httpd -f -p 80 -h /run/work/www
 serve busybox httpd -f -p 22 -h /run/work/www   # "ssh"

@@ -22,26 +22,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/../docker/lib.sh"
 # shellcheck source=../docker/topology.sh
 . "$HERE/../docker/topology.sh"
+# shellcheck source=scene.sh
+. "$HERE/scene.sh"
 BIN=$(readlink -f "${BIN:?set BIN to the iptables-docker binary}")
 export BIN
 
 dk_enter_sandbox "$@" # --- everything below runs inside private namespaces ---
 dk_sandbox_init
-mkdir -p /run/iptd /run/work
-export IPTABLES_DOCKER_STATE_DIR=/run/iptd
-if [[ -d /etc/iptables-docker ]]; then mount -t tmpfs iptd-etc /etc/iptables-docker; fi
-
-PIDS=()
-cleanup() {
-    local rc=$?
-    set +e
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    wait 2>/dev/null
-    topo_teardown 2>/dev/null
-    ip netns del ctr1 2>/dev/null
-    return "$rc"
-}
-trap cleanup EXIT
+scene_init ctr1
 
 C1=$TOPO_CLIENT_IP1 C2=$TOPO_CLIENT_IP2 C1_6=$TOPO_CLIENT_IP6_1 C2_6=$TOPO_CLIENT_IP6_2
 H=$TOPO_HOST_IP H6=$TOPO_HOST_IP6
@@ -60,7 +48,6 @@ ip netns exec ctr1 sh -c "ip link set lo up; ip link set eth0 up
     ip route add default via 198.18.0.1; ip -6 route add default via 2001:db8:d0c::1"
 mkdir -p /run/work/www
 echo iptd-ok > /run/work/www/index.html
-serve() { "$@" & PIDS+=($!); }
 serve ip netns exec ctr1 busybox httpd -f -p 80 -h /run/work/www
 for port in 22 5432 6000; do serve busybox httpd -f -p "$port" -h /run/work/www; done
 serve busybox httpd -f -p 127.0.0.1:8082 -h /run/work/www # docker-proxy's loopback listener
