@@ -201,6 +201,9 @@ impl FamilyPlan {
                     Some(_) if gone(&r.chain) || target_of(&r.spec).is_some_and(gone) => {
                         Fate::Unreferenced
                     }
+                    Some(reason) if self.policy.writes_to(&t.name, &r.chain) => {
+                        Fate::KeptAhead(reason)
+                    }
                     Some(reason) => Fate::Kept(reason),
                     None if written_again() => Fate::Policy,
                     None if is_our_rule(&r.spec) => Fate::OursBefore,
@@ -217,8 +220,14 @@ impl FamilyPlan {
         let mut counts = Counts::default();
         for (_, rule, fate) in self.fates() {
             match fate {
-                Fate::Kept(reason) if is_docker_owned(&rule.chain, reason) => counts.docker += 1,
-                Fate::Kept(_) => counts.kept_on_request += 1,
+                Fate::Kept(reason) | Fate::KeptAhead(reason)
+                    if is_docker_owned(&rule.chain, reason) =>
+                {
+                    counts.docker += 1
+                }
+                Fate::Kept(_) | Fate::KeptAhead(_) | Fate::SurvivesTakeover(..) => {
+                    counts.kept_on_request += 1
+                }
                 Fate::Policy => counts.ours += 1,
                 _ => counts.removed += 1,
             }
@@ -266,6 +275,9 @@ pub enum Fate<'a> {
     /// In a chain the policy takes over (DOCKER-USER with `[containers]`): replaced by the
     /// policy's rules.
     TakenOver,
+    /// Kept exactly as found, in a builtin chain the policy also writes rules to: ahead of
+    /// them (a fail2ban jump in INPUT is evaluated before the policy's ssh accept).
+    KeptAhead(&'a Reason),
     /// In a chain the policy takes over, but kept: a jump to a kept chain (ahead of the
     /// policy's rules, in its original order) or Docker's RETURN (last).
     SurvivesTakeover(&'a Reason, Takeover),
@@ -285,14 +297,14 @@ impl Fate<'_> {
     pub fn removes(self) -> bool {
         !matches!(
             self,
-            Fate::Kept(_) | Fate::Policy | Fate::SurvivesTakeover(..)
+            Fate::Kept(_) | Fate::KeptAhead(_) | Fate::Policy | Fate::SurvivesTakeover(..)
         )
     }
 
     /// What `start` does: keep, policy (written again), replace or remove.
     pub fn verb(self) -> &'static str {
         match self {
-            Fate::Kept(_) | Fate::SurvivesTakeover(..) => "keep",
+            Fate::Kept(_) | Fate::KeptAhead(_) | Fate::SurvivesTakeover(..) => "keep",
             Fate::Policy => "policy",
             Fate::TakenOver => "replace",
             Fate::Unreferenced | Fate::OursBefore | Fate::Removed => "remove",
@@ -303,6 +315,9 @@ impl Fate<'_> {
     pub fn why(self) -> String {
         match self {
             Fate::Kept(reason) => reason.to_string(),
+            Fate::KeptAhead(reason) => {
+                format!("{reason}; stays ahead of the policy's rules in this chain")
+            }
             Fate::SurvivesTakeover(reason, Takeover::JumpFirst) => format!(
                 "{reason}; the policy takes this chain over, this rule stays ahead of the \
                  policy's rules, in its original order"

@@ -35,6 +35,13 @@ impl Policy {
         Policy { fragment }
     }
 
+    /// Whether the policy writes rules to `table`'s `chain`.
+    pub fn writes_to(&self, table: &str, chain: &str) -> bool {
+        self.fragment
+            .table(table)
+            .is_some_and(|t| t.rules_of(chain).next().is_some())
+    }
+
     /// Whether the policy takes over the contents of `table`'s `chain`: a user chain it
     /// declares (DOCKER-USER with `[containers]`). A builtin chain it declares only gets
     /// the policy's rules and chain policy; the kept rules in it stay.
