@@ -78,6 +78,13 @@ pub enum Command {
     /// newest snapshot, drift. Changes nothing. Exit 0 on, 3 off (host open), 154 drift,
     /// 155 split across backends.
     Status(StatusArgs),
+    /// List the snapshots of the rulesets found before each apply (and rollback), named by
+    /// the UTC time they were taken, oldest first. Changes nothing.
+    Snapshots,
+    /// Put a snapshot back (the newest without SNAPSHOT), merged with Docker's rules as they
+    /// are now: containers started since keep theirs. Snapshots what runs first. `status`
+    /// reports drift from the policy until the next start/reload.
+    Rollback(RollbackArgs),
     /// Print what start would load (or stop, with --stop), or the difference to what runs.
     /// Changes nothing; with --input files it needs no root.
     Plan(PlanArgs),
@@ -122,9 +129,20 @@ pub struct ApplyArgs {
     /// Apply even if the policy would not accept the SSH connection this runs over
     #[arg(long)]
     pub force: bool,
-    /// Keep the new ruleset only if confirmed within SECONDS (type `yes`, or run
-    /// `iptables-docker confirm` from another session); otherwise put the previous one back,
-    /// even if this terminal is gone
+    /// Keep the new ruleset only if confirmed within SECONDS [default when given without a
+    /// value: 30] (type `yes`, or run `iptables-docker confirm` from another session);
+    /// otherwise put the previous one back, even if this terminal is gone
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "30")]
+    pub confirm: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The snapshot: its name as `iptables-docker snapshots` lists it, or a unique prefix
+    /// [default: the newest]
+    pub snapshot: Option<String>,
+    /// Keep the result only if confirmed within SECONDS [default when given without a value:
+    /// 30] (type `yes`, or run `iptables-docker confirm`); otherwise put back what ran before
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "30")]
     pub confirm: Option<u64>,
 }

@@ -417,18 +417,28 @@ fn well_known(proto: &str, port: Option<Ports>, ssh_port: u16) -> &'static str {
     }
 }
 
-/// The (proto, port) pairs INPUT names in accepting rules, in order, without duplicates.
-fn candidate_services(table: &Table) -> Vec<(String, Option<Ports>, String)> {
-    let mut found: Vec<(String, Option<Ports>, String)> = Vec::new();
+/// The (proto, port) pairs INPUT names in accepting rules a connection from outside can
+/// reach (not those for `lo` or a Docker bridge only), in order, without duplicates.
+/// Each comes with the rule's comment and the interface it names, if any.
+fn candidate_services(table: &Table, facts: &DockerFacts) -> Vec<Candidate> {
+    let mut found: Vec<Candidate> = Vec::new();
     for rule in table.rules_of("INPUT") {
         let args = RuleArgs::parse(&rule.spec);
-        if args.target() != Some("ACCEPT") || args.in_iface().is_some_and(|i| !i.negated) {
+        let inside_only = args
+            .in_iface()
+            .is_some_and(|i| !i.negated && !outside_can_match(i.first().unwrap_or(""), facts));
+        if args.target() != Some("ACCEPT") || inside_only {
             continue;
         }
         let Some(proto) = args.protocol().filter(|p| !p.contains("icmp")) else {
             continue;
         };
         let comment = args.value(&["--comment"]).unwrap_or("").to_string();
+        let iface = args
+            .in_iface()
+            .filter(|i| !i.negated)
+            .and_then(|i| i.first())
+            .map(ToString::to_string);
         let ports: Vec<Option<Ports>> = match (
             args.value(&["--dport", "--destination-port"]),
             args.value(&["--dports", "--destination-ports"]),
@@ -439,12 +449,28 @@ fn candidate_services(table: &Table) -> Vec<(String, Option<Ports>, String)> {
         };
         for port in ports {
             let key = (proto.to_string(), port);
-            if !found.iter().any(|(p, q, _)| (p, q) == (&key.0, &key.1)) {
-                found.push((key.0, key.1, comment.clone()));
+            if !found
+                .iter()
+                .any(|c| (&c.proto, &c.port) == (&key.0, &key.1))
+            {
+                found.push(Candidate {
+                    proto: key.0,
+                    port: key.1,
+                    comment: comment.clone(),
+                    iface: iface.clone(),
+                });
             }
         }
     }
     found
+}
+
+/// A service INPUT may accept: protocol, port, the rule's comment and interface.
+struct Candidate {
+    proto: String,
+    port: Option<Ports>,
+    comment: String,
+    iface: Option<String>,
 }
 
 /// A tcp port no INPUT rule names: stands for "every other port".
@@ -483,30 +509,41 @@ fn input_packet<'a>(proto: &'a str, port: Option<Ports>, facts: &'a DockerFacts)
 }
 
 fn services(filter: &Table, facts: &DockerFacts, ssh_port: u16) -> Vec<Service> {
-    candidate_services(filter)
+    candidate_services(filter, facts)
         .into_iter()
-        .filter_map(|(proto, port, comment)| {
-            let (reach, notes) = reach_through(filter, "INPUT", &input_packet(&proto, port, facts));
-            if reach == Reach::Nobody {
-                return None;
-            }
-            let description = comment
-                .strip_prefix(crate::ownership::OWN_MARK)
-                .map(|c| c.trim_start_matches(':').trim().to_string())
-                .unwrap_or(comment);
-            let description = if description.is_empty() {
-                well_known(&proto, port, ssh_port).to_string()
-            } else {
-                description
-            };
-            Some(Service {
-                port: port.map(|p| p.to_string()),
-                proto,
-                description,
-                reach,
-                notes,
-            })
-        })
+        .filter_map(
+            |Candidate {
+                 proto,
+                 port,
+                 comment,
+                 iface,
+             }| {
+                let (reach, mut notes) =
+                    reach_through(filter, "INPUT", &input_packet(&proto, port, facts));
+                if let Some(iface) = iface {
+                    notes.push(format!("accepted on interface {iface} only"));
+                }
+                if reach == Reach::Nobody {
+                    return None;
+                }
+                let description = comment
+                    .strip_prefix(crate::ownership::OWN_MARK)
+                    .map(|c| c.trim_start_matches(':').trim().to_string())
+                    .unwrap_or(comment);
+                let description = if description.is_empty() {
+                    well_known(&proto, port, ssh_port).to_string()
+                } else {
+                    description
+                };
+                Some(Service {
+                    port: port.map(|p| p.to_string()),
+                    proto,
+                    description,
+                    reach,
+                    notes,
+                })
+            },
+        )
         .collect()
 }
 
@@ -666,6 +703,7 @@ mod tests {
         -A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j ACCEPT\n\
         -A INPUT -p tcp -m tcp --dport 443 -m comment --comment \"iptables-docker: web\" -j ACCEPT\n\
         -A INPUT -p icmp -m icmp --icmp-type 8 -j ACCEPT\n\
+        -A INPUT -i eth1 -p udp -m udp --dport 51820 -j ACCEPT\n\
         -A FORWARD -j DOCKER-USER\n-A FORWARD -o docker0 -j DOCKER\n\
         -A DOCKER -d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT\n\
         -A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment iptables-docker -j RETURN\n\
@@ -697,7 +735,10 @@ mod tests {
         assert_eq!(e.other_ports, Reach::Nobody);
         assert_eq!(e.trusted_interfaces, ["docker0"]);
         assert_eq!(e.ping, Reach::Everyone { except: vec![] });
-        assert_eq!(e.services.len(), 2, "{:?}", e.services);
+        assert_eq!(e.services.len(), 3, "{:?}", e.services);
+        assert_eq!(e.services[2].port.as_deref(), Some("51820"));
+        assert_eq!(e.services[2].reach, Reach::Everyone { except: vec![] });
+        assert_eq!(e.services[2].notes, ["accepted on interface eth1 only"]);
         assert_eq!(e.services[0].description, "ssh");
         assert_eq!(e.services[0].reach, sources(&["10.0.0.0/8"]));
         assert_eq!(e.services[1].description, "web");

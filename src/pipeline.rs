@@ -215,6 +215,24 @@ impl FamilyPlan {
         out
     }
 
+    /// The non-builtin chains running now that the composed ruleset no longer has, as
+    /// `table chain`.
+    pub fn removed_chains(&self) -> Vec<String> {
+        self.current
+            .tables
+            .iter()
+            .flat_map(|t| {
+                let desired = self.desired.table(&t.name);
+                t.chains
+                    .iter()
+                    .filter(move |c| {
+                        !c.is_builtin() && desired.and_then(|d| d.chain(&c.name)).is_none()
+                    })
+                    .map(move |c| format!("{} {}", t.name, c.name))
+            })
+            .collect()
+    }
+
     /// The running rules by whose they are and what start does with them.
     pub fn counts(&self) -> Counts {
         let mut counts = Counts::default();
@@ -331,7 +349,7 @@ impl Fate<'_> {
             Fate::OursBefore => {
                 "iptables-docker's own rule from an earlier configuration (rendered anew)".into()
             }
-            Fate::Removed => "not Docker's and not kept on request (keep_chains)".into(),
+            Fate::Removed => "not Docker's and not kept on request (keep, keep_chains)".into(),
         }
     }
 }

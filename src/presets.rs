@@ -114,12 +114,15 @@ impl Diagnostics<'_> {
     }
 }
 
-/// A known owner whose rules are not kept although it runs or its chains are there.
+/// A known owner whose rules are not kept although it runs or its chains are (or were)
+/// there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unkept {
     pub preset: Preset,
-    /// Its chains in the ruleset, as `table/chain` (removed by the plan).
+    /// Its chains in the ruleset, as `table/chain`: `start` removes them.
     pub chains: Vec<String>,
+    /// Its chains the last apply removed, as `table/chain`.
+    pub removed: Vec<String>,
     /// Whether one of its processes runs.
     pub running: bool,
 }
@@ -127,31 +130,42 @@ pub struct Unkept {
 impl fmt::Display for Unkept {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.preset.name;
-        match (self.running, self.chains.is_empty()) {
-            (true, true) => write!(
+        let running = if self.running { " is running" } else { "" };
+        if !self.chains.is_empty() {
+            write!(
                 f,
-                "{name} is running but its chains are not kept: what it adds is removed by the \
-                 next start or reload"
-            )?,
-            (running, _) => write!(
-                f,
-                "{name}{}: its chains {} are removed",
-                if running { " is running" } else { "" },
+                "{name}{running}: start removes its chains {}",
                 self.chains.join(", ")
-            )?,
+            )?;
+        } else if !self.removed.is_empty() {
+            let removed = self.removed.join(", ");
+            write!(
+                f,
+                "{name}{running}: the last apply removed its chains {removed}"
+            )?;
+        } else {
+            write!(
+                f,
+                "{name} is running but its chains are not kept: start removes what it adds"
+            )?;
         }
         write!(f, " (add \"{name}\" to `keep` in the configuration)")
     }
 }
 
 /// The known owners not in `keep` (nor kept by `keep_chains`) that run (`processes`: the
-/// running process names) or have chains in `ruleset`.
+/// running process names), have chains in `ruleset`, or had chains in `removed` (`table
+/// chain`, what the last apply removed).
 pub fn unkept(
     ruleset: &Ruleset,
+    removed: &[String],
     keep: &[Preset],
     keep_chains: &[String],
     processes: &[String],
 ) -> Vec<Unkept> {
+    let unkept_chain = |preset: &Preset, chain: &str| {
+        preset.owns_chain(chain) && !keep_chains.iter().any(|g| glob_match(g, chain))
+    };
     KNOWN
         .into_iter()
         .filter(|p| !keep.contains(p))
@@ -160,16 +174,22 @@ pub fn unkept(
                 .tables
                 .iter()
                 .flat_map(|t| t.chains.iter().map(move |c| (&t.name, &c.name)))
-                .filter(|(_, c)| preset.owns_chain(c))
-                .filter(|(_, c)| !keep_chains.iter().any(|g| glob_match(g, c)))
+                .filter(|(_, c)| unkept_chain(&preset, c))
+                .map(|(t, c)| format!("{t}/{c}"))
+                .collect();
+            let removed: Vec<String> = removed
+                .iter()
+                .filter_map(|r| r.split_once(' '))
+                .filter(|(_, c)| unkept_chain(&preset, c))
                 .map(|(t, c)| format!("{t}/{c}"))
                 .collect();
             let running = processes
                 .iter()
                 .any(|p| preset.processes.contains(&p.as_str()));
-            (running || !chains.is_empty()).then_some(Unkept {
+            (running || !chains.is_empty() || !removed.is_empty()).then_some(Unkept {
                 preset,
                 chains,
+                removed,
                 running,
             })
         })
@@ -186,13 +206,23 @@ mod tests {
         let rs =
             parse("*filter\n:INPUT ACCEPT [0:0]\n:f2b-sshd - [0:0]\n:ts-input - [0:0]\nCOMMIT\n")
                 .unwrap();
-        let found = unkept(&rs, &[], &[], &["libvirtd".to_string()]);
+        let removed = [
+            "nat ts-postrouting".to_string(),
+            "filter KUBE-FORWARD".to_string(),
+        ];
+        let found = unkept(&rs, &removed, &[], &[], &["libvirtd".to_string()]);
         let names: Vec<&str> = found.iter().map(|u| u.preset.name).collect();
-        assert_eq!(names, ["fail2ban", "libvirt", "tailscale"]);
+        assert_eq!(names, ["fail2ban", "libvirt", "kubernetes", "tailscale"]);
         assert_eq!(found[0].chains, ["filter/f2b-sshd"]);
         assert!(found[1].running && found[1].chains.is_empty());
+        assert_eq!(
+            found[2].to_string(),
+            "kubernetes: the last apply removed its chains filter/KUBE-FORWARD (add \"kubernetes\" \
+             to `keep` in the configuration)"
+        );
         let kept = unkept(
             &rs,
+            &[],
             &[Preset::find("tailscale").unwrap()],
             &["f2b-*".to_string()],
             &[],

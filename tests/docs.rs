@@ -65,6 +65,14 @@ fn the_man_page_renders_and_says_what_each_command_changes() {
         "Changes nothing",
         "EXIT STATUS",
         "/etc/iptables-docker/config.toml",
+        "CONFIGURATION",
+        "keep_chains = [\"f2b-*\"]",
+        "The commented default (templates/config.toml)",
+        "SEE ALSO",
+        "uninstall.md",
+        "iptables-docker snapshots",
+        "iptables-docker rollback [OPTIONS] [SNAPSHOT]",
+        "default when given without a value: 30",
     ] {
         assert!(
             text.contains(needle),
@@ -153,5 +161,27 @@ fn the_exit_codes_are_the_same_in_help_readme_and_man_page() {
             from_help.iter().any(|(c, m)| c == code && m.contains(lsb)),
             "{code} is not `{lsb}`: {help}"
         );
+    }
+}
+
+/// The configuration examples README.md (and through it the man page) shows, and the
+/// commented default, are configurations that load.
+#[test]
+fn the_documented_configurations_load() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let blocks: Vec<&str> = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 2, "README lost its examples");
+    let default = include_str!("../templates/config.toml");
+    for text in blocks.into_iter().chain([default]) {
+        if let Err(e) =
+            iptables_docker::config::Config::parse(text, std::path::Path::new("example.toml"))
+        {
+            panic!("a documented configuration does not load: {e}\n{text}");
+        }
     }
 }

@@ -81,9 +81,13 @@ pub fn run(
     }
 
     let mut snapshots = Vec::new();
+    let snapshot = StateDir::new_snapshot_name();
     for (ipt, plan, saved) in &plans {
         if !plan.changed.is_empty() {
-            snapshots.push((ipt.family, state.write_backup(ipt.family, saved)?));
+            snapshots.push((
+                ipt.family,
+                state.write_backup(&snapshot, ipt.family, saved)?,
+            ));
         }
     }
     for (done, (ipt, plan, _)) in plans.iter().enumerate() {
@@ -96,6 +100,9 @@ pub fn run(
     }
     for (ipt, plan, saved) in &plans {
         record_applied(&state, ipt, plan, saved, &inputs)?;
+        if !plan.changed.is_empty() {
+            state.record_removed_chains(ipt.family, &plan.removed_chains())?;
+        }
         report(plan);
     }
     if super::normal() {
@@ -131,7 +138,7 @@ fn roll_back(plans: &[(&Iptables, FamilyPlan, String)], cause: Error) -> Error {
                 failures.join("; ")
             ),
         )
-        .hint("restore a snapshot by hand: iptables-legacy-restore -c < /var/lib/iptables-docker/backups/<newest>-v4.rules (see uninstall.md)")
+        .hint("`iptables-docker rollback` puts the newest snapshot back (`iptables-docker snapshots` lists them; by hand: uninstall.md)")
     }
 }
 

@@ -6,6 +6,7 @@ mod confirm;
 mod docs;
 mod install;
 mod plan;
+mod snapshots;
 mod status;
 mod uninstall;
 
@@ -50,6 +51,8 @@ pub fn run(cli: Cli) -> Result<()> {
             confirm::watchdog(global, token, *deadline_ms)
         }
         Command::Status(args) => status::run(global, args),
+        Command::Snapshots => snapshots::list(global),
+        Command::Rollback(args) => snapshots::rollback(global, args),
         Command::Plan(args) => plan::run(global, args),
         Command::Install(args) => install::run(global, args),
         Command::Uninstall(args) => uninstall::run(global, args),

@@ -38,7 +38,7 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
     for (family, text, source) in inputs {
         let plan = pipeline::plan(family, &text, &source, &config, mode, &Applied::default())?;
         println!("# {family}: {}", summary(&plan));
-        for warning in unkept_owners(&plan, &config, &system::running_processes()) {
+        for warning in unkept_owners(&plan, &[], &config, &system::running_processes()) {
             println!("# WARNING: {warning}");
         }
         if args.explain {
@@ -62,11 +62,23 @@ fn summary(plan: &FamilyPlan) -> String {
 
 /// The known owners (fail2ban, …) whose chains this plan removes, or that run without
 /// being kept; one sentence each.
-pub(super) fn unkept_owners(plan: &FamilyPlan, config: &Config, running: &[String]) -> Vec<String> {
-    crate::presets::unkept(&plan.current, &config.keep, &config.keep_chains, running)
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+/// `removed`: the chains the last apply removed (`table chain`; none for `plan`).
+pub(super) fn unkept_owners(
+    plan: &FamilyPlan,
+    removed: &[String],
+    config: &Config,
+    running: &[String],
+) -> Vec<String> {
+    crate::presets::unkept(
+        &plan.current,
+        removed,
+        &config.keep,
+        &config.keep_chains,
+        running,
+    )
+    .iter()
+    .map(ToString::to_string)
+    .collect()
 }
 
 fn table_text(table: &Table) -> String {
@@ -124,7 +136,7 @@ fn explain(plan: &FamilyPlan) -> String {
                     table.name, chain.name
                 )),
                 None => out.push_str(&format!(
-                    "remove  {} chain {}  # not Docker's and not kept on request (keep_chains)\n",
+                    "remove  {} chain {}  # not Docker's and not kept on request (keep, keep_chains)\n",
                     table.name, chain.name
                 )),
             }

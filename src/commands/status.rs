@@ -111,8 +111,10 @@ struct FamilyReport {
     drift: Vec<String>,
     /// Rules in the other iptables backend's tables.
     other_backend_rules: usize,
-    /// Known rule owners (fail2ban, …) that run or have chains here without being kept
-    /// (`keep`): one sentence each.
+    /// Non-Docker chains (`table chain`) the last apply that changed this family removed.
+    removed_chains: Vec<String>,
+    /// Known rule owners (fail2ban, …) that run, have chains here or had chains removed by
+    /// the last apply without being kept (`keep`): one sentence each.
     unkept_owners: Vec<String>,
 }
 
@@ -130,6 +132,8 @@ struct Report {
     last_apply: Option<String>,
     newest_snapshot: Option<String>,
     pending_confirmation: bool,
+    /// The configuration's error when it does not load (then `drift` is empty: unchecked).
+    config_error: Option<String>,
     families: Vec<FamilyReport>,
     warnings: Vec<String>,
 }
@@ -240,7 +244,13 @@ fn families(global: &Global, config: &crate::config::Config) -> Result<Vec<Famil
             exposure,
             counts: plan.counts(),
             drift: drift_lines(&plan),
-            unkept_owners: super::plan::unkept_owners(&plan, config, &running),
+            unkept_owners: super::plan::unkept_owners(
+                &plan,
+                &state.removed_chains(family),
+                config,
+                &running,
+            ),
+            removed_chains: state.removed_chains(family),
             other_backend_rules: if rule_count(&saved) > 0 {
                 other_backend_rules
             } else {
@@ -276,6 +286,13 @@ fn warnings(families: &[FamilyReport]) -> Vec<String> {
                 f.family, f.counts.removed
             ));
         }
+        if !f.removed_chains.is_empty() {
+            out.push(format!(
+                "{}: the last apply removed non-Docker chains: {} (keep_chains keeps a chain)",
+                f.family,
+                f.removed_chains.join(", ")
+            ));
+        }
         if !f.drift.is_empty() {
             out.push(format!(
                 "{}: the running ruleset differs from the policy in {} rule(s)",
@@ -293,20 +310,18 @@ fn warnings(families: &[FamilyReport]) -> Vec<String> {
                 f.family, f.other_backend_rules
             ));
         }
-        let notes: usize = f
+        let unmodelled = f
             .exposure
             .published
             .iter()
-            .map(|p| p.notes.len())
-            .sum::<usize>()
-            + f.exposure
-                .services
-                .iter()
-                .map(|s| s.notes.len())
-                .sum::<usize>();
-        if notes > 0 {
+            .flat_map(|p| &p.notes)
+            .chain(f.exposure.services.iter().flat_map(|s| &s.notes))
+            .filter(|n| n.contains("not modelled"))
+            .count();
+        if unmodelled > 0 {
             out.push(format!(
-                "{}: {notes} rule(s) use matches the report does not model (see --verbose)",
+                "{}: {unmodelled} rule(s) use matches the report does not model; the entries \
+                 they concern say which",
                 f.family
             ));
         }
@@ -314,10 +329,25 @@ fn warnings(families: &[FamilyReport]) -> Vec<String> {
     out
 }
 
-fn report(global: &Global) -> Result<Report> {
-    let config = load_config(global)?;
+/// The report, and the configuration's error when it does not load: then the exposure is
+/// still read from the kernel (with the built-in configuration's view of what to keep),
+/// drift is not checked, and status exits with the configuration's code.
+fn report(global: &Global) -> Result<(Report, Option<Error>)> {
+    let (config, config_error) = match load_config(global) {
+        Ok(config) => (config, None),
+        Err(e) if e.kind() == Kind::Config => (crate::config::Config::builtin(), Some(e)),
+        Err(e) => return Err(e),
+    };
     let state_dir = StateDir::new(&global.state_dir);
-    let families = families(global, &config)?;
+    let mut families = families(global, &config)?;
+    let mut warnings = Vec::new();
+    if let Some(e) = &config_error {
+        families.iter_mut().for_each(|f| f.drift.clear());
+        warnings.push(format!(
+            "the configuration does not load, so drift is not checked: {e}"
+        ));
+    }
+    warnings.extend(self::warnings(&families));
     let state = overall(&families);
     let unit = host::systemd_booted()
         .then(|| host::unit_state("iptables-docker.service").ok())
@@ -327,10 +357,14 @@ fn report(global: &Global) -> Result<Report> {
             active: u.active,
             enabled: u.file,
         });
-    Ok(Report {
+    let exit_code = match (&config_error, state.error()) {
+        (Some(e), _) => e.kind().exit_code(),
+        (None, e) => e.map_or(0, |e| e.kind().exit_code()),
+    };
+    let report = Report {
         schema: JSON_SCHEMA,
         state,
-        exit_code: state.error().map_or(0, |e| e.kind().exit_code()),
+        exit_code,
         backend: format!("iptables-{}", global.backend.name()),
         iptables_points_to: iptables_backend(),
         unit,
@@ -342,14 +376,16 @@ fn report(global: &Global) -> Result<Report> {
             .pop()
             .map(|p| p.display().to_string()),
         pending_confirmation: pending::has_pending(&state_dir),
-        warnings: warnings(&families),
+        config_error: config_error.as_ref().map(ToString::to_string),
+        warnings,
         families,
-    })
+    };
+    Ok((report, config_error))
 }
 
 pub fn run(global: &Global, args: &StatusArgs) -> Result<()> {
     system::require_root("status")?;
-    let report = report(global)?;
+    let (report, config_error) = report(global)?;
     if args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Error::failed(format!("cannot write JSON: {e}")))?;
@@ -357,7 +393,7 @@ pub fn run(global: &Global, args: &StatusArgs) -> Result<()> {
     } else {
         print!("{}", render_text(&report, super::verbose()));
     }
-    match report.state.error() {
+    match config_error.or(report.state.error()) {
         Some(err) => Err(err),
         None => Ok(()),
     }
@@ -403,12 +439,8 @@ fn render_text(r: &Report, verbose: bool) -> String {
     out
 }
 
-fn notes_text(notes: &[String], verbose: bool) -> String {
-    if verbose {
-        notes.iter().map(|n| format!("      note: {n}\n")).collect()
-    } else {
-        String::new()
-    }
+fn notes_text(notes: &[String]) -> String {
+    notes.iter().map(|n| format!("      note: {n}\n")).collect()
 }
 
 fn family_text(f: &FamilyReport, verbose: bool) -> String {
@@ -427,7 +459,7 @@ fn family_text(f: &FamilyReport, verbose: bool) -> String {
             format!(" ({})", s.description)
         };
         out += &format!("    {}{port}{what}: {}\n", s.proto, s.reach);
-        out += &notes_text(&s.notes, verbose);
+        out += &notes_text(&s.notes);
     }
     out += &format!("  every other port: {}\n", e.other_ports);
     out += &format!("  ping: {}\n", e.ping);
@@ -456,7 +488,7 @@ fn family_text(f: &FamilyReport, verbose: bool) -> String {
             "    {} {host}:{} -> {}:{}{bridge}: {}\n",
             p.proto, p.host_port, p.container_address, p.container_port, p.reach
         );
-        out += &notes_text(&p.notes, verbose);
+        out += &notes_text(&p.notes);
     }
     let c = &f.counts;
     out += &format!(

@@ -82,15 +82,17 @@ impl StateDir {
         Ok(())
     }
 
-    /// Saves the ruleset found before an apply and drops the oldest beyond the limit. The
-    /// name is the UTC time to the microsecond, ISO 8601 basic format, and the family:
-    /// `20261130T190405.123456Z-v4.rules` (sorts by time, no `:` for shells and scp).
-    pub fn write_backup(&self, family: Family, text: &str) -> Result<PathBuf> {
-        let name = format!(
-            "{}-{}.rules",
-            utc_iso8601(SystemTime::now(), true),
-            family.tag()
-        );
+    /// A new snapshot's name: the UTC time to the microsecond, ISO 8601 basic format
+    /// (`20261130T190405.123456Z`: sorts by time, no `:` for shells and scp). The files of
+    /// one snapshot, one per family, share it.
+    pub fn new_snapshot_name() -> String {
+        utc_iso8601(SystemTime::now(), true)
+    }
+
+    /// Saves the ruleset found before an apply as `<backups>/<snapshot>-<family>.rules` and
+    /// drops the oldest beyond the limit.
+    pub fn write_backup(&self, snapshot: &str, family: Family, text: &str) -> Result<PathBuf> {
+        let name = format!("{snapshot}-{}.rules", family.tag());
         let path = self.backups().join(name);
         Self::write_private(&path, text)?;
         let mut mine = self.list_backups(Some(family));
@@ -100,7 +102,26 @@ impl StateDir {
         Ok(path)
     }
 
-    /// Snapshots, oldest first.
+    /// The snapshots, oldest first: each name with its files, one per family.
+    pub fn snapshots(&self) -> Vec<(String, Vec<(Family, PathBuf)>)> {
+        let mut out: Vec<(String, Vec<(Family, PathBuf)>)> = Vec::new();
+        for path in self.list_backups(None) {
+            let file = path.file_name().unwrap_or_default().to_string_lossy();
+            let Some((name, family)) = Family::ALL.into_iter().find_map(|f| {
+                let name = file.strip_suffix(&format!("-{}.rules", f.tag()))?;
+                Some((name.to_string(), f))
+            }) else {
+                continue;
+            };
+            match out.last_mut() {
+                Some((last, files)) if *last == name => files.push((family, path)),
+                _ => out.push((name, vec![(family, path)])),
+            }
+        }
+        out
+    }
+
+    /// Snapshot files, oldest first.
     pub fn list_backups(&self, family: Option<Family>) -> Vec<PathBuf> {
         let suffix = family.map(|f| format!("-{}.rules", f.tag()));
         let mut found: Vec<PathBuf> = std::fs::read_dir(self.backups())
@@ -140,6 +161,24 @@ impl StateDir {
 
     pub fn record_applied(&self, family: Family, applied: &Applied) -> Result<()> {
         Self::write_private(&self.applied_path(family), &applied.to_string())
+    }
+
+    fn removed_chains_path(&self, family: Family) -> PathBuf {
+        self.root.join(format!("removed-chains-{}", family.tag()))
+    }
+
+    /// Records the non-Docker chains (`table chain`, one a line) an apply that changed
+    /// the ruleset removed, for `status` to name.
+    pub fn record_removed_chains(&self, family: Family, chains: &[String]) -> Result<()> {
+        let text: String = chains.iter().map(|c| format!("{c}\n")).collect();
+        Self::write_private(&self.removed_chains_path(family), &text)
+    }
+
+    /// What [`Self::record_removed_chains`] recorded last (empty if nothing).
+    pub fn removed_chains(&self, family: Family) -> Vec<String> {
+        std::fs::read_to_string(self.removed_chains_path(family))
+            .map(|t| t.lines().map(ToString::to_string).collect())
+            .unwrap_or_default()
     }
 }
 

@@ -3,7 +3,7 @@
 #
 #   sudo BIN=target/debug/iptables-docker bash tests/packets/neighbours.sh
 #
-# Runs itself in private namespaces (tests/docker/lib.sh: dk_enter_sandbox). The sandbox plays
+# Runs itself in private namespaces (tests/packets/lib.sh). The sandbox plays
 # the host, the topology's client namespace (198.51.100.0/24, 2001:db8:c::/64 on iptd-h) the
 # outside. Three scenes, each from a clean firewall:
 #   1. fail2ban (../shared/cases/02): Docker 28 rules for a container 172.18.0.2 on bridge
@@ -24,19 +24,10 @@
 # Closing line: "neighbours: N passed, N failed".
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../docker/lib.sh
-. "$HERE/../docker/lib.sh"
-# shellcheck source=../docker/topology.sh
-. "$HERE/../docker/topology.sh"
-# shellcheck source=scene.sh
-. "$HERE/scene.sh"
-BIN=$(readlink -f "${BIN:?set BIN to the iptables-docker binary}")
 CASES=$(readlink -f "$HERE/../../../shared/cases")
-export BIN CASES
-
-dk_enter_sandbox "$@" # --- everything below runs inside private namespaces ---
-dk_sandbox_init
-scene_init nbctr vpnc
+export CASES
+. "$HERE/lib.sh" # enters private namespaces; serve, CONTAINERS
+CONTAINERS=(nbctr vpnc nbctr4)
 check() { topo_check "$@"; }
 expect() { topo_expect "$@" || true; }
 
@@ -262,10 +253,10 @@ echo "== 4. Docker bridges towards the host: all (the default) or limited"
 ip link add docker0 type bridge
 ip addr add 198.18.0.1/24 dev docker0
 ip link set docker0 up
-ip netns add nbctr
-ip link add vnbctr type veth peer name eth0 netns nbctr
-ip link set vnbctr master docker0 up
-ip netns exec nbctr sh -c "ip link set lo up; ip link set eth0 up
+ip netns add nbctr4
+ip link add vnbctr4 type veth peer name eth0 netns nbctr4
+ip link set vnbctr4 master docker0 up
+ip netns exec nbctr4 sh -c "ip link set lo up; ip link set eth0 up
     ip addr add 198.18.0.2/24 dev eth0; ip route add default via 198.18.0.1"
 serve busybox httpd -f -p 5432 -h /run/work/www # a database on the host
 serve busybox httpd -f -p 9100 -h /run/work/www # an exporter containers may scrape
@@ -275,9 +266,9 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.0.1", 53))
 while True:
     data, peer = s.recvfrom(512); s.sendto(b"iptd-ok " + data, peer)'
 sleep 0.3
-from_ctr() { ip netns exec nbctr timeout 4 curl -s --connect-timeout 2 -m 3 "http://198.18.0.1:$1/" 2>/dev/null | grep -q iptd-ok; }
+from_ctr() { ip netns exec nbctr4 timeout 4 curl -s --connect-timeout 2 -m 3 "http://198.18.0.1:$1/" 2>/dev/null | grep -q iptd-ok; }
 dns_from_ctr() {
-    ip netns exec nbctr timeout 4 python3 -c '
+    ip netns exec nbctr4 timeout 4 python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
 s.sendto(b"q", ("198.18.0.1", 53))

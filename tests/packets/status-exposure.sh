@@ -18,18 +18,9 @@
 # probe set does not cover fail the run. Closing line: "status: N passed, N failed".
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../docker/lib.sh
-. "$HERE/../docker/lib.sh"
-# shellcheck source=../docker/topology.sh
-. "$HERE/../docker/topology.sh"
-# shellcheck source=scene.sh
-. "$HERE/scene.sh"
-BIN=$(readlink -f "${BIN:?set BIN to the iptables-docker binary}")
-export BIN
-
-dk_enter_sandbox "$@" # --- everything below runs inside private namespaces ---
-dk_sandbox_init
-scene_init ctr1
+# shellcheck source=lib.sh
+. "$HERE/lib.sh" # enters private namespaces; serve, CONTAINERS, docker29_rules
+CONTAINERS=(ctr1)
 
 C1=$TOPO_CLIENT_IP1 C2=$TOPO_CLIENT_IP2 C1_6=$TOPO_CLIENT_IP6_1 C2_6=$TOPO_CLIENT_IP6_2
 H=$TOPO_HOST_IP H6=$TOPO_HOST_IP6
@@ -52,51 +43,7 @@ serve ip netns exec ctr1 busybox httpd -f -p 80 -h /run/work/www
 for port in 22 5432 6000; do serve busybox httpd -f -p "$port" -h /run/work/www; done
 serve busybox httpd -f -p 127.0.0.1:8082 -h /run/work/www # docker-proxy's loopback listener
 
-docker_rules() { # FAMILY: Docker 29's shape; ctr1:80 published on 8080, 8081 and 127.0.0.1:8082
-    local ctr=198.18.0.2 net=198.18.0.0/24 m=32 lo=127.0.0.1/32 to=198.18.0.2:80
-    if [[ $1 == 6 ]]; then
-        ctr=2001:db8:d0c::2 net=2001:db8:d0c::/64 m=128 lo=::1/128 to='[2001:db8:d0c::2]:80'
-    fi
-    cat <<RULES
-*raw
-:PREROUTING ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
--A PREROUTING -d $ctr/$m ! -i docker0 -j DROP
-COMMIT
-*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
-:DOCKER - [0:0]
--A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
--A POSTROUTING -s $net ! -o docker0 -j MASQUERADE
--A DOCKER -i docker0 -j RETURN
--A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination $to
--A DOCKER ! -i docker0 -p tcp -m tcp --dport 8081 -j DNAT --to-destination $to
--A DOCKER -d $lo ! -i docker0 -p tcp -m tcp --dport 8082 -j DNAT --to-destination $to
-COMMIT
-*filter
-:INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
-:DOCKER - [0:0]
-:DOCKER-BRIDGE - [0:0]
-:DOCKER-CT - [0:0]
-:DOCKER-FORWARD - [0:0]
-:DOCKER-USER - [0:0]
--A FORWARD -j DOCKER-USER
--A FORWARD -j DOCKER-FORWARD
--A DOCKER -d $ctr/$m ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT
--A DOCKER ! -i docker0 -o docker0 -j DROP
--A DOCKER-BRIDGE -o docker0 -j DOCKER
--A DOCKER-CT -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A DOCKER-FORWARD -j DOCKER-CT
--A DOCKER-FORWARD -j DOCKER-BRIDGE
--A DOCKER-FORWARD -i docker0 -j ACCEPT
-COMMIT
-RULES
-}
+docker_rules() { docker29_rules "$1" "tcp 8080 80" "tcp 8081 80" "tcp 8082 80 loopback"; }
 docker_rules 4 | iptables-legacy-restore
 docker_rules 6 | ip6tables-legacy-restore
 

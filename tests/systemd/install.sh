@@ -237,7 +237,7 @@ expect_eq "systemctl reload works under the hardened unit" "[exit 0]" "$(run sys
 sd_sh 'cp /etc/iptables-docker/config.toml /root/config.good && printf "[ssh]\nport = 70000\n" >> /etc/iptables-docker/config.toml'
 out=$(run systemctl reload iptables-docker.service)
 expect_in "a bad config: systemctl reload fails" "[exit 1]" "$out"
-out=$(run systemctl status --no-pager --lines=0 iptables-docker.service)
+out=$(run systemctl status --no-pager --lines=20 iptables-docker.service)
 expect_in "  systemctl status names the LSB code" "status=6/NOTCONFIGURED" "$out"
 sd_sh 'cp /root/config.good /etc/iptables-docker/config.toml && rm /root/config.good'
 expect_eq "  with the config fixed, reload works" "[exit 0]" "$(run systemctl reload iptables-docker.service)"
