@@ -2,10 +2,12 @@
 //! (text, relative order, counters), the chains the admin asked to keep, and the host
 //! policy; and which of its tables differ from what runs now.
 
+#![forbid(unsafe_code)]
+
 use crate::ownership::{DockerOwnership, Reason, TableOwnership, DOCKER_USER};
-use crate::policy::Policy;
+use crate::policy::{Policy, KEEP_POLICY};
 use crate::rule::target_of;
-use crate::ruleset::{builtin_chains, Chain, Counters, Rule, Ruleset, Table};
+use crate::ruleset::{Chain, Counters, Rule, Ruleset, Table};
 
 /// Why a kept rule stays in a chain the policy takes over (DOCKER-USER), where it goes,
 /// or `None` when the policy's rules replace it.
@@ -51,28 +53,24 @@ pub fn compose(
     policy: &Policy,
 ) -> Result<Ruleset, String> {
     let empty = TableOwnership::default();
-    let mut names: Vec<&str> = current.tables.iter().map(|t| t.name.as_str()).collect();
-    for t in &policy.fragment.tables {
-        if !names.contains(&t.name.as_str()) {
-            names.push(&t.name);
-        }
-    }
     let mut tables = Vec::new();
-    for name in names {
+    for name in Ruleset::table_names(&[current, &policy.fragment]) {
         let index = current.tables.iter().position(|t| t.name == name);
-        let found = index.map(|i| (&current.tables[i], &ownership.tables[i]));
-        let (cur, own) = found.unwrap_or((&EMPTY_TABLE, &empty));
+        let missing = Table::empty(name);
+        let (cur, own) = match index {
+            Some(i) => (&current.tables[i], &ownership.tables[i]),
+            None => (&missing, &empty),
+        };
         let pol = policy.fragment.table(name);
         tables.push(compose_table(name, cur, own, pol)?);
     }
     Ok(Ruleset { tables })
 }
 
-static EMPTY_TABLE: Table = Table {
-    name: String::new(),
-    chains: Vec::new(),
-    rules: Vec::new(),
-};
+const ZERO: Option<Counters> = Some(Counters {
+    packets: 0,
+    bytes: 0,
+});
 
 fn compose_table(
     name: &str,
@@ -80,80 +78,14 @@ fn compose_table(
     own: &TableOwnership,
     pol: Option<&Table>,
 ) -> Result<Table, String> {
-    let zero = Some(Counters::default());
     let pol_chain = |chain: &str| pol.and_then(|p| p.chain(chain));
-
-    let mut builtins: Vec<Chain> = if cur.chains.is_empty() {
-        builtin_chains(name)
-            .iter()
-            .map(|c| Chain {
-                name: c.to_string(),
-                policy: Some("ACCEPT".to_string()),
-                counters: zero,
-            })
-            .collect()
-    } else {
-        cur.chains
-            .iter()
-            .filter(|c| c.is_builtin())
-            .cloned()
-            .collect()
-    };
-    for chain in &mut builtins {
-        let policy = pol_chain(&chain.name).and_then(|c| c.policy.clone());
-        if let Some(p) = policy.filter(|p| p != crate::policy::KEEP_POLICY) {
-            chain.policy = Some(p);
-        }
-        chain.counters = chain.counters.or(zero);
-    }
-
-    let mut users: Vec<Chain> = cur
-        .chains
-        .iter()
-        .zip(&own.chains)
-        .filter(|(c, reason)| !c.is_builtin() && reason.is_some())
-        .map(|(c, _)| Chain {
-            counters: c.counters.or(zero),
-            ..c.clone()
-        })
-        .collect();
     let owns = |chain: &str| pol_chain(chain).is_some_and(|c| !c.is_builtin());
-    // A chain we created (DOCKER-USER where Docker made none) goes, with every rule in
-    // it or jumping to it, unless the policy still owns it.
-    let gone: Vec<&str> = cur
-        .chains
-        .iter()
-        .zip(&own.chains)
-        .filter(|(c, r)| matches!(r, Some(Reason::CreatedByUs)) && !owns(&c.name))
-        .map(|(c, _)| c.name.as_str())
-        .collect();
+    let builtins = builtin_chains_of(name, cur, pol);
+    let gone = gone_chains(cur, own, owns);
+    let users = user_chains_of(name, cur, own, pol, owns, &gone)?;
     let is_gone = |r: &Rule| {
         gone.contains(&r.chain.as_str()) || target_of(&r.spec).is_some_and(|t| gone.contains(&t))
     };
-    users.retain(|u| !gone.contains(&u.name.as_str()));
-    drop_unreferenced(&mut users, cur, own, owns);
-    for chain in pol
-        .iter()
-        .flat_map(|p| &p.chains)
-        .filter(|c| !c.is_builtin())
-    {
-        if users.iter().any(|u| u.name == chain.name) {
-            if chain.name != DOCKER_USER {
-                return Err(format!(
-                    "the policy declares chain {} in table {name}, which is kept from the \
-                     running ruleset (keep_chains?)",
-                    chain.name
-                ));
-            }
-        } else {
-            users.push(Chain {
-                counters: zero,
-                ..chain.clone()
-            });
-        }
-    }
-    // iptables-save lists user chains by name; so do we, to compare like with like.
-    users.sort_by(|a, b| a.name.cmp(&b.name));
 
     // The kept rules of `chain`; of a chain the policy owns, those that survive the
     // takeover in the way `only` says.
@@ -168,7 +100,7 @@ fn compose_table(
                     && (only.is_none() || survives_takeover(cur, own, r, reason) == only)
             })
             .map(|(r, _)| Rule {
-                counters: r.counters.or(zero),
+                counters: r.counters.or(ZERO),
                 ..r.clone()
             })
             .collect()
@@ -177,7 +109,7 @@ fn compose_table(
         pol.into_iter()
             .flat_map(|p| p.rules_of(chain))
             .map(|r| Rule {
-                counters: zero,
+                counters: ZERO,
                 ..r.clone()
             })
             .collect()
@@ -203,6 +135,94 @@ fn compose_table(
         chains: builtins.into_iter().chain(users).collect(),
         rules,
     })
+}
+
+/// The builtin chains as they run (all ACCEPT when the table has none), with the
+/// policy's chain policies.
+fn builtin_chains_of(name: &str, cur: &Table, pol: Option<&Table>) -> Vec<Chain> {
+    let found = if cur.chains.is_empty() {
+        Table::empty(name).chains
+    } else {
+        cur.chains
+            .iter()
+            .filter(|c| c.is_builtin())
+            .cloned()
+            .collect()
+    };
+    found
+        .into_iter()
+        .map(|mut chain| {
+            let wanted = pol.and_then(|p| p.chain(&chain.name));
+            let policy = wanted.and_then(|c| c.policy.clone());
+            if let Some(p) = policy.filter(|p| p != KEEP_POLICY) {
+                chain.policy = Some(p);
+            }
+            chain.counters = chain.counters.or(ZERO);
+            chain
+        })
+        .collect()
+}
+
+/// The kept user chains still reached, then the policy's, sorted by name as
+/// `iptables-save` lists them. Fails when the policy declares a kept chain.
+fn user_chains_of(
+    name: &str,
+    cur: &Table,
+    own: &TableOwnership,
+    pol: Option<&Table>,
+    owns: impl Fn(&str) -> bool,
+    gone: &[&str],
+) -> Result<Vec<Chain>, String> {
+    let mut users: Vec<Chain> = cur
+        .chains
+        .iter()
+        .zip(&own.chains)
+        .filter(|(c, reason)| !c.is_builtin() && reason.is_some())
+        .map(|(c, _)| Chain {
+            counters: c.counters.or(ZERO),
+            ..c.clone()
+        })
+        .collect();
+    users.retain(|u| !gone.contains(&u.name.as_str()));
+    drop_unreferenced(&mut users, cur, own, owns);
+    for chain in pol
+        .iter()
+        .flat_map(|p| &p.chains)
+        .filter(|c| !c.is_builtin())
+    {
+        if users.iter().any(|u| u.name == chain.name) {
+            if chain.name != DOCKER_USER {
+                return Err(format!(
+                    "the policy declares chain {} in table {name}, which is kept from the \
+                     running ruleset (keep_chains?)",
+                    chain.name
+                ));
+            }
+        } else {
+            users.push(Chain {
+                counters: ZERO,
+                ..chain.clone()
+            });
+        }
+    }
+    // iptables-save lists user chains by name; so do we, to compare like with like.
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(users)
+}
+
+/// The chains we created (DOCKER-USER where Docker made none) that go, with every rule in
+/// them or jumping to them, because the policy no longer owns them (`stop`).
+fn gone_chains<'a>(
+    cur: &'a Table,
+    own: &TableOwnership,
+    owns: impl Fn(&str) -> bool,
+) -> Vec<&'a str> {
+    cur.chains
+        .iter()
+        .zip(&own.chains)
+        .filter(|(c, r)| matches!(r, Some(Reason::CreatedByUs)) && !owns(&c.name))
+        .map(|(c, _)| c.name.as_str())
+        .collect()
 }
 
 /// A chain kept only because a kept rule jumps to it ([`Reason::Referenced`]) goes when no

@@ -210,9 +210,7 @@ fn stop_problem(before: &Ruleset, stopped: &Ruleset, kept: &[String]) -> Option<
 }
 
 fn check_case(name: &str, updated: bool) {
-    if !netns_ready("cases") {
-        return;
-    }
+    require_netns("cases", &[]);
     let dir = cases_dir().join(name);
     assert!(dir.is_dir(), "{} is missing", dir.display());
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
@@ -262,31 +260,37 @@ fn check_case(name: &str, updated: bool) {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn case_02_fail2ban_in_docker_user_as_published() {
     check_case("02-fail2ban-docker-user", false);
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn case_02_fail2ban_in_docker_user_with_the_preset() {
     check_case("02-fail2ban-docker-user", true);
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn case_06_wireguard_vpn_as_published() {
     check_case("06-wireguard-vpn-on-swarm-host", false);
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn case_06_wireguard_vpn_with_forwarding_and_nat_in_the_config() {
     check_case("06-wireguard-vpn-on-swarm-host", true);
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn case_08_lxd_bridge_as_published() {
     check_case("08-lxd-bridge-docker-user", false);
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn case_08_lxd_bridge_trusted_with_its_nat_in_the_config() {
     check_case("08-lxd-bridge-docker-user", true);
 }

@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 use common::*;
 use iptables_docker::ruleset::{Ruleset, Table};
@@ -40,23 +39,6 @@ const JUNK_MARKERS: [&str; 8] = [
     "-A INPUT -j ACCEPT",
 ];
 
-fn fixture_files() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut dirs = vec![fixtures_dir()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rules") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
 fn all_rules(rs: &Ruleset) -> String {
     rs.to_string()
 }
@@ -76,6 +58,42 @@ fn docker_view(table: &Table) -> (Vec<String>, Vec<String>) {
         .map(|r| format!("-A {} {}", r.chain, r.spec))
         .collect();
     (chains, rules)
+}
+
+/// After `phase`: Docker's chains and rules of `fixture` exactly as they were (its INPUT
+/// rules first), no junk left, the FORWARD policy as before.
+fn check_docker_kept(
+    phase: &str,
+    fixture: &Ruleset,
+    after: &Ruleset,
+    forward_before: Option<&str>,
+) -> Result<(), String> {
+    for table in &fixture.tables {
+        let found = after
+            .table(&table.name)
+            .ok_or(format!("after {phase}: table {} is gone", table.name))?;
+        let want = docker_view(table);
+        let got = docker_view(found);
+        if want != got {
+            return Err(format!(
+                "after {phase}: Docker's chains/rules in table {} differ\n want {:#?}\n got {:#?}",
+                table.name, want, got
+            ));
+        }
+        let want_input = rules(fixture, &table.name, "INPUT");
+        let got_input = rules(after, &table.name, "INPUT");
+        if table.name == "filter" && !got_input.starts_with(&want_input) {
+            return Err(format!("after {phase}: Docker's INPUT rules are not first"));
+        }
+    }
+    let text = all_rules(after);
+    if let Some(marker) = JUNK_MARKERS.iter().find(|m| text.contains(*m)) {
+        return Err(format!("after {phase}: junk '{marker}' is left:\n{text}"));
+    }
+    if policy_of(after, "filter", "FORWARD").as_deref() != forward_before {
+        return Err(format!("after {phase}: FORWARD policy changed"));
+    }
+    Ok(())
 }
 
 /// Checks one fixture; returns a description of what is wrong, if anything.
@@ -125,31 +143,7 @@ echo "=== STOP"; {p}-legacy-save
     let forward_before = policy_of(&before, "filter", "FORWARD");
 
     for (phase, after) in [("start", &started), ("stop", &stopped)] {
-        for table in &fixture.tables {
-            let found = after
-                .table(&table.name)
-                .ok_or(format!("after {phase}: table {} is gone", table.name))?;
-            let want = docker_view(table);
-            let got = docker_view(found);
-            if want != got {
-                return Err(format!(
-                    "after {phase}: Docker's chains/rules in table {} differ\n want {:#?}\n got {:#?}",
-                    table.name, want, got
-                ));
-            }
-            let want_input = rules(&fixture, &table.name, "INPUT");
-            let got_input = rules(after, &table.name, "INPUT");
-            if table.name == "filter" && !got_input.starts_with(&want_input) {
-                return Err(format!("after {phase}: Docker's INPUT rules are not first"));
-            }
-        }
-        let text = all_rules(after);
-        if let Some(marker) = JUNK_MARKERS.iter().find(|m| text.contains(*m)) {
-            return Err(format!("after {phase}: junk '{marker}' is left:\n{text}"));
-        }
-        if policy_of(after, "filter", "FORWARD") != forward_before {
-            return Err(format!("after {phase}: FORWARD policy changed"));
-        }
+        check_docker_kept(phase, &fixture, after, forward_before.as_deref())?;
     }
     let input = rules(&started, "filter", "INPUT");
     let active = policy_of(&started, "filter", "INPUT").as_deref() == Some("DROP")
@@ -168,49 +162,11 @@ echo "=== STOP"; {p}-legacy-save
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn every_docker_fixture_survives_start_and_stop_with_junk_removed() {
-    for_every_fixture("docker fixtures", |i, file| check(file, i % 2 == 0));
-}
-
-/// Runs `check` (given the fixture's index and path) on every fixture, three at a time,
-/// and fails with every fixture's problem.
-fn for_every_fixture(what: &str, check: impl Fn(usize, &Path) -> Result<(), String> + Sync) {
-    if !netns_ready("docker_fixtures") {
-        return;
-    }
+    require_netns("docker_fixtures", &[]);
     let files = fixture_files();
-    assert!(
-        files.len() >= 500,
-        "expected the 520 fixtures, found {}",
-        files.len()
-    );
-    let next = Mutex::new(files.iter().enumerate());
-    let failures = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..3 {
-            scope.spawn(|| loop {
-                let Some((i, file)) = next.lock().unwrap().next() else {
-                    break;
-                };
-                if let Err(why) = check(i, file) {
-                    failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("{}: {why}", file.display()));
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().unwrap();
-    let passed = files.len() - failures.len();
-    println!("{what}: {passed}/{} passed", files.len());
-    assert!(
-        failures.is_empty(),
-        "{} of {} fixtures failed:\n{}",
-        failures.len(),
-        files.len(),
-        failures.join("\n\n")
-    );
+    check_all("docker fixtures", &files, |i, file| check(file, i % 2 == 0));
 }
 
 /// fail2ban beside Docker, in the fixture's family: chains with a ban, jumps from INPUT
@@ -333,6 +289,42 @@ fn with_docker_user_hook(rs: &mut Ruleset) {
         .insert(first.unwrap_or(after_builtins_before_forward), jump);
 }
 
+/// After start: fail2ban's jumps stand where they stood (first in INPUT and, where Docker
+/// made it, in DOCKER-USER), its FORWARD jump and ipset rule are kept.
+fn jumps_in_place(started: &Ruleset, before: &Ruleset) -> Result<(), String> {
+    let input = rules(started, "filter", "INPUT");
+    if input.first().map(String::as_str)
+        != Some("-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd")
+    {
+        return Err(format!(
+            "after start: the f2b-sshd jump is not INPUT's first rule: {input:#?}"
+        ));
+    }
+    let kept = [
+        "-A INPUT -p tcp -m multiport --dports 25 -m set --match-set f2b-mail src -j DROP",
+        "-A FORWARD -p tcp -m multiport --dports 8080 -j f2b-web",
+    ];
+    let all = started.to_string();
+    if let Some(lost) = kept.iter().find(|k| !all.lines().any(|l| l.ends_with(*k))) {
+        return Err(format!("after start: {lost} is gone"));
+    }
+    if before
+        .table("filter")
+        .and_then(|t| t.chain("DOCKER-USER"))
+        .is_some()
+    {
+        let user = rules(started, "filter", "DOCKER-USER");
+        if user.first().map(String::as_str)
+            != Some("-A DOCKER-USER -p tcp -m multiport --dports 80,443 -j f2b-web")
+        {
+            return Err(format!(
+                "after start: the f2b-web jump is not DOCKER-USER's first rule: {user:#?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Docker's fixture plus fail2ban, `start` with [`EVERYTHING`], `stop`: both families
 /// byte-identical to before; after start, the fail2ban jumps stand where they stood.
 fn check_no_trace(file: &Path) -> Result<(), String> {
@@ -376,36 +368,7 @@ dump STOP
     let family = if v6 { "6" } else { "4" };
     let started = parse(&s[&format!("START {family}")]);
     let before = parse(&s[&format!("BEFORE {family}")]);
-    let input = rules(&started, "filter", "INPUT");
-    if input.first().map(String::as_str)
-        != Some("-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd")
-    {
-        return Err(format!(
-            "after start: the f2b-sshd jump is not INPUT's first rule: {input:#?}"
-        ));
-    }
-    let kept = [
-        "-A INPUT -p tcp -m multiport --dports 25 -m set --match-set f2b-mail src -j DROP",
-        "-A FORWARD -p tcp -m multiport --dports 8080 -j f2b-web",
-    ];
-    let all = started.to_string();
-    if let Some(lost) = kept.iter().find(|k| !all.lines().any(|l| l.ends_with(*k))) {
-        return Err(format!("after start: {lost} is gone"));
-    }
-    if before
-        .table("filter")
-        .and_then(|t| t.chain("DOCKER-USER"))
-        .is_some()
-    {
-        let user = rules(&started, "filter", "DOCKER-USER");
-        if user.first().map(String::as_str)
-            != Some("-A DOCKER-USER -p tcp -m multiport --dports 80,443 -j f2b-web")
-        {
-            return Err(format!(
-                "after start: the f2b-web jump is not DOCKER-USER's first rule: {user:#?}"
-            ));
-        }
-    }
+    jumps_in_place(&started, &before)?;
     for fam in ["4", "6"] {
         let mut before = parse(&s[&format!("BEFORE {fam}")]);
         if fam == family {
@@ -421,6 +384,14 @@ dump STOP
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn start_then_stop_leaves_no_trace_beside_docker_and_fail2ban() {
-    for_every_fixture("no trace", |_, file| check_no_trace(file));
+    require_netns("docker_fixtures", &[]);
+    let files = fixture_files();
+    assert!(
+        files.len() >= 500,
+        "expected the 520 fixtures, found {}",
+        files.len()
+    );
+    check_all("no trace", &files, |_, file| check_no_trace(file));
 }

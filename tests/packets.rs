@@ -11,27 +11,6 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Whether `script` can run here: namespace prerequisites and the `needs` tools. Skips loudly
-/// (or fails, under CI) when not.
-fn ready(script: &str, needs: &[&str]) -> bool {
-    if !common::netns_ready(script) {
-        return false;
-    }
-    for tool in needs {
-        if which::which(tool).is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{script}: CI must run it, but `{tool}` is missing (bash .ci/run installs it)"
-            );
-            eprintln!(
-                "\n!!!!! SKIPPED {script}: `{tool}` is not installed. Nothing was proven. !!!!!\n"
-            );
-            return false;
-        }
-    }
-    true
-}
-
 /// Runs `bash script args` (killed after 600 s) and asserts its `closing` summary line reads
 /// "… 0 failed"; prints that line and the run's wall time.
 fn run_scenario(script: &str, args: &[&str], envs: &[(&str, &str)], closing: &str) {
@@ -65,11 +44,11 @@ fn run_scenario(script: &str, args: &[&str], envs: &[(&str, &str)], closing: &st
 }
 
 #[test]
+#[ignore = "needs root, network namespaces, ../shared, curl, python3 and busybox (cargo test -- --include-ignored)"]
 fn published_ports_host_services_and_egress_with_real_packets() {
     let script = "tests/packets/published-ports.sh";
-    if ready(script, &["curl", "python3", "busybox"]) {
-        run_scenario(script, &[], &[], "packets:");
-    }
+    common::require_netns(script, &["curl", "python3", "busybox"]);
+    run_scenario(script, &[], &[], "packets:");
 }
 
 /// One real dockerd at a time: four daemons with containers on a small shared machine only
@@ -90,9 +69,7 @@ fn real_dockerd(docker: &str, backend: &str) {
         host_daemon,
     ]
     .concat();
-    if !ready(script, &needs) {
-        return;
-    }
+    common::require_netns(script, &needs);
     let _one_at_a_time = DOCKERD
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -133,37 +110,41 @@ fn sid_rootfs() -> String {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces, ../shared and docker.io (cargo test -- --include-ignored)"]
 fn real_dockerd_20_10_on_iptables_legacy() {
     real_dockerd("bookworm", "legacy");
 }
 
 #[test]
+#[ignore = "needs root, network namespaces, ../shared and docker.io (cargo test -- --include-ignored)"]
 fn real_dockerd_20_10_on_iptables_nft() {
     real_dockerd("bookworm", "nft");
 }
 
 #[test]
+#[ignore = "needs root, network namespaces, ../shared, debootstrap and a Debian sid root (cargo test -- --include-ignored)"]
 fn real_dockerd_28_5_on_iptables_legacy() {
     real_dockerd("sid", "legacy");
 }
 
 #[test]
+#[ignore = "needs root, network namespaces, ../shared, debootstrap and a Debian sid root (cargo test -- --include-ignored)"]
 fn real_dockerd_28_5_on_iptables_nft() {
     real_dockerd("sid", "nft");
 }
 
 #[test]
+#[ignore = "needs root, network namespaces, ../shared, curl, python3 and busybox (cargo test -- --include-ignored)"]
 fn every_entry_of_status_json_is_what_real_connections_find() {
     let script = "tests/packets/status-exposure.sh";
-    if ready(script, &["curl", "python3", "busybox"]) {
-        run_scenario(script, &[], &[], "status:");
-    }
+    common::require_netns(script, &["curl", "python3", "busybox"]);
+    run_scenario(script, &[], &[], "status:");
 }
 
 #[test]
+#[ignore = "needs root, network namespaces, ../shared, curl, python3 and busybox (cargo test -- --include-ignored)"]
 fn fail2ban_bans_a_vpn_behind_the_host_and_ipv6_host_traffic_with_real_packets() {
     let script = "tests/packets/neighbours.sh";
-    if ready(script, &["curl", "python3", "busybox"]) {
-        run_scenario(script, &[], &[], "neighbours:");
-    }
+    common::require_netns(script, &["curl", "python3", "busybox"]);
+    run_scenario(script, &[], &[], "neighbours:");
 }
