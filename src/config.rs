@@ -14,6 +14,11 @@ use toml::Spanned;
 use crate::backend::Choice;
 use crate::diagnostic;
 use crate::error::{Error, Result};
+use crate::forwarding::{
+    Bridges, Forward, PortForward, RawBridges, RawForward, RawPortForward, RawSourceNat, SourceNat,
+};
+use crate::fragments::{self, Fragment};
+use crate::presets::Preset;
 
 /// The default location of the configuration file.
 pub const DEFAULT_PATH: &str = "/etc/iptables-docker/config.toml";
@@ -28,14 +33,25 @@ pub struct Config {
     pub ipv6: bool,
     /// A policy template replacing the built-in one.
     pub template: Option<PathBuf>,
+    /// Known rule owners whose chains (and ipset-matching rules) are kept (`keep`).
+    pub keep: Vec<Preset>,
     /// Glob patterns of non-Docker chains to keep untouched (e.g. `f2b-*`).
     pub keep_chains: Vec<String>,
+    /// Interfaces trusted like Docker's bridges (`+` wildcards): INPUT from them, FORWARD
+    /// between them and everything else, both ways.
+    pub trusted_interfaces: Vec<String>,
     pub ssh: Ssh,
     pub icmp: bool,
     pub log_dropped: bool,
     pub allow: Vec<Allow>,
     pub swarm: Swarm,
     pub containers: Option<Containers>,
+    pub bridges: Bridges,
+    pub forward: Vec<Forward>,
+    pub source_nat: Vec<SourceNat>,
+    pub port_forward: Vec<PortForward>,
+    /// The drop-in fragments of `rules.d` beside the file ([`crate::fragments`]).
+    pub fragments: Vec<Fragment>,
     /// Each interface the file names, with where (`file:line:col`): checked against the
     /// host's interfaces by [`Config::warnings`].
     pub interface_sites: Vec<(String, String)>,
@@ -132,7 +148,11 @@ struct RawConfig {
     ipv6: Option<bool>,
     template: Option<String>,
     #[serde(default)]
+    keep: Vec<Spanned<String>>,
+    #[serde(default)]
     keep_chains: Vec<String>,
+    #[serde(default)]
+    trusted_interfaces: Vec<Spanned<String>>,
     ssh: Option<RawSsh>,
     icmp: Option<bool>,
     log_dropped: Option<bool>,
@@ -140,6 +160,13 @@ struct RawConfig {
     allow: Vec<RawAllow>,
     swarm: Option<RawSwarm>,
     containers: Option<RawContainers>,
+    bridges: Option<RawBridges>,
+    #[serde(default)]
+    forward: Vec<RawForward>,
+    #[serde(default)]
+    source_nat: Vec<RawSourceNat>,
+    #[serde(default)]
+    port_forward: Vec<RawPortForward>,
 }
 
 #[derive(Deserialize)]
@@ -151,14 +178,14 @@ struct RawSsh {
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum RawPort {
+pub(crate) enum RawPort {
     Number(i64),
     Text(String),
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawAllow {
+pub(crate) struct RawAllow {
     description: Option<Spanned<String>>,
     #[serde(default = "default_proto")]
     proto: Spanned<String>,
@@ -198,7 +225,7 @@ struct RawContainerAllow {
     from: Spanned<Vec<Spanned<String>>>,
 }
 
-fn default_proto() -> Spanned<String> {
+pub(crate) fn default_proto() -> Spanned<String> {
     Spanned::new(0..0, "tcp".to_string())
 }
 
@@ -213,7 +240,7 @@ fn anywhere() -> Vec<IpNet> {
 // ---- diagnostics ---------------------------------------------------------------------
 
 /// Problems found in one file, each located by byte range.
-struct Diagnostics<'a> {
+pub(crate) struct Diagnostics<'a> {
     file: &'a str,
     text: &'a str,
     found: Vec<String>,
@@ -229,24 +256,29 @@ impl Diagnostics<'_> {
         format!("{}:{line}:{col}", self.file)
     }
 
-    fn push(&mut self, span: Range<usize>, message: impl fmt::Display) {
+    pub(crate) fn push(&mut self, span: Range<usize>, message: impl fmt::Display) {
         let shown = diagnostic::at_offset(self.file, self.text, span.start, message);
         self.found.push(shown);
     }
 }
 
 impl Diagnostics<'_> {
-    /// A source list: never empty (a rule that matches no one would vanish), each entry
-    /// an address or a network without host bits, of a family the configuration manages.
-    fn cidrs(&mut self, list: &Spanned<Vec<Spanned<String>>>) -> Vec<IpNet> {
+    /// A source list: never empty (a rule that matches no one would vanish).
+    fn sources(&mut self, list: &Spanned<Vec<Spanned<String>>>) -> Vec<IpNet> {
         if list.get_ref().is_empty() {
             self.push(
                 list.span(),
-                "an empty source list matches no one, so the rule would never apply; list                  the sources, write [\"0.0.0.0/0\", \"::/0\"] for anywhere, or remove the rule",
+                "an empty source list matches no one, so the rule would never apply; list \
+                 the sources, write [\"0.0.0.0/0\", \"::/0\"] for anywhere, or remove the rule",
             );
         }
-        list.get_ref()
-            .iter()
+        self.cidrs(list.get_ref())
+    }
+
+    /// Addresses or networks without host bits ([`parse_cidr`]), of a family the
+    /// configuration manages.
+    pub(crate) fn cidrs(&mut self, list: &[Spanned<String>]) -> Vec<IpNet> {
+        list.iter()
             .filter_map(|s| {
                 let net = parse_cidr(s.get_ref())
                     .map_err(|e| self.push(s.span(), e))
@@ -266,7 +298,7 @@ impl Diagnostics<'_> {
     }
 
     fn cidrs_or_anywhere(&mut self, list: &Option<Spanned<Vec<Spanned<String>>>>) -> Vec<IpNet> {
-        list.as_ref().map_or_else(anywhere, |l| self.cidrs(l))
+        list.as_ref().map_or_else(anywhere, |l| self.sources(l))
     }
 
     /// What an `[[allow]]` and a `[[containers.allow]]` share: description, protocol, ports.
@@ -285,7 +317,7 @@ impl Diagnostics<'_> {
 
     /// A description becomes a rule comment: a control character (a newline…) would
     /// break the rendered policy, so it is refused here, where it can be located.
-    fn description(&mut self, text: &Option<Spanned<String>>) -> String {
+    pub(crate) fn description(&mut self, text: &Option<Spanned<String>>) -> String {
         let Some(text) = text else {
             return String::new();
         };
@@ -298,7 +330,7 @@ impl Diagnostics<'_> {
         text.get_ref().clone()
     }
 
-    fn proto(&mut self, proto: &Spanned<String>) -> Proto {
+    pub(crate) fn proto(&mut self, proto: &Spanned<String>) -> Proto {
         match proto.get_ref().as_str() {
             "tcp" => Proto::Tcp,
             "udp" => Proto::Udp,
@@ -312,7 +344,7 @@ impl Diagnostics<'_> {
         }
     }
 
-    fn port_number(&mut self, span: Range<usize>, value: i64) -> u16 {
+    pub(crate) fn port_number(&mut self, span: Range<usize>, value: i64) -> u16 {
         match u16::try_from(value) {
             Ok(p) if p > 0 => p,
             _ => {
@@ -322,7 +354,18 @@ impl Diagnostics<'_> {
         }
     }
 
-    fn ports(&mut self, port: &Spanned<RawPort>) -> Ports {
+    /// One host service of an `[[allow]]`-shaped table.
+    pub(crate) fn allow(&mut self, a: &RawAllow) -> Allow {
+        let (description, proto, ports) = self.service(&a.description, &a.proto, &a.port);
+        Allow {
+            description,
+            proto,
+            ports,
+            from: self.cidrs_or_anywhere(&a.from),
+        }
+    }
+
+    pub(crate) fn ports(&mut self, port: &Spanned<RawPort>) -> Ports {
         let span = port.span();
         match port.get_ref() {
             RawPort::Number(n) => {
@@ -366,7 +409,12 @@ impl Diagnostics<'_> {
             external_interfaces: c
                 .external_interfaces
                 .iter()
-                .filter_map(|i| self.interface(i))
+                .filter_map(|i| {
+                    let name = self.interface(i)?;
+                    let at = self.at(i.span());
+                    self.interface_sites.push((name.clone(), at));
+                    Some(name)
+                })
                 .collect(),
             allow: c
                 .allow
@@ -384,25 +432,11 @@ impl Diagnostics<'_> {
                         proto,
                         ports,
                         host,
-                        from: self.cidrs(&a.from),
+                        from: self.sources(&a.from),
                     }
                 })
                 .collect(),
         }
-    }
-
-    /// An interface name as the kernel accepts it (1–15 bytes, printable, no `/`).
-    fn interface(&mut self, i: &Spanned<String>) -> Option<String> {
-        let name = i.get_ref();
-        let valid = !name.is_empty()
-            && name.len() < 16
-            && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
-        if !valid {
-            self.push(i.span(), format!("'{name}' is not an interface name"));
-        }
-        let at = self.at(i.span());
-        self.interface_sites.push((name.clone(), at));
-        valid.then(|| name.clone())
     }
 }
 
@@ -450,7 +484,9 @@ impl Config {
             backend: Choice::Auto,
             ipv6: true,
             template: None,
+            keep: Vec::new(),
             keep_chains: Vec::new(),
+            trusted_interfaces: Vec::new(),
             ssh: Ssh {
                 port: 22,
                 allow_from: anywhere(),
@@ -464,21 +500,43 @@ impl Config {
                 encrypted: false,
             },
             containers: None,
+            bridges: Bridges::default(),
+            forward: Vec::new(),
+            source_nat: Vec::new(),
+            port_forward: Vec::new(),
+            fragments: Vec::new(),
             interface_sites: Vec::new(),
         }
     }
 
-    /// Loads `path`; a missing file at the default path means the built-in default.
+    /// The chain patterns kept: `keep_chains` and those of the `keep` presets.
+    pub fn kept_chains(&self) -> Vec<String> {
+        let presets = self.keep.iter().flat_map(|p| p.chains.iter());
+        let mut all = self.keep_chains.clone();
+        all.extend(presets.map(ToString::to_string));
+        all
+    }
+
+    /// The ipset patterns whose `--match-set` rules in builtin chains are kept (presets).
+    pub fn kept_sets(&self) -> Vec<String> {
+        let sets = self.keep.iter().flat_map(|p| p.sets.iter());
+        sets.map(ToString::to_string).collect()
+    }
+
+    /// Loads `path` and the fragments of `rules.d` beside it; a missing file at the default
+    /// path means the built-in default (with `/etc/iptables-docker/rules.d`).
     pub fn load(path: Option<&Path>) -> Result<Self> {
         let (path, explicit) = match path {
             Some(p) => (p, true),
             None => (Path::new(DEFAULT_PATH), false),
         };
-        match fs_err::read(path) {
-            Ok(bytes) => Self::parse(&utf8(path, bytes)?, path),
-            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => Ok(Self::builtin()),
-            Err(e) => Err(Error::config(e.to_string()).with_source(e)),
-        }
+        let mut config = match fs_err::read(path) {
+            Ok(bytes) => Self::parse(&utf8(path, bytes)?, path)?,
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => Self::builtin(),
+            Err(e) => return Err(Error::config(e.to_string()).with_source(e)),
+        };
+        config.fragments = fragments::load_dir(&fragments::dir_for(Some(path)))?;
+        Ok(config)
     }
 
     /// Parses and validates configuration text; `path` is used in messages.
@@ -516,19 +574,7 @@ impl Config {
                 allow_from: diag.cidrs_or_anywhere(&s.allow_from),
             },
         };
-        let allow = raw
-            .allow
-            .iter()
-            .map(|a| {
-                let (description, proto, ports) = diag.service(&a.description, &a.proto, &a.port);
-                Allow {
-                    description,
-                    proto,
-                    ports,
-                    from: diag.cidrs_or_anywhere(&a.from),
-                }
-            })
-            .collect();
+        let allow = raw.allow.iter().map(|a| diag.allow(a)).collect();
         let swarm = match raw.swarm {
             None => defaults.swarm,
             Some(s) => Swarm {
@@ -551,13 +597,20 @@ impl Config {
             backend: raw.backend.unwrap_or_default(),
             ipv6: raw.ipv6.unwrap_or(true),
             template,
+            keep: diag.presets(&raw.keep),
             keep_chains: raw.keep_chains,
+            trusted_interfaces: diag.trusted_interfaces(&raw.trusted_interfaces),
             ssh,
             icmp: raw.icmp.unwrap_or(true),
             log_dropped: raw.log_dropped.unwrap_or(true),
             allow,
             swarm,
             containers,
+            bridges: diag.bridges(raw.bridges),
+            forward: diag.forwards(&raw.forward),
+            source_nat: diag.source_nats(&raw.source_nat),
+            port_forward: diag.port_forwards(&raw.port_forward),
+            fragments: Vec::new(),
             interface_sites: std::mem::take(&mut diag.interface_sites),
         }
     }
@@ -653,6 +706,48 @@ mod tests {
             err.starts_with("/etc/x.toml:3:15: a description may not contain control"),
             "{err}"
         );
+    }
+
+    const NEIGHBOURS: &str = "keep = [\"fail2ban\", \"tailscale\"]\n\
+        trusted_interfaces = [\"wg0\", \"virbr*\"]\n\
+        [bridges]\nto_host = \"limited\"\n[[bridges.allow]]\nport = 9100\n\
+        [[forward]]\ndescription = \"vpn out\"\nin = \"wg0\"\nout = \"eth0\"\nfrom = [\"10.8.0.0/24\"]\n\
+        [[source_nat]]\nfrom = [\"10.8.0.0/24\", \"fd08::/64\"]\nout = \"eth0\"\n\
+        [[port_forward]]\nin = \"eth0\"\nproto = \"tcp\"\nport = 2222\nto = \"192.168.1.20\"\nto_port = 22\n";
+
+    #[test]
+    fn reads_the_host_network_sections() {
+        let c = parse(NEIGHBOURS).unwrap();
+        let keep: Vec<&str> = c.keep.iter().map(|p| p.name).collect();
+        assert_eq!(keep, ["fail2ban", "tailscale"]);
+        assert!(c.kept_chains().contains(&"ts-input".to_string()));
+        assert_eq!(c.trusted_interfaces, ["wg0", "virbr+"]);
+        assert_eq!(c.bridges.to_host, crate::forwarding::BridgeAccess::Limited);
+        assert_eq!(c.bridges.allow[0].ports.first, 9100);
+        assert_eq!(c.forward[0].in_iface.as_deref(), Some("wg0"));
+        assert_eq!(c.source_nat[0].from.len(), 2);
+        assert_eq!(c.port_forward[0].to_port, Some(22));
+    }
+
+    #[test]
+    fn host_network_sections_report_located_errors() {
+        let err = parse(
+            "keep = [\"fail2bam\"]\ntrusted_interfaces = [\"w/g\"]\n[bridges]\nto_host = \"some\"\n\
+             [[forward]]\nport = 80\n[[source_nat]]\nfrom = [\"10.8.0.0/24\"]\nout = \"eth0\"\nto_source = \"10.0.0.0/8\"\n\
+             [[port_forward]]\nport = 22\nto = \"fd00::1\"\nfrom = [\"10.0.0.0/8\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "/etc/x.toml:1:9: unknown owner 'fail2bam'",
+            "/etc/x.toml:2:23: 'w/g' is not an interface name",
+            "/etc/x.toml:4:11: unknown bridges.to_host 'some'",
+            "/etc/x.toml:6:8: a port needs `proto`",
+            "/etc/x.toml:10:13: '10.0.0.0/8' must be one address",
+            "/etc/x.toml:13:6: `from` must be of the same family as `to`",
+        ] {
+            assert!(err.contains(want), "{want}\n{err}");
+        }
     }
 
     #[test]

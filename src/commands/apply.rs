@@ -100,10 +100,11 @@ fn apply_config(
         pipeline::inputs_fingerprint(&system::binary_identity(), Mode::Start, &config, &template);
     let plan_one =
         |family, saved: &str| plan_running(family, saved, (&config, &template), Mode::Start, state);
+    let kept = config.kept_chains();
     let scope = Scope {
         backend: selection.backend,
         families: managed_families(&config),
-        keep_chains: &config.keep_chains,
+        keep_chains: &kept,
     };
     let done = transact(global, state, verb, &scope, &inputs, &plan_one)?;
     for plan in &done.plans {
@@ -137,7 +138,7 @@ fn last_good(config: &Config, template: &Template, plan: &FamilyPlan) -> Result<
             .as_secs(),
         config: config_file,
         template: (template_name, ruleset::fingerprint_of(&template.source)),
-        keep_chains: config.keep_chains.clone(),
+        keep_chains: config.kept_chains(),
         fragment: plan.policy.fragment.clone(),
     })
 }
@@ -152,7 +153,8 @@ fn plan_fixed(
 ) -> Result<FamilyPlan> {
     let source = format!("{}-save output", family.command());
     let current = pipeline::parse_saved(saved, &source)?;
-    let mut plan = pipeline::plan_with(family, current, keep_chains, |_| Ok(policy.clone()))?;
+    let mut plan =
+        pipeline::plan_with(family, current, (keep_chains, &[]), |_| Ok(policy.clone()))?;
     plan.skip_applied(&state.applied(family));
     Ok(plan)
 }
@@ -164,7 +166,7 @@ fn stop(global: &Global, state: &StateDir) -> Result<()> {
     let (config, families, keep) = match load_config(global) {
         Ok(config) => {
             let families = managed_families(&config);
-            let keep = config.keep_chains.clone();
+            let keep = config.kept_chains();
             (config, families, keep)
         }
         Err(_) => {

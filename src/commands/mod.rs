@@ -88,6 +88,9 @@ fn load_config(global: &Global) -> Result<Config> {
     if let Some(path) = &config.template {
         trust::check(path, "policy template")?;
     }
+    for fragment in &config.fragments {
+        trust::check(&fragment.path, "rule fragment")?;
+    }
     let present: Vec<String> = std::fs::read_dir("/sys/class/net")
         .into_iter()
         .flatten()
