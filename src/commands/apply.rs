@@ -147,14 +147,13 @@ fn last_good(config: &Config, template: &Template, plan: &FamilyPlan) -> Result<
 fn plan_fixed(
     family: Family,
     saved: &str,
-    keep_chains: &[String],
+    keep: (&[String], &[String]),
     policy: &Policy,
     state: &StateDir,
 ) -> Result<FamilyPlan> {
     let source = format!("{}-save output", family.command());
     let current = pipeline::parse_saved(saved, &source)?;
-    let mut plan =
-        pipeline::plan_with(family, current, (keep_chains, &[]), |_| Ok(policy.clone()))?;
+    let mut plan = pipeline::plan_with(family, current, keep, |_| Ok(policy.clone()))?;
     plan.skip_applied(&state.applied(family));
     Ok(plan)
 }
@@ -163,15 +162,15 @@ fn plan_fixed(
 /// not load, the families and kept chains of the last good policy are used (and the
 /// backend from `--backend` or auto).
 fn stop(global: &Global, state: &StateDir) -> Result<()> {
-    let (config, families, keep) = match load_config(global) {
+    let (config, families, keep, sets) = match load_config(global) {
         Ok(config) => {
             let families = managed_families(&config);
-            let keep = config.kept_chains();
-            (config, families, keep)
+            let (keep, sets) = (config.kept_chains(), config.kept_sets());
+            (config, families, keep, sets)
         }
         Err(_) => {
             let (families, keep) = fallback_scope(state);
-            (Config::builtin(), families, keep)
+            (Config::builtin(), families, keep, Vec::new())
         }
     };
     let selection = backend(global, &config)?;
@@ -182,7 +181,7 @@ fn stop(global: &Global, state: &StateDir) -> Result<()> {
         &Template::builtin(),
     );
     let open = Policy::open();
-    let plan_one = |family, saved: &str| plan_fixed(family, saved, &keep, &open, state);
+    let plan_one = |family, saved: &str| plan_fixed(family, saved, (&keep, &sets), &open, state);
     let scope = Scope {
         backend: selection.backend,
         families,
@@ -240,7 +239,7 @@ fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
                 .iter()
                 .find(|(f, ..)| *f == family)
                 .expect("a fallback per family");
-            plan_fixed(family, saved, &keep, policy, state)
+            plan_fixed(family, saved, (&keep, &[]), policy, state)
         };
         let scope = Scope {
             backend: selection.backend,
