@@ -1,12 +1,13 @@
 //! The Ansible role on a real systemd: ansible-core from PyPI (`pip install --target`,
-//! for the container's CPython 3.11, cached in target/ansible-site) runs inside the booted
-//! Debian bookworm of tests/systemd (python3 added to its rootfs), connection local, with
-//! the .deb from packaging/deb.sh. tests/systemd/ansible.sh says what it checks: twice
+//! for the container's CPython — 3.11 on Debian 12, 3.13 on 13 — cached in
+//! target/ansible-site-VERSION) runs inside the booted Debian 12 and 13 of tests/systemd,
+//! connection local, with the .deb from packaging/deb.sh. tests/systemd/ansible.sh says what it checks: twice
 //! (changed=0 the second time), a changed variable, the uninstall variable; then the same
 //! with the binary install method.
 
 mod common;
 
+use std::ffi::OsStr;
 use std::process::Command;
 
 use common::systemd::{build_deb, repo, require_systemd, run_systemd_script};
@@ -20,14 +21,28 @@ fn pip_works() -> bool {
 
 #[test]
 #[ignore = "needs root, systemd-nspawn, debootstrap, cargo-deb and python3-pip (cargo test -- --include-ignored)"]
-fn the_role_applied_twice_changes_nothing_the_second_time_and_uninstalls() {
-    require_systemd("systemd_ansible", &["cargo-deb", "python3"]);
+fn the_role_applied_twice_changes_nothing_the_second_time_and_uninstalls_on_debian_12() {
+    role_story("bookworm", "3.11");
+}
+
+#[test]
+#[ignore = "needs root, systemd-nspawn, debootstrap, cargo-deb and python3-pip (cargo test -- --include-ignored)"]
+fn the_role_applied_twice_changes_nothing_the_second_time_and_uninstalls_on_debian_13() {
+    role_story("trixie", "3.13");
+}
+
+/// The role on `suite`, whose CPython is `python` (ansible-core is installed for it).
+fn role_story(suite: &str, python: &str) {
+    require_systemd(
+        &format!("systemd_ansible ({suite})"),
+        &["cargo-deb", "python3"],
+    );
     assert!(
         pip_works(),
         "systemd_ansible cannot run: `python3 -m pip` does not work (bash .ci/run installs \
          python3-pip); nothing was proven"
     );
-    let site = repo().join("target/ansible-site");
+    let site = repo().join(format!("target/ansible-site-{python}"));
     if !site.join("ansible").is_dir() {
         let pip = Command::new("timeout")
             .args([
@@ -36,7 +51,7 @@ fn the_role_applied_twice_changes_nothing_the_second_time_and_uninstalls() {
             .arg(&site)
             .args([
                 "--python-version",
-                "3.11",
+                python,
                 "--implementation",
                 "cp",
                 "--platform",
@@ -60,6 +75,7 @@ fn the_role_applied_twice_changes_nothing_the_second_time_and_uninstalls() {
             ("IPTD_DEB", deb.as_ref()),
             ("IPTD_BIN", bin.as_os_str()),
             ("IPTD_ANSIBLE_SITE", site.as_os_str()),
+            ("IPTD_SUITE", OsStr::new(suite)),
         ],
         &[
             "first run: no failure",

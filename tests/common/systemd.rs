@@ -5,6 +5,7 @@
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -38,10 +39,16 @@ pub fn require_systemd(suite: &str, tools: &[&str]) {
 }
 
 /// Builds the .deb with packaging/deb.sh (cargo-deb, in its own target directory so as not
-/// to wait for this test run's lock); returns its path.
-pub fn build_deb() -> String {
+/// to wait for this test run's lock), once per test binary (its tests share it); returns
+/// its path.
+pub fn build_deb() -> &'static str {
+    static DEB: OnceLock<String> = OnceLock::new();
+    DEB.get_or_init(build_deb_once)
+}
+
+fn build_deb_once() -> String {
     let build = Command::new("timeout")
-        .args(["600", "bash"])
+        .args(["1200", "bash"])
         .arg(repo().join("packaging/deb.sh"))
         .env("CARGO_TARGET_DIR", repo().join("target/deb-build"))
         .output()
@@ -63,7 +70,7 @@ pub fn run_systemd_script(script: &str, env: &[(&str, &OsStr)], checks: &[&str])
     // The script's trap powers the container off and removes its overlay on any exit;
     // timeout's TERM reaches it first (the rootfs build, when not cached, takes ~1 min).
     let mut cmd = Command::new("timeout");
-    cmd.args(["--kill-after=60", "900", "bash"])
+    cmd.args(["--kill-after=60", "3600", "bash"])
         .arg(repo().join("tests/systemd").join(script))
         .env_remove("SSH_CONNECTION")
         .env_remove("XTABLES_LOCKFILE");

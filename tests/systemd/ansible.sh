@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# The Ansible role (ansible/) on a real systemd: a booted Debian bookworm (rootfs.sh with
-# python3 and python3-apt added, lib.sh) with Docker-like rules in iptables-nft and ufw
-# enabled; ansible-core runs inside it, connection local.
+# The Ansible role (ansible/) on a real systemd: a booted Debian (rootfs.sh, lib.sh;
+# bookworm, or IPTD_SUITE=trixie) with Docker-like rules in iptables-nft and ufw enabled;
+# ansible-core runs inside it, connection local.
 #
 # Usage (as root):
 #   IPTD_DEB=path/to.deb IPTD_BIN=path/to/iptables-docker IPTD_ANSIBLE_SITE=DIR tests/systemd/ansible.sh
-# IPTD_ANSIBLE_SITE: ansible-core installed for CPython 3.11 with `pip install --target`
-# (tests/systemd_ansible.rs makes it).
+# IPTD_ANSIBLE_SITE: ansible-core installed for the suite's CPython (3.11 on bookworm,
+# 3.13 on trixie) with `pip install --target` (tests/systemd_ansible.rs makes it).
 #
 # Checks: the example playbook installs the package and templates the config from the
 # shell role's variables (rules in the kernel); a second run reports changed=0; a changed
@@ -61,7 +61,7 @@ play() {
 }
 recap() { grep -o 'ok=[0-9]* *changed=[0-9]* *unreachable=[0-9]* *failed=[0-9]*' <<<"$1" | tr -s ' '; }
 
-rootfs=$(IPTD_ROOTFS_EXTRA="python3 python3-apt" IPTD_ROOTFS_KEEP_OLD=1 "$here/rootfs.sh")
+rootfs=$(sd_rootfs)
 sd_install_trap
 sd_mkroot "$rootfs"
 sd_cp "$deb" /root/iptables-docker.deb

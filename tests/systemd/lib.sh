@@ -18,6 +18,7 @@
 # scripts can run concurrently: names, work dirs and cgroups are unique per container.
 #
 # Functions
+#   sd_rootfs                print the cached root of $IPTD_SUITE (rootfs.sh builds it)
 #   sd_mkroot CACHE_ROOTFS   make $SD_ROOT, a writable throwaway view of CACHE_ROOTFS
 #   sd_boot [ROOTFS]         boot ROOTFS (default $SD_ROOT) in the background, wait until up
 #   sd_exec CMD [ARG...]     run CMD in the container (all its namespaces, clean env)
@@ -81,6 +82,20 @@ sd__die() {
 }
 
 # --- rootfs --------------------------------------------------------------------------
+
+# sd_rootfs: print the path of the cached root of $IPTD_SUITE (default bookworm) that the
+# install, .deb and role stories share; built by rootfs.sh when missing. On a suite whose
+# own rustc builds the project (not bookworm), Debian's cargo .debs are in its apt cache,
+# so `apt-get install cargo` works in the container without network.
+sd_rootfs() {
+    local rootfs_sh
+    rootfs_sh="$(dirname -- "${BASH_SOURCE[0]}")/rootfs.sh"
+    if [[ ${IPTD_SUITE:-bookworm} == bookworm ]]; then
+        "$rootfs_sh"
+    else
+        IPTD_ROOTFS_DOWNLOAD=cargo "$rootfs_sh"
+    fi
+}
 
 # sd_mkroot CACHE_ROOTFS: create $SD_WORK and $SD_ROOT, a writable view of CACHE_ROOTFS.
 # overlay: lowerdir=cache (never written), upper/work in $SD_WORK; ~instant.
