@@ -13,16 +13,23 @@ use crate::system::state;
     version,
     about = "A host firewall for Docker hosts: keeps every Docker rule, replaces everything else \
              with your policy, in one atomic iptables-restore per address family.",
-    after_help = "Exit codes: 0 ok, 1 failed (firewall left as it was), 2 usage, 3 bad config or \
-                  template, 4 host not fit (not root, binary missing, lock busy), 5 refused: would \
-                  lock out your SSH session, 6 rollback failed, 7 not confirmed (rolled back), \
-                  8 status: running ruleset differs from the policy."
+    after_help = exit_codes_help()
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The exit codes, one per line, for `--help` and the man page's EXIT STATUS.
+pub fn exit_codes_help() -> String {
+    let mut text =
+        String::from("Exit codes (LSB meanings where the LSB has one; systemd names them):");
+    for (code, meaning) in crate::error::EXIT_CODES {
+        text.push_str(&format!("\n  {code:>3}  {meaning}"));
+    }
+    text
 }
 
 #[derive(Debug, Args)]
@@ -65,9 +72,19 @@ pub enum Command {
     /// without one. Started by start/reload, detached from the terminal.
     #[command(hide = true)]
     ConfirmWatchdog { token: String, deadline_ms: u128 },
-    /// Show the backend in use, whether the running ruleset matches the policy, what is kept.
-    /// Changes nothing.
-    Status,
+    /// Say whether the firewall is on, and who can reach what: per family the host
+    /// services, ping, trusted interfaces and published container ports with the sources
+    /// allowed, read from the rules the kernel holds; backend, unit, config, last apply,
+    /// newest snapshot, drift. Changes nothing. Exit 0 on, 3 off (host open), 154 drift,
+    /// 155 split across backends.
+    Status(StatusArgs),
+    /// List the snapshots of the rulesets found before each apply (and rollback), named by
+    /// the UTC time they were taken, oldest first. Changes nothing.
+    Snapshots,
+    /// Put a snapshot back (the newest without SNAPSHOT), merged with Docker's rules as they
+    /// are now: containers started since keep theirs. Snapshots what runs first. `status`
+    /// reports drift from the policy until the next start/reload.
+    Rollback(RollbackArgs),
     /// Print what start would load (or stop, with --stop), or the difference to what runs.
     /// Changes nothing; with --input files it needs no root.
     Plan(PlanArgs),
@@ -112,11 +129,29 @@ pub struct ApplyArgs {
     /// Apply even if the policy would not accept the SSH connection this runs over
     #[arg(long)]
     pub force: bool,
-    /// Keep the new ruleset only if confirmed within SECONDS (type `yes`, or run
-    /// `iptables-docker confirm` from another session); otherwise put the previous one back,
-    /// even if this terminal is gone
+    /// Keep the new ruleset only if confirmed within SECONDS [default when given without a
+    /// value: 30] (type `yes`, or run `iptables-docker confirm` from another session);
+    /// otherwise put the previous one back, even if this terminal is gone
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "30")]
     pub confirm: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The snapshot: its name as `iptables-docker snapshots` lists it, or a unique prefix
+    /// [default: the newest]
+    pub snapshot: Option<String>,
+    /// Keep the result only if confirmed within SECONDS [default when given without a value:
+    /// 30] (type `yes`, or run `iptables-docker confirm`); otherwise put back what ran before
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "30")]
+    pub confirm: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the report as JSON (schema version 1, described in README.md)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -98,7 +98,8 @@ pub struct Swarm {
 pub struct Containers {
     /// Drop new connections from external interfaces to every published port not allowed.
     pub restrict: bool,
-    /// Interfaces the internet comes in on; empty means those of the default route.
+    /// Interfaces the internet comes in on; empty means every interface that is not a
+    /// Docker bridge (never the routing table of the moment: see [`crate::policy::render`]).
     pub external_interfaces: Vec<String>,
     pub allow: Vec<ContainerAllow>,
 }

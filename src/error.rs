@@ -4,38 +4,111 @@
 use std::fmt;
 
 /// What kind of failure this is; each kind has its own documented exit code.
+///
+/// `start`, `stop` and `reload` are what systemd runs, so where the LSB init-script
+/// conventions have a meaning (Linux Standard Base Core 5.0, "Init Script Actions") the code
+/// is the LSB one, and `systemctl status` names it (`status=6/NOTCONFIGURED`). Outcomes the
+/// LSB has no code for use the range it leaves to applications, 150–199. `status` follows
+/// the LSB status codes: 0 on, 3 not running (the host is open), 4 unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// The operation failed; the running firewall was left (or put back) as it was.
+    /// The operation failed; the running firewall was left (or put back) as it was. LSB 1.
     Failed,
-    /// The configuration or policy template is invalid; nothing was applied.
+    /// Not run as root. LSB 4, "user had insufficient privilege" (`NOPERMISSION`).
+    NotRoot,
+    /// A program it needs is missing (an iptables binary, update-alternatives). LSB 5,
+    /// "program is not installed" (`NOTINSTALLED`).
+    NotInstalled,
+    /// The configuration or policy template is invalid; nothing was applied. LSB 6,
+    /// "program is not configured" (`NOTCONFIGURED`).
     Config,
-    /// The host is not fit to run the command (not root, a binary is missing, lock busy).
+    /// `status`: the host policy is not loaded, the host is open. LSB status 3, "program is
+    /// not running".
+    Off,
+    /// The host is not fit to run the command for a reason the LSB has no code for (the
+    /// xtables lock held by another program, systemd not PID 1). Ours: 150.
     Environment,
     /// Applying would cut off the operator's own SSH connection (override with --force).
+    /// Ours: 151.
     Lockout,
-    /// A rollback failed: the firewall is in an unknown state and needs a human.
-    RollbackFailed,
-    /// `--confirm` was not confirmed in time; the previous ruleset was put back.
+    /// `--confirm` was not confirmed in time; the previous ruleset was put back. Ours: 152.
     NotConfirmed,
-    /// `status`: the running ruleset is not what the policy would load.
+    /// A rollback failed: the firewall is in an unknown state and needs a human. Ours: 153.
+    RollbackFailed,
+    /// `status`: the running ruleset is not what the policy would load. Ours: 154.
     Drift,
+    /// `status`: rules live in both the iptables-legacy and the iptables-nft tables, so
+    /// packets traverse two rulesets. Ours: 155.
+    Split,
 }
 
 impl Kind {
-    /// The process exit code for this kind (documented in README.md).
+    /// The process exit code for this kind (documented in README.md, `--help` and the man
+    /// page, from [`EXIT_CODES`]).
     pub fn exit_code(self) -> i32 {
         match self {
             Kind::Failed => 1,
-            Kind::Config => 3,
-            Kind::Environment => 4,
-            Kind::Lockout => 5,
-            Kind::RollbackFailed => 6,
-            Kind::NotConfirmed => 7,
-            Kind::Drift => 8,
+            Kind::Off => 3,
+            Kind::NotRoot => 4,
+            Kind::NotInstalled => 5,
+            Kind::Config => 6,
+            Kind::Environment => 150,
+            Kind::Lockout => 151,
+            Kind::NotConfirmed => 152,
+            Kind::RollbackFailed => 153,
+            Kind::Drift => 154,
+            Kind::Split => 155,
         }
     }
 }
+
+/// Every exit code with its meaning, in order: the one table README.md, `--help` and the
+/// man page show (the README copy is checked against it by `tests/docs.rs`).
+pub const EXIT_CODES: &[(i32, &str)] = &[
+    (
+        0,
+        "success; `status`: the policy is on and matches the configuration",
+    ),
+    (
+        1,
+        "failed; the running firewall was left, or put back, as it was (LSB: generic error)",
+    ),
+    (2, "usage error: bad command line (LSB: invalid argument)"),
+    (
+        3,
+        "`status`: the firewall is off, the host is open (LSB: not running)",
+    ),
+    (4, "not run as root (LSB: insufficient privilege)"),
+    (
+        5,
+        "a program it needs is missing, e.g. iptables-legacy (LSB: not installed)",
+    ),
+    (
+        6,
+        "configuration or template invalid; nothing was applied (LSB: not configured)",
+    ),
+    (
+        150,
+        "host not fit: the xtables lock held by another program, systemd not PID 1",
+    ),
+    (
+        151,
+        "refused: the policy would lock out the SSH session this runs over (--force)",
+    ),
+    (
+        152,
+        "--confirm was not confirmed in time; the previous ruleset was put back",
+    ),
+    (
+        153,
+        "a rollback failed: the firewall state is unknown (see uninstall.md)",
+    ),
+    (154, "`status`: the running ruleset differs from the policy"),
+    (
+        155,
+        "`status`: rules in both iptables-legacy and iptables-nft",
+    ),
+];
 
 #[derive(Debug)]
 pub struct Error {
@@ -65,6 +138,11 @@ impl Error {
 
     pub fn environment(message: impl Into<String>) -> Self {
         Self::new(Kind::Environment, message)
+    }
+
+    /// A program this needs is not installed (LSB 5).
+    pub fn not_installed(message: impl Into<String>) -> Self {
+        Self::new(Kind::NotInstalled, message)
     }
 
     /// Adds what the sysadmin should do about it.
@@ -111,5 +189,41 @@ pub trait Context<T> {
 impl<T, E: Into<Error>> Context<T> for std::result::Result<T, E> {
     fn context(self, context: impl fmt::Display) -> Result<T> {
         self.map_err(|e| e.into().context(context))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_distinct_documented_code() {
+        let kinds = [
+            Kind::Failed,
+            Kind::NotRoot,
+            Kind::NotInstalled,
+            Kind::Config,
+            Kind::Off,
+            Kind::Environment,
+            Kind::Lockout,
+            Kind::NotConfirmed,
+            Kind::RollbackFailed,
+            Kind::Drift,
+            Kind::Split,
+        ];
+        let mut codes: Vec<i32> = kinds.iter().map(|k| k.exit_code()).collect();
+        for code in &codes {
+            assert!(
+                EXIT_CODES.iter().any(|(c, _)| c == code),
+                "{code} undocumented"
+            );
+        }
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), kinds.len());
+        // Codes systemd shows by name keep their LSB meaning.
+        assert_eq!(Kind::Config.exit_code(), 6);
+        assert_eq!(Kind::NotRoot.exit_code(), 4);
+        assert_eq!(Kind::NotInstalled.exit_code(), 5);
     }
 }

@@ -36,7 +36,7 @@ pub fn admits(config: &Config, client: IpAddr, port: u16) -> bool {
     ssh || allowed
 }
 
-/// Refuses (exit code 5) when `ssh_connection` names a client the config would lock out.
+/// Refuses (exit code 151) when `ssh_connection` names a client the config would lock out.
 pub fn check(config: &Config, ssh_connection: Option<&str>) -> Result<()> {
     let Some((client, port)) = ssh_connection.and_then(parse_ssh_connection) else {
         return Ok(());

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod compose;
 pub mod config;
 pub mod error;
+pub mod exposure;
 pub mod family;
 pub mod guard;
 pub mod ownership;

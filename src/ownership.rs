@@ -86,6 +86,11 @@ pub struct DockerFacts {
 /// they are never kept from the running ruleset, only rendered anew.
 pub const OWN_MARK: &str = "iptables-docker";
 
+/// Whether a rule (its spec) carries our comment: rendered by iptables-docker, never kept.
+pub fn is_our_rule(spec: &str) -> bool {
+    spec.contains(OWN_MARK) && is_ours(&RuleArgs::parse(spec))
+}
+
 fn is_ours(args: &RuleArgs) -> bool {
     args.value(&["--comment"])
         .is_some_and(|c| c.starts_with(OWN_MARK))
@@ -145,7 +150,7 @@ impl DockerFacts {
             .flat_map(|t| t.rules.iter())
             .filter(|r| is_docker_chain(&r.chain) && r.chain != "DOCKER-USER");
         for rule in docker_rules {
-            if rule.spec.contains(OWN_MARK) && is_ours(&RuleArgs::parse(&rule.spec)) {
+            if is_our_rule(&rule.spec) {
                 continue;
             }
             // A plain scan, not a full parse: this runs over every Docker rule.
@@ -310,9 +315,7 @@ fn classify_table(table: &Table, facts: &DockerFacts, keep_chains: &[String]) ->
             }
             let reason = if rules[i].is_some() {
                 rules[i].take()
-            } else if is_builtin(&rule.chain)
-                || rule.spec.contains(OWN_MARK) && is_ours(&RuleArgs::parse(&rule.spec))
-            {
+            } else if is_builtin(&rule.chain) || is_our_rule(&rule.spec) {
                 None
             } else {
                 index_of(&rule.chain)

@@ -9,9 +9,9 @@ use crate::compose::{changed_tables, compose};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::family::Family;
-use crate::ownership::{classify, DockerOwnership};
+use crate::ownership::{classify, is_docker_chain, is_our_rule, DockerOwnership, Reason};
 use crate::policy::{self, Policy};
-use crate::ruleset::{self, builtin_chains, Ruleset, Table};
+use crate::ruleset::{self, builtin_chains, Rule, Ruleset, Table};
 
 /// What is being applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,17 +101,15 @@ impl fmt::Display for Applied {
 
 /// The fingerprint of everything an apply's result depends on besides the running
 /// ruleset: the binary (`binary`: its version and file identity, so a rebuilt binary
-/// plans afresh), the mode, the configuration, the template's text and the external
-/// interfaces.
+/// plans afresh), the mode, the configuration and the template's text.
 pub fn inputs_fingerprint(
     binary: &str,
     mode: Mode,
     config: &Config,
     template: Option<&str>,
-    external_interfaces: &[String],
 ) -> String {
     ruleset::fingerprint_of(&format!(
-        "{binary} {mode:?} {config:?} {external_interfaces:?} {}",
+        "{binary} {mode:?} {config:?} {}",
         template.unwrap_or("")
     ))
 }
@@ -167,28 +165,157 @@ impl FamilyPlan {
         tables_text(&self.current, &self.changed)
     }
 
-    /// Rules running now that the composed ruleset no longer has: the ones not kept,
-    /// less those the policy writes again.
-    pub fn removed_rules(&self) -> usize {
+    /// What `start` (or `stop`) does with each running rule, table by table, in the order
+    /// of `current`: the one account `plan --explain`, the apply summary and `status`
+    /// share.
+    pub fn fates(&self) -> Vec<(&Table, &Rule, Fate<'_>)> {
         let mut again: HashMap<(&str, &str, &str), usize> = HashMap::new();
         for t in &self.policy.fragment.tables {
             for r in &t.rules {
                 *again.entry((&t.name, &r.chain, &r.spec)).or_default() += 1;
             }
         }
-        let mut removed = 0;
+        let mut out = Vec::new();
         for (t, own) in self.current.tables.iter().zip(&self.ownership.tables) {
+            let desired = self.desired.table(&t.name);
             for (r, reason) in t.rules.iter().zip(&own.rules) {
-                if reason.is_some() {
-                    continue;
-                }
-                match again.get_mut(&(t.name.as_str(), r.chain.as_str(), r.spec.as_str())) {
-                    Some(n) if *n > 0 => *n -= 1,
-                    _ => removed += 1,
-                }
+                let mut written_again = || match again.get_mut(&(&t.name, &r.chain, &r.spec)) {
+                    Some(n) if *n > 0 => {
+                        *n -= 1;
+                        true
+                    }
+                    _ => false,
+                };
+                let fate = match reason {
+                    Some(_) if self.policy.takes_over(&t.name, &r.chain) => {
+                        if written_again() {
+                            Fate::Policy
+                        } else {
+                            Fate::TakenOver
+                        }
+                    }
+                    Some(_) if desired.and_then(|d| d.chain(&r.chain)).is_none() => {
+                        Fate::Unreferenced
+                    }
+                    Some(reason) => Fate::Kept(reason),
+                    None if written_again() => Fate::Policy,
+                    None if is_our_rule(&r.spec) => Fate::OursBefore,
+                    None => Fate::Removed,
+                };
+                out.push((t, r, fate));
             }
         }
-        removed
+        out
+    }
+
+    /// The non-builtin chains running now that the composed ruleset no longer has, as
+    /// `table chain`.
+    pub fn removed_chains(&self) -> Vec<String> {
+        self.current
+            .tables
+            .iter()
+            .flat_map(|t| {
+                let desired = self.desired.table(&t.name);
+                t.chains
+                    .iter()
+                    .filter(move |c| {
+                        !c.is_builtin() && desired.and_then(|d| d.chain(&c.name)).is_none()
+                    })
+                    .map(move |c| format!("{} {}", t.name, c.name))
+            })
+            .collect()
+    }
+
+    /// The running rules by whose they are and what start does with them.
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for (_, rule, fate) in self.fates() {
+            match fate {
+                Fate::Kept(reason) if is_docker_owned(&rule.chain, reason) => counts.docker += 1,
+                Fate::Kept(_) => counts.kept_on_request += 1,
+                Fate::Policy => counts.ours += 1,
+                _ => counts.removed += 1,
+            }
+        }
+        counts
+    }
+}
+
+/// The running rules of one family, counted by owner (see [`FamilyPlan::counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Docker's own rules, kept exactly.
+    pub docker: usize,
+    /// Kept on request: chains matching `keep_chains`, and the admin's rules in
+    /// DOCKER-USER when the policy does not take it over.
+    pub kept_on_request: usize,
+    /// The policy's (iptables-docker's) rules, as the policy would write them.
+    pub ours: usize,
+    /// Rules `start` would remove (not Docker's, not kept, not the policy's).
+    pub removed: usize,
+}
+
+/// Whether a kept rule is Docker's own, rather than kept on request: in a Docker chain
+/// other than DOCKER-USER (whose rules are the admin's), a jump to a Docker chain, or
+/// Docker's shape.
+fn is_docker_owned(chain: &str, reason: &Reason) -> bool {
+    match reason {
+        Reason::Footprint(_) | Reason::DockerChain => true,
+        Reason::JumpsTo(target) => is_docker_chain(target),
+        Reason::InKeptChain => is_docker_chain(chain) && chain != "DOCKER-USER",
+        Reason::KeepList(_) | Reason::Referenced { .. } => false,
+    }
+}
+
+/// What happens to one running rule (see [`FamilyPlan::fates`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate<'a> {
+    /// Kept exactly as found, for this reason (Docker's, or kept on request).
+    Kept(&'a Reason),
+    /// The policy writes this same rule again: it is the policy's (ours).
+    Policy,
+    /// In a chain the policy takes over (DOCKER-USER with `[containers]`): replaced by the
+    /// policy's rules.
+    TakenOver,
+    /// Kept by classification, but its chain is no longer reached once the rules that
+    /// jumped to it are replaced: removed with the chain.
+    Unreferenced,
+    /// Ours (comment `iptables-docker`) from an earlier configuration: rendered anew,
+    /// never kept.
+    OursBefore,
+    /// Not Docker's and not kept on request (ufw, fail2ban without keep_chains, old
+    /// scripts): removed.
+    Removed,
+}
+
+impl Fate<'_> {
+    /// Whether the rule is gone after the apply (not kept and not written again).
+    pub fn removes(self) -> bool {
+        !matches!(self, Fate::Kept(_) | Fate::Policy)
+    }
+
+    /// What `start` does: keep, policy (written again), replace or remove.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Fate::Kept(_) => "keep",
+            Fate::Policy => "policy",
+            Fate::TakenOver => "replace",
+            Fate::Unreferenced | Fate::OursBefore | Fate::Removed => "remove",
+        }
+    }
+
+    /// Why, in a few words.
+    pub fn why(self) -> String {
+        match self {
+            Fate::Kept(reason) => reason.to_string(),
+            Fate::Policy => "the policy writes this same rule again".into(),
+            Fate::TakenOver => "the policy takes this chain over".into(),
+            Fate::Unreferenced => "its chain is no longer jumped to once the policy applies".into(),
+            Fate::OursBefore => {
+                "iptables-docker's own rule from an earlier configuration (rendered anew)".into()
+            }
+            Fate::Removed => "not Docker's and not kept on request (keep_chains)".into(),
+        }
     }
 }
 
@@ -199,7 +326,6 @@ pub fn plan(
     source: &str,
     config: &Config,
     mode: Mode,
-    external_interfaces: &[String],
     applied: &Applied,
 ) -> Result<FamilyPlan> {
     let current = ruleset::parse(saved).map_err(|e| {
@@ -208,7 +334,7 @@ pub fn plan(
     })?;
     let ownership = classify(&current, &config.keep_chains);
     let policy = match mode {
-        Mode::Start => policy::render(config, family, &ownership.facts, external_interfaces)?,
+        Mode::Start => policy::render(config, family, &ownership.facts)?,
         Mode::Stop => Policy::open(),
     };
     let desired = compose(&current, &ownership, &policy)
@@ -248,12 +374,11 @@ mod tests {
             "t",
             &config,
             Mode::Start,
-            &[],
             &Applied::default(),
         )
         .unwrap();
         assert_eq!(first.changed, ["filter"]);
-        assert_eq!(first.removed_rules(), 1);
+        assert_eq!(first.counts().removed, 1);
         let again = first.desired.to_string();
         let second = plan(
             Family::V4,
@@ -261,11 +386,10 @@ mod tests {
             "t",
             &config,
             Mode::Start,
-            &[],
             &Applied::default(),
         )
         .unwrap();
         assert!(second.changed.is_empty());
-        assert_eq!(second.removed_rules(), 0);
+        assert_eq!(second.counts().removed, 0);
     }
 }

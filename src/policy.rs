@@ -34,12 +34,14 @@ impl Policy {
         Policy { fragment }
     }
 
-    /// Whether the policy takes over the contents of `table`'s `chain`.
-    pub fn owns_chain(&self, table: &str, chain: &str) -> bool {
+    /// Whether the policy takes over the contents of `table`'s `chain`: a user chain it
+    /// declares (DOCKER-USER with `[containers]`). A builtin chain it declares only gets
+    /// the policy's rules and chain policy; the kept rules in it stay.
+    pub fn takes_over(&self, table: &str, chain: &str) -> bool {
         self.fragment
             .table(table)
             .and_then(|t| t.chain(chain))
-            .is_some()
+            .is_some_and(|c| !c.is_builtin())
     }
 }
 
@@ -150,14 +152,12 @@ fn comment_filter(text: String) -> String {
     }
 }
 
-/// Renders the policy for `family`. `external_interfaces` is used when the config's
-/// container section names none.
-pub fn render(
-    config: &Config,
-    family: Family,
-    facts: &DockerFacts,
-    external_interfaces: &[String],
-) -> Result<Policy> {
+/// Renders the policy for `family`. It depends only on the configuration, the template
+/// and Docker's chains, never on the routing table of the moment: with `[containers]` and
+/// no `external_interfaces`, "external" means every interface that is not a Docker bridge,
+/// so the policy rendered at boot (before any default route exists) is the one rendered
+/// once the network is up.
+pub fn render(config: &Config, family: Family, facts: &DockerFacts) -> Result<Policy> {
     let (name, source) = match &config.template {
         Some(path) => (
             path.display().to_string(),
@@ -177,11 +177,7 @@ pub fn render(
     );
     let containers = config.containers.as_ref().map(|c| ContainersView {
         restrict: c.restrict,
-        external_interfaces: if c.external_interfaces.is_empty() {
-            external_interfaces
-        } else {
-            &c.external_interfaces
-        },
+        external_interfaces: &c.external_interfaces,
         allow: c
             .allow
             .iter()
@@ -306,35 +302,13 @@ fn check_fragment(fragment: &Ruleset) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Reads the interfaces of the default routes from `/proc/net/route` and
-/// `/proc/net/ipv6_route` text.
-pub fn default_route_interfaces(route_v4: &str, route_v6: &str) -> Vec<String> {
-    let mut found: Vec<String> = Vec::new();
-    for line in route_v4.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() > 7 && f[1] == "00000000" && f[7] == "00000000" {
-            found.push(f[0].to_string());
-        }
-    }
-    for line in route_v6.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let default = f.len() == 10 && f[0].bytes().all(|b| b == b'0') && f[1] == "00";
-        if default && f[9] != "lo" {
-            found.push(f[9].to_string());
-        }
-    }
-    found.sort();
-    found.dedup();
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn render_default(family: Family) -> String {
         let config = Config::builtin();
-        render(&config, family, &DockerFacts::default(), &[])
+        render(&config, family, &DockerFacts::default())
             .unwrap()
             .fragment
             .to_string()
@@ -370,11 +344,11 @@ mod tests {
             },
             from: vec!["::/0".parse().unwrap()],
         });
-        let v4 = render(&config, Family::V4, &DockerFacts::default(), &[]).unwrap();
+        let v4 = render(&config, Family::V4, &DockerFacts::default()).unwrap();
         let v4 = v4.fragment.to_string();
         assert!(v4.contains("-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j ACCEPT\n"));
         assert!(!v4.contains("80:81"));
-        let v6 = render(&config, Family::V6, &DockerFacts::default(), &[]).unwrap();
+        let v6 = render(&config, Family::V6, &DockerFacts::default()).unwrap();
         let v6 = v6.fragment.to_string();
         assert!(!v6.contains("--dport 22 "));
         assert!(v6.contains(
@@ -393,7 +367,7 @@ mod tests {
         .unwrap();
         let mut config = Config::builtin();
         config.template = Some(path.clone());
-        let err = render(&config, Family::V4, &DockerFacts::default(), &[])
+        let err = render(&config, Family::V4, &DockerFacts::default())
             .unwrap_err()
             .to_string();
         assert!(
@@ -402,21 +376,21 @@ mod tests {
         );
 
         std::fs::write(&path, "*filter\n:DOCKER - [0:0]\nCOMMIT\n").unwrap();
-        let err = render(&config, Family::V4, &DockerFacts::default(), &[])
+        let err = render(&config, Family::V4, &DockerFacts::default())
             .unwrap_err()
             .to_string();
         assert!(err.contains("belongs to Docker"), "{err}");
     }
 
     #[test]
-    fn without_a_default_route_every_non_bridge_interface_is_external() {
+    fn without_external_interfaces_every_non_bridge_interface_is_external() {
         let mut config = Config::builtin();
         config.containers = Some(crate::config::Containers {
             restrict: true,
             external_interfaces: Vec::new(),
             allow: Vec::new(),
         });
-        let text = render(&config, Family::V4, &DockerFacts::default(), &[])
+        let text = render(&config, Family::V4, &DockerFacts::default())
             .unwrap()
             .fragment
             .to_string();
@@ -424,27 +398,16 @@ mod tests {
             "-A DOCKER-USER -i docker_gwbridge -m comment --comment iptables-docker -j RETURN\n\
              -A DOCKER-USER -m conntrack --ctstate DNAT -m comment --comment iptables-docker -j DROP\n"
         ), "{text}");
-        let text = render(
-            &config,
-            Family::V4,
-            &DockerFacts::default(),
-            &["eth0".into()],
-        )
-        .unwrap()
-        .fragment
-        .to_string();
+        if let Some(c) = config.containers.as_mut() {
+            c.external_interfaces = vec!["eth0".into()];
+        }
+        let text = render(&config, Family::V4, &DockerFacts::default())
+            .unwrap()
+            .fragment
+            .to_string();
         assert!(
             text.contains("-A DOCKER-USER -i eth0 -m conntrack --ctstate DNAT"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn reads_default_routes() {
-        let v4 = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n\
-                  eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\n\
-                  eth1\t0002A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\n";
-        let v6 = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003     ens3\n";
-        assert_eq!(default_route_interfaces(v4, v6), ["ens3", "eth0"]);
     }
 }

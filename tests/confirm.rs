@@ -42,7 +42,7 @@ echo "=== ERR"; cat /run/work/err
 "#
     );
     let s = sections(&ok(netns_sh(&script, 60)));
-    assert_eq!(s["RC"].trim(), "7", "{}", s["ERR"]);
+    assert_eq!(s["RC"].trim(), "152", "{}", s["ERR"]);
     assert!(s["DURING"].contains(":INPUT DROP"));
     let writer = "-A DOCKER -s 10.66.0.1/32 -j RETURN";
     assert!(s["AFTER"].contains(writer), "the writer's rule was lost");
@@ -77,7 +77,7 @@ echo "=== STATUS"; "$BIN" status || true
     assert!(s["AFTER"].contains(":INPUT DROP"), "{}", s["AFTER"]);
     assert!(!s["AFTER"].contains("ufw-user-input"));
     assert!(
-        s["STATUS"].contains("matches the policy"),
+        s["STATUS"].contains("iptables-docker: ON: "),
         "{}",
         s["STATUS"]
     );
@@ -139,14 +139,14 @@ echo "=== AFTER"; dump
 "#
     );
     let s = sections(&ok(netns_sh(&script, 60)));
-    assert_eq!(s["RC"].trim(), "3");
+    assert_eq!(s["RC"].trim(), "6");
     assert!(
         s["ERR"].contains("config.toml") && s["ERR"].contains("writable by its group"),
         "{}",
         s["ERR"]
     );
     assert!(s["ERR"].contains("chmod go-w"), "{}", s["ERR"]);
-    assert_eq!(s["RC2"].trim(), "3");
+    assert_eq!(s["RC2"].trim(), "6");
     assert!(s["ERR2"].contains("directory /run/work"), "{}", s["ERR2"]);
     assert_eq!(s["AFTER"], s["BEFORE"]);
 }

@@ -65,6 +65,14 @@ fn the_man_page_renders_and_says_what_each_command_changes() {
         "Changes nothing",
         "EXIT STATUS",
         "/etc/iptables-docker/config.toml",
+        "CONFIGURATION",
+        "keep_chains = [\"f2b-*\"]",
+        "The commented default (templates/config.toml)",
+        "SEE ALSO",
+        "uninstall.md",
+        "iptables-docker snapshots",
+        "iptables-docker rollback [OPTIONS] [SNAPSHOT]",
+        "default when given without a value: 30",
     ] {
         assert!(
             text.contains(needle),
@@ -115,5 +123,65 @@ fn completions_for_the_other_shells_are_generated() {
         let text = generate(&["completions", shell]);
         assert!(text.contains(needle), "{shell}:\n{text}");
         assert!(text.contains("uninstall"), "{shell}:\n{text}");
+    }
+}
+
+/// README's exit-code table, `--help` and the man page list the same codes with the same
+/// meanings, and the codes systemd names keep their LSB meanings.
+#[test]
+fn the_exit_codes_are_the_same_in_help_readme_and_man_page() {
+    let help = generate(&["--help"]);
+    let from_help: Vec<(String, String)> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Exit codes"))
+        .skip(1)
+        .filter_map(|l| {
+            let (code, meaning) = l.trim().split_once("  ")?;
+            Some((code.to_string(), meaning.trim().to_string()))
+        })
+        .collect();
+    assert!(from_help.len() >= 10, "{help}");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let man = generate(&["man"]);
+    for (code, meaning) in &from_help {
+        let row = format!("| {code} | {meaning} |");
+        assert!(readme.contains(&row), "README.md lacks `{row}`");
+        assert!(
+            man.contains(&format!(".TP\n{code}\n")),
+            "man page lacks {code}"
+        );
+    }
+    for (code, lsb) in [
+        ("4", "insufficient privilege"),
+        ("5", "not installed"),
+        ("6", "not configured"),
+    ] {
+        assert!(
+            from_help.iter().any(|(c, m)| c == code && m.contains(lsb)),
+            "{code} is not `{lsb}`: {help}"
+        );
+    }
+}
+
+/// The configuration examples README.md (and through it the man page) shows, and the
+/// commented default, are configurations that load.
+#[test]
+fn the_documented_configurations_load() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let blocks: Vec<&str> = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 2, "README lost its examples");
+    let default = include_str!("../templates/config.toml");
+    for text in blocks.into_iter().chain([default]) {
+        if let Err(e) =
+            iptables_docker::config::Config::parse(text, std::path::Path::new("example.toml"))
+        {
+            panic!("a documented configuration does not load: {e}\n{text}");
+        }
     }
 }

@@ -134,7 +134,7 @@ proto = "sctp"
 EOF"#;
     let (before, after, err, code) =
         failing(setup, r#""$BIN" --config /run/work/config.toml start"#);
-    assert_eq!(code, 3, "{err}");
+    assert_eq!(code, 6, "{err}");
     assert_eq!(before, after, "the ruleset changed");
     for needle in [
         "/run/work/config.toml:4:15: '10.0.0.0/33' is not an IP address or CIDR",
@@ -148,7 +148,7 @@ EOF"#;
     let setup = "printf 'ipv6 = true\\nsssh = 1\\n' > /run/work/config.toml";
     let (before, after, err, code) =
         failing(setup, r#""$BIN" --config /run/work/config.toml start"#);
-    assert_eq!(code, 3, "{err}");
+    assert_eq!(code, 6, "{err}");
     assert_eq!(before, after);
     assert!(
         err.contains("/run/work/config.toml:2:1: unknown field `sssh`"),
@@ -165,7 +165,7 @@ fn a_bad_template_applies_nothing_and_says_where() {
 printf '*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport {{ ssh.prot }} -j ACCEPT\nCOMMIT\n' > /run/work/policy.j2"#;
     let (before, after, err, code) =
         failing(setup, r#""$BIN" --config /run/work/config.toml start"#);
-    assert_eq!(code, 3, "{err}");
+    assert_eq!(code, 6, "{err}");
     assert_eq!(before, after);
     assert!(err.contains("/run/work/policy.j2:3:"), "{err}");
 
@@ -174,7 +174,7 @@ printf '*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport {{ ssh.prot }} -j AC
 printf '*filter\n:INPUT DROP [0:0]\n-A INPUT -m nosuchmatch -j ACCEPT\nCOMMIT\n' > /run/work/policy.j2"#;
     let (before, after, err, code) =
         failing(setup, r#""$BIN" --config /run/work/config.toml start"#);
-    assert_eq!(code, 3, "{err}");
+    assert_eq!(code, 6, "{err}");
     assert_eq!(before, after);
     assert!(err.contains("policy does not load"), "{err}");
 }
@@ -210,12 +210,40 @@ fn the_lockout_guard_refuses_a_policy_that_cuts_the_ssh_session() {
     let setup = r#"printf '[ssh]\nallow_from = ["192.0.2.0/24"]\n' > /run/work/config.toml"#;
     let cmd = r#"SSH_CONNECTION="198.51.100.7 50000 203.0.113.1 22" "$BIN" --config /run/work/config.toml start"#;
     let (before, after, err, code) = failing(setup, cmd);
-    assert_eq!(code, 5, "{err}");
+    assert_eq!(code, 151, "{err}");
     assert_eq!(before, after);
     assert!(err.contains("198.51.100.7"), "{err}");
 
     let cmd = r#"SSH_CONNECTION="192.0.2.7 50000 203.0.113.1 22" "$BIN" --config /run/work/config.toml start"#;
     let (before, after, err, code) = failing(setup, cmd);
     assert_eq!(code, 0, "{err}");
+    assert_ne!(before, after);
+}
+
+#[test]
+fn a_held_xtables_lock_makes_start_wait_then_give_up_applying_nothing() {
+    if !netns_ready("engine") {
+        return;
+    }
+    // util-linux's flock(1) holds the lock the way `iptables --wait` does (flock(2));
+    // --close keeps it out of sleep, so killing the holder frees it.
+    let setup = r#"flock --close /run/xtables.lock sleep 60 > /dev/null 2>&1 &
+holder=$!
+while flock -n /run/xtables.lock true; do sleep 0.05; done"#;
+    let cmd = r#""$BIN" --wait 1 start"#;
+    let (before, after, err, code) = failing(setup, cmd);
+    assert_eq!(code, 150, "{err}");
+    assert_eq!(before, after, "the ruleset changed while the lock was held");
+    assert!(
+        err.contains("another program has held the xtables lock /run/xtables.lock for 1s"),
+        "{err}"
+    );
+
+    let cmd = r#"{ sleep 0.5; kill "$holder"; } & "$BIN" --wait 10 start"#;
+    let (before, after, err, code) = failing(setup, cmd);
+    assert_eq!(
+        code, 0,
+        "start did not take the lock once it was free: {err}"
+    );
     assert_ne!(before, after);
 }

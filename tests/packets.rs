@@ -69,3 +69,12 @@ fn a_real_dockerd_stays_filtered_across_restarts_and_is_restored_by_stop() {
         ],
     );
 }
+
+#[test]
+fn every_entry_of_status_json_is_what_real_connections_find() {
+    run_scenario(
+        "tests/packets/status-exposure.sh",
+        "status:",
+        &["curl", "python3", "busybox"],
+    );
+}

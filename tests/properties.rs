@@ -295,16 +295,8 @@ fn start_config(keep: &[String], containers: bool) -> Config {
 }
 
 fn plan_of(text: &str, family: Family, config: &Config, mode: Mode) -> Ruleset {
-    let p = plan(
-        family,
-        text,
-        "generated",
-        config,
-        mode,
-        &[],
-        &Applied::default(),
-    )
-    .unwrap_or_else(|e| panic!("plan failed: {e}\n{text}"));
+    let p = plan(family, text, "generated", config, mode, &Applied::default())
+        .unwrap_or_else(|e| panic!("plan failed: {e}\n{text}"));
     p.desired
 }
 
@@ -415,7 +407,7 @@ proptest! {
         let mode = if stop { Mode::Stop } else { Mode::Start };
         let config = start_config(&keep, containers);
         let once = plan_of(&text, family, &config, mode);
-        let again = plan(family, &once.to_string(), "planned", &config, mode, &[], &Applied::default())
+        let again = plan(family, &once.to_string(), "planned", &config, mode, &Applied::default())
             .expect("plans again");
         prop_assert!(
             again.desired == once,
@@ -423,7 +415,7 @@ proptest! {
             again.desired
         );
         prop_assert!(again.changed.is_empty(), "second plan changes {:?}", again.changed);
-        prop_assert_eq!(again.removed_rules(), 0);
+        prop_assert_eq!(again.counts().removed, 0);
     }
 
     /// The loader never panics on text made of TOML and configuration fragments.
@@ -496,7 +488,6 @@ proptest! {
                 &config,
                 family,
                 &Default::default(),
-                &[],
             );
             prop_assert!(policy.is_ok(), "{family}: {}", policy.unwrap_err());
         }

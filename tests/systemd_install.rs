@@ -18,7 +18,7 @@ fn install_and_uninstall_on_a_booted_debian() {
         "install.sh",
         &[("IPTD_BIN", bin.as_os_str())],
         &[
-            "without systemd as PID 1: refused, exit 4",
+            "without systemd as PID 1: refused, exit 150",
             "without ip6tables-legacy-restore: refused",
             "  with the package to install",
             "SSH session to port 2222 under a port-22 policy: refused",
@@ -37,6 +37,7 @@ fn install_and_uninstall_on_a_booted_debian() {
             "man page installed 0644",
             "bash completion installed and loads",
             "systemd-analyze verify: clean",
+            "  systemctl status names the LSB code",
             "second install: nothing to change",
             "  service not restarted",
             "  keeps the edited config",

@@ -20,6 +20,7 @@ echo "=== VERBOSE"; "$BIN" --verbose start
 echo "=== QUIET"; "$BIN" stop --quiet
 echo "=== NORMAL"; "$BIN" start
 echo "=== UNCHANGED"; "$BIN" start
+echo "=== RELOAD"; "$BIN" reload
 echo "=== QUIET_UNCHANGED"; "$BIN" -q start
 echo "=== CONFLICT"; "$BIN" -q -v start 2>&1 || echo "exit $?"
 "#
@@ -27,7 +28,7 @@ echo "=== CONFLICT"; "$BIN" -q -v start 2>&1 || echo "exit $?"
     let s = sections(&ok(netns_sh(&script, 120)));
     let verbose = &s["VERBOSE"];
     assert!(
-        verbose.contains("IPv4: kept ") && verbose.contains("removed 1 other rules"),
+        verbose.contains("IPv4: kept ") && verbose.contains("removed 1 other rule;"),
         "{verbose}"
     );
     assert!(verbose.contains("IPv4 filter: kept "), "{verbose}");
@@ -40,6 +41,7 @@ echo "=== CONFLICT"; "$BIN" -q -v start 2>&1 || echo "exit $?"
     assert!(normal.contains("start: done in "), "{normal}");
     assert!(!normal.contains("IPv4 filter:"), "{normal}");
     assert!(s["UNCHANGED"].contains("unchanged since the last apply"));
+    assert!(s["RELOAD"].contains("reload: done in "), "{}", s["RELOAD"]);
     assert_eq!(s["QUIET_UNCHANGED"].trim(), "");
     assert!(s["CONFLICT"].contains("exit 2"), "{}", s["CONFLICT"]);
 }

@@ -32,7 +32,6 @@ fuzz_target!(|data: &[u8]| {
                     &config,
                     family,
                     &DockerFacts::default(),
-                    &["eth0".to_string()],
                 ) {
                     panic!("a config that loads does not render for {family}: {e}");
                 }

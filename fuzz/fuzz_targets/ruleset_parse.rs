@@ -112,7 +112,7 @@ fn jumps_to_a_missing_policy_chain(rs: &Ruleset, policy: &Policy) -> bool {
     rs.tables.iter().any(|t| {
         t.rules.iter().any(|r| {
             RuleArgs::parse(&r.spec).target().is_some_and(|target| {
-                t.chain(target).is_none() && policy.owns_chain(&t.name, target)
+                t.chain(target).is_none() && policy.takes_over(&t.name, target)
             })
         })
     })

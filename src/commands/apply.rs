@@ -9,17 +9,24 @@ use crate::error::{Error, Kind, Result};
 use crate::guard;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
 use crate::ruleset;
+use crate::system;
 use crate::system::iptables::Iptables;
 use crate::system::lock::XtablesLock;
 use crate::system::state::StateDir;
-use crate::system::{self, default_route_interfaces};
 
 use super::{confirm, load_trusted_config, managed_families};
 
 /// Applies `mode`; with `confirm: Some(seconds)`, waits for the operator and rolls back
 /// without a confirmation.
-pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Result<()> {
-    let verb = if mode == Mode::Start { "start" } else { "stop" };
+/// `verb` is the command as typed (`start`, `reload`, `stop`): what errors and the log
+/// say.
+pub fn run(
+    global: &Global,
+    verb: &str,
+    mode: Mode,
+    force: bool,
+    confirm: Option<u64>,
+) -> Result<()> {
     system::require_root(verb)?;
     let started = Instant::now();
     let config = load_trusted_config(global)?;
@@ -32,7 +39,6 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
         .into_iter()
         .map(|f| Iptables::new(f, global.backend, child_lock.path()))
         .collect::<Result<Vec<_>>>()?;
-    let external = default_route_interfaces();
     let state = StateDir::new(&global.state_dir);
     state.check_private()?;
 
@@ -46,7 +52,6 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
         mode,
         &config,
         template.as_deref(),
-        &external,
     );
 
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
@@ -64,9 +69,7 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
             continue;
         }
         let source = format!("{}-save output", ipt.family.command());
-        let plan = pipeline::plan(
-            ipt.family, &saved, &source, &config, mode, &external, &applied,
-        )?;
+        let plan = pipeline::plan(ipt.family, &saved, &source, &config, mode, &applied)?;
         if !plan.policy.fragment.tables.is_empty() {
             ipt.restore(&plan.policy.fragment.to_string(), true)
                 .map_err(|e| {
@@ -78,9 +81,13 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
     }
 
     let mut snapshots = Vec::new();
+    let snapshot = StateDir::new_snapshot_name();
     for (ipt, plan, saved) in &plans {
         if !plan.changed.is_empty() {
-            snapshots.push((ipt.family, state.write_backup(ipt.family, saved)?));
+            snapshots.push((
+                ipt.family,
+                state.write_backup(&snapshot, ipt.family, saved)?,
+            ));
         }
     }
     for (done, (ipt, plan, _)) in plans.iter().enumerate() {
@@ -93,6 +100,9 @@ pub fn run(global: &Global, mode: Mode, force: bool, confirm: Option<u64>) -> Re
     }
     for (ipt, plan, saved) in &plans {
         record_applied(&state, ipt, plan, saved, &inputs)?;
+        if !plan.changed.is_empty() {
+            state.record_removed_chains(ipt.family, &plan.removed_chains())?;
+        }
         report(plan);
     }
     if super::normal() {
@@ -128,7 +138,7 @@ fn roll_back(plans: &[(&Iptables, FamilyPlan, String)], cause: Error) -> Error {
                 failures.join("; ")
             ),
         )
-        .hint("restore a snapshot by hand: iptables-legacy-restore -c < /var/lib/iptables-docker/backups/<newest>-v4.rules (see uninstall.md)")
+        .hint("`iptables-docker rollback` puts the newest snapshot back (`iptables-docker snapshots` lists them; by hand: uninstall.md)")
     }
 }
 
@@ -155,6 +165,11 @@ fn record_applied(
     )
 }
 
+/// "1 rule", "2 rules".
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 fn report(plan: &FamilyPlan) {
     if !super::normal() {
         return;
@@ -164,11 +179,13 @@ fn report(plan: &FamilyPlan) {
     } else {
         format!("replaced tables {}", plan.changed.join(", "))
     };
+    let counts = plan.counts();
     println!(
-        "{}: kept {} Docker rules, removed {} other rules; {written}",
+        "{}: kept {} and {} on request; removed {}; {written}",
         plan.family,
-        plan.ownership.kept_rules(),
-        plan.removed_rules()
+        plural(counts.docker, "Docker rule"),
+        plural(counts.kept_on_request, "rule"),
+        plural(counts.removed, "other rule"),
     );
     if super::verbose() {
         for (table, own) in plan.current.tables.iter().zip(&plan.ownership.tables) {
@@ -179,11 +196,17 @@ fn report(plan: &FamilyPlan) {
                 .table(&table.name)
                 .map_or(0, |t| t.rules.len());
             println!(
-                "{} {}: kept {kept} Docker rules, replaced {} other rules with {loaded} policy rules{}",
+                "{} {}: kept {}, replaced {} with {}{}",
                 plan.family,
                 table.name,
-                table.rules.len() - kept,
-                if plan.changed.contains(&table.name) { "" } else { " (unchanged)" }
+                plural(kept, "rule"),
+                plural(table.rules.len() - kept, "other rule"),
+                plural(loaded, "policy rule"),
+                if plan.changed.contains(&table.name) {
+                    ""
+                } else {
+                    " (unchanged)"
+                }
             );
         }
     }

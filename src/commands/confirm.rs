@@ -10,12 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cli::Global;
-use crate::compose::changed_tables;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
-use crate::pipeline::tables_text;
-use crate::rollback;
-use crate::ruleset;
 use crate::system;
 use crate::system::iptables::Iptables;
 use crate::system::lock::XtablesLock;
@@ -23,6 +19,7 @@ use crate::system::pending::{self, Pending, Status};
 use crate::system::state::StateDir;
 
 use super::load_trusted_config;
+use super::snapshots::PutBack;
 
 fn now_ms() -> u128 {
     SystemTime::now()
@@ -149,16 +146,7 @@ fn roll_back(global: &Global, pending: &Pending) -> Result<()> {
     let _lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     for (family, snapshot) in pending.snapshots()? {
         let ipt = Iptables::new(family, global.backend, child_lock.path())?;
-        let parse = |text: &str, what: &str| {
-            ruleset::parse(text).map_err(|e| Error::failed(format!("cannot read {what}: {e}")))
-        };
-        let now = parse(&ipt.save(None)?, "the running ruleset")?;
-        let before = parse(&fs_err::read_to_string(&snapshot)?, "the snapshot")?;
-        let merged = rollback::merge(&before, &now, &config.keep_chains);
-        let changed = changed_tables(&now, &merged);
-        if !changed.is_empty() {
-            ipt.restore(&tables_text(&merged, &changed), false)?;
-        }
+        PutBack::prepare(&ipt.save(None)?, &snapshot, &config.keep_chains)?.apply(&ipt)?;
     }
     Ok(())
 }

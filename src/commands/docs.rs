@@ -8,7 +8,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, EXIT_CODES};
 
 /// The man page, section 8: the top-level help, then one section per command with what it
 /// changes on the host and its options.
@@ -64,18 +64,52 @@ pub fn man_page() -> Vec<u8> {
             );
         }
     }
-    if let Some(after) = cmd.get_after_help() {
-        out.extend_from_slice(
-            format!(".SH \"EXIT STATUS\"\n{}\n", roff_escape(&after.to_string())).as_bytes(),
-        );
+    out.extend_from_slice(
+        b".SH \"EXIT STATUS\"\nLSB meanings where the LSB has one (systemd names them, e.g. \
+          status=6/NOTCONFIGURED); the LSB leaves 150\\(en199 to applications.\n",
+    );
+    for (code, meaning) in EXIT_CODES {
+        out.extend_from_slice(format!(".TP\n{code}\n{}\n", roff_escape(meaning)).as_bytes());
     }
+    out.extend_from_slice(configuration_section().as_bytes());
     out.extend_from_slice(
         b".SH FILES\n.TP\n/etc/iptables-docker/config.toml\nthe configuration\n\
           .TP\n/etc/iptables-docker/policy.rules.j2\nthe policy template\n\
           .TP\n/var/lib/iptables-docker/\nsnapshots, apply records, the install record\n",
     );
+    out.extend_from_slice(
+        b".SH \"SEE ALSO\"\nREADME.md (how it works, status --json, the policy template) and \
+          uninstall.md (taking it off by hand), in /usr/share/doc/iptables-docker with the \
+          Debian package, else in the source tree; iptables(8), iptables\\-save(8), \
+          systemctl(1)\n",
+    );
     man.render_version_section(&mut out)
         .expect("render to memory");
+    out
+}
+
+/// The CONFIGURATION section: what the file is, the examples README.md shows (its ```toml
+/// blocks, so the two never disagree), then the commented default, templates/config.toml,
+/// which install puts in place.
+fn configuration_section() -> String {
+    const README: &str = include_str!("../../README.md");
+    const DEFAULT: &str = include_str!("../../templates/config.toml");
+    let literal = |text: &str| format!(".PP\n.nf\n{}\n.fi\n", roff_escape(text.trim_end()));
+    let mut out = String::from(
+        ".SH CONFIGURATION\n/etc/iptables\\-docker/config.toml (or \\-\\-config PATH), TOML. \
+         Without it the built\\-in default applies: INPUT DROP; lo, established and related \
+         traffic, ssh (tcp/22) from anywhere, ping and the ICMPv6 IPv6 needs, and everything \
+         from Docker bridges accepted; OUTPUT ACCEPT; FORWARD left to Docker. Every problem \
+         in the file is reported with file:line:col and nothing is applied (exit 6). The \
+         file, the template and their directories must be root's and writable by root alone. \
+         After editing: iptables\\-docker plan \\-\\-diff, then systemctl reload \
+         iptables\\-docker (with \\-\\-confirm over SSH).\n.SS Examples\n",
+    );
+    for block in README.split("```toml\n").skip(1) {
+        out += &literal(block.split("```").next().unwrap_or(""));
+    }
+    out += ".SS \"The commented default (templates/config.toml)\"\n";
+    out += &literal(DEFAULT);
     out
 }
 

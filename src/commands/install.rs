@@ -68,7 +68,7 @@ fn require_binaries(backend: Backend) -> Result<()> {
         for suffix in ["", "-save", "-restore"] {
             let name = format!("{}-{}{suffix}", family.command(), backend.name());
             if which::which(&name).is_err() {
-                return Err(Error::environment(format!(
+                return Err(Error::not_installed(format!(
                     "`{name}` was not found: iptables-docker --backend {0} needs the \
                      iptables-{0} commands",
                     backend.name()
@@ -433,7 +433,7 @@ fn steps(
                 continue;
             };
             let Some(choice) = alt.choice_for(group, target) else {
-                return Err(Error::environment(format!(
+                return Err(Error::not_installed(format!(
                     "iptables-{} is not registered as an alternative for `{group}`",
                     target.name()
                 ))

@@ -6,6 +6,7 @@ mod confirm;
 mod docs;
 mod install;
 mod plan;
+mod snapshots;
 mod status;
 mod uninstall;
 
@@ -40,15 +41,18 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     VERBOSITY.store(level, Ordering::Relaxed);
     match &cli.command {
-        Command::Start(args) | Command::Reload(args) => {
-            apply::run(global, Mode::Start, args.force, args.confirm)
+        Command::Start(args) => apply::run(global, "start", Mode::Start, args.force, args.confirm),
+        Command::Reload(args) => {
+            apply::run(global, "reload", Mode::Start, args.force, args.confirm)
         }
-        Command::Stop => apply::run(global, Mode::Stop, true, None),
+        Command::Stop => apply::run(global, "stop", Mode::Stop, true, None),
         Command::Confirm => confirm::confirm(global),
         Command::ConfirmWatchdog { token, deadline_ms } => {
             confirm::watchdog(global, token, *deadline_ms)
         }
-        Command::Status => status::run(global),
+        Command::Status(args) => status::run(global, args),
+        Command::Snapshots => snapshots::list(global),
+        Command::Rollback(args) => snapshots::rollback(global, args),
         Command::Plan(args) => plan::run(global, args),
         Command::Install(args) => install::run(global, args),
         Command::Uninstall(args) => uninstall::run(global, args),

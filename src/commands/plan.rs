@@ -1,21 +1,22 @@
 //! `plan`: what start (or stop) would load, as a whole, as a diff, or rule by rule with
 //! the reason each is kept. Reads files or the running ruleset; writes nothing.
 
+use std::collections::HashMap;
+
 use similar::TextDiff;
 
 use crate::cli::{Global, PlanArgs};
 use crate::error::Result;
 use crate::family::Family;
-use crate::pipeline::{self, Applied, FamilyPlan, Mode};
+use crate::pipeline::{self, Applied, FamilyPlan, Fate, Mode};
 use crate::ruleset::{Ruleset, Table};
-use crate::system::{self, default_route_interfaces, iptables::Iptables};
+use crate::system::{self, iptables::Iptables};
 
 use super::{load_config, managed_families};
 
 pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
     let config = load_config(global)?;
     let mode = if args.stop { Mode::Stop } else { Mode::Start };
-    let external = default_route_interfaces();
     let mut inputs: Vec<(Family, String, String)> = Vec::new();
     if args.input.is_some() || args.input6.is_some() {
         for (family, file) in [(Family::V4, &args.input), (Family::V6, &args.input6)] {
@@ -34,15 +35,7 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
         }
     }
     for (family, text, source) in inputs {
-        let plan = pipeline::plan(
-            family,
-            &text,
-            &source,
-            &config,
-            mode,
-            &external,
-            &Applied::default(),
-        )?;
+        let plan = pipeline::plan(family, &text, &source, &config, mode, &Applied::default())?;
         println!("# {family}: {}", summary(&plan));
         if args.explain {
             print!("{}", explain(&plan));
@@ -91,39 +84,64 @@ fn diff(plan: &FamilyPlan) -> String {
     out
 }
 
-/// Every current rule, kept (with the reason) or removed, then the policy's rules.
+/// Every current chain and rule with what start does with it and why, then the rules the
+/// policy adds.
 fn explain(plan: &FamilyPlan) -> String {
     let mut out = String::new();
     for (table, own) in plan.current.tables.iter().zip(&plan.ownership.tables) {
         for (chain, reason) in table.chains.iter().zip(&own.chains) {
+            let kept = plan
+                .desired
+                .table(&table.name)
+                .is_some_and(|t| t.chain(&chain.name).is_some());
             match reason {
-                Some(reason) => out.push_str(&format!(
+                _ if chain.is_builtin() => {}
+                Some(_) if plan.policy.takes_over(&table.name, &chain.name) => {
+                    out.push_str(&format!(
+                        "replace {} chain {}  # the policy takes it over\n",
+                        table.name, chain.name
+                    ))
+                }
+                Some(reason) if kept => out.push_str(&format!(
                     "keep    {} chain {}  # {reason}\n",
                     table.name, chain.name
                 )),
-                None if !chain.is_builtin() => {
-                    out.push_str(&format!("remove  {} chain {}\n", table.name, chain.name))
-                }
-                None => {}
-            }
-        }
-        for (rule, reason) in table.rules.iter().zip(&own.rules) {
-            let line = format!("{} -A {} {}", table.name, rule.chain, rule.spec);
-            match reason {
-                Some(_) if plan.policy.owns_chain(&table.name, &rule.chain) => out.push_str(
-                    &format!("remove  {line}  # chain {} is the policy's\n", rule.chain),
-                ),
-                Some(reason) => out.push_str(&format!("keep    {line}  # {reason}\n")),
-                None => out.push_str(&format!("remove  {line}\n")),
+                Some(_) => out.push_str(&format!(
+                    "remove  {} chain {}  # no longer jumped to once the policy applies\n",
+                    table.name, chain.name
+                )),
+                None => out.push_str(&format!(
+                    "remove  {} chain {}  # not Docker's and not kept on request (keep_chains)\n",
+                    table.name, chain.name
+                )),
             }
         }
     }
+    let mut again: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    for (table, rule, fate) in plan.fates() {
+        if fate == Fate::Policy {
+            *again
+                .entry((&table.name, &rule.chain, &rule.spec))
+                .or_default() += 1;
+        }
+        out.push_str(&format!(
+            "{:<7} {} -A {} {}  # {}\n",
+            fate.verb(),
+            table.name,
+            rule.chain,
+            rule.spec,
+            fate.why()
+        ));
+    }
     for table in &plan.policy.fragment.tables {
         for rule in &table.rules {
-            out.push_str(&format!(
-                "policy  {} -A {} {}\n",
-                table.name, rule.chain, rule.spec
-            ));
+            match again.get_mut(&(table.name.as_str(), rule.chain.as_str(), rule.spec.as_str())) {
+                Some(n) if *n > 0 => *n -= 1,
+                _ => out.push_str(&format!(
+                    "add     {} -A {} {}  # the policy\n",
+                    table.name, rule.chain, rule.spec
+                )),
+            }
         }
     }
     out

@@ -1,18 +1,28 @@
-//! `status`: which backend `iptables` is, a loud warning when rules live in both the legacy
-//! and the nft tables, whether the running ruleset is what the policy would load, what
-//! is kept, and the newest snapshot. Changes nothing.
+//! `status`: is the firewall on, and who can reach what. The exposure is read from the
+//! ruleset the kernel holds ([`crate::exposure`]), per family; then the backend, the unit,
+//! the configuration in use, the last apply, the newest snapshot, and warnings: drift from
+//! the policy (with the differing rules), rules `start` would remove, rules in both
+//! iptables backends. Text, or with `--json` the versioned document README.md describes.
+//! Changes nothing. Exit code: 0 on, 3 off (the host is open), 154 drift, 155 split.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::cli::Global;
+use serde::Serialize;
+
+use crate::cli::{Global, StatusArgs};
 use crate::error::{Error, Kind, Result};
-use crate::pipeline::{self, Mode};
+use crate::exposure::{self, Exposure, Reach};
+use crate::family::Family;
+use crate::pipeline::{self, Counts, FamilyPlan, Mode};
+use crate::ruleset::Ruleset;
 use crate::system::iptables::{Backend, Iptables};
-use crate::system::pending;
-use crate::system::state::StateDir;
-use crate::system::{self, default_route_interfaces};
+use crate::system::state::{utc_iso8601, StateDir};
+use crate::system::{self, host, pending};
 
 use super::{load_config, managed_families};
+
+/// The version of the `--json` document; bumped when a field changes meaning or goes.
+pub const JSON_SCHEMA: u32 = 1;
 
 /// What `iptables` on PATH resolves to, following the alternatives links.
 fn iptables_backend() -> String {
@@ -31,91 +41,456 @@ fn iptables_backend() -> String {
             break;
         }
     }
-    let kind = hops
-        .iter()
-        .find_map(|h| {
-            if h.contains("legacy") {
-                Some("legacy")
-            } else if h.contains("nft") {
-                Some("nft")
-            } else {
-                None
-            }
-        })
-        .unwrap_or("unknown");
-    format!("{kind} ({})", hops.join(" -> "))
+    hops.join(" -> ")
 }
 
 fn rule_count(text: &str) -> usize {
-    text.lines()
-        .filter(|l| l.starts_with("-A ") || l.starts_with('['))
-        .count()
+    text.lines().filter(|l| l.starts_with("-A ")).count()
 }
 
-pub fn run(global: &Global) -> Result<()> {
-    system::require_root("status")?;
-    let config = load_config(global)?;
-    let state = StateDir::new(&global.state_dir);
-    let child_lock = tempfile::NamedTempFile::new()?;
-    let external = default_route_interfaces();
-    println!("iptables points to: {}", iptables_backend());
+/// The firewall as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// The policy is loaded and is what the configuration renders.
+    On,
+    /// The policy is loaded, but the running ruleset differs from it.
+    Drift,
+    /// INPUT accepts new connections to every port: the host is open.
+    Off,
+    /// Rules live in both iptables-legacy and iptables-nft.
+    Split,
+}
 
-    let mut drift = Vec::new();
-    for family in managed_families(&config) {
-        let ipt = Iptables::new(family, global.backend, child_lock.path())?;
-        let saved = ipt.save(None)?;
-        let other = match global.backend {
-            Backend::Legacy => Backend::Nft,
-            Backend::Nft => Backend::Legacy,
-        };
-        if let Ok(other_ipt) = Iptables::new(family, other, child_lock.path()) {
-            let other_rules = other_ipt.save(None).map(|t| rule_count(&t)).unwrap_or(0);
-            if other_rules > 0 && rule_count(&saved) > 0 {
-                println!(
-                    "WARNING: {family}: {other_rules} rules also live in the {} tables: packets \
-                     traverse both rulesets. Move them (iptables-docker install does) or flush them.",
-                    other.name()
-                );
+impl State {
+    fn headline(self) -> &'static str {
+        match self {
+            State::On => "ON: the host policy is loaded and matches the configuration",
+            State::Drift => "ON, but the running ruleset DIFFERS from the policy (drift)",
+            State::Off => "OFF: the host is open (INPUT accepts new connections to every port)",
+            State::Split => {
+                "SPLIT: rules live in both iptables-legacy and iptables-nft; packets traverse both"
             }
         }
+    }
+
+    fn error(self) -> Option<Error> {
+        let (kind, message, hint) = match self {
+            State::On => return None,
+            State::Off => (
+                Kind::Off,
+                "the firewall is off: the host is open",
+                "`systemctl start iptables-docker` (or `iptables-docker start`) loads the policy",
+            ),
+            State::Drift => (
+                Kind::Drift,
+                "the running ruleset is not what the policy would load",
+                "`iptables-docker plan --diff` shows how; `systemctl reload iptables-docker` \
+                 loads the configured policy — after a --confirm that was rolled back, the \
+                 configuration still holds the rejected change: fix it first",
+            ),
+            State::Split => (
+                Kind::Split,
+                "rules live in both the iptables-legacy and the iptables-nft tables",
+                "`iptables-docker install` moves the rules to one backend; then restart Docker",
+            ),
+        };
+        Some(Error::new(kind, message).hint(hint))
+    }
+}
+
+/// One family's part of the report.
+#[derive(Debug, Serialize)]
+struct FamilyReport {
+    family: &'static str,
+    #[serde(flatten)]
+    exposure: Exposure,
+    counts: Counts,
+    /// Rules that differ from the policy: `- ` running but not in the policy's ruleset,
+    /// `+ ` in it but not running; `table: -A CHAIN spec`.
+    drift: Vec<String>,
+    /// Rules in the other iptables backend's tables.
+    other_backend_rules: usize,
+    /// Non-Docker chains (`table chain`) the last apply that changed this family removed.
+    removed_chains: Vec<String>,
+}
+
+/// The `--json` document (schema [`JSON_SCHEMA`], README.md "status --json").
+#[derive(Debug, Serialize)]
+struct Report {
+    schema: u32,
+    state: State,
+    exit_code: i32,
+    backend: String,
+    iptables_points_to: String,
+    unit: Option<UnitReport>,
+    config: Option<String>,
+    template: Option<String>,
+    last_apply: Option<String>,
+    newest_snapshot: Option<String>,
+    pending_confirmation: bool,
+    /// The configuration's error when it does not load (then `drift` is empty: unchecked).
+    config_error: Option<String>,
+    families: Vec<FamilyReport>,
+    warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct UnitReport {
+    active: String,
+    enabled: String,
+}
+
+fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "ipv4",
+        Family::V6 => "ipv6",
+    }
+}
+
+/// `- filter: -A INPUT …` / `+ …` lines for the tables that differ.
+fn drift_lines(plan: &FamilyPlan) -> Vec<String> {
+    let lines = |rs: &Ruleset, table: &str| -> Vec<String> {
+        rs.table(table)
+            .map(|t| {
+                t.rules
+                    .iter()
+                    .map(|r| format!("{table}: -A {} {}", r.chain, r.spec))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for table in &plan.changed {
+        let (now, want) = (lines(&plan.current, table), lines(&plan.desired, table));
+        out.extend(
+            now.iter()
+                .filter(|l| !want.contains(l))
+                .map(|l| format!("- {l}")),
+        );
+        out.extend(
+            want.iter()
+                .filter(|l| !now.contains(l))
+                .map(|l| format!("+ {l}")),
+        );
+        let policies = |rs: &Ruleset| {
+            rs.table(table)
+                .map(|t| {
+                    t.chains
+                        .iter()
+                        .filter_map(|c| {
+                            Some(format!("{table}: :{} {}", c.name, c.policy.as_ref()?))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        let (pn, pw) = (policies(&plan.current), policies(&plan.desired));
+        out.extend(
+            pn.iter()
+                .filter(|l| !pw.contains(l))
+                .map(|l| format!("- {l}")),
+        );
+        out.extend(
+            pw.iter()
+                .filter(|l| !pn.contains(l))
+                .map(|l| format!("+ {l}")),
+        );
+    }
+    out
+}
+
+fn other_backend(backend: Backend) -> Backend {
+    match backend {
+        Backend::Legacy => Backend::Nft,
+        Backend::Nft => Backend::Legacy,
+    }
+}
+
+/// Reads and analyses every managed family.
+fn families(global: &Global, config: &crate::config::Config) -> Result<Vec<FamilyReport>> {
+    let state = StateDir::new(&global.state_dir);
+    let child_lock = tempfile::NamedTempFile::new()?;
+    let mut out = Vec::new();
+    for family in managed_families(config) {
+        let ipt = Iptables::new(family, global.backend, child_lock.path())?;
+        let saved = ipt.save(None)?;
+        let other_backend_rules =
+            Iptables::new(family, other_backend(global.backend), child_lock.path())
+                .and_then(|o| o.save(None))
+                .map(|t| rule_count(&t))
+                .unwrap_or(0);
         let source = format!("{}-save output", family.command());
         let plan = pipeline::plan(
             family,
             &saved,
             &source,
-            &config,
+            config,
             Mode::Start,
-            &external,
             &state.applied(family),
         )?;
-        let docker = plan.ownership.kept_rules();
-        let host = plan.current.rule_count() - docker;
-        let sync = if plan.changed.is_empty() {
-            "matches the policy".to_string()
-        } else {
-            drift.push(family);
-            format!(
-                "DIFFERS from the policy in tables {} (run `iptables-docker plan --diff`)",
-                plan.changed.join(", ")
-            )
-        };
-        println!("{family}: {docker} Docker rules kept, {host} host rules active; running ruleset {sync}");
+        let exposure = exposure::analyse(
+            family,
+            &plan.current,
+            &plan.ownership.facts,
+            config.ssh.port,
+        );
+        out.push(FamilyReport {
+            family: family_name(family),
+            exposure,
+            counts: plan.counts(),
+            drift: drift_lines(&plan),
+            removed_chains: state.removed_chains(family),
+            other_backend_rules: if rule_count(&saved) > 0 {
+                other_backend_rules
+            } else {
+                0
+            },
+        });
     }
-    if pending::has_pending(&state) {
-        println!("an apply made with --confirm is waiting for `iptables-docker confirm`");
-    }
-    let newest: Option<PathBuf> = state.list_backups(None).pop();
-    match newest {
-        Some(p) => println!("newest snapshot: {}", p.display()),
-        None => println!("newest snapshot: none"),
-    }
-    if drift.is_empty() {
-        Ok(())
+    Ok(out)
+}
+
+fn overall(families: &[FamilyReport]) -> State {
+    if families.iter().any(|f| f.other_backend_rules > 0) {
+        State::Split
+    } else if families
+        .iter()
+        .any(|f| matches!(f.exposure.other_ports, Reach::Everyone { .. }))
+    {
+        State::Off
+    } else if families.iter().any(|f| !f.drift.is_empty()) {
+        State::Drift
     } else {
-        Err(Error::new(
-            Kind::Drift,
-            "the running ruleset is not what the policy would load",
-        )
-        .hint("`iptables-docker plan --diff` shows how; `systemctl reload iptables-docker` applies the policy"))
+        State::On
     }
+}
+
+fn warnings(families: &[FamilyReport]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in families {
+        if f.counts.removed > 0 {
+            out.push(format!(
+                "{}: {} running rule(s) are neither Docker's, kept on request, nor the policy's: \
+                 `start` would remove them (`iptables-docker plan --explain`)",
+                f.family, f.counts.removed
+            ));
+        }
+        if !f.removed_chains.is_empty() {
+            out.push(format!(
+                "{}: the last apply removed non-Docker chains: {} (keep_chains keeps a chain)",
+                f.family,
+                f.removed_chains.join(", ")
+            ));
+        }
+        if !f.drift.is_empty() {
+            out.push(format!(
+                "{}: the running ruleset differs from the policy in {} rule(s)",
+                f.family,
+                f.drift.len()
+            ));
+        }
+        if f.other_backend_rules > 0 {
+            out.push(format!(
+                "{}: {} rule(s) also live in the other iptables backend's tables: packets \
+                 traverse both rulesets",
+                f.family, f.other_backend_rules
+            ));
+        }
+        let unmodelled = f
+            .exposure
+            .published
+            .iter()
+            .flat_map(|p| &p.notes)
+            .chain(f.exposure.services.iter().flat_map(|s| &s.notes))
+            .filter(|n| n.contains("not modelled"))
+            .count();
+        if unmodelled > 0 {
+            out.push(format!(
+                "{}: {unmodelled} rule(s) use matches the report does not model; the entries \
+                 they concern say which",
+                f.family
+            ));
+        }
+    }
+    out
+}
+
+/// The report, and the configuration's error when it does not load: then the exposure is
+/// still read from the kernel (with the built-in configuration's view of what to keep),
+/// drift is not checked, and status exits with the configuration's code.
+fn report(global: &Global) -> Result<(Report, Option<Error>)> {
+    let (config, config_error) = match load_config(global) {
+        Ok(config) => (config, None),
+        Err(e) if e.kind() == Kind::Config => (crate::config::Config::builtin(), Some(e)),
+        Err(e) => return Err(e),
+    };
+    let state_dir = StateDir::new(&global.state_dir);
+    let mut families = families(global, &config)?;
+    let mut warnings = Vec::new();
+    if let Some(e) = &config_error {
+        families.iter_mut().for_each(|f| f.drift.clear());
+        warnings.push(format!(
+            "the configuration does not load, so drift is not checked: {e}"
+        ));
+    }
+    warnings.extend(self::warnings(&families));
+    let state = overall(&families);
+    let unit = host::systemd_booted()
+        .then(|| host::unit_state("iptables-docker.service").ok())
+        .flatten()
+        .filter(|u| u.exists())
+        .map(|u| UnitReport {
+            active: u.active,
+            enabled: u.file,
+        });
+    let exit_code = match (&config_error, state.error()) {
+        (Some(e), _) => e.kind().exit_code(),
+        (None, e) => e.map_or(0, |e| e.kind().exit_code()),
+    };
+    let report = Report {
+        schema: JSON_SCHEMA,
+        state,
+        exit_code,
+        backend: format!("iptables-{}", global.backend.name()),
+        iptables_points_to: iptables_backend(),
+        unit,
+        config: config.path.as_ref().map(|p| p.display().to_string()),
+        template: config.template.as_ref().map(|p| p.display().to_string()),
+        last_apply: state_dir.last_apply().map(|t| utc_iso8601(t, false)),
+        newest_snapshot: state_dir
+            .list_backups(None)
+            .pop()
+            .map(|p| p.display().to_string()),
+        pending_confirmation: pending::has_pending(&state_dir),
+        config_error: config_error.as_ref().map(ToString::to_string),
+        warnings,
+        families,
+    };
+    Ok((report, config_error))
+}
+
+pub fn run(global: &Global, args: &StatusArgs) -> Result<()> {
+    system::require_root("status")?;
+    let (report, config_error) = report(global)?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::failed(format!("cannot write JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{}", render_text(&report, super::verbose()));
+    }
+    match config_error.or(report.state.error()) {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+fn render_text(r: &Report, verbose: bool) -> String {
+    let mut out = format!("iptables-docker: {}\n", r.state.headline());
+    out += &format!(
+        "backend: {} (`iptables` is {})\n",
+        r.backend, r.iptables_points_to
+    );
+    out += &match &r.unit {
+        Some(u) => format!(
+            "unit: iptables-docker.service {}, {}\n",
+            u.active, u.enabled
+        ),
+        None => "unit: iptables-docker.service not installed (or no systemd)\n".to_string(),
+    };
+    out += &format!(
+        "config: {}; template: {}\n",
+        r.config
+            .as_deref()
+            .unwrap_or("built-in default (no config file)"),
+        r.template.as_deref().unwrap_or("built-in")
+    );
+    out += &format!(
+        "last apply: {}; newest snapshot: {}\n",
+        r.last_apply.as_deref().unwrap_or("never"),
+        r.newest_snapshot.as_deref().unwrap_or("none")
+    );
+    if r.pending_confirmation {
+        out += "an apply made with --confirm is waiting for `iptables-docker confirm`\n";
+    }
+    for f in &r.families {
+        out += &family_text(f, verbose);
+    }
+    if !r.warnings.is_empty() {
+        out += "\nwarnings:\n";
+        for w in &r.warnings {
+            out += &format!("  {w}\n");
+        }
+    }
+    out
+}
+
+fn notes_text(notes: &[String]) -> String {
+    notes.iter().map(|n| format!("      note: {n}\n")).collect()
+}
+
+fn family_text(f: &FamilyReport, verbose: bool) -> String {
+    let e = &f.exposure;
+    let name = if f.family == "ipv4" { "IPv4" } else { "IPv6" };
+    let mut out = format!("\n{name} (INPUT policy {}):\n", e.input_policy);
+    out += "  host services:\n";
+    if e.services.is_empty() {
+        out += "    none\n";
+    }
+    for s in &e.services {
+        let port = s.port.as_deref().map_or(String::new(), |p| format!("/{p}"));
+        let what = if s.description.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", s.description)
+        };
+        out += &format!("    {}{port}{what}: {}\n", s.proto, s.reach);
+        out += &notes_text(&s.notes);
+    }
+    out += &format!("  every other port: {}\n", e.other_ports);
+    out += &format!("  ping: {}\n", e.ping);
+    out += &format!(
+        "  trusted interfaces (everything accepted): {}\n",
+        if e.trusted_interfaces.is_empty() {
+            "none".to_string()
+        } else {
+            e.trusted_interfaces.join(", ")
+        }
+    );
+    out += "  published container ports:\n";
+    if e.published.is_empty() {
+        out += "    none\n";
+    }
+    for p in &e.published {
+        let host =
+            p.host_address
+                .as_deref()
+                .unwrap_or(if f.family == "ipv4" { "0.0.0.0" } else { "::" });
+        let bridge = p
+            .bridge
+            .as_deref()
+            .map_or(String::new(), |b| format!(" on {b}"));
+        out += &format!(
+            "    {} {host}:{} -> {}:{}{bridge}: {}\n",
+            p.proto, p.host_port, p.container_address, p.container_port, p.reach
+        );
+        out += &notes_text(&p.notes);
+    }
+    let c = &f.counts;
+    out += &format!(
+        "  rules: {} Docker's, {} kept on request, {} the policy's; {} start would remove\n",
+        c.docker, c.kept_on_request, c.ours, c.removed
+    );
+    if !f.drift.is_empty() {
+        out += "  differs from the policy (- running only, + policy only):\n";
+        let shown = if verbose { f.drift.len() } else { 20 };
+        for line in f.drift.iter().take(shown) {
+            out += &format!("    {line}\n");
+        }
+        if f.drift.len() > shown {
+            out += &format!("    … {} more (--verbose)\n", f.drift.len() - shown);
+        }
+    }
+    out
 }

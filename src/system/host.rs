@@ -202,7 +202,7 @@ pub fn auto_alternative(group: &str) -> Result<()> {
 }
 
 fn no_alternatives_tool() -> Error {
-    Error::environment("neither `update-alternatives` nor `alternatives` was found")
+    Error::not_installed("neither `update-alternatives` nor `alternatives` was found")
         .hint("install dpkg's update-alternatives (Debian/Ubuntu) or chkconfig's alternatives (RHEL-like)")
 }
 

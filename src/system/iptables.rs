@@ -38,7 +38,7 @@ pub struct Iptables {
 
 fn find(name: &str, backend: Backend) -> Result<PathBuf> {
     which::which(name).map_err(|_| {
-        Error::environment(format!("`{name}` was not found in PATH")).hint(backend.package_hint())
+        Error::not_installed(format!("`{name}` was not found in PATH")).hint(backend.package_hint())
     })
 }
 

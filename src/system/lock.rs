@@ -1,10 +1,17 @@
 //! The xtables lock (`/run/xtables.lock`, or `$XTABLES_LOCKFILE`): held from the first
 //! `iptables-save` to the last `iptables-restore`, so that Docker's `iptables --wait`
 //! calls queue behind us and nothing they write in between is lost.
+//!
+//! The lock is `flock(2)` on that file, as iptables takes it, through rustix's safe
+//! wrapper (already in the dependency tree via tempfile): std's `File::try_lock` would
+//! need Rust 1.89, above the rust-version (Debian 13's 1.85).
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use rustix::fs::{flock, FlockOperation};
+use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 
@@ -41,12 +48,12 @@ impl XtablesLock {
             })?;
         let start = Instant::now();
         loop {
-            match file.try_lock() {
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => return Ok(XtablesLock { _file: file, path }),
-                Err(TryLockError::WouldBlock) if start.elapsed() < wait => {
+                Err(Errno::WOULDBLOCK) if start.elapsed() < wait => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                Err(TryLockError::WouldBlock) => {
+                Err(Errno::WOULDBLOCK) => {
                     return Err(Error::environment(format!(
                         "another program has held the xtables lock {} for {}s",
                         path.display(),
@@ -56,7 +63,7 @@ impl XtablesLock {
                         "find it with `fuser -v /run/xtables.lock`, or retry with --wait SECONDS",
                     ))
                 }
-                Err(TryLockError::Error(e)) => {
+                Err(e) => {
                     return Err(Error::environment(format!(
                         "cannot lock {}: {e}",
                         path.display()

@@ -8,7 +8,7 @@ pub mod pending;
 pub mod state;
 pub mod trust;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 
 /// Fails unless running as root, naming the command that needs it.
 pub fn require_root(what: &str) -> Result<()> {
@@ -16,16 +16,11 @@ pub fn require_root(what: &str) -> Result<()> {
     if unsafe { libc::geteuid() } == 0 {
         Ok(())
     } else {
-        Err(Error::environment(format!("{what} must run as root"))
-            .hint(format!("run it with sudo: sudo iptables-docker {what}")))
+        Err(
+            Error::new(Kind::NotRoot, format!("{what} must run as root"))
+                .hint(format!("run it with sudo: sudo iptables-docker {what}")),
+        )
     }
-}
-
-/// The interfaces of this host's default routes (IPv4 and IPv6).
-pub fn default_route_interfaces() -> Vec<String> {
-    let v4 = fs_err::read_to_string("/proc/net/route").unwrap_or_default();
-    let v6 = fs_err::read_to_string("/proc/net/ipv6_route").unwrap_or_default();
-    crate::policy::default_route_interfaces(&v4, &v6)
 }
 
 /// This binary's version and file identity (device, inode, size, mtime): what tells a

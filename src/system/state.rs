@@ -82,17 +82,17 @@ impl StateDir {
         Ok(())
     }
 
-    /// Saves the ruleset found before an apply and drops the oldest beyond the limit.
-    pub fn write_backup(&self, family: Family, text: &str) -> Result<PathBuf> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let name = format!(
-            "{:012}.{:09}-{}.rules",
-            now.as_secs(),
-            now.subsec_nanos(),
-            family.tag()
-        );
+    /// A new snapshot's name: the UTC time to the microsecond, ISO 8601 basic format
+    /// (`20261130T190405.123456Z`: sorts by time, no `:` for shells and scp). The files of
+    /// one snapshot, one per family, share it.
+    pub fn new_snapshot_name() -> String {
+        utc_iso8601(SystemTime::now(), true)
+    }
+
+    /// Saves the ruleset found before an apply as `<backups>/<snapshot>-<family>.rules` and
+    /// drops the oldest beyond the limit.
+    pub fn write_backup(&self, snapshot: &str, family: Family, text: &str) -> Result<PathBuf> {
+        let name = format!("{snapshot}-{}.rules", family.tag());
         let path = self.backups().join(name);
         Self::write_private(&path, text)?;
         let mut mine = self.list_backups(Some(family));
@@ -102,7 +102,26 @@ impl StateDir {
         Ok(path)
     }
 
-    /// Snapshots, oldest first.
+    /// The snapshots, oldest first: each name with its files, one per family.
+    pub fn snapshots(&self) -> Vec<(String, Vec<(Family, PathBuf)>)> {
+        let mut out: Vec<(String, Vec<(Family, PathBuf)>)> = Vec::new();
+        for path in self.list_backups(None) {
+            let file = path.file_name().unwrap_or_default().to_string_lossy();
+            let Some((name, family)) = Family::ALL.into_iter().find_map(|f| {
+                let name = file.strip_suffix(&format!("-{}.rules", f.tag()))?;
+                Some((name.to_string(), f))
+            }) else {
+                continue;
+            };
+            match out.last_mut() {
+                Some((last, files)) if *last == name => files.push((family, path)),
+                _ => out.push((name, vec![(family, path)])),
+            }
+        }
+        out
+    }
+
+    /// Snapshot files, oldest first.
     pub fn list_backups(&self, family: Option<Family>) -> Vec<PathBuf> {
         let suffix = family.map(|f| format!("-{}.rules", f.tag()));
         let mut found: Vec<PathBuf> = std::fs::read_dir(self.backups())
@@ -119,6 +138,20 @@ impl StateDir {
         found
     }
 
+    /// When the last apply (start, reload or stop that changed or checked the ruleset)
+    /// finished: the newest of the apply records' modification times.
+    pub fn last_apply(&self) -> Option<SystemTime> {
+        Family::ALL
+            .iter()
+            .filter_map(|f| {
+                std::fs::metadata(self.applied_path(*f))
+                    .ok()?
+                    .modified()
+                    .ok()
+            })
+            .max()
+    }
+
     /// What the last apply recorded for this family (empty if nothing or unreadable).
     pub fn applied(&self, family: Family) -> Applied {
         std::fs::read_to_string(self.applied_path(family))
@@ -128,5 +161,66 @@ impl StateDir {
 
     pub fn record_applied(&self, family: Family, applied: &Applied) -> Result<()> {
         Self::write_private(&self.applied_path(family), &applied.to_string())
+    }
+
+    fn removed_chains_path(&self, family: Family) -> PathBuf {
+        self.root.join(format!("removed-chains-{}", family.tag()))
+    }
+
+    /// Records the non-Docker chains (`table chain`, one a line) an apply that changed
+    /// the ruleset removed, for `status` to name.
+    pub fn record_removed_chains(&self, family: Family, chains: &[String]) -> Result<()> {
+        let text: String = chains.iter().map(|c| format!("{c}\n")).collect();
+        Self::write_private(&self.removed_chains_path(family), &text)
+    }
+
+    /// What [`Self::record_removed_chains`] recorded last (empty if nothing).
+    pub fn removed_chains(&self, family: Family) -> Vec<String> {
+        std::fs::read_to_string(self.removed_chains_path(family))
+            .map(|t| t.lines().map(ToString::to_string).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// `time` in UTC, ISO 8601: `2026-11-30T19:04:05Z`, or with `basic` the compact form with
+/// microseconds used in file names, `20261130T190405.123456Z`. Civil date from days since
+/// the epoch: H. Hinnant, "chrono-Compatible Low-Level Date Algorithms" (`civil_from_days`).
+pub fn utc_iso8601(time: SystemTime, basic: bool) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    if basic {
+        format!(
+            "{y:04}{mo:02}{d:02}T{h:02}{m:02}{s:02}.{:06}Z",
+            since.subsec_micros()
+        )
+    } else {
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn utc_times_in_iso_8601() {
+        let t = UNIX_EPOCH + Duration::new(1_796_063_333, 732_831_448);
+        assert_eq!(utc_iso8601(t, false), "2026-11-30T18:28:53Z");
+        assert_eq!(utc_iso8601(t, true), "20261130T182853.732831Z");
+        assert_eq!(utc_iso8601(UNIX_EPOCH, false), "1970-01-01T00:00:00Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(utc_iso8601(leap, false), "2000-02-29T00:00:00Z");
     }
 }

@@ -13,30 +13,9 @@
 # Closing line: "packets: N passed, N failed".
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../docker/lib.sh
-. "$HERE/../docker/lib.sh"
-# shellcheck source=../docker/topology.sh
-. "$HERE/../docker/topology.sh"
-BIN=$(readlink -f "${BIN:?set BIN to the iptables-docker binary}")
-export BIN
-
-dk_enter_sandbox "$@" # --- everything below runs inside private namespaces ---
-dk_sandbox_init
-mkdir -p /run/iptd /run/work
-export IPTABLES_DOCKER_STATE_DIR=/run/iptd
-if [[ -d /etc/iptables-docker ]]; then mount -t tmpfs iptd-etc /etc/iptables-docker; fi
-
-PIDS=()
-cleanup() {
-    local rc=$?
-    set +e
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    wait 2>/dev/null
-    topo_teardown 2>/dev/null
-    for ns in ctr1 ctr2; do ip netns del "$ns" 2>/dev/null; done
-    return "$rc"
-}
-trap cleanup EXIT
+# shellcheck source=lib.sh
+. "$HERE/lib.sh" # enters private namespaces; serve, CONTAINERS, docker29_rules
+CONTAINERS=(ctr1 ctr2)
 
 C1=$TOPO_CLIENT_IP1 C2=$TOPO_CLIENT_IP2 C1_6=$TOPO_CLIENT_IP6_1 C2_6=$TOPO_CLIENT_IP6_2
 H=$TOPO_HOST_IP
@@ -59,7 +38,6 @@ for i in 1 2; do
 done
 mkdir -p /run/work/www
 echo iptd-ok > /run/work/www/index.html
-serve() { "$@" & PIDS+=($!); }
 serve ip netns exec ctr1 busybox httpd -f -p 80 -h /run/work/www
 serve ip netns exec ctr2 busybox httpd -f -p 80 -h /run/work/www
 serve busybox httpd -f -p 22 -h /run/work/www   # "ssh"
@@ -71,55 +49,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 53))
 while True:
     data, peer = s.recvfrom(512); s.sendto(b"iptd-ok " + data, peer)'
 
-docker_rules() { # FAMILY: Docker 29's shape for docker0, ctr1 publishing 8080/tcp, 8053/udp
-    local ctr=198.18.0.2 net=198.18.0.0/24 m=32 lo='! -d 127.0.0.0/8 ' to_tcp=198.18.0.2:80 to_udp=198.18.0.2:53
-    if [[ $1 == 6 ]]; then
-        ctr=2001:db8:d0c::2 net=2001:db8:d0c::/64 m=128 lo='! -d ::1/128 '
-        to_tcp='[2001:db8:d0c::2]:80' to_udp='[2001:db8:d0c::2]:53'
-    fi
-    cat <<RULES
-*raw
-:PREROUTING ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
--A PREROUTING -d $ctr/$m ! -i docker0 -j DROP
-COMMIT
-*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
-:DOCKER - [0:0]
--A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
--A OUTPUT ${lo}-m addrtype --dst-type LOCAL -j DOCKER
--A POSTROUTING -s $net ! -o docker0 -j MASQUERADE
--A DOCKER -i docker0 -j RETURN
--A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination $to_tcp
--A DOCKER ! -i docker0 -p udp -m udp --dport 8053 -j DNAT --to-destination $to_udp
-COMMIT
-*filter
-:INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
-:DOCKER - [0:0]
-:DOCKER-BRIDGE - [0:0]
-:DOCKER-CT - [0:0]
-:DOCKER-FORWARD - [0:0]
-:DOCKER-INTERNAL - [0:0]
-:DOCKER-USER - [0:0]
--A FORWARD -j DOCKER-USER
--A FORWARD -j DOCKER-FORWARD
--A DOCKER -d $ctr/$m ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT
--A DOCKER -d $ctr/$m ! -i docker0 -o docker0 -p udp -m udp --dport 53 -j ACCEPT
--A DOCKER ! -i docker0 -o docker0 -j DROP
--A DOCKER-BRIDGE -o docker0 -j DOCKER
--A DOCKER-CT -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A DOCKER-FORWARD -j DOCKER-CT
--A DOCKER-FORWARD -j DOCKER-INTERNAL
--A DOCKER-FORWARD -j DOCKER-BRIDGE
--A DOCKER-FORWARD -i docker0 -j ACCEPT
-COMMIT
-RULES
-}
+docker_rules() { docker29_rules "$1" "tcp 8080 80" "udp 8053 53"; }
 docker_rules 4 | iptables-legacy-restore
 docker_rules 6 | ip6tables-legacy-restore
 

@@ -112,7 +112,7 @@ out=$(run bash --norc -c '. /usr/share/bash-completion/completions/iptables-dock
 expect_in "bash completion installed and loads" "-F _iptables__docker iptables-docker" "$out"
 out=$(run systemd-analyze verify /lib/systemd/system/iptables-docker.service)
 expect_in "systemd-analyze verify: clean" "[exit 0]" "$out"
-expect_in "status: the running ruleset matches the policy" "matches the policy" "$(run iptables-docker status)"
+expect_in "status: ON, the running ruleset matches the policy" "iptables-docker: ON: " "$(run iptables-docker status)"
 journal=$(run journalctl -u iptables-docker --no-pager -o cat)
 expect_in "journal: what was kept and removed" "IPv4: kept " "$journal"
 expect_in "journal: how long it took" "start: done in " "$journal"

@@ -148,20 +148,20 @@ expect_eq "Docker's rules in iptables-nft" "$docker_rule_count" "$(($(rules_of i
 t2=$(now)
 echo "# refusals change nothing"
 out=$(run unshare --mount sh -c 'mount -t tmpfs none /run/systemd && /root/iptables-docker install')
-expect_in "without systemd as PID 1: refused, exit 4" "systemd is not running as PID 1" "$out"
-expect_in "  exit code 4" "[exit 4]" "$out"
+expect_in "without systemd as PID 1: refused, exit 150" "systemd is not running as PID 1" "$out"
+expect_in "  exit code 150" "[exit 150]" "$out"
 sd_sh 'mv /usr/sbin/ip6tables-legacy-restore /root/hidden'
 out=$(run /root/iptables-docker install)
 sd_sh 'mv /root/hidden /usr/sbin/ip6tables-legacy-restore'
 expect_in "without ip6tables-legacy-restore: refused" '`ip6tables-legacy-restore` was not found' "$out"
 expect_in "  with the package to install" "apt-get install iptables" "$out"
-expect_in "  exit code 4" "[exit 4]" "$out"
+expect_in "  exit code 5 (LSB: not installed)" "[exit 5]" "$out"
 out=$(run env SSH_CONNECTION="203.0.113.9 40000 10.0.0.1 2222" /root/iptables-docker install)
 expect_in "SSH session to port 2222 under a port-22 policy: refused" "would not accept your SSH connection from 203.0.113.9 to port 2222" "$out"
-expect_in "  exit code 5" "[exit 5]" "$out"
+expect_in "  exit code 151" "[exit 151]" "$out"
 out=$(run /root/iptables-docker --config /root/x.toml install)
 expect_in "install --config: refused (install always uses /etc/iptables-docker/config.toml)" "install always uses /etc/iptables-docker/config.toml" "$out"
-expect_in "  exit code 3" "[exit 3]" "$out"
+expect_in "  exit code 6 (LSB: not configured)" "[exit 6]" "$out"
 expect_same "refusals left the host exactly as it was" "$original" "$(state)"
 
 echo "# an install that fails half-way is put back"
@@ -183,7 +183,7 @@ echo "# ./install"
 out=$(run /root/src/install)
 expect_in "without cargo: a clear message" "cargo (Rust) was not found" "$out"
 expect_in "  pointing at rustup" "https://rustup.rs" "$out"
-expect_in "  exit code 4" "[exit 4]" "$out"
+expect_in "  exit code 5 (LSB: not installed)" "[exit 5]" "$out"
 expect_same "  nothing changed" "$original" "$(state)"
 # A cargo whose `build --release` produces the binary under test.
 sd_sh 'mkdir -p /root/fakecargo && printf "#!/bin/sh\n[ \"\$1 \$2 \$3\" = \"build --release --locked\" ] || exit 2\nmkdir -p target/release && cp /root/iptables-docker target/release/iptables-docker\n" >/root/fakecargo/cargo && chmod 755 /root/fakecargo/cargo'
@@ -234,10 +234,18 @@ expect_eq "snapshot holds the original nft ruleset" "$(section "$original" iptab
 out=$(run systemd-analyze verify /etc/systemd/system/iptables-docker.service)
 expect_eq "systemd-analyze verify: clean" "[exit 0]" "$out"
 expect_eq "systemctl reload works under the hardened unit" "[exit 0]" "$(run systemctl reload iptables-docker.service)"
+sd_sh 'cp /etc/iptables-docker/config.toml /root/config.good && printf "[ssh]\nport = 70000\n" >> /etc/iptables-docker/config.toml'
+out=$(run systemctl reload iptables-docker.service)
+expect_in "a bad config: systemctl reload fails" "[exit 1]" "$out"
+out=$(run systemctl status --no-pager --lines=20 iptables-docker.service)
+expect_in "  systemctl status names the LSB code" "status=6/NOTCONFIGURED" "$out"
+sd_sh 'cp /root/config.good /etc/iptables-docker/config.toml && rm /root/config.good'
+expect_eq "  with the config fixed, reload works" "[exit 0]" "$(run systemctl reload iptables-docker.service)"
 out=$(run iptables-docker status)
-expect_in "status: the running ruleset matches the policy" "running ruleset matches the policy" "$out"
+expect_in "status: ON, the running ruleset matches the policy" "iptables-docker: ON: " "$out"
+expect_in "  and names the active unit" "unit: iptables-docker.service active, enabled" "$out"
 expect_in "  and nothing left in nft" "[exit 0]" "$out"
-expect_not_in "  no two-rulesets warning" "WARNING" "$out"
+expect_not_in "  no two-rulesets warning" "SPLIT" "$out"
 
 echo "# a second install is a no-op"
 stamp() { sd_exec systemctl show -p ActiveEnterTimestampMonotonic --value iptables-docker.service; }
