@@ -153,7 +153,7 @@ for h in "${hosts[@]}"; do
     expect_in "  $h: the policy is in the kernel" "-A INPUT -s 10.213.0.0/24 -p tcp -m tcp --dport 8080 -m comment --comment web -j ACCEPT" "$rules"
     expect_in "  $h: INPUT DROP" ":INPUT DROP" "$rules"
     status=$(on "$h" iptables-docker status 2>&1)
-    expect_in "  $h: the running ruleset is the policy" "running ruleset matches the policy" "$status"
+    expect_in "  $h: the running ruleset is the policy" "ON: the host policy is loaded and matches the configuration" "$status"
     expect_not_in "  $h: in both families" "DIFFERS" "$status"
     expect_not_in "  $h: nothing waits for a confirmation" "waiting for" "$status"
     expect_eq "  $h: no configuration backup left" "" "$(on "$h" find /etc/iptables-docker -name '*~' 2>&1)"
@@ -215,9 +215,10 @@ echo "# the same policy forced: h1 applies it, the controller cannot reconnect, 
     set +e
     sd_select "${work[h1]}"
     while :; do
-        n=$(sd_exec iptables-legacy-save 2>/dev/null | grep -c -- '-s 10.213.0.200/32') || true
-        echo "$(now) $n"
         sleep 0.2
+        rules=$(sd_exec iptables-legacy-save 2>/dev/null)
+        [[ $rules == *"*filter"* ]] || continue # a save that failed says nothing
+        echo "$(now) $(grep -c -- '-s 10.213.0.200/32' <<<"$rules")"
     done
 ) >"${work[h1]}/samples" 2>"${work[h1]}/samples.err" &
 sampler=$!
@@ -231,8 +232,9 @@ expect_in "  h1 fails, named" "fatal: [h1]: FAILED!" "$out"
 expect_in "  why: no new SSH connection" "h1: the new policy is not in place. The controller could not open a new SSH connection to it within 8 s" "$out"
 expect_in "  and what h1 did: rolled back" "not confirmed within $window s: the previous ruleset was put back" "$out"
 expect_in "  and put its config back" "the previous /etc/iptables-docker/config.toml was put back" "$out"
-# When the forced policy first showed, and the first sample after that without it.
-read -r first back < <(awk '$2 > 0 && !f { f = $1 } f && $2 == 0 && !b { b = $1 }
+# When the forced policy first showed, and the first sample without it after the last
+# that had it.
+read -r first back < <(awk '$2 > 0 { if (!f) f = $1; b = 0 } f && $2 == 0 && !b { b = $1 }
     END { printf "%d %d\n", f, b }' "${work[h1]}/samples")
 if ((first > 0 && back > 0)); then
     held=$(((back - first) / 100))
