@@ -2,16 +2,17 @@
 //! saved text → [`Ruleset`] → [`DockerOwnership`] → [`Policy`] → composed ruleset → the
 //! tables that need to be written (and the text that writes or rolls them back).
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
 use crate::compose::{changed_tables, compose};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::ownership::{classify, is_docker_chain, is_our_rule, DockerOwnership, Reason};
-use crate::policy::{self, Policy};
-use crate::ruleset::{self, builtin_chains, Rule, Ruleset, Table};
+use crate::policy::{self, Policy, Template};
+use crate::ruleset::{self, Rule, Ruleset, Table};
 
 /// What is being applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,28 +28,35 @@ pub enum Mode {
 /// table whose composition and kernel content still match these is unchanged even when
 /// the kernel spells a rule differently from the template; and when the inputs and every
 /// table's kernel content match, nothing needs to be parsed at all.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// On disk (`<state dir>/applied-v4`, `-v6`) it is TOML, like the install record:
+/// `inputs = "…"` and a `[tables.NAME]` per table with `composed` and `kernel`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Applied {
-    tables: BTreeMap<String, (String, String)>,
     inputs: Option<String>,
+    #[serde(default)]
+    tables: BTreeMap<String, AppliedTable>,
+}
+
+/// One table's fingerprints after an apply ([`crate::ruleset::Table::fingerprint`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AppliedTable {
+    /// What the apply composed.
+    pub composed: String,
+    /// What the kernel held right after.
+    pub kernel: String,
 }
 
 impl Applied {
+    /// The record from its TOML text; empty (nothing recorded) when it does not parse, as
+    /// a record from an older version: the next apply plans afresh and writes it anew.
     pub fn parse(text: &str) -> Self {
-        let mut applied = Applied::default();
-        for line in text.lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            match f.as_slice() {
-                ["inputs", fp] => applied.inputs = Some(fp.to_string()),
-                [table, d, k] => {
-                    applied
-                        .tables
-                        .insert(table.to_string(), (d.to_string(), k.to_string()));
-                }
-                _ => {}
-            }
-        }
-        applied
+        toml::from_str(text).unwrap_or_default()
+    }
+
+    /// The TOML text of the record.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("an apply record serializes")
     }
 
     /// What an apply with `inputs` leaves: every table of `desired`, with the kernel's
@@ -59,7 +67,11 @@ impl Applied {
             .iter()
             .filter_map(|t| {
                 let (_, k) = kernel.iter().find(|(name, _)| *name == t.name)?;
-                Some((t.name.clone(), (t.fingerprint(), k.clone())))
+                let table = AppliedTable {
+                    composed: t.fingerprint(),
+                    kernel: k.clone(),
+                };
+                Some((t.name.clone(), table))
             })
             .collect();
         Applied {
@@ -69,9 +81,9 @@ impl Applied {
     }
 
     fn matches(&self, desired: &Table, kernel: &Table) -> bool {
-        self.tables
-            .get(&desired.name)
-            .is_some_and(|(d, k)| *d == desired.fingerprint() && *k == kernel.fingerprint())
+        self.tables.get(&desired.name).is_some_and(|t| {
+            t.composed == desired.fingerprint() && t.kernel == kernel.fingerprint()
+        })
     }
 
     /// Whether `saved` (iptables-save text) is exactly what the last apply, made with the
@@ -82,20 +94,8 @@ impl Applied {
                 tables.len() == self.tables.len()
                     && tables
                         .iter()
-                        .all(|(name, k)| self.tables.get(name).is_some_and(|(_, kk)| kk == k))
+                        .all(|(name, k)| self.tables.get(name).is_some_and(|t| t.kernel == *k))
             })
-    }
-}
-
-impl fmt::Display for Applied {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(inputs) = &self.inputs {
-            writeln!(f, "inputs {inputs}")?;
-        }
-        for (table, (d, k)) in &self.tables {
-            writeln!(f, "{table} {d} {k}")?;
-        }
-        Ok(())
     }
 }
 
@@ -106,12 +106,9 @@ pub fn inputs_fingerprint(
     binary: &str,
     mode: Mode,
     config: &Config,
-    template: Option<&str>,
+    template: &Template,
 ) -> String {
-    ruleset::fingerprint_of(&format!(
-        "{binary} {mode:?} {config:?} {}",
-        template.unwrap_or("")
-    ))
+    ruleset::fingerprint_of(&format!("{binary} {mode:?} {config:?} {}", template.source))
 }
 
 /// The plan for one family.
@@ -133,31 +130,51 @@ pub fn tables_text(ruleset: &Ruleset, names: &[String]) -> String {
         .iter()
         .map(|name| match ruleset.table(name) {
             Some(t) => t.to_string(),
-            None => empty_table(name).to_string(),
+            None => Table::empty(name).to_string(),
         })
         .collect()
 }
 
-fn empty_table(name: &str) -> Table {
-    let text = std::iter::once(format!("*{name}"))
-        .chain(
-            builtin_chains(name)
-                .iter()
-                .map(|c| format!(":{c} ACCEPT [0:0]")),
-        )
-        .chain(std::iter::once("COMMIT\n".to_string()))
-        .collect::<Vec<_>>()
-        .join("\n");
-    ruleset::parse(&text)
-        .expect("an empty table parses")
-        .tables
-        .remove(0)
-}
-
 impl FamilyPlan {
+    /// Skips the tables the apply record shows as done: the last apply composed exactly
+    /// what this plan composes, and the kernel still holds what that apply left (which
+    /// iptables may spell differently from the template). `start`, `status` and `plan`
+    /// on the running ruleset all call this with the same record, so they agree.
+    pub fn skip_applied(&mut self, applied: &Applied) {
+        let (current, desired) = (&self.current, &self.desired);
+        self.changed.retain(|name| {
+            let wanted = desired
+                .table(name)
+                .expect("changed tables are desired tables");
+            !current
+                .table(name)
+                .is_some_and(|k| applied.matches(wanted, k))
+        });
+    }
+
     /// The input of the one `iptables-restore` that applies this plan.
     pub fn restore_text(&self) -> String {
         tables_text(&self.desired, &self.changed)
+    }
+
+    /// The input of the one `iptables-nft-restore --noflush` that applies this plan by
+    /// editing the running tables ([`crate::transaction`]): the chains the policy declares
+    /// are rewritten, every other kept rule is left alone.
+    pub fn edit_text(&self) -> String {
+        let policy_owns = |table: &str, chain: &str| {
+            self.policy
+                .fragment
+                .table(table)
+                .and_then(|t| t.chain(chain))
+                .is_some_and(|c| !c.is_builtin())
+        };
+        crate::transaction::edit_script(
+            &self.current,
+            &self.ownership,
+            &self.desired,
+            &self.changed,
+            &policy_owns,
+        )
     }
 
     /// The input that puts the changed tables back as they were found.
@@ -320,13 +337,15 @@ impl Fate<'_> {
 }
 
 /// Plans one family: `saved` is `iptables-save -c` output (`source` names it in errors).
+/// A pure function of the saved ruleset, the configuration and the template text; the
+/// apply record plays no part ([`FamilyPlan::skip_applied`] is the one place it may).
 pub fn plan(
     family: Family,
     saved: &str,
     source: &str,
     config: &Config,
+    template: &Template,
     mode: Mode,
-    applied: &Applied,
 ) -> Result<FamilyPlan> {
     let current = ruleset::parse(saved).map_err(|e| {
         Error::failed(format!("cannot read {source}: {e}"))
@@ -334,21 +353,12 @@ pub fn plan(
     })?;
     let ownership = classify(&current, &config.keep_chains);
     let policy = match mode {
-        Mode::Start => policy::render(config, family, &ownership.facts)?,
+        Mode::Start => policy::render(config, template, family, &ownership.facts)?,
         Mode::Stop => Policy::open(),
     };
     let desired = compose(&current, &ownership, &policy)
         .map_err(|m| Error::config(m).hint("rename the chain in the template"))?;
-    let changed = changed_tables(&current, &desired)
-        .into_iter()
-        .filter(|name| {
-            let kernel = current.table(name);
-            let wanted = desired
-                .table(name)
-                .expect("changed tables are desired tables");
-            !kernel.is_some_and(|k| applied.matches(wanted, k))
-        })
-        .collect();
+    let changed = changed_tables(&current, &desired);
     Ok(FamilyPlan {
         family,
         current,
@@ -364,6 +374,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_apply_record_round_trips_as_toml() {
+        let desired = ruleset::parse("*filter\n:INPUT DROP [0:0]\nCOMMIT\n").unwrap();
+        let kernel = ruleset::text_fingerprints("*filter\n:INPUT DROP [0:0]\nCOMMIT\n").unwrap();
+        let applied = Applied::recorded("abc", &desired, &kernel);
+        let text = applied.to_toml();
+        assert!(
+            text.contains("inputs = \"abc\"\n") && text.contains("[tables.filter]\n"),
+            "{text}"
+        );
+        assert_eq!(Applied::parse(&text), applied);
+        assert_eq!(
+            Applied::parse("inputs 0123\nfilter a b\n"),
+            Applied::default()
+        );
+    }
+
+    #[test]
     fn a_second_plan_on_the_result_changes_and_removes_nothing() {
         let config = Config::builtin();
         let saved = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
@@ -373,8 +400,8 @@ mod tests {
             saved,
             "t",
             &config,
+            &Template::builtin(),
             Mode::Start,
-            &Applied::default(),
         )
         .unwrap();
         assert_eq!(first.changed, ["filter"]);
@@ -385,8 +412,8 @@ mod tests {
             &again,
             "t",
             &config,
+            &Template::builtin(),
             Mode::Start,
-            &Applied::default(),
         )
         .unwrap();
         assert!(second.changed.is_empty());

@@ -4,7 +4,6 @@
 //! are then, not as they were.
 
 use std::io::BufRead;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,14 +11,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::cli::Global;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
+use crate::ruleset;
 use crate::system;
-use crate::system::iptables::Iptables;
-use crate::system::lock::XtablesLock;
+use crate::system::iptables::{Backend, Iptables};
+use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::pending::{self, Pending, Status};
 use crate::system::state::StateDir;
 
 use super::load_trusted_config;
-use super::snapshots::PutBack;
 
 fn now_ms() -> u128 {
     SystemTime::now()
@@ -44,13 +43,14 @@ pub fn confirm(global: &Global) -> Result<()> {
 /// Records the pending apply, starts the watchdog, and waits for the outcome.
 pub fn await_operator(
     global: &Global,
+    backend: Backend,
     state: &StateDir,
     snapshots: &[(Family, PathBuf)],
     seconds: u64,
 ) -> Result<()> {
     let pending = Pending::create(state, snapshots)?;
     let deadline = now_ms() + u128::from(seconds) * 1000;
-    spawn_watchdog(global, &pending.token, deadline)?;
+    spawn_watchdog(global, backend, &pending.token, deadline)?;
     eprintln!(
         "Type `yes` within {seconds} s to keep the new ruleset (or run `iptables-docker confirm` \
          from another session); otherwise the previous ruleset comes back."
@@ -90,12 +90,12 @@ pub fn await_operator(
     }
 }
 
-fn spawn_watchdog(global: &Global, token: &str, deadline: u128) -> Result<()> {
+fn spawn_watchdog(global: &Global, backend: Backend, token: &str, deadline: u128) -> Result<()> {
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg("--state-dir").arg(&global.state_dir);
     cmd.args([
         "--backend",
-        global.backend.name(),
+        backend.name(),
         "--wait",
         &global.wait.to_string(),
     ]);
@@ -106,14 +106,7 @@ fn spawn_watchdog(global: &Global, token: &str, deadline: u128) -> Result<()> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: setsid is async-signal-safe; a new session has no controlling terminal, so
-    // the watchdog survives the operator's terminal going away (SIGHUP).
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    system::new_session_on_exec(&mut cmd);
     cmd.spawn()
         .map(drop)
         .map_err(|e| Error::failed(format!("cannot start the rollback watchdog: {e}")))
@@ -142,11 +135,14 @@ pub fn watchdog(global: &Global, token: &str, deadline_ms: u128) -> Result<()> {
 /// Puts each family's snapshot back, merged with Docker's rules as they are now.
 fn roll_back(global: &Global, pending: &Pending) -> Result<()> {
     let config = load_trusted_config(global)?;
-    let child_lock = tempfile::NamedTempFile::new()?;
+    let backend = super::select_backend(global, &config, true)?.backend;
+    let child_lock = ChildLock::new()?;
     let _lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     for (family, snapshot) in pending.snapshots()? {
-        let ipt = Iptables::new(family, global.backend, child_lock.path())?;
-        PutBack::prepare(&ipt.save(None)?, &snapshot, &config.keep_chains)?.apply(&ipt)?;
+        let ipt = Iptables::new(family, backend, &child_lock)?;
+        let before = ruleset::parse(&fs_err::read_to_string(&snapshot)?)
+            .map_err(|e| Error::failed(format!("cannot read the snapshot: {e}")))?;
+        super::write::put_back(&ipt, &before, &config.keep_chains)?;
     }
     Ok(())
 }

@@ -29,18 +29,12 @@ fn missing_prerequisite(tools: &[&str]) -> Option<String> {
         .map(|tool| format!("`{tool}` is not installed (bash .ci/run installs it)"))
 }
 
-/// Whether `suite` can run here: in CI (CI set) a missing prerequisite fails the test;
-/// elsewhere the test is skipped with a loud message.
-pub fn systemd_ready(suite: &str, tools: &[&str]) -> bool {
-    match missing_prerequisite(tools) {
-        None => true,
-        Some(reason) if std::env::var_os("CI").is_some() => {
-            panic!("{suite}: CI must run the real-systemd test, but {reason}")
-        }
-        Some(reason) => {
-            eprintln!("\n!!!!! SKIPPED {suite}: {reason}. Nothing was proven. !!!!!\n");
-            false
-        }
+/// Fails the test unless `suite` can run here (root, systemd-nspawn, debootstrap, …, and
+/// `tools`). The real-systemd suites are `#[ignore]`d with the reason; run them with
+/// `cargo test -- --include-ignored`, where a missing prerequisite is a failure.
+pub fn require_systemd(suite: &str, tools: &[&str]) {
+    if let Some(reason) = missing_prerequisite(tools) {
+        panic!("{suite} cannot run: {reason}; nothing was proven");
     }
 }
 
@@ -70,29 +64,24 @@ fn build_deb_now() -> String {
 
 /// ansible-core from PyPI (`pip install --target`, for the containers' CPython 3.11),
 /// cached in target/ansible-site and made once per test binary; returns that directory.
-/// `None` (the test is skipped, loudly) when `python3 -m pip` does not work here; under CI
-/// that fails the test instead.
-pub fn ansible_site(suite: &str) -> Option<PathBuf> {
-    static SITE: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let site = SITE.get_or_init(install_ansible_site).clone();
-    if site.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{suite}: CI must run it, but `python3 -m pip` does not work"
-        );
-        eprintln!("\n!!!!! SKIPPED {suite}: `python3 -m pip` does not work. !!!!!\n");
-    }
-    site
+/// Fails the test when `python3 -m pip` does not work here.
+pub fn ansible_site(suite: &str) -> PathBuf {
+    static SITE: OnceLock<PathBuf> = OnceLock::new();
+    let pip_works = || {
+        Command::new("python3")
+            .args(["-m", "pip", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(
+        pip_works(),
+        "{suite} cannot run: `python3 -m pip` does not work (bash .ci/run installs \
+         python3-pip); nothing was proven"
+    );
+    SITE.get_or_init(install_ansible_site).clone()
 }
 
-fn install_ansible_site() -> Option<PathBuf> {
-    let pip_works = Command::new("python3")
-        .args(["-m", "pip", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !pip_works {
-        return None;
-    }
+fn install_ansible_site() -> PathBuf {
     let site = repo().join("target/ansible-site");
     if !site.join("ansible").is_dir() {
         let pip = Command::new("timeout")
@@ -118,7 +107,7 @@ fn install_ansible_site() -> Option<PathBuf> {
             String::from_utf8_lossy(&pip.stderr)
         );
     }
-    Some(site)
+    site
 }
 
 /// Runs tests/systemd/`script` with `env`; it must end with "# all passed", report no

@@ -31,6 +31,12 @@
 #   DK_START_TIMEOUT   seconds to wait for dockerd (default 60)
 #   DK_DOCKERD_ARGS    extra dockerd arguments (word-split)
 #   DK_IPTABLES_BACKEND legacy|nft (default legacy): which iptables the daemon's PATH resolves
+#   DK_ROOTFS          empty (default): the machine's own docker.io (Debian 12: 20.10). Else a
+#                      Debian root holding docker.io, containerd and runc (tests/systemd/rootfs.sh
+#                      docker: sid, 28.5), whose daemons then run chrooted over a throwaway
+#                      overlay of it, with the sandbox's /run, /proc, /sys and /dev bound in (one
+#                      xtables lock, one /run/netns for both sides) and `iptables` switched to
+#                      DK_IPTABLES_BACKEND by update-alternatives inside the overlay.
 #
 # After dk_start: DOCKER_HOST is exported, DK_DOCKERD_PID / DK_CONTAINERD_PID are set, the daemon
 # log is $DK_DIR/dockerd.log (containerd: $DK_DIR/containerd.log).
@@ -47,6 +53,7 @@
 : "${DK_DOCKERD_ARGS:=}"
 : "${DK_IPTABLES_BACKEND:=legacy}"
 : "${DK_IMAGE:=iptd-busybox}"
+: "${DK_ROOTFS:=}"
 DK_DOCKERD_PID=${DK_DOCKERD_PID:-}
 DK_CONTAINERD_PID=${DK_CONTAINERD_PID:-}
 
@@ -110,7 +117,7 @@ dk_enter_sandbox() {
     [[ $EUID -eq 0 ]] || dk_die "must run as root (unshare --net --mount)"
     command -v unshare >/dev/null || dk_die "unshare (util-linux) not found"
     [[ -z "${IPTD_DK_OUTER_NET:-}" ]] || dk_die "IPTD_DK_OUTER_NET is set but this is not a sandbox"
-    local script rc=0 fp_before fp_after procs_before
+    local script rc=0 fp_before fp_after child inner_net='' i
     script=$(readlink -f "$0")
     IPTD_DK_OUTER_NET=$(readlink /proc/self/ns/net)
     IPTD_DK_OUTER_MNT=$(readlink /proc/self/ns/mnt)
@@ -120,9 +127,17 @@ dk_enter_sandbox() {
     : "${DK_CGROUP_PARENT:=/iptd-docker-$$-$RANDOM}"
     export DK_CGROUP_PARENT
     fp_before=$(dk_host_fingerprint)
-    procs_before=$(dk_daemon_pids)
-    unshare --net --mount --propagation private --pid --fork --mount-proc -- bash "$script" "$@" || rc=$?
-    dk_reap_leftovers "$procs_before"
+    unshare --net --mount --propagation private --pid --fork --mount-proc -- bash "$script" "$@" &
+    child=$!
+    # The sandbox's netns, as soon as unshare has made it: the reaper's only target.
+    for ((i = 0; i < 200; i++)); do
+        inner_net=$(readlink "/proc/$child/ns/net" 2>/dev/null) || break
+        [[ "$inner_net" == "$IPTD_DK_OUTER_NET" ]] || break
+        inner_net=
+        sleep 0.01
+    done
+    wait "$child" || rc=$?
+    dk_reap_leftovers "$inner_net"
     fp_after=$(dk_host_fingerprint)
     if [[ "$fp_before" != "$fp_after" ]]; then
         dk_log "HOST STATE CHANGED by the sandboxed run (this must never happen):"
@@ -163,17 +178,17 @@ dk_daemon_pids() {
     return 0
 }
 
-# dk_reap_leftovers "PIDS_BEFORE": after the sandboxed child exited, wait up to 10 s for daemon
-# processes that were not there before to disappear (a shim may still be exiting), then SIGKILL
-# them by PID. They can only be ours: they did not exist when the sandbox started... unless some
-# other program started a daemon meanwhile, so only processes outside our own netns qualify.
-# Then container processes, found by our cgroup parent (DK_CGROUP_PARENT), are killed too (after
-# the daemons, so no restart policy can bring them back), and the empty cgroup directories Docker
-# made for them are removed. Normally there is nothing to do: this is for a SIGKILLed script.
+# dk_reap_leftovers SANDBOX_NETNS: after the sandboxed child exited, wait up to 10 s for daemon
+# processes still in the sandbox's network namespace (e.g. net:[4026532001]) to disappear (a
+# shim may still be exiting), then SIGKILL them by PID. Only those: concurrent sandboxes (other
+# test runs) have daemons of their own, in their own namespaces. Then container processes,
+# found by our cgroup parent (DK_CGROUP_PARENT), are killed too (after the daemons, so no
+# restart policy can bring them back), and the empty cgroup directories Docker made for them
+# are removed. Normally there is nothing to do: this is for a SIGKILLed script.
 dk_reap_leftovers() {
-    local before=$1 deadline=$((SECONDS + 10)) left=()
-    while :; do
-        mapfile -t left < <(dk_new_live_daemons "$before")
+    local netns=$1 deadline=$((SECONDS + 10)) left=()
+    while [[ -n "$netns" ]]; do
+        mapfile -t left < <(dk_live_daemons_in "$netns")
         if ((${#left[@]} == 0 || SECONDS >= deadline)); then break; fi
         sleep 0.2
     done
@@ -198,13 +213,12 @@ dk_kill_cgroup_procs() {
     dk_wait_gone_or_zombie "${cg[@]}" || true
 }
 
-# dk_new_live_daemons "PIDS_BEFORE": daemon PIDs not in PIDS_BEFORE, not in the outer netns, not
-# zombies (an exited process waiting for PID 1 to reap it is harmless).
-dk_new_live_daemons() {
-    local before=$1 pid state
+# dk_live_daemons_in NETNS: daemon PIDs in network namespace NETNS, not zombies (an exited
+# process waiting for PID 1 to reap it is harmless).
+dk_live_daemons_in() {
+    local netns=$1 pid state
     for pid in $(dk_daemon_pids); do
-        grep -qx "$pid" <<<"$before" && continue
-        [[ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" == "$IPTD_DK_OUTER_NET" ]] && continue
+        [[ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" == "$netns" ]] || continue
         state=$(awk '/^State:/{print $2}' "/proc/$pid/status" 2>/dev/null) || continue
         [[ -z "$state" || "$state" == Z ]] && continue
         echo "$pid"
@@ -309,9 +323,30 @@ dk_iptables_shim() {
     echo "$shim"
 }
 
-# dk_version_major: major version of the installed dockerd (20 for Debian 12's 20.10.24).
+# dk_version_major: major version of the dockerd in use (20 for Debian 12's 20.10.24).
 dk_version_major() {
-    dockerd --version | sed -E 's/^Docker version ([0-9]+)\..*/\1/'
+    "${DK_EXEC[@]}" dockerd --version | sed -E 's/^Docker version ([0-9]+)\..*/\1/'
+}
+
+# dk_mount_root: $DK_DIR/root, a writable overlay of DK_ROOTFS (the cache is never written),
+# with the sandbox's /proc, /sys (+cgroups), /dev and /run bound in, and $DK_DIR/conf and
+# $DK_DIR/state at their own paths so that both sides name files alike. Internal; idempotent.
+dk_mount_root() {
+    local root=$DK_DIR/root d alt
+    mountpoint -q "$root" && return 0
+    [[ -x "$DK_ROOTFS/usr/sbin/dockerd" ]] || dk_die "$DK_ROOTFS has no dockerd (tests/systemd/rootfs.sh docker builds it)"
+    mkdir -p "$root" "$DK_DIR/upper" "$DK_DIR/work"
+    mount -t overlay iptd-docker-root \
+        -o "lowerdir=$DK_ROOTFS,upperdir=$DK_DIR/upper,workdir=$DK_DIR/work" "$root"
+    for d in proc sys dev run; do mount --rbind "/$d" "$root/$d"; done
+    for d in "$DK_DIR/conf" "$DK_DIR/state"; do
+        mkdir -p "$root$d"
+        mount --rbind "$d" "$root$d"
+    done
+    for alt in iptables ip6tables; do
+        chroot "$root" update-alternatives --quiet --set "$alt" "/usr/sbin/$alt-$DK_IPTABLES_BACKEND" ||
+            dk_die "update-alternatives --set $alt $alt-$DK_IPTABLES_BACKEND failed in $DK_ROOTFS"
+    done
 }
 
 # dk_prepare: work dirs, state tmpfs, iptables shim, configs. Internal; idempotent.
@@ -319,14 +354,19 @@ dk_prepare() {
     dk_require_sandbox
     [[ -e /run/.iptd-sandbox-init ]] || dk_die "dk_sandbox_init has not run in this namespace"
     local d
-    for d in dockerd containerd runc docker; do
+    for d in docker ${DK_ROOTFS:+busybox}; do
         command -v "$d" >/dev/null || dk_die "$d not found (apt-get install docker.io)"
     done
+    if [[ -z "$DK_ROOTFS" ]]; then
+        for d in dockerd containerd runc; do
+            command -v "$d" >/dev/null || dk_die "$d not found (apt-get install docker.io)"
+        done
+    fi
     if [[ -z "${DK_DIR:-}" ]]; then
         DK_DIR=$(mktemp -d /tmp/iptd-dk.XXXXXX)
     fi
     export DK_DIR
-    mkdir -p "$DK_DIR" "$DK_RUN"
+    mkdir -p "$DK_DIR/conf" "$DK_RUN"
     # Unique per work dir, so dk_kill_strays can never touch another sandbox's containers.
     : "${DK_CGROUP_PARENT:=/iptd-docker-$(basename "$DK_DIR" | tr -c 'a-zA-Z0-9\n' '-')}"
 
@@ -338,8 +378,17 @@ dk_prepare() {
         mount -t tmpfs -o mode=711,size=1g iptd-docker-state "$DK_DIR/state"
     fi
     DK_SHIM=$(dk_iptables_shim)
+    # DK_EXEC: the prefix that runs Docker's programs (containerd, dockerd, ...): chrooted into
+    # the overlay of DK_ROOTFS (its own iptables, switched by update-alternatives), or the
+    # machine's with the iptables shim first in PATH. Both exec: `$!` is the daemon itself.
+    if [[ -n "$DK_ROOTFS" ]]; then
+        dk_mount_root
+        DK_EXEC=(chroot "$DK_DIR/root")
+    else
+        DK_EXEC=(env "PATH=$DK_SHIM:$PATH")
+    fi
 
-    cat >"$DK_DIR/containerd.toml" <<EOF
+    cat >"$DK_DIR/conf/containerd.toml" <<EOF
 version = 2
 root = "$DK_DIR/state/containerd"
 state = "$DK_RUN/containerd"
@@ -351,11 +400,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 EOF
     # default-address-pools has no CLI flag in 20.10 -> daemon.json
     printf '{ "default-address-pools": [ { "base": "%s", "size": 24 } ] }\n' "$DK_POOL" \
-        >"$DK_DIR/daemon.json"
+        >"$DK_DIR/conf/daemon.json"
 
     export DOCKER_HOST="unix://$DK_RUN/docker.sock"
-    # A newer CLI (e.g. 28.x) wants buildx for `docker build`; the classic builder is enough here.
-    export DOCKER_BUILDKIT=0
 }
 
 # dk_start_containerd: start containerd (own config, root, state and socket; never the host's
@@ -364,8 +411,7 @@ dk_start_containerd() {
     dk_prepare
     local sock=$DK_RUN/containerd/containerd.sock i
     echo "=== dk_start_containerd $(date -Is)" >>"$DK_DIR/containerd.log"
-    PATH="$DK_SHIM:$PATH" containerd --config "$DK_DIR/containerd.toml" \
-        >>"$DK_DIR/containerd.log" 2>&1 &
+    "${DK_EXEC[@]}" containerd --config "$DK_DIR/conf/containerd.toml" >>"$DK_DIR/containerd.log" 2>&1 &
     DK_CONTAINERD_PID=$!
     for ((i = 0; i < 150; i++)); do
         [[ -S "$sock" ]] && return 0
@@ -390,7 +436,7 @@ dk_start_dockerd() {
         --data-root "$DK_DIR/state/docker"
         --exec-root "$DK_RUN/docker"
         --pidfile "$DK_RUN/docker.pid"
-        --config-file "$DK_DIR/daemon.json"
+        --config-file "$DK_DIR/conf/daemon.json"
         --iptables=true
         --ip-forward=true
         --userland-proxy="$DK_USERLAND_PROXY"
@@ -409,9 +455,9 @@ dk_start_dockerd() {
 
     {
         echo "=== dk_start_dockerd $(date -Is): dockerd ${args[*]}"
-        echo "=== PATH head: $DK_SHIM (iptables -> $(readlink "$DK_SHIM/iptables"))"
+        echo "=== iptables -> $("${DK_EXEC[@]}" sh -c 'readlink -f "$(command -v iptables)"')${DK_ROOTFS:+ (chroot $DK_ROOTFS)}"
     } >>"$DK_DIR/dockerd.log"
-    PATH="$DK_SHIM:$PATH" dockerd "${args[@]}" >>"$DK_DIR/dockerd.log" 2>&1 &
+    "${DK_EXEC[@]}" dockerd "${args[@]}" >>"$DK_DIR/dockerd.log" 2>&1 &
     DK_DOCKERD_PID=$!
 
     local deadline=$((SECONDS + DK_START_TIMEOUT))
@@ -541,31 +587,25 @@ dk_cleanup() {
 # Image and containers
 # ---------------------------------------------------------------------------------------------
 
-# dk_build_image [NAME]: build NAME (default iptd-busybox) FROM scratch with Debian's static
-# busybox and applet links for sh, httpd, nc, and friends; /www/index.html says "iptd-ok".
-# No registry is contacted.
+# dk_build_image [NAME]: import NAME (default iptd-busybox), a root of Debian's static busybox
+# with applet links for sh, httpd, nc, and friends; /www/index.html says "iptd-ok". `docker
+# import` of a tar: no registry, no builder (the same on 20.10 and 28.x).
 dk_build_image() {
     local name=${1:-$DK_IMAGE} ctx bb applet
     bb=$(command -v busybox || true)
     [[ -n "$bb" ]] || dk_die "busybox not found (apt-get install busybox-static)"
     ! ldd "$bb" >/dev/null 2>&1 || dk_die "$bb is not static (apt-get install busybox-static)"
     ctx=$(mktemp -d "$DK_DIR/image.XXXXXX")
-    mkdir -p "$ctx/rootfs/bin" "$ctx/rootfs/www" "$ctx/rootfs/tmp"
-    cp "$bb" "$ctx/rootfs/bin/busybox"
+    mkdir -p "$ctx/bin" "$ctx/www" "$ctx/tmp"
+    cp "$bb" "$ctx/bin/busybox"
     for applet in sh ash httpd nc cat echo ls sleep ip ps wget ifconfig netstat id hostname; do
-        ln -s busybox "$ctx/rootfs/bin/$applet"
+        ln -s busybox "$ctx/bin/$applet"
     done
-    echo iptd-ok >"$ctx/rootfs/www/index.html"
-    cat >"$ctx/Dockerfile" <<'EOF'
-FROM scratch
-COPY rootfs/ /
-ENV PATH=/bin
-CMD ["/bin/sh"]
-EOF
-    local out
-    out=$(DOCKER_BUILDKIT=0 docker build -q -t "$name" "$ctx" 2>&1) || { echo "$out" >&2; dk_die "docker build failed"; }
+    echo iptd-ok >"$ctx/www/index.html"
+    tar -C "$ctx" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - "$name" >/dev/null ||
+        dk_die "docker import failed"
     rm -rf "$ctx"
-    dk_log "image $name built"
+    dk_log "image $name imported"
 }
 
 # dk_run_httpd NAME HOSTPORT [NETWORK] [extra docker run args...]: container serving /www on

@@ -11,6 +11,7 @@ ansible_rootfs() {
 
 # ansible_env: the environment ansible-core runs with in a container, as `env` arguments
 # (ansible-core in /opt/ansible, copied from IPTD_ANSIBLE_SITE).
+# shellcheck disable=SC2034 # used by the scripts that source this file
 ansible_env=(env HOME=/root LC_ALL=C.UTF-8 PYTHONPATH=/opt/ansible ANSIBLE_NOCOLOR=1
     ANSIBLE_RETRY_FILES_ENABLED=0 ANSIBLE_ROLES_PATH=/root/ansible/roles)
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Build (once, cached) a Debian bookworm rootfs that boots under systemd-nspawn,
-# for the real-systemd tests of `iptables-docker install/uninstall`.
+# Build (once, cached) a Debian rootfs for the tests, and print its path. Two profiles:
+#   systemd  Debian bookworm that boots under systemd-nspawn, for the real-systemd tests of
+#            `iptables-docker install/uninstall` (the default)
+#   docker   Debian sid with docker.io 28.5 (its dockerd is run chrooted by tests/docker/lib.sh)
 #
 # Usage:
-#   tests/systemd/rootfs.sh            # build if needed, print the cached rootfs path
-#   tests/systemd/rootfs.sh --rebuild  # throw the current cache entry away and build again
+#   tests/systemd/rootfs.sh [PROFILE]            # build if needed, print the cached rootfs path
+#   tests/systemd/rootfs.sh --rebuild [PROFILE]  # throw the cache entry away and build again
 #
 # Environment:
-#   IPTD_ROOTFS_CACHE     cache directory (default /var/cache/iptables-docker-tests/bookworm)
+#   IPTD_ROOTFS_CACHE     cache directory (default /var/cache/iptables-docker-tests/bookworm,
+#                         /var/cache/iptables-docker-tests/docker-sid for the docker profile)
 #   IPTD_DEBIAN_MIRROR    Debian mirror (default http://deb.debian.org/debian)
 #   IPTD_ROOTFS_EXTRA     extra packages, space separated (part of the cache key)
 #   IPTD_ROOTFS_KEEP_OLD  1 = keep entries of the same package list built by an older
@@ -25,27 +28,39 @@
 # package list, so editing the package list (or the build steps) rebuilds.
 set -euo pipefail
 
-SUITE=bookworm
-VARIANT=minbase
-# Packages on top of minbase. systemd + systemd-sysv make /sbin/init systemd; dbus is
-# needed by systemctl/hostnamectl & co; iptables/ufw are what the tests are about.
-PACKAGES=(systemd systemd-sysv dbus iptables ufw procps iproute2 kmod)
-
-CACHE_DIR=${IPTD_ROOTFS_CACHE:-/var/cache/iptables-docker-tests/bookworm}
-MIRROR=${IPTD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-read -r -a EXTRA <<<"${IPTD_ROOTFS_EXTRA:-}"
-PACKAGES+=("${EXTRA[@]}")
-
 log() { printf 'rootfs.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-rebuild=0
-case "${1:-}" in
-    "") ;;
+rebuild=0 profile=systemd
+while (($#)); do
+    case $1 in
     --rebuild) rebuild=1 ;;
+    systemd | docker) profile=$1 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
+    esac
+    shift
+done
+
+VARIANT=minbase
+case $profile in
+systemd)
+    SUITE=bookworm CACHE_NAME=bookworm
+    # Packages on top of minbase. systemd + systemd-sysv make /sbin/init systemd; dbus is
+    # needed by systemctl/hostnamectl & co; iptables/ufw are what the tests are about.
+    PACKAGES=(systemd systemd-sysv dbus iptables ufw procps iproute2 kmod)
+    ;;
+docker)
+    # sid's docker.io is 28.5.2: the >= 28.0.1 chain layout (DOCKER-FORWARD, raw guards).
+    SUITE=sid CACHE_NAME=docker-sid
+    PACKAGES=(docker.io docker-cli containerd runc iptables iproute2 busybox-static python3-minimal)
+    ;;
 esac
+
+CACHE_DIR=${IPTD_ROOTFS_CACHE:-/var/cache/iptables-docker-tests/$CACHE_NAME}
+MIRROR=${IPTD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+read -r -a EXTRA <<<"${IPTD_ROOTFS_EXTRA:-}"
+PACKAGES+=("${EXTRA[@]}")
 
 [[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap)"
 command -v debootstrap >/dev/null || die "debootstrap not installed (apt-get install debootstrap)"
@@ -141,11 +156,24 @@ keyring=()
 # be Debian's; there, apt-get install debian-archive-keyring.
 [[ ! -r /usr/share/keyrings/debian-archive-keyring.gpg ]] ||
     keyring=(--keyring=/usr/share/keyrings/debian-archive-keyring.gpg)
-setsid debootstrap --variant="$VARIANT" --arch="$arch" --components=main "${keyring[@]}" \
-    --include="$include" "$SUITE" "$build" "$MIRROR" </dev/null >&2 &
-bootstrap_pid=$!
-wait "$bootstrap_pid"
-bootstrap_pid=
+# bg_wait CMD...: run CMD that way and wait for it.
+bg_wait() {
+    setsid "$@" </dev/null >&2 &
+    bootstrap_pid=$!
+    wait "$bootstrap_pid"
+    bootstrap_pid=
+}
+# Two stages: the first downloads and unpacks (network, no package script runs); the second
+# configures in a private net+mount+pid namespace with invoke-rc.d refused, so that no
+# maintainer script (docker.io's starts dockerd) can start a daemon in the machine's own
+# namespaces, or leave one running.
+bg_wait debootstrap --foreign --variant="$VARIANT" --arch="$arch" --components=main \
+    "${keyring[@]}" --include="$include" "$SUITE" "$build" "$MIRROR"
+printf '#!/bin/sh\nexit 101\n' >"$build/usr/sbin/policy-rc.d"
+chmod 755 "$build/usr/sbin/policy-rc.d"
+bg_wait unshare --net --mount --propagation private --pid --fork --mount-proc \
+    chroot "$build" /debootstrap/debootstrap --second-stage
+rm -f "$build/usr/sbin/policy-rc.d"
 
 # debootstrap's resolver is not apt's: check every requested package really is installed.
 for p in "${PACKAGES[@]}"; do
@@ -153,31 +181,35 @@ for p in "${PACKAGES[@]}"; do
     status=$(chroot "$build" dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
     [[ $status == installed ]] || die "package $p not installed in rootfs (status: '${status:-missing}')"
 done
-[[ -L $build/sbin/init || -e $build/sbin/init ]] || die "no /sbin/init in rootfs"
 
 # --- configuration for booting under nspawn ---------------------------------------
 
-echo iptd-test >"$build/etc/hostname"
-printf '127.0.0.1\tlocalhost\n127.0.1.1\tiptd-test\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
-    >"$build/etc/hosts"
-# Empty machine-id: systemd generates one on first boot (each test copy gets its own).
-: >"$build/etc/machine-id"
-rm -f "$build/var/lib/dbus/machine-id"
-# apt inside the container (not used by the tests, but keeps the image sane).
-printf 'deb %s %s main\n' "$MIRROR" "$SUITE" >"$build/etc/apt/sources.list"
-# No login prompts on the (read-only, logged) console: nothing reads them, and agetty
-# on a non-interactive console only adds noise and restarts.
-ln -sf /dev/null "$build/etc/systemd/system/console-getty.service"
-ln -sf /dev/null "$build/etc/systemd/system/getty@.service"
-ln -sf /dev/null "$build/etc/systemd/system/serial-getty@.service"
-# Nothing to fetch in a --private-network container; keep apt's timers from running.
-ln -sf /dev/null "$build/etc/systemd/system/apt-daily.timer"
-ln -sf /dev/null "$build/etc/systemd/system/apt-daily-upgrade.timer"
-# Persistent journal, so a test can read the previous boot's log after sd_reboot
-# (journalctl -b -1). The console (nspawn log file) still shows systemd's status lines.
-mkdir -p "$build/etc/systemd/journald.conf.d"
-printf '[Journal]\nForwardToConsole=no\nStorage=persistent\n' \
-    >"$build/etc/systemd/journald.conf.d/iptd-test.conf"
+configure_for_nspawn() {
+    [[ -L $build/sbin/init || -e $build/sbin/init ]] || die "no /sbin/init in rootfs"
+    echo iptd-test >"$build/etc/hostname"
+    printf '127.0.0.1\tlocalhost\n127.0.1.1\tiptd-test\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
+        >"$build/etc/hosts"
+    # Empty machine-id: systemd generates one on first boot (each test copy gets its own).
+    : >"$build/etc/machine-id"
+    rm -f "$build/var/lib/dbus/machine-id"
+    # apt inside the container (not used by the tests, but keeps the image sane).
+    printf 'deb %s %s main\n' "$MIRROR" "$SUITE" >"$build/etc/apt/sources.list"
+    # No login prompts on the (read-only, logged) console: nothing reads them, and agetty
+    # on a non-interactive console only adds noise and restarts.
+    ln -sf /dev/null "$build/etc/systemd/system/console-getty.service"
+    ln -sf /dev/null "$build/etc/systemd/system/getty@.service"
+    ln -sf /dev/null "$build/etc/systemd/system/serial-getty@.service"
+    # Nothing to fetch in a --private-network container; keep apt's timers from running.
+    ln -sf /dev/null "$build/etc/systemd/system/apt-daily.timer"
+    ln -sf /dev/null "$build/etc/systemd/system/apt-daily-upgrade.timer"
+    # Persistent journal, so a test can read the previous boot's log after sd_reboot
+    # (journalctl -b -1). The console (nspawn log file) still shows systemd's status lines.
+    mkdir -p "$build/etc/systemd/journald.conf.d"
+    printf '[Journal]\nForwardToConsole=no\nStorage=persistent\n' \
+        >"$build/etc/systemd/journald.conf.d/iptd-test.conf"
+}
+# The docker profile's root is only ever chrooted into (tests/docker/lib.sh).
+[[ $profile != systemd ]] || configure_for_nspawn
 
 # Small image: drop downloaded .debs.
 rm -f "$build"/var/cache/apt/archives/*.deb "$build"/var/cache/apt/*.bin
