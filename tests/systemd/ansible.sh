@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# The Ansible role (ansible/) on a real systemd: a booted Debian (rootfs.sh, lib.sh;
-# bookworm, or IPTD_SUITE=trixie) with Docker-like rules in iptables-nft and ufw enabled;
-# ansible-core runs inside it, connection local.
+# The Ansible role (ansible/) on a real systemd: a booted Debian bookworm (rootfs.sh with
+# ansible-lib.sh's packages, lib.sh) with Docker-like rules in iptables-nft and ufw
+# enabled; ansible-core runs inside it, connection local.
 #
 # Usage (as root):
 #   IPTD_DEB=path/to.deb IPTD_BIN=path/to/iptables-docker IPTD_ANSIBLE_SITE=DIR tests/systemd/ansible.sh
-# IPTD_ANSIBLE_SITE: ansible-core installed for the suite's CPython (3.11 on bookworm,
-# 3.13 on trixie) with `pip install --target` (tests/systemd_ansible.rs makes it).
+# IPTD_ANSIBLE_SITE: ansible-core installed for CPython 3.11 with `pip install --target`
+# (tests/systemd_ansible.rs makes it).
 #
 # Checks: the example playbook installs the package and templates the config from the
 # shell role's variables (rules in the kernel); a second run reports changed=0; a changed
@@ -22,6 +22,8 @@ here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 
 # shellcheck source=checks.sh
 . "$here/checks.sh"
+# shellcheck source=ansible-lib.sh
+. "$here/ansible-lib.sh"
 
 [[ $(id -u) -eq 0 ]] || { echo "ansible.sh: must run as root" >&2; exit 1; }
 deb=${IPTD_DEB:?set IPTD_DEB to the .deb}
@@ -53,15 +55,12 @@ state() {
 }
 # play [EXTRA ARGS]: the example playbook, in the container, connection local.
 play() {
-    run env HOME=/root LC_ALL=C.UTF-8 PYTHONPATH=/opt/ansible ANSIBLE_NOCOLOR=1 \
-        ANSIBLE_RETRY_FILES_ENABLED=0 ANSIBLE_ROLES_PATH=/root/ansible/roles \
-        python3 -m ansible playbook -i localhost, -c local \
+    run "${ansible_env[@]}" python3 -m ansible playbook -i localhost, -c local \
         -e target=localhost -e ansible_become=false -e ansible_python_interpreter=/usr/bin/python3 \
         -e iptables_docker_deb=/root/iptables-docker.deb /root/ansible/playbook.yml "$@"
 }
-recap() { grep -o 'ok=[0-9]* *changed=[0-9]* *unreachable=[0-9]* *failed=[0-9]*' <<<"$1" | tr -s ' '; }
 
-rootfs=$(sd_rootfs)
+rootfs=$(ansible_rootfs)
 sd_install_trap
 sd_mkroot "$rootfs"
 sd_cp "$deb" /root/iptables-docker.deb

@@ -18,7 +18,8 @@
 #   IPTD_ROOTFS_DOWNLOAD  packages fetched into the root's apt cache (with what they need)
 #                         but not installed, so that `apt-get install` of them works in a
 #                         container without network, as from the archive (part of the key)
-#   IPTD_ROOTFS_KEEP_OLD  1 = keep cache entries built with another key (default: prune them)
+#   IPTD_ROOTFS_KEEP_OLD  1 = keep entries of the same package list built by an older
+#                         rootfs.sh (default: prune them; other package lists are kept)
 #
 # The only thing written to stdout is the path of the finished rootfs; progress and
 # debootstrap output go to stderr. The cache entry is NEVER modified by tests: use
@@ -250,6 +251,10 @@ log "built $final in $((SECONDS - start))s"
 if [[ ${IPTD_ROOTFS_KEEP_OLD:-0} != 1 ]]; then
     for d in "$CACHE_DIR"/rootfs-*; do
         [[ -d $d && $d != "$final" ]] || continue
+        # Only what this build replaces: the same packages by an older rootfs.sh. Another
+        # package list is another suite's (which may be booted from it right now).
+        [[ $(grep '^package=' "$d/.iptd-rootfs" 2>/dev/null) == "$(printf 'package=%s\n' "${PACKAGES[@]}")" ]] ||
+            continue
         # A test of another checkout may be booted on it (the overlay's lower dir).
         if grep -qF "lowerdir=$d," /proc/self/mounts; then
             log "keeping old cache entry $d: a container runs on it"
