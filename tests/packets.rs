@@ -140,3 +140,11 @@ fn every_entry_of_status_json_is_what_real_connections_find() {
     common::require_netns(script, &["curl", "python3", "busybox"]);
     run_scenario(script, &[], &[], "status:");
 }
+
+#[test]
+#[ignore = "needs root, network namespaces, ../shared, curl, python3 and busybox (cargo test -- --include-ignored)"]
+fn fail2ban_bans_a_vpn_behind_the_host_and_ipv6_host_traffic_with_real_packets() {
+    let script = "tests/packets/neighbours.sh";
+    common::require_netns(script, &["curl", "python3", "busybox"]);
+    run_scenario(script, &[], &[], "neighbours:");
+}
