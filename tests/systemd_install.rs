@@ -83,6 +83,11 @@ fn install_story(suite: &str, own: &[&str]) {
         "host exactly as at the start (rules, alternatives, ufw, firewalld, files)",
         "install --backend nft",
         "  host exactly as at the start",
+        "install (auto) takes nft",
+        "  and says why",
+        "  ufw still turned off",
+        "  record: and why",
+        "  status names the backend and why",
     ];
     let checks: Vec<&str> = common.iter().chain(own).copied().collect();
     run_systemd_script(
