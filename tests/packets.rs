@@ -76,11 +76,10 @@ fn published_ports_host_services_and_egress_with_real_packets() {
 /// make the connection timeouts tight, and the wall time is the same.
 static DOCKERD: Mutex<()> = Mutex::new(());
 
-/// tests/docker/firewall.sh's stories on a real dockerd: `docker` is "bookworm" (the machine's
-/// docker.io, 20.10 on Debian 12) or "sid" (docker.io 28.5 from a cached Debian sid root,
-/// built here first by tests/systemd/rootfs.sh); `backend` is Docker's iptables and ours.
-fn real_dockerd(docker: &str, backend: &str) {
-    let script = "tests/docker/firewall.sh";
+/// A story of tests/docker (see story.sh) on a real dockerd: `docker` is "bookworm" (the
+/// machine's docker.io, 20.10 on Debian 12) or "sid" (docker.io 28.5 from a cached Debian sid
+/// root, built here first by tests/systemd/rootfs.sh); `backend` is Docker's iptables and ours.
+fn real_dockerd(script: &str, closing: &str, docker: &str, backend: &str) {
     let host_daemon: &[&str] = match docker {
         "bookworm" => &["dockerd", "containerd", "runc"],
         _ => &["debootstrap", "chroot"],
@@ -104,7 +103,7 @@ fn real_dockerd(docker: &str, backend: &str) {
         script,
         &[docker, backend],
         &[("DK_ROOTFS", &rootfs)],
-        "dockerd:",
+        closing,
     );
 }
 
@@ -134,22 +133,22 @@ fn sid_rootfs() -> String {
 
 #[test]
 fn real_dockerd_20_10_on_iptables_legacy() {
-    real_dockerd("bookworm", "legacy");
+    real_dockerd("tests/docker/firewall.sh", "dockerd:", "bookworm", "legacy");
 }
 
 #[test]
 fn real_dockerd_20_10_on_iptables_nft() {
-    real_dockerd("bookworm", "nft");
+    real_dockerd("tests/docker/firewall.sh", "dockerd:", "bookworm", "nft");
 }
 
 #[test]
 fn real_dockerd_28_5_on_iptables_legacy() {
-    real_dockerd("sid", "legacy");
+    real_dockerd("tests/docker/firewall.sh", "dockerd:", "sid", "legacy");
 }
 
 #[test]
 fn real_dockerd_28_5_on_iptables_nft() {
-    real_dockerd("sid", "nft");
+    real_dockerd("tests/docker/firewall.sh", "dockerd:", "sid", "nft");
 }
 
 #[test]
@@ -157,5 +156,30 @@ fn every_entry_of_status_json_is_what_real_connections_find() {
     let script = "tests/packets/status-exposure.sh";
     if ready(script, &["curl", "python3", "busybox"]) {
         run_scenario(script, &[], &[], "status:");
+    }
+}
+
+#[test]
+fn containers_published_during_reloads_keep_their_rules_20_10_legacy() {
+    real_dockerd(
+        "tests/docker/concurrent.sh",
+        "concurrent:",
+        "bookworm",
+        "legacy",
+    );
+}
+
+#[test]
+fn containers_published_during_reloads_keep_their_rules_28_5_legacy() {
+    real_dockerd("tests/docker/concurrent.sh", "concurrent:", "sid", "legacy");
+}
+
+#[test]
+#[ignore = "fails until the race-free nft apply (issue 10 item 1) is on main: iptables-nft \
+            takes no xtables lock, and a `docker run -p` during a reload loses Docker's filter \
+            ACCEPT (measured with 28.5: 8 of 12 containers)"]
+fn containers_published_during_reloads_keep_their_rules_20_10_and_28_5_nft() {
+    for docker in ["bookworm", "sid"] {
+        real_dockerd("tests/docker/concurrent.sh", "concurrent:", docker, "nft");
     }
 }
