@@ -10,7 +10,7 @@
 # fuzz/artifacts/<target>/ and the log to fuzz/logs/<target>.log. Not part of CI.
 # Exits non-zero if any target found something.
 set -uo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")" || exit
 
 seconds="${1:-600}"
 shift || true

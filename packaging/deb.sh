@@ -23,4 +23,6 @@ grep -q '^ExecStart=/usr/sbin/iptables-docker start$' "$out/iptables-docker.serv
 sed 's|^# template = "policy.rules.j2"|template = "policy.rules.j2"|' templates/config.toml >"$out/config.toml"
 grep -q '^template = "policy.rules.j2"$' "$out/config.toml"
 cargo deb --no-build --locked 2>&1 | tail -n 1 >&2
-ls -t "$target"/debian/iptables-docker_*.deb | head -n 1
+# The newest package cargo-deb wrote (names are iptables-docker_VERSION_ARCH.deb).
+find "$target/debian" -maxdepth 1 -name 'iptables-docker_*.deb' -printf '%T@ %p\n' |
+    sort -rn | head -n 1 | cut -d' ' -f2-

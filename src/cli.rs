@@ -1,5 +1,7 @@
 //! The command line (clap). Each subcommand's help says what it changes on the host.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};

@@ -2,10 +2,12 @@
 //! (text, relative order, counters), the chains the admin asked to keep, and the host
 //! policy; and which of its tables differ from what runs now.
 
+#![forbid(unsafe_code)]
+
 use crate::ownership::{DockerOwnership, Reason, TableOwnership};
 use crate::policy::Policy;
 use crate::rule::target_of;
-use crate::ruleset::{builtin_chains, Chain, Counters, Rule, Ruleset, Table};
+use crate::ruleset::{Chain, Counters, Rule, Ruleset, Table};
 
 const DOCKER_USER: &str = "DOCKER-USER";
 
@@ -17,28 +19,24 @@ pub fn compose(
     policy: &Policy,
 ) -> Result<Ruleset, String> {
     let empty = TableOwnership::default();
-    let mut names: Vec<&str> = current.tables.iter().map(|t| t.name.as_str()).collect();
-    for t in &policy.fragment.tables {
-        if !names.contains(&t.name.as_str()) {
-            names.push(&t.name);
-        }
-    }
     let mut tables = Vec::new();
-    for name in names {
+    for name in Ruleset::table_names(&[current, &policy.fragment]) {
         let index = current.tables.iter().position(|t| t.name == name);
-        let found = index.map(|i| (&current.tables[i], &ownership.tables[i]));
-        let (cur, own) = found.unwrap_or((&EMPTY_TABLE, &empty));
+        let missing = Table::empty(name);
+        let (cur, own) = match index {
+            Some(i) => (&current.tables[i], &ownership.tables[i]),
+            None => (&missing, &empty),
+        };
         let pol = policy.fragment.table(name);
         tables.push(compose_table(name, cur, own, pol)?);
     }
     Ok(Ruleset { tables })
 }
 
-static EMPTY_TABLE: Table = Table {
-    name: String::new(),
-    chains: Vec::new(),
-    rules: Vec::new(),
-};
+const ZERO: Option<Counters> = Some(Counters {
+    packets: 0,
+    bytes: 0,
+});
 
 fn compose_table(
     name: &str,
@@ -46,66 +44,10 @@ fn compose_table(
     own: &TableOwnership,
     pol: Option<&Table>,
 ) -> Result<Table, String> {
-    let zero = Some(Counters::default());
     let pol_chain = |chain: &str| pol.and_then(|p| p.chain(chain));
-
-    let mut builtins: Vec<Chain> = if cur.chains.is_empty() {
-        builtin_chains(name)
-            .iter()
-            .map(|c| Chain {
-                name: c.to_string(),
-                policy: Some("ACCEPT".to_string()),
-                counters: zero,
-            })
-            .collect()
-    } else {
-        cur.chains
-            .iter()
-            .filter(|c| c.is_builtin())
-            .cloned()
-            .collect()
-    };
-    for chain in &mut builtins {
-        if let Some(p) = pol_chain(&chain.name).and_then(|c| c.policy.clone()) {
-            chain.policy = Some(p);
-        }
-        chain.counters = chain.counters.or(zero);
-    }
-
-    let mut users: Vec<Chain> = cur
-        .chains
-        .iter()
-        .zip(&own.chains)
-        .filter(|(c, reason)| !c.is_builtin() && reason.is_some())
-        .map(|(c, _)| Chain {
-            counters: c.counters.or(zero),
-            ..c.clone()
-        })
-        .collect();
     let owns = |chain: &str| pol_chain(chain).is_some_and(|c| !c.is_builtin());
-    drop_unreferenced(&mut users, cur, own, owns);
-    for chain in pol
-        .iter()
-        .flat_map(|p| &p.chains)
-        .filter(|c| !c.is_builtin())
-    {
-        if users.iter().any(|u| u.name == chain.name) {
-            if chain.name != DOCKER_USER {
-                return Err(format!(
-                    "the policy declares chain {} in table {name}, which is kept from the \
-                     running ruleset (keep_chains?)",
-                    chain.name
-                ));
-            }
-        } else {
-            users.push(Chain {
-                counters: zero,
-                ..chain.clone()
-            });
-        }
-    }
-    // iptables-save lists user chains by name; so do we, to compare like with like.
-    users.sort_by(|a, b| a.name.cmp(&b.name));
+    let builtins = builtin_chains_of(name, cur, pol);
+    let users = user_chains_of(name, cur, own, pol, owns)?;
 
     let kept = |chain: &str| -> Vec<Rule> {
         cur.rules
@@ -113,7 +55,7 @@ fn compose_table(
             .zip(&own.rules)
             .filter(|(r, reason)| r.chain == chain && reason.is_some())
             .map(|(r, _)| Rule {
-                counters: r.counters.or(zero),
+                counters: r.counters.or(ZERO),
                 ..r.clone()
             })
             .collect()
@@ -122,7 +64,7 @@ fn compose_table(
         pol.into_iter()
             .flat_map(|p| p.rules_of(chain))
             .map(|r| Rule {
-                counters: zero,
+                counters: ZERO,
                 ..r.clone()
             })
             .collect()
@@ -144,6 +86,76 @@ fn compose_table(
         chains: builtins.into_iter().chain(users).collect(),
         rules,
     })
+}
+
+/// The builtin chains as they run (all ACCEPT when the table has none), with the
+/// policy's chain policies.
+fn builtin_chains_of(name: &str, cur: &Table, pol: Option<&Table>) -> Vec<Chain> {
+    let found = if cur.chains.is_empty() {
+        Table::empty(name).chains
+    } else {
+        cur.chains
+            .iter()
+            .filter(|c| c.is_builtin())
+            .cloned()
+            .collect()
+    };
+    found
+        .into_iter()
+        .map(|mut chain| {
+            let wanted = pol.and_then(|p| p.chain(&chain.name));
+            if let Some(p) = wanted.and_then(|c| c.policy.clone()) {
+                chain.policy = Some(p);
+            }
+            chain.counters = chain.counters.or(ZERO);
+            chain
+        })
+        .collect()
+}
+
+/// The kept user chains still reached, then the policy's, sorted by name as
+/// `iptables-save` lists them. Fails when the policy declares a kept chain.
+fn user_chains_of(
+    name: &str,
+    cur: &Table,
+    own: &TableOwnership,
+    pol: Option<&Table>,
+    owns: impl Fn(&str) -> bool,
+) -> Result<Vec<Chain>, String> {
+    let mut users: Vec<Chain> = cur
+        .chains
+        .iter()
+        .zip(&own.chains)
+        .filter(|(c, reason)| !c.is_builtin() && reason.is_some())
+        .map(|(c, _)| Chain {
+            counters: c.counters.or(ZERO),
+            ..c.clone()
+        })
+        .collect();
+    drop_unreferenced(&mut users, cur, own, owns);
+    for chain in pol
+        .iter()
+        .flat_map(|p| &p.chains)
+        .filter(|c| !c.is_builtin())
+    {
+        if users.iter().any(|u| u.name == chain.name) {
+            if chain.name != DOCKER_USER {
+                return Err(format!(
+                    "the policy declares chain {} in table {name}, which is kept from the \
+                     running ruleset (keep_chains?)",
+                    chain.name
+                ));
+            }
+        } else {
+            users.push(Chain {
+                counters: ZERO,
+                ..chain.clone()
+            });
+        }
+    }
+    // iptables-save lists user chains by name; so do we, to compare like with like.
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(users)
 }
 
 /// A chain kept only because a kept rule jumps to it ([`Reason::Referenced`]) goes when no

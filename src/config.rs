@@ -1,6 +1,8 @@
 //! The TOML configuration: what the host policy allows. Loading reports every problem it
 //! finds, each with `file:line:col`, and nothing is applied while any remains.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::diagnostic;
 use crate::error::{Error, Result};
 
 /// The default location of the configuration file.
@@ -212,18 +215,9 @@ struct Diagnostics<'a> {
 
 impl Diagnostics<'_> {
     fn push(&mut self, span: Range<usize>, message: impl fmt::Display) {
-        let (line, col) = line_col(self.text, span.start);
-        self.found
-            .push(format!("{}:{line}:{col}: {message}", self.file));
+        let shown = diagnostic::at_offset(self.file, self.text, span.start, message);
+        self.found.push(shown);
     }
-}
-
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, col)
 }
 
 impl Diagnostics<'_> {
@@ -315,6 +309,46 @@ impl Diagnostics<'_> {
     }
 }
 
+impl Diagnostics<'_> {
+    fn containers(&mut self, c: &RawContainers) -> Containers {
+        Containers {
+            restrict: c.restrict,
+            external_interfaces: c
+                .external_interfaces
+                .iter()
+                .filter_map(|i| self.interface(i))
+                .collect(),
+            allow: c
+                .allow
+                .iter()
+                .map(|a| ContainerAllow {
+                    description: self.description(&a.description),
+                    proto: self.proto(&a.proto),
+                    ports: self.ports(&a.port),
+                    host: a.host.as_ref().and_then(|h| {
+                        parse_cidr(h.get_ref())
+                            .map_err(|e| self.push(h.span(), e))
+                            .ok()
+                    }),
+                    from: self.cidrs(&a.from),
+                })
+                .collect(),
+        }
+    }
+
+    /// An interface name as the kernel accepts it (1–15 bytes, printable, no `/`).
+    fn interface(&mut self, i: &Spanned<String>) -> Option<String> {
+        let name = i.get_ref();
+        let valid = !name.is_empty()
+            && name.len() < 16
+            && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+        if !valid {
+            self.push(i.span(), format!("'{name}' is not an interface name"));
+        }
+        valid.then(|| name.clone())
+    }
+}
+
 /// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address (a host), normalised to the
 /// network address as iptables prints it.
 pub fn parse_cidr(text: &str) -> std::result::Result<IpNet, String> {
@@ -326,6 +360,21 @@ pub fn parse_cidr(text: &str) -> std::result::Result<IpNet, String> {
             .map_err(|_| format!("'{text}' is not an IP address or CIDR"))?,
     };
     Ok(net.trunc())
+}
+
+/// The text of a file that must be UTF-8 (the configuration, the template); else an
+/// error that says where the first byte that is not is.
+pub fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let shown = String::from_utf8_lossy(bytes);
+        let (line, col) = diagnostic::line_col(&shown, at);
+        let message = format!("not UTF-8 text: byte 0x{:02x}", bytes[at]);
+        let file = path.display().to_string();
+        Error::config(diagnostic::at_column(&file, &shown, line, col, message))
+            .hint("save the file as UTF-8; nothing was applied")
+    })
 }
 
 impl Config {
@@ -358,10 +407,10 @@ impl Config {
             Some(p) => (p, true),
             None => (Path::new(DEFAULT_PATH), false),
         };
-        match fs_err::read_to_string(path) {
-            Ok(text) => Self::parse(&text, path),
+        match fs_err::read(path) {
+            Ok(bytes) => Self::parse(&utf8(path, bytes)?, path),
             Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => Ok(Self::builtin()),
-            Err(e) => Err(Error::config(e.to_string())),
+            Err(e) => Err(Error::config(e.to_string()).with_source(e)),
         }
     }
 
@@ -369,8 +418,8 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let file = path.display().to_string();
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-            Error::config(format!("{file}:{line}:{col}: {}", e.message()))
+            let offset = e.span().map_or(0, |s| s.start);
+            Error::config(diagnostic::at_offset(&file, text, offset, e.message()))
                 .hint("fix the configuration; nothing was applied")
         })?;
         let mut diag = Diagnostics {
@@ -420,38 +469,7 @@ impl Config {
                 encrypted: s.encrypted,
             },
         };
-        let containers = raw.containers.map(|c| Containers {
-            restrict: c.restrict,
-            external_interfaces: c
-                .external_interfaces
-                .iter()
-                .filter_map(|i| {
-                    let name = i.get_ref();
-                    let valid = !name.is_empty()
-                        && name.len() < 16
-                        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
-                    if !valid {
-                        diag.push(i.span(), format!("'{name}' is not an interface name"));
-                    }
-                    valid.then(|| name.clone())
-                })
-                .collect(),
-            allow: c
-                .allow
-                .iter()
-                .map(|a| ContainerAllow {
-                    description: diag.description(&a.description),
-                    proto: diag.proto(&a.proto),
-                    ports: diag.ports(&a.port),
-                    host: a.host.as_ref().and_then(|h| {
-                        parse_cidr(h.get_ref())
-                            .map_err(|e| diag.push(h.span(), e))
-                            .ok()
-                    }),
-                    from: diag.cidrs(&a.from),
-                })
-                .collect(),
-        });
+        let containers = raw.containers.map(|c| diag.containers(&c));
         let template = raw.template.map(|t| {
             let t = PathBuf::from(t);
             if t.is_relative() {

@@ -1,6 +1,8 @@
 //! The one error type of iptables-docker: a sentence for the sysadmin, the context it
 //! happened in, what to do about it, and the exit code it maps to.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 
 /// What kind of failure this is; each kind has its own documented exit code.
@@ -110,11 +112,15 @@ pub const EXIT_CODES: &[(i32, &str)] = &[
     ),
 ];
 
+/// The sentence (`Display`: the message, then `  hint: …`), its [`Kind`], and the error
+/// it came from, if any (`std::error::Error::source`, for whoever wants the chain; the
+/// message already says what it said).
 #[derive(Debug)]
 pub struct Error {
     kind: Kind,
     message: String,
     hint: Option<String>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -125,7 +131,14 @@ impl Error {
             kind,
             message: message.into(),
             hint: None,
+            source: None,
         }
+    }
+
+    /// Keeps the error this one came from.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
     }
 
     pub fn failed(message: impl Into<String>) -> Self {
@@ -172,12 +185,18 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<std::io::Error> for Error {
     fn from(err: std::io::Error) -> Self {
         // fs-err already puts the path and the operation into the message.
-        Error::failed(err.to_string())
+        Error::failed(err.to_string()).with_source(err)
     }
 }
 

@@ -1,5 +1,7 @@
 //! Address families: IPv4 is driven with `iptables-legacy*`, IPv6 with `ip6tables-legacy*`.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 
 use ipnet::IpNet;

@@ -2,6 +2,8 @@
 //! own connection (client address → server port, from `SSH_CONNECTION`) back in.
 //! Judged on the configuration; a custom template is trusted to honour it.
 
+#![forbid(unsafe_code)]
+
 use std::net::IpAddr;
 
 use crate::config::{Config, Proto};

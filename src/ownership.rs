@@ -8,10 +8,12 @@
 //! Docker's own chains mention. Bridge names are learned from Docker's chains, on top of
 //! the default names (`docker0`, `docker_gwbridge`, `br-<12 hex>`).
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
-use crate::rule::{target_of, RuleArgs};
+use crate::rule::{target_of, words, RuleArgs};
 use crate::ruleset::{Rule, Ruleset, Table};
 
 /// Why a chain or rule is kept.
@@ -28,7 +30,54 @@ pub enum Reason {
     /// The rule, in a builtin chain, jumps to a kept chain.
     JumpsTo(String),
     /// The rule, in a builtin chain, has the shape Docker gives its rules there.
-    Footprint(String),
+    Footprint(Footprint),
+}
+
+/// The shapes of the rules Docker writes into builtin chains (see [`DockerFacts::footprint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Footprint {
+    /// raw PREROUTING `-d <container> ! -i <bridge> … -j DROP`.
+    RawGuard { bridge: String },
+    /// raw PREROUTING `-d 127.0.0.1/32 ! -i lo … -j DROP` (a port published on loopback).
+    LoopbackGuard,
+    /// raw PREROUTING `-i loopback0 -d 127.0.0.1/32 … -j ACCEPT` (WSL2).
+    Wsl2Loopback,
+    /// nat POSTROUTING MASQUERADE/SNAT for a bridge.
+    Masquerade { bridge: String },
+    /// nat POSTROUTING MASQUERADE for a container talking to itself through a port.
+    Hairpin,
+    /// filter FORWARD on a `docker-*` ipset (Docker 28.0).
+    ForwardIpset { set: String },
+    /// filter FORWARD ACCEPT/DROP for a bridge.
+    Forward { bridge: String },
+    /// filter INPUT / mangle OUTPUT: the encrypted-overlay VXLAN rules.
+    EncryptedOverlay,
+    /// mangle POSTROUTING SCTP CHECKSUM.
+    SctpChecksum,
+}
+
+impl fmt::Display for Footprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Footprint::RawGuard { bridge } => {
+                write!(f, "Docker raw guard for a container on bridge {bridge}")
+            }
+            Footprint::LoopbackGuard => {
+                f.write_str("Docker raw guard for a port published on loopback")
+            }
+            Footprint::Wsl2Loopback => f.write_str("Docker WSL2 loopback rule"),
+            Footprint::Masquerade { bridge } => {
+                write!(f, "Docker masquerade/SNAT for bridge {bridge}")
+            }
+            Footprint::Hairpin => f.write_str("Docker hairpin masquerade for a container"),
+            Footprint::ForwardIpset { set } => {
+                write!(f, "Docker 28.0 forward rule on ipset {set}")
+            }
+            Footprint::Forward { bridge } => write!(f, "Docker forward rule for bridge {bridge}"),
+            Footprint::EncryptedOverlay => f.write_str("Docker encrypted-overlay (VXLAN) rule"),
+            Footprint::SctpChecksum => f.write_str("Docker SCTP checksum rule"),
+        }
+    }
 }
 
 impl fmt::Display for Reason {
@@ -41,7 +90,7 @@ impl fmt::Display for Reason {
             }
             Reason::InKeptChain => write!(f, "in a kept chain"),
             Reason::JumpsTo(chain) => write!(f, "jumps to kept chain {chain}"),
-            Reason::Footprint(what) => f.write_str(what),
+            Reason::Footprint(what) => write!(f, "{what}"),
         }
     }
 }
@@ -109,18 +158,34 @@ fn is_default_bridge_name(name: &str) -> bool {
             .is_some_and(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// Matches `*` (any run) and `?` (any one character) glob patterns.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
-            _ => false,
+/// A `keep_chains` pattern: `*` any run (`**` too), `?` any one character, anything else
+/// itself. Matched by rust-lang's `glob` crate, whose matcher gives up on a failed `*` once
+/// the name is used up, so a pattern such as `*a*a*a*b` costs polynomial time, never
+/// exponential.
+pub fn keep_pattern(pattern: &str) -> glob::Pattern {
+    let mut text = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        match c {
+            '*' if text.ends_with('*') && !text.ends_with("[*]") => {}
+            '[' => text.push_str("[[]"),
+            ']' => text.push_str("[]]"),
+            _ => text.push(c),
         }
     }
-    go(pattern.as_bytes(), name.as_bytes())
+    glob::Pattern::new(&text).expect("only `*`, `?` and escaped brackets are special")
+}
+
+/// Whether `name` matches the `keep_chains` pattern ([`keep_pattern`]).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    keep_pattern(pattern).matches(name)
+}
+
+/// The `keep_chains` patterns, compiled once per classification.
+fn compile(keep_chains: &[String]) -> Vec<(&str, glob::Pattern)> {
+    keep_chains
+        .iter()
+        .map(|g| (g.as_str(), keep_pattern(g)))
+        .collect()
 }
 
 /// Strips a `/32` or `/128` host prefix; `None` for a network or no prefix at all.
@@ -154,26 +219,21 @@ impl DockerFacts {
                 continue;
             }
             // A plain scan, not a full parse: this runs over every Docker rule.
-            let mut words = rule.spec.split(' ');
+            let mut words = words(&rule.spec);
             while let Some(word) = words.next() {
-                let learned = match word {
-                    "-i" | "-o" => words
-                        .next()
-                        .filter(|name| *name != "lo" && !name.contains('+'))
-                        .map(|name| (&mut facts.bridges, name)),
-                    "-s" | "-d" => words
-                        .next()
-                        .and_then(host_address)
-                        .map(|addr| (&mut facts.addresses, addr)),
-                    "--to-destination" => words
-                        .next()
-                        .map(|to| (&mut facts.addresses, dnat_address(to))),
-                    _ => None,
+                let set = match word.as_ref() {
+                    "-i" | "-o" => &mut facts.bridges,
+                    "-s" | "-d" | "--to-destination" => &mut facts.addresses,
+                    _ => continue,
                 };
-                if let Some((set, value)) = learned {
-                    if !set.contains(value) {
-                        set.insert(value.to_string());
-                    }
+                let Some(value) = words.next() else { break };
+                let learned = match word.as_ref() {
+                    "-i" | "-o" => (value != "lo" && !value.contains('+')).then_some(&*value),
+                    "-s" | "-d" => host_address(&value),
+                    _ => Some(dnat_address(&value)),
+                };
+                if let Some(value) = learned.filter(|v| !set.contains(*v)) {
+                    set.insert(value.to_string());
                 }
             }
         }
@@ -199,57 +259,60 @@ impl DockerFacts {
 
     /// Whether a rule in a builtin chain has Docker's shape there; the description says
     /// which footprint it matched.
-    pub fn footprint(&self, table: &str, chain: &str, args: &RuleArgs) -> Option<String> {
+    pub fn footprint(&self, table: &str, chain: &str, args: &RuleArgs) -> Option<Footprint> {
         let target = args.target().unwrap_or("");
         match (table, chain) {
             ("raw", "PREROUTING") => self.raw_guard(args, target),
             ("nat", "POSTROUTING") if matches!(target, "MASQUERADE" | "SNAT") => {
                 if let Some(bridge) = self.bridge_of(args) {
-                    Some(format!("Docker masquerade/SNAT for bridge {bridge}"))
+                    Some(Footprint::Masquerade {
+                        bridge: bridge.to_string(),
+                    })
                 } else if args.source().is_some_and(|s| self.is_container(s)) {
-                    Some("Docker hairpin masquerade for a container".to_string())
+                    Some(Footprint::Hairpin)
                 } else {
                     None
                 }
             }
             ("filter", "FORWARD") => {
                 if let Some(set) = args.value(&["--match-set"]) {
-                    return set
-                        .starts_with("docker-")
-                        .then(|| format!("Docker 28.0 forward rule on ipset {set}"));
+                    return set.starts_with("docker-").then(|| Footprint::ForwardIpset {
+                        set: set.to_string(),
+                    });
                 }
                 let bridge = self.bridge_of(args)?;
-                matches!(target, "ACCEPT" | "DROP")
-                    .then(|| format!("Docker forward rule for bridge {bridge}"))
+                matches!(target, "ACCEPT" | "DROP").then(|| Footprint::Forward {
+                    bridge: bridge.to_string(),
+                })
             }
             ("filter", "INPUT") | ("mangle", "OUTPUT") => {
                 let overlay = args.protocol() == Some("udp")
                     && args.has(&["--u32"])
                     && matches!(target, "DROP" | "MARK");
-                overlay.then(|| "Docker encrypted-overlay (VXLAN) rule".to_string())
+                overlay.then_some(Footprint::EncryptedOverlay)
             }
             ("mangle", "POSTROUTING") => (args.protocol() == Some("sctp") && target == "CHECKSUM")
-                .then(|| "Docker SCTP checksum rule".to_string()),
+                .then_some(Footprint::SctpChecksum),
             _ => None,
         }
     }
 
     /// raw PREROUTING: `-d <ctr> ! -i <bridge> [… --dport P] -j DROP`, the loopback
     /// guard `-d 127.0.0.1/32 ! -i lo … -j DROP`, and WSL2's `-i loopback0 … -j ACCEPT`.
-    fn raw_guard(&self, args: &RuleArgs, target: &str) -> Option<String> {
+    fn raw_guard(&self, args: &RuleArgs, target: &str) -> Option<Footprint> {
         let dst = args.destination()?;
         let iface = args.in_iface()?;
         let name = iface.first()?;
         let loopback = matches!(dst, "127.0.0.1/32" | "::1/128");
         match target {
             "DROP" if iface.negated && self.is_bridge(name) && host_address(dst).is_some() => {
-                Some(format!("Docker raw guard for a container on bridge {name}"))
+                Some(Footprint::RawGuard {
+                    bridge: name.to_string(),
+                })
             }
-            "DROP" if iface.negated && name == "lo" && loopback => {
-                Some("Docker raw guard for a port published on loopback".to_string())
-            }
+            "DROP" if iface.negated && name == "lo" && loopback => Some(Footprint::LoopbackGuard),
             "ACCEPT" if !iface.negated && name == "loopback0" && loopback => {
-                Some("Docker WSL2 loopback rule".to_string())
+                Some(Footprint::Wsl2Loopback)
             }
             _ => None,
         }
@@ -260,15 +323,20 @@ impl DockerFacts {
 /// non-Docker chains to keep as they are (e.g. `f2b-*`).
 pub fn classify(ruleset: &Ruleset, keep_chains: &[String]) -> DockerOwnership {
     let facts = DockerFacts::learn(ruleset);
+    let patterns = compile(keep_chains);
     let tables = ruleset
         .tables
         .iter()
-        .map(|t| classify_table(t, &facts, keep_chains))
+        .map(|t| classify_table(t, &facts, &patterns))
         .collect();
     DockerOwnership { tables, facts }
 }
 
-fn classify_table(table: &Table, facts: &DockerFacts, keep_chains: &[String]) -> TableOwnership {
+fn classify_table(
+    table: &Table,
+    facts: &DockerFacts,
+    keep_chains: &[(&str, glob::Pattern)],
+) -> TableOwnership {
     let mut chains: Vec<Option<Reason>> = table
         .chains
         .iter()
@@ -280,8 +348,8 @@ fn classify_table(table: &Table, facts: &DockerFacts, keep_chains: &[String]) ->
             } else {
                 keep_chains
                     .iter()
-                    .find(|g| glob_match(g, &c.name))
-                    .map(|g| Reason::KeepList(g.clone()))
+                    .find(|(_, p)| p.matches(&c.name))
+                    .map(|(g, _)| Reason::KeepList(g.to_string()))
             }
         })
         .collect();
@@ -455,5 +523,14 @@ mod tests {
         assert!(glob_match("*", ""));
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("f2b-*", "ufw-input"));
+        assert!(glob_match("?**-8--", "a-8--") && glob_match("x[1]*", "x[1]y"));
+        assert!(!glob_match("x[12]", "x1"));
+        // Exponential for a backtracking matcher (the hand-written one never returned);
+        // the crate's gives up early.
+        assert!(!glob_match(&"*a".repeat(20), &"a".repeat(19)));
+        assert!(!glob_match(
+            &format!("{}b", "*a".repeat(20)),
+            &"a".repeat(60)
+        ));
     }
 }

@@ -2,6 +2,8 @@
 //! saved text → [`Ruleset`] → [`DockerOwnership`] → [`Policy`] → composed ruleset → the
 //! tables that need to be written (and the text that writes or rolls them back).
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -10,8 +12,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::ownership::{classify, is_docker_chain, is_our_rule, DockerOwnership, Reason};
-use crate::policy::{self, Policy};
-use crate::ruleset::{self, builtin_chains, Rule, Ruleset, Table};
+use crate::policy::{self, Policy, Template};
+use crate::ruleset::{self, Rule, Ruleset, Table};
 
 /// What is being applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,12 +108,9 @@ pub fn inputs_fingerprint(
     binary: &str,
     mode: Mode,
     config: &Config,
-    template: Option<&str>,
+    template: &Template,
 ) -> String {
-    ruleset::fingerprint_of(&format!(
-        "{binary} {mode:?} {config:?} {}",
-        template.unwrap_or("")
-    ))
+    ruleset::fingerprint_of(&format!("{binary} {mode:?} {config:?} {}", template.source))
 }
 
 /// The plan for one family.
@@ -133,28 +132,28 @@ pub fn tables_text(ruleset: &Ruleset, names: &[String]) -> String {
         .iter()
         .map(|name| match ruleset.table(name) {
             Some(t) => t.to_string(),
-            None => empty_table(name).to_string(),
+            None => Table::empty(name).to_string(),
         })
         .collect()
 }
 
-fn empty_table(name: &str) -> Table {
-    let text = std::iter::once(format!("*{name}"))
-        .chain(
-            builtin_chains(name)
-                .iter()
-                .map(|c| format!(":{c} ACCEPT [0:0]")),
-        )
-        .chain(std::iter::once("COMMIT\n".to_string()))
-        .collect::<Vec<_>>()
-        .join("\n");
-    ruleset::parse(&text)
-        .expect("an empty table parses")
-        .tables
-        .remove(0)
-}
-
 impl FamilyPlan {
+    /// Skips the tables the apply record shows as done: the last apply composed exactly
+    /// what this plan composes, and the kernel still holds what that apply left (which
+    /// iptables may spell differently from the template). `start`, `status` and `plan`
+    /// on the running ruleset all call this with the same record, so they agree.
+    pub fn skip_applied(&mut self, applied: &Applied) {
+        let (current, desired) = (&self.current, &self.desired);
+        self.changed.retain(|name| {
+            let wanted = desired
+                .table(name)
+                .expect("changed tables are desired tables");
+            !current
+                .table(name)
+                .is_some_and(|k| applied.matches(wanted, k))
+        });
+    }
+
     /// The input of the one `iptables-restore` that applies this plan.
     pub fn restore_text(&self) -> String {
         tables_text(&self.desired, &self.changed)
@@ -320,13 +319,15 @@ impl Fate<'_> {
 }
 
 /// Plans one family: `saved` is `iptables-save -c` output (`source` names it in errors).
+/// A pure function of the saved ruleset, the configuration and the template text; the
+/// apply record plays no part ([`FamilyPlan::skip_applied`] is the one place it may).
 pub fn plan(
     family: Family,
     saved: &str,
     source: &str,
     config: &Config,
+    template: &Template,
     mode: Mode,
-    applied: &Applied,
 ) -> Result<FamilyPlan> {
     let current = ruleset::parse(saved).map_err(|e| {
         Error::failed(format!("cannot read {source}: {e}"))
@@ -334,21 +335,12 @@ pub fn plan(
     })?;
     let ownership = classify(&current, &config.keep_chains);
     let policy = match mode {
-        Mode::Start => policy::render(config, family, &ownership.facts)?,
+        Mode::Start => policy::render(config, template, family, &ownership.facts)?,
         Mode::Stop => Policy::open(),
     };
     let desired = compose(&current, &ownership, &policy)
         .map_err(|m| Error::config(m).hint("rename the chain in the template"))?;
-    let changed = changed_tables(&current, &desired)
-        .into_iter()
-        .filter(|name| {
-            let kernel = current.table(name);
-            let wanted = desired
-                .table(name)
-                .expect("changed tables are desired tables");
-            !kernel.is_some_and(|k| applied.matches(wanted, k))
-        })
-        .collect();
+    let changed = changed_tables(&current, &desired);
     Ok(FamilyPlan {
         family,
         current,
@@ -373,8 +365,8 @@ mod tests {
             saved,
             "t",
             &config,
+            &Template::builtin(),
             Mode::Start,
-            &Applied::default(),
         )
         .unwrap();
         assert_eq!(first.changed, ["filter"]);
@@ -385,8 +377,8 @@ mod tests {
             &again,
             "t",
             &config,
+            &Template::builtin(),
             Mode::Start,
-            &Applied::default(),
         )
         .unwrap();
         assert!(second.changed.is_empty());

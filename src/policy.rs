@@ -2,11 +2,14 @@
 //! into an `iptables-restore` fragment for one address family, checked for what a policy
 //! may and may not declare.
 
+#![forbid(unsafe_code)]
+
 use ipnet::IpNet;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use crate::config::{line_col, Config, Ports, Proto};
+use crate::config::{Config, Ports, Proto};
+use crate::diagnostic;
 use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::ownership::{is_docker_chain, DockerFacts, OWN_MARK};
@@ -152,21 +155,53 @@ fn comment_filter(text: String) -> String {
     }
 }
 
+/// The policy template's name (its path, for messages) and text: read once per run, so
+/// that every family, and the fingerprint of an apply's inputs, see the same text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub name: String,
+    pub source: String,
+}
+
+impl Template {
+    /// The built-in template (templates/policy.rules.j2, compiled in).
+    pub fn builtin() -> Self {
+        Template {
+            name: BUILTIN_NAME.to_string(),
+            source: BUILTIN_TEMPLATE.to_string(),
+        }
+    }
+
+    /// The configuration's `template`, or the built-in one. Fails (a configuration error)
+    /// when the file cannot be read or is not UTF-8, saying where.
+    pub fn load(config: &Config) -> Result<Self> {
+        let Some(path) = &config.template else {
+            return Ok(Self::builtin());
+        };
+        let bytes = fs_err::read(path).map_err(|e| {
+            Error::config(e.to_string())
+                .hint("fix `template` in the configuration")
+                .with_source(e)
+        })?;
+        Ok(Template {
+            name: path.display().to_string(),
+            source: crate::config::utf8(path, bytes)?,
+        })
+    }
+}
+
 /// Renders the policy for `family`. It depends only on the configuration, the template
 /// and Docker's chains, never on the routing table of the moment: with `[containers]` and
 /// no `external_interfaces`, "external" means every interface that is not a Docker bridge,
 /// so the policy rendered at boot (before any default route exists) is the one rendered
 /// once the network is up.
-pub fn render(config: &Config, family: Family, facts: &DockerFacts) -> Result<Policy> {
-    let (name, source) = match &config.template {
-        Some(path) => (
-            path.display().to_string(),
-            fs_err::read_to_string(path).map_err(|e| {
-                Error::config(e.to_string()).hint("fix `template` in the configuration")
-            })?,
-        ),
-        None => (BUILTIN_NAME.to_string(), BUILTIN_TEMPLATE.to_string()),
-    };
+pub fn render(
+    config: &Config,
+    template: &Template,
+    family: Family,
+    facts: &DockerFacts,
+) -> Result<Policy> {
+    let Template { name, source } = template;
     let mut bridges: Vec<String> = DEFAULT_BRIDGES.iter().map(ToString::to_string).collect();
     bridges.extend(
         facts
@@ -217,7 +252,7 @@ pub fn render(config: &Config, family: Family, facts: &DockerFacts) -> Result<Po
         bridges,
         containers,
     };
-    let text = render_text(&name, &source, &context)?;
+    let text = render_text(name, source, &context)?;
     let fragment = ruleset::parse(&text).map_err(|e| {
         let line = text.lines().nth(e.line - 1).unwrap_or("");
         Error::config(format!(
@@ -240,16 +275,15 @@ fn render_text(name: &str, source: &str, context: &Context) -> Result<String> {
     env.add_filter("source", source_filter);
     env.add_filter("comment", comment_filter);
     let located = |e: minijinja::Error| {
-        let line = match (e.range(), e.line()) {
-            (Some(range), _) => {
-                let (line, col) = line_col(source, range.start);
-                format!("{line}:{col}:")
-            }
-            (None, Some(line)) => format!("{line}:"),
-            (None, None) => String::new(),
-        };
         let detail = e.detail().map_or(String::new(), |d| format!(": {d}"));
-        Error::config(format!("{name}:{line} {}{detail}", e.kind()))
+        let message = format!("{}{detail}", e.kind());
+        let shown = match (e.range(), e.line()) {
+            (Some(range), _) => diagnostic::at_offset(name, source, range.start, message),
+            (None, Some(line)) => diagnostic::at_line(name, source, line, message),
+            (None, None) => format!("{name}: {message}"),
+        };
+        Error::config(shown)
+            .with_source(e)
             .hint("fix the template; nothing was applied")
     };
     env.add_template(name, source).map_err(located)?;
@@ -308,10 +342,15 @@ mod tests {
 
     fn render_default(family: Family) -> String {
         let config = Config::builtin();
-        render(&config, family, &DockerFacts::default())
-            .unwrap()
-            .fragment
-            .to_string()
+        render(
+            &config,
+            &Template::load(&config).unwrap(),
+            family,
+            &DockerFacts::default(),
+        )
+        .unwrap()
+        .fragment
+        .to_string()
     }
 
     #[test]
@@ -344,11 +383,23 @@ mod tests {
             },
             from: vec!["::/0".parse().unwrap()],
         });
-        let v4 = render(&config, Family::V4, &DockerFacts::default()).unwrap();
+        let v4 = render(
+            &config,
+            &Template::load(&config).unwrap(),
+            Family::V4,
+            &DockerFacts::default(),
+        )
+        .unwrap();
         let v4 = v4.fragment.to_string();
         assert!(v4.contains("-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j ACCEPT\n"));
         assert!(!v4.contains("80:81"));
-        let v6 = render(&config, Family::V6, &DockerFacts::default()).unwrap();
+        let v6 = render(
+            &config,
+            &Template::load(&config).unwrap(),
+            Family::V6,
+            &DockerFacts::default(),
+        )
+        .unwrap();
         let v6 = v6.fragment.to_string();
         assert!(!v6.contains("--dport 22 "));
         assert!(v6.contains(
@@ -367,18 +418,39 @@ mod tests {
         .unwrap();
         let mut config = Config::builtin();
         config.template = Some(path.clone());
-        let err = render(&config, Family::V4, &DockerFacts::default())
-            .unwrap_err()
-            .to_string();
+        let err = render(
+            &config,
+            &Template::load(&config).unwrap(),
+            Family::V4,
+            &DockerFacts::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.starts_with(&format!("{}:3:4:", path.display())),
             "{err}"
         );
+        assert!(err.contains("\n    {{ nosuchvar }}\n       ^\n"), "{err}");
+
+        std::fs::write(&path, b"*filter\n\xff\n").unwrap();
+        let err = Template::load(&config).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}:2:1: not UTF-8 text: byte 0xff\n",
+                path.display()
+            )),
+            "{err}"
+        );
 
         std::fs::write(&path, "*filter\n:DOCKER - [0:0]\nCOMMIT\n").unwrap();
-        let err = render(&config, Family::V4, &DockerFacts::default())
-            .unwrap_err()
-            .to_string();
+        let err = render(
+            &config,
+            &Template::load(&config).unwrap(),
+            Family::V4,
+            &DockerFacts::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("belongs to Docker"), "{err}");
     }
 
@@ -390,10 +462,15 @@ mod tests {
             external_interfaces: Vec::new(),
             allow: Vec::new(),
         });
-        let text = render(&config, Family::V4, &DockerFacts::default())
-            .unwrap()
-            .fragment
-            .to_string();
+        let text = render(
+            &config,
+            &Template::load(&config).unwrap(),
+            Family::V4,
+            &DockerFacts::default(),
+        )
+        .unwrap()
+        .fragment
+        .to_string();
         assert!(text.contains(
             "-A DOCKER-USER -i docker_gwbridge -m comment --comment iptables-docker -j RETURN\n\
              -A DOCKER-USER -m conntrack --ctstate DNAT -m comment --comment iptables-docker -j DROP\n"
@@ -401,10 +478,15 @@ mod tests {
         if let Some(c) = config.containers.as_mut() {
             c.external_interfaces = vec!["eth0".into()];
         }
-        let text = render(&config, Family::V4, &DockerFacts::default())
-            .unwrap()
-            .fragment
-            .to_string();
+        let text = render(
+            &config,
+            &Template::load(&config).unwrap(),
+            Family::V4,
+            &DockerFacts::default(),
+        )
+        .unwrap()
+        .fragment
+        .to_string();
         assert!(
             text.contains("-A DOCKER-USER -i eth0 -m conntrack --ctstate DNAT"),
             "{text}"

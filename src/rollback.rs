@@ -2,8 +2,10 @@
 //! before an apply, but with Docker's chains and rules (and the kept chains) as they are
 //! *now* — Docker may have started containers meanwhile, and those rules must survive.
 
+#![forbid(unsafe_code)]
+
 use crate::ownership::{classify, TableOwnership};
-use crate::ruleset::{builtin_chains, Chain, Counters, Rule, Ruleset, Table};
+use crate::ruleset::{Chain, Rule, Ruleset, Table};
 
 /// Merges `before` (the snapshot) with `now`: every rule and chain that classification
 /// keeps comes from `now`, everything else from `before`. In a builtin chain, the kept
@@ -13,19 +15,8 @@ use crate::ruleset::{builtin_chains, Chain, Counters, Rule, Ruleset, Table};
 pub fn merge(before: &Ruleset, now: &Ruleset, keep_chains: &[String]) -> Ruleset {
     let own_before = classify(before, keep_chains);
     let own_now = classify(now, keep_chains);
-    let empty_table = |name: &str| Table {
-        name: name.to_string(),
-        chains: Vec::new(),
-        rules: Vec::new(),
-    };
     let empty_own = TableOwnership::default();
-    let mut names: Vec<&str> = before.tables.iter().map(|t| t.name.as_str()).collect();
-    for t in &now.tables {
-        if !names.contains(&t.name.as_str()) {
-            names.push(&t.name);
-        }
-    }
-    let tables = names
+    let tables = Ruleset::table_names(&[before, now])
         .into_iter()
         .map(|name| {
             let lookup = |rs: &Ruleset, own: &[TableOwnership]| {
@@ -35,9 +26,9 @@ pub fn merge(before: &Ruleset, now: &Ruleset, keep_chains: &[String]) -> Ruleset
                     .map(|i| (rs.tables[i].clone(), own[i].clone()))
             };
             let (b, ob) = lookup(before, &own_before.tables)
-                .unwrap_or_else(|| (empty_table(name), empty_own.clone()));
+                .unwrap_or_else(|| (Table::empty(name), empty_own.clone()));
             let (n, on) = lookup(now, &own_now.tables)
-                .unwrap_or_else(|| (empty_table(name), empty_own.clone()));
+                .unwrap_or_else(|| (Table::empty(name), empty_own.clone()));
             merge_table(&b, &ob, &n, &on)
         })
         .collect();
@@ -45,33 +36,7 @@ pub fn merge(before: &Ruleset, now: &Ruleset, keep_chains: &[String]) -> Ruleset
 }
 
 fn merge_table(b: &Table, ob: &TableOwnership, n: &Table, on: &TableOwnership) -> Table {
-    // A table the snapshot does not have was not loaded: all its policies were ACCEPT.
-    let before_builtins: Vec<Chain> = if b.chains.is_empty() {
-        builtin_chains(&n.name)
-            .iter()
-            .map(|c| Chain {
-                name: c.to_string(),
-                policy: Some("ACCEPT".to_string()),
-                counters: Some(Counters::default()),
-            })
-            .collect()
-    } else {
-        b.chains
-            .iter()
-            .filter(|c| c.is_builtin())
-            .cloned()
-            .collect()
-    };
-    let builtins: Vec<Chain> = before_builtins
-        .into_iter()
-        .map(|c| match n.chain(&c.name) {
-            Some(now) if c.name == "FORWARD" => Chain {
-                policy: now.policy.clone(),
-                ..c
-            },
-            _ => c,
-        })
-        .collect();
+    let builtins = merged_builtins(b, n);
     let kept_now: Vec<&Chain> = n
         .chains
         .iter()
@@ -129,6 +94,30 @@ fn merge_table(b: &Table, ob: &TableOwnership, n: &Table, on: &TableOwnership) -
         chains: builtins.into_iter().chain(users).collect(),
         rules,
     }
+}
+
+/// The builtin chains of the snapshot `b`, with the FORWARD policy of `n` (Docker's).
+fn merged_builtins(b: &Table, n: &Table) -> Vec<Chain> {
+    // A table the snapshot does not have was not loaded: all its policies were ACCEPT.
+    let before = if b.chains.is_empty() {
+        Table::empty(&n.name).chains
+    } else {
+        b.chains
+            .iter()
+            .filter(|c| c.is_builtin())
+            .cloned()
+            .collect()
+    };
+    before
+        .into_iter()
+        .map(|c| match n.chain(&c.name) {
+            Some(now) if c.name == "FORWARD" => Chain {
+                policy: now.policy.clone(),
+                ..c
+            },
+            _ => c,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! from the rule text (only a quoted or escaped word is copied): classification reads
 //! tens of thousands of rules on a large Docker host.
 
+#![forbid(unsafe_code)]
+
 use std::borrow::Cow;
 
 /// One option of a rule: its name (`-o`, `--dport`), whether it was negated with `!`, and
@@ -35,80 +37,83 @@ pub struct RuleArgs<'a> {
     slots: Vec<Slot>,
 }
 
-/// Splits a rule spec into words the way `iptables-save` quotes them: double quotes group
-/// words, a backslash escapes the next character.
-pub fn split_words(spec: &str) -> Vec<Cow<'_, str>> {
-    if !spec.contains(['"', '\\', '\t']) {
-        return spec
-            .split(' ')
-            .filter(|w| !w.is_empty())
-            .map(Cow::Borrowed)
-            .collect();
-    }
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut quoted = false;
-    let mut chars = spec.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(next) = chars.next() {
-                    word.push(next);
-                }
-                in_word = true;
-            }
-            '"' => {
-                quoted = !quoted;
-                in_word = true;
-            }
-            ' ' | '\t' if !quoted => {
-                if in_word {
-                    words.push(Cow::Owned(std::mem::take(&mut word)));
-                    in_word = false;
-                }
-            }
-            _ => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(Cow::Owned(word));
-    }
-    words
+/// The words of a rule spec, read the way `iptables-save` quotes them: spaces and tabs
+/// separate words, double quotes group them, a backslash escapes the next character. A
+/// word without quotes or escapes borrows from the spec. The one tokenizer of rule text.
+#[derive(Debug, Clone)]
+pub struct Words<'a> {
+    rest: &'a str,
 }
 
-/// The target of a rule (`-j X` / `-g X`) read straight from its text, without copying:
-/// targets are never quoted. Words inside quotes (a comment saying "-j") are skipped.
-pub fn target_of(spec: &str) -> Option<&str> {
-    let bytes = spec.as_bytes();
-    let mut quoted = false;
-    let mut start = None;
-    let mut jump_next = false;
-    let mut i = 0;
-    while i <= bytes.len() {
-        let b = bytes.get(i).copied();
-        match b {
-            Some(b'\\') => i += 1,
-            Some(b'"') => quoted = !quoted,
-            Some(b' ') | None if !quoted => {
-                if let Some(s) = start.take() {
-                    let word = &spec[s..i];
-                    if jump_next {
-                        return Some(word);
+/// The words of `spec` ([`Words`]).
+pub fn words(spec: &str) -> Words<'_> {
+    Words { rest: spec }
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = Cow<'a, str>;
+
+    fn next(&mut self) -> Option<Cow<'a, str>> {
+        let start = self.rest.trim_start_matches([' ', '\t']);
+        if start.is_empty() {
+            self.rest = start;
+            return None;
+        }
+        let mut owned: Option<String> = None;
+        let mut quoted = false;
+        let mut chars = start.char_indices();
+        let mut end = start.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    let word = owned.get_or_insert_with(|| start[..i].to_string());
+                    if let Some((_, next)) = chars.next() {
+                        word.push(next);
                     }
-                    jump_next = matches!(word, "-j" | "--jump" | "-g" | "--goto");
                 }
-            }
-            _ => {
-                if start.is_none() {
-                    start = Some(i);
+                '"' => {
+                    owned.get_or_insert_with(|| start[..i].to_string());
+                    quoted = !quoted;
+                }
+                ' ' | '\t' if !quoted => {
+                    end = i;
+                    break;
+                }
+                _ => {
+                    if let Some(word) = owned.as_mut() {
+                        word.push(c);
+                    }
                 }
             }
         }
-        i += 1;
+        let word = match owned {
+            Some(word) => Cow::Owned(word),
+            None => Cow::Borrowed(&start[..end]),
+        };
+        self.rest = match chars.next() {
+            Some((i, _)) => &start[i..],
+            None => "",
+        };
+        Some(word)
+    }
+}
+
+/// The words of a rule spec, collected ([`Words`]).
+pub fn split_words(spec: &str) -> Vec<Cow<'_, str>> {
+    words(spec).collect()
+}
+
+/// The target of a rule (`-j X` / `-g X`), borrowed from its text (targets are never
+/// quoted). Words inside quotes (a comment saying "-j") are not options.
+pub fn target_of(spec: &str) -> Option<&str> {
+    let mut words = words(spec);
+    while let Some(word) = words.next() {
+        if matches!(word, Cow::Borrowed("-j" | "--jump" | "-g" | "--goto")) {
+            return match words.next()? {
+                Cow::Borrowed(target) => Some(target),
+                Cow::Owned(_) => None,
+            };
+        }
     }
     None
 }
@@ -212,10 +217,29 @@ mod tests {
     }
 
     #[test]
+    fn words_honour_quotes_escapes_and_tabs() {
+        let w = |s| {
+            split_words(s)
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(w("  -i  eth0\t-j X "), ["-i", "eth0", "-j", "X"]);
+        assert_eq!(w("--comment \"a b\" x"), ["--comment", "a b", "x"]);
+        assert_eq!(w("a\\ b \"\" c"), ["a b", "", "c"]);
+        assert_eq!(w("p\"q r\"s"), ["pq rs"]);
+        assert!(matches!(
+            words("-j DOCKER").nth(1),
+            Some(Cow::Borrowed("DOCKER"))
+        ));
+    }
+
+    #[test]
     fn target_of_reads_the_text() {
         assert_eq!(target_of("-o docker0 -j DOCKER"), Some("DOCKER"));
         assert_eq!(target_of("-g f2b-sshd"), Some("f2b-sshd"));
         assert_eq!(target_of("-p tcp"), None);
+        assert_eq!(target_of("-j"), None);
         assert_eq!(
             target_of("-m comment --comment \"x -j NOPE\" -j LOG --log-prefix \"a -j b\""),
             Some("LOG")

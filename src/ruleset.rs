@@ -4,7 +4,11 @@
 //! The model keeps every rule's text verbatim, so that `parse` followed by `to_string`
 //! gives back the input byte for byte (comment lines aside, which carry no rules).
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
+
+use crate::hash::StableHasher;
 
 /// The builtin chains of each table, in the order `iptables-save` prints them.
 pub fn builtin_chains(table: &str) -> &'static [&'static str] {
@@ -56,6 +60,23 @@ pub struct Table {
 }
 
 impl Table {
+    /// The table as the kernel has it before anything is loaded into it: its builtin
+    /// chains ([`builtin_chains`]) with policy ACCEPT and counters `[0:0]`, no rules.
+    pub fn empty(name: &str) -> Table {
+        Table {
+            name: name.to_string(),
+            chains: builtin_chains(name)
+                .iter()
+                .map(|c| Chain {
+                    name: c.to_string(),
+                    policy: Some("ACCEPT".to_string()),
+                    counters: Some(Counters::default()),
+                })
+                .collect(),
+            rules: Vec::new(),
+        }
+    }
+
     pub fn chain(&self, name: &str) -> Option<&Chain> {
         self.chains.iter().find(|c| c.name == name)
     }
@@ -94,49 +115,29 @@ impl Table {
     }
 }
 
-/// A 64-bit hash over a table's content without counters, eight bytes at a step (an
-/// FxHash-style multiply-rotate): stable across builds, unlike std's hasher, cheap enough
-/// to run over a whole `iptables-save` on every start, and computable from the model or
-/// straight from the text.
-struct Fingerprint(u64);
+/// A table's content without counters, hashed with [`StableHasher`] (fields fed one by
+/// one, so that it can be computed from the model or straight from the text).
+struct Fingerprint(StableHasher);
 
 impl Fingerprint {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-
     fn new(table: &str) -> Self {
-        let mut fp = Fingerprint(0xcbf2_9ce4_8422_2325);
-        fp.feed(table);
-        fp
-    }
-
-    fn mix(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
-    }
-
-    /// Feeds one field; its length is fed too, so fields cannot run into each other.
-    fn feed(&mut self, s: &str) {
-        let mut chunks = s.as_bytes().chunks_exact(8);
-        for chunk in &mut chunks {
-            self.mix(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-        }
-        let mut tail = [0u8; 8];
-        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        self.mix(u64::from_le_bytes(tail));
-        self.mix(s.len() as u64);
+        let mut h = StableHasher::new();
+        h.feed(table.as_bytes());
+        Fingerprint(h)
     }
 
     fn chain(&mut self, name: &str, policy: &str) {
-        self.feed(name);
-        self.feed(policy);
+        self.0.feed(name.as_bytes());
+        self.0.feed(policy.as_bytes());
     }
 
     fn rule(&mut self, chain: &str, spec: &str) {
-        self.feed(chain);
-        self.feed(spec);
+        self.0.feed(chain.as_bytes());
+        self.0.feed(spec.as_bytes());
     }
 
     fn finish(self) -> String {
-        format!("{:016x}", self.0)
+        format!("{:016x}", self.0.finish())
     }
 }
 
@@ -169,7 +170,7 @@ pub fn text_fingerprints(text: &str) -> Option<Vec<(String, String)>> {
         if line == "COMMIT" {
             out.push((
                 std::mem::take(name),
-                std::mem::replace(fp, Fingerprint(0)).finish(),
+                std::mem::replace(fp, Fingerprint::new("")).finish(),
             ));
             open = None;
         } else if let Some(decl) = line.strip_prefix(':') {
@@ -204,6 +205,17 @@ impl Ruleset {
 
     pub fn rule_count(&self) -> usize {
         self.tables.iter().map(|t| t.rules.len()).sum()
+    }
+
+    /// The names of the tables of all `rulesets`, each once, in order of first appearance.
+    pub fn table_names<'a>(rulesets: &[&'a Ruleset]) -> Vec<&'a str> {
+        let mut names: Vec<&str> = Vec::new();
+        for table in rulesets.iter().flat_map(|rs| &rs.tables) {
+            if !names.contains(&table.name.as_str()) {
+                names.push(&table.name);
+            }
+        }
+        names
     }
 }
 

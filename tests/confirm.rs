@@ -24,10 +24,9 @@ fn without(text: &str, needle: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn without_confirmation_the_previous_ruleset_comes_back_with_todays_docker_rules() {
-    if !netns_ready("confirm") {
-        return;
-    }
+    require_netns("confirm", &[]);
     let script = format!(
         r#"{SETUP}
 "$BIN" start --confirm 2 < /dev/null > /run/work/out 2> /run/work/err &
@@ -55,10 +54,9 @@ echo "=== ERR"; cat /run/work/err
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_confirmation_from_another_session_keeps_the_policy() {
-    if !netns_ready("confirm") {
-        return;
-    }
+    require_netns("confirm", &[]);
     let script = format!(
         r#"{SETUP}
 "$BIN" start --confirm 2 < /dev/null > /run/work/out 2> /run/work/err &
@@ -97,10 +95,9 @@ echo "=== AFTER"; dump
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn the_rollback_happens_even_when_the_terminal_is_killed() {
-    if !netns_ready("confirm") {
-        return;
-    }
+    require_netns("confirm", &[]);
     // `script` gives the command a pseudo-terminal; killing it hangs that terminal up.
     let script = format!(
         r#"{SETUP}
@@ -120,10 +117,9 @@ echo "=== AFTER"; dump
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_config_others_can_write_is_refused_and_nothing_is_applied() {
-    if !netns_ready("confirm") {
-        return;
-    }
+    require_netns("confirm", &[]);
     let script = format!(
         r#"{SETUP}
 printf '[ssh]\nport = 22\n' > /run/work/config.toml

@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 use common::*;
 use iptables_docker::ruleset::{Ruleset, Table};
@@ -40,23 +39,6 @@ const JUNK_MARKERS: [&str; 8] = [
     "-A INPUT -j ACCEPT",
 ];
 
-fn fixture_files() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut dirs = vec![fixtures_dir()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rules") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
 fn all_rules(rs: &Ruleset) -> String {
     rs.to_string()
 }
@@ -76,6 +58,42 @@ fn docker_view(table: &Table) -> (Vec<String>, Vec<String>) {
         .map(|r| format!("-A {} {}", r.chain, r.spec))
         .collect();
     (chains, rules)
+}
+
+/// After `phase`: Docker's chains and rules of `fixture` exactly as they were (its INPUT
+/// rules first), no junk left, the FORWARD policy as before.
+fn check_docker_kept(
+    phase: &str,
+    fixture: &Ruleset,
+    after: &Ruleset,
+    forward_before: Option<&str>,
+) -> Result<(), String> {
+    for table in &fixture.tables {
+        let found = after
+            .table(&table.name)
+            .ok_or(format!("after {phase}: table {} is gone", table.name))?;
+        let want = docker_view(table);
+        let got = docker_view(found);
+        if want != got {
+            return Err(format!(
+                "after {phase}: Docker's chains/rules in table {} differ\n want {:#?}\n got {:#?}",
+                table.name, want, got
+            ));
+        }
+        let want_input = rules(fixture, &table.name, "INPUT");
+        let got_input = rules(after, &table.name, "INPUT");
+        if table.name == "filter" && !got_input.starts_with(&want_input) {
+            return Err(format!("after {phase}: Docker's INPUT rules are not first"));
+        }
+    }
+    let text = all_rules(after);
+    if let Some(marker) = JUNK_MARKERS.iter().find(|m| text.contains(*m)) {
+        return Err(format!("after {phase}: junk '{marker}' is left:\n{text}"));
+    }
+    if policy_of(after, "filter", "FORWARD").as_deref() != forward_before {
+        return Err(format!("after {phase}: FORWARD policy changed"));
+    }
+    Ok(())
 }
 
 /// Checks one fixture; returns a description of what is wrong, if anything.
@@ -125,31 +143,7 @@ echo "=== STOP"; {p}-legacy-save
     let forward_before = policy_of(&before, "filter", "FORWARD");
 
     for (phase, after) in [("start", &started), ("stop", &stopped)] {
-        for table in &fixture.tables {
-            let found = after
-                .table(&table.name)
-                .ok_or(format!("after {phase}: table {} is gone", table.name))?;
-            let want = docker_view(table);
-            let got = docker_view(found);
-            if want != got {
-                return Err(format!(
-                    "after {phase}: Docker's chains/rules in table {} differ\n want {:#?}\n got {:#?}",
-                    table.name, want, got
-                ));
-            }
-            let want_input = rules(&fixture, &table.name, "INPUT");
-            let got_input = rules(after, &table.name, "INPUT");
-            if table.name == "filter" && !got_input.starts_with(&want_input) {
-                return Err(format!("after {phase}: Docker's INPUT rules are not first"));
-            }
-        }
-        let text = all_rules(after);
-        if let Some(marker) = JUNK_MARKERS.iter().find(|m| text.contains(*m)) {
-            return Err(format!("after {phase}: junk '{marker}' is left:\n{text}"));
-        }
-        if policy_of(after, "filter", "FORWARD") != forward_before {
-            return Err(format!("after {phase}: FORWARD policy changed"));
-        }
+        check_docker_kept(phase, &fixture, after, forward_before.as_deref())?;
     }
     let input = rules(&started, "filter", "INPUT");
     let active = policy_of(&started, "filter", "INPUT").as_deref() == Some("DROP")
@@ -168,41 +162,14 @@ echo "=== STOP"; {p}-legacy-save
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn every_docker_fixture_survives_start_and_stop_with_junk_removed() {
-    if !netns_ready("docker_fixtures") {
-        return;
-    }
+    require_netns("docker_fixtures", &[]);
     let files = fixture_files();
     assert!(
         files.len() >= 500,
         "expected the 520 fixtures, found {}",
         files.len()
     );
-    let next = Mutex::new(files.iter().enumerate());
-    let failures = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..3 {
-            scope.spawn(|| loop {
-                let Some((i, file)) = next.lock().unwrap().next() else {
-                    break;
-                };
-                if let Err(why) = check(file, i % 2 == 0) {
-                    failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("{}: {why}", file.display()));
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().unwrap();
-    let passed = files.len() - failures.len();
-    println!("docker fixtures: {passed}/{} passed", files.len());
-    assert!(
-        failures.is_empty(),
-        "{} of {} fixtures failed:\n{}",
-        failures.len(),
-        files.len(),
-        failures.join("\n\n")
-    );
+    check_all("docker fixtures", &files, |i, file| check(file, i % 2 == 0));
 }

@@ -13,10 +13,9 @@ const FIXTURE: &str = "$FIXTURES/moby-v29-doc-usernet-portmap.v4.rules";
 const DUMP: &str = "{ iptables-legacy-save -c; ip6tables-legacy-save -c; } | grep -v '^#'";
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_concurrent_docker_writer_never_loses_a_rule() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     let script = format!(
         r#"iptables-legacy-restore < {FIXTURE}
 "$BIN" start > /dev/null
@@ -67,10 +66,9 @@ echo "=== SAVE"; iptables-legacy-save -t filter
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_second_start_replaces_no_kernel_table() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     let script = format!(
         r#"iptables-legacy-restore < {FIXTURE}
 count() {{ strace -f -qq -e trace=setsockopt -o /run/work/st "$@" > /dev/null; grep -c 'SO_SET_REPLACE' /run/work/st || true; }}
@@ -119,10 +117,9 @@ echo "=== ERR"; cat /run/work/err
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_bad_config_applies_nothing_and_says_where() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     let setup = r#"cat > /run/work/config.toml <<'EOF'
 ipv6 = true
 [ssh]
@@ -157,10 +154,9 @@ EOF"#;
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_bad_template_applies_nothing_and_says_where() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     let setup = r#"printf 'template = "policy.j2"\n' > /run/work/config.toml
 printf '*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport {{ ssh.prot }} -j ACCEPT\nCOMMIT\n' > /run/work/policy.j2"#;
     let (before, after, err, code) =
@@ -180,10 +176,9 @@ printf '*filter\n:INPUT DROP [0:0]\n-A INPUT -m nosuchmatch -j ACCEPT\nCOMMIT\n'
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_restore_the_kernel_rejects_is_rolled_back_in_both_families() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     // MASQUERADE is only valid in nat: `iptables-restore --test` accepts it in filter, the
     // kernel refuses it at commit. IPv4 is written first and must be put back.
     let setup = r#"printf 'template = "policy.j2"\n' > /run/work/config.toml
@@ -203,10 +198,9 @@ EOF"#;
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn the_lockout_guard_refuses_a_policy_that_cuts_the_ssh_session() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     let setup = r#"printf '[ssh]\nallow_from = ["192.0.2.0/24"]\n' > /run/work/config.toml"#;
     let cmd = r#"SSH_CONNECTION="198.51.100.7 50000 203.0.113.1 22" "$BIN" --config /run/work/config.toml start"#;
     let (before, after, err, code) = failing(setup, cmd);
@@ -221,10 +215,9 @@ fn the_lockout_guard_refuses_a_policy_that_cuts_the_ssh_session() {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_held_xtables_lock_makes_start_wait_then_give_up_applying_nothing() {
-    if !netns_ready("engine") {
-        return;
-    }
+    require_netns("engine", &[]);
     // util-linux's flock(1) holds the lock the way `iptables --wait` does (flock(2));
     // --close keeps it out of sleep, so killing the holder frees it.
     let setup = r#"flock --close /run/xtables.lock sleep 60 > /dev/null 2>&1 &

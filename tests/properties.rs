@@ -21,8 +21,8 @@ use iptables_docker::compose::{changed_tables, compose};
 use iptables_docker::config::{Config, Containers, Ports, Proto};
 use iptables_docker::family::Family;
 use iptables_docker::ownership::{classify, is_docker_chain, OWN_MARK};
-use iptables_docker::pipeline::{plan, Applied, Mode};
-use iptables_docker::policy::Policy;
+use iptables_docker::pipeline::{plan, Mode};
+use iptables_docker::policy::{Policy, Template};
 use iptables_docker::rule::RuleArgs;
 use iptables_docker::ruleset::{self, builtin_chains, Ruleset};
 use proptest::prelude::*;
@@ -295,8 +295,15 @@ fn start_config(keep: &[String], containers: bool) -> Config {
 }
 
 fn plan_of(text: &str, family: Family, config: &Config, mode: Mode) -> Ruleset {
-    let p = plan(family, text, "generated", config, mode, &Applied::default())
-        .unwrap_or_else(|e| panic!("plan failed: {e}\n{text}"));
+    let p = plan(
+        family,
+        text,
+        "generated",
+        config,
+        &Template::builtin(),
+        mode,
+    )
+    .unwrap_or_else(|e| panic!("plan failed: {e}\n{text}"));
     p.desired
 }
 
@@ -407,7 +414,7 @@ proptest! {
         let mode = if stop { Mode::Stop } else { Mode::Start };
         let config = start_config(&keep, containers);
         let once = plan_of(&text, family, &config, mode);
-        let again = plan(family, &once.to_string(), "planned", &config, mode, &Applied::default())
+        let again = plan(family, &once.to_string(), "planned", &config, &Template::builtin(), mode)
             .expect("plans again");
         prop_assert!(
             again.desired == once,
@@ -486,6 +493,7 @@ proptest! {
         for family in Family::ALL {
             let policy = iptables_docker::policy::render(
                 &config,
+                &Template::builtin(),
                 family,
                 &Default::default(),
             );

@@ -28,10 +28,9 @@ echo "=== LIST2"; "$BIN" snapshots
 "#;
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn rollback_brings_old_host_rules_back_and_keeps_new_docker_rules() {
-    if !netns_ready("snapshots") {
-        return;
-    }
+    require_netns("snapshots", &[]);
     let s = sections(&ok(netns_sh(SCRIPT, 120)));
     let list: Vec<&str> = s["LIST"].lines().collect();
     assert_eq!(list.len(), 2, "one snapshot per start:\n{}", s["LIST"]);

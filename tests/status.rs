@@ -7,10 +7,9 @@ mod common;
 use common::*;
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn after_a_boot_without_a_default_route_status_reports_no_drift() {
-    if !netns_ready("status") {
-        return;
-    }
+    require_netns("status", &[]);
     let script = r#"iptables-legacy-restore < "$FIXTURES/moby-v29-doc-usernet-portmap.v4.rules"
 iptables-legacy -N f2b-sshd && iptables-legacy -A INPUT -p tcp --dport 22 -j f2b-sshd
 printf 'ipv6 = false\n[containers]\nrestrict = true\n' > /run/work/config.toml

@@ -6,13 +6,12 @@
 
 mod common;
 
-use common::systemd::{build_deb, run_systemd_script, systemd_ready};
+use common::systemd::{build_deb, require_systemd, run_systemd_script};
 
 #[test]
+#[ignore = "needs root, systemd-nspawn, debootstrap and cargo-deb (cargo test -- --include-ignored)"]
 fn the_deb_installs_reloads_removes_and_purges_on_a_booted_debian() {
-    if !systemd_ready("systemd_deb", &["cargo-deb"]) {
-        return;
-    }
+    require_systemd("systemd_deb", &["cargo-deb"]);
     let deb = build_deb();
     run_systemd_script(
         "deb.sh",

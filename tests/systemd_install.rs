@@ -5,13 +5,12 @@
 
 mod common;
 
-use common::systemd::{run_systemd_script, systemd_ready};
+use common::systemd::{require_systemd, run_systemd_script};
 
 #[test]
+#[ignore = "needs root, systemd-nspawn and debootstrap (cargo test -- --include-ignored)"]
 fn install_and_uninstall_on_a_booted_debian() {
-    if !systemd_ready("systemd_install", &[]) {
-        return;
-    }
+    require_systemd("systemd_install", &[]);
     let bin = assert_cmd::cargo::cargo_bin("iptables-docker");
     // The checks the issue asks for, by name.
     run_systemd_script(

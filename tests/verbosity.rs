@@ -1,6 +1,7 @@
 //! `--quiet` and `--verbose` against the real kernel, in a throwaway namespace: quiet
 //! prints nothing on success, the default one line per family (what was kept, what was
-//! removed) and how long it took, verbose adds a line per table.
+//! removed) and how long it took, verbose adds a line per table; written to the journal,
+//! the lines carry their syslog level.
 
 mod common;
 
@@ -9,10 +10,9 @@ use common::*;
 const FIXTURE: &str = "$FIXTURES/moby-v29-doc-usernet-portmap.v4.rules";
 
 #[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn quiet_prints_nothing_normal_a_line_per_family_verbose_a_line_per_table() {
-    if !netns_ready("verbosity") {
-        return;
-    }
+    require_netns("verbosity", &[]);
     let script = format!(
         r#"iptables-legacy-restore < {FIXTURE}
 iptables-legacy -A INPUT -p tcp --dport 9999 -j ACCEPT
@@ -23,6 +23,10 @@ echo "=== UNCHANGED"; "$BIN" start
 echo "=== RELOAD"; "$BIN" reload
 echo "=== QUIET_UNCHANGED"; "$BIN" -q start
 echo "=== CONFLICT"; "$BIN" -q -v start 2>&1 || echo "exit $?"
+: > /run/work/journal
+echo "=== JOURNAL"; JOURNAL_STREAM=$(stat -c '%d:%i' /run/work/journal) "$BIN" --verbose stop >> /run/work/journal
+"$BIN" --config /nonexistent.toml start 2>> /run/work/journal || true
+cat /run/work/journal
 "#
     );
     let s = sections(&ok(netns_sh(&script, 120)));
@@ -44,4 +48,11 @@ echo "=== CONFLICT"; "$BIN" -q -v start 2>&1 || echo "exit $?"
     assert!(s["RELOAD"].contains("reload: done in "), "{}", s["RELOAD"]);
     assert_eq!(s["QUIET_UNCHANGED"].trim(), "");
     assert!(s["CONFLICT"].contains("exit 2"), "{}", s["CONFLICT"]);
+    // Writing to the journal (JOURNAL_STREAM names the stream), each line carries its
+    // syslog level for journald; a run without JOURNAL_STREAM writes plain lines.
+    let journal = &s["JOURNAL"];
+    assert!(journal.contains("<6>IPv4: kept "), "{journal}");
+    assert!(journal.contains("<7>IPv4 filter: kept "), "{journal}");
+    assert!(journal.contains("<6>stop: done in "), "{journal}");
+    assert!(journal.contains("\niptables-docker: "), "{journal}");
 }

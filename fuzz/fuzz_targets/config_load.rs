@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
             for family in Family::ALL {
                 if let Err(e) = policy::render(
                     &config,
+                    &policy::Template::builtin(),
                     family,
                     &DockerFacts::default(),
                 ) {

@@ -5,16 +5,22 @@
 use std::time::{Duration, Instant};
 
 use crate::cli::Global;
+use std::path::PathBuf;
+
+use crate::config::Config;
 use crate::error::{Error, Kind, Result};
+use crate::family::Family;
 use crate::guard;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
+use crate::policy::Template;
+use crate::report::{self, Level};
 use crate::ruleset;
 use crate::system;
 use crate::system::iptables::Iptables;
-use crate::system::lock::XtablesLock;
+use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::state::StateDir;
 
-use super::{confirm, load_trusted_config, managed_families};
+use super::{confirm, load_policy, load_trusted_config, managed_families, plan_running};
 
 /// Applies `mode`; with `confirm: Some(seconds)`, waits for the operator and rolls back
 /// without a confirmation.
@@ -29,47 +35,67 @@ pub fn run(
 ) -> Result<()> {
     system::require_root(verb)?;
     let started = Instant::now();
-    let config = load_trusted_config(global)?;
+    let (config, template) = load_policy(load_trusted_config(global)?)?;
     if !force {
         guard::check(&config, std::env::var("SSH_CONNECTION").ok().as_deref())?;
     }
-    let child_lock = tempfile::NamedTempFile::new()
-        .map_err(|e| Error::environment(format!("cannot create a private lock file: {e}")))?;
+    let child_lock = ChildLock::new()?;
     let tools = managed_families(&config)
         .into_iter()
-        .map(|f| Iptables::new(f, global.backend, child_lock.path()))
+        .map(|f| Iptables::new(f, global.backend, &child_lock))
         .collect::<Result<Vec<_>>>()?;
     let state = StateDir::new(&global.state_dir);
     state.check_private()?;
 
-    let template = config
-        .template
-        .as_ref()
-        .map(fs_err::read_to_string)
-        .transpose()?;
-    let inputs = pipeline::inputs_fingerprint(
-        &system::binary_identity(),
-        mode,
-        &config,
-        template.as_deref(),
-    );
+    let inputs = pipeline::inputs_fingerprint(&system::binary_identity(), mode, &config, &template);
 
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
+    let plans = plan_families(&tools, &state, (&config, &template), mode, &inputs)?;
+    let snapshots = write_families(&state, &plans)?;
+    for (ipt, plan, saved) in &plans {
+        record_applied(&state, ipt, plan, saved, &inputs)?;
+        if !plan.changed.is_empty() {
+            state.record_removed_chains(ipt.family, &plan.removed_chains())?;
+        }
+        report(plan);
+    }
+    report::info(format_args!(
+        "{verb}: done in {} ms",
+        started.elapsed().as_millis()
+    ));
+    drop(lock);
+    match confirm {
+        Some(seconds) if !snapshots.is_empty() => {
+            confirm::await_operator(global, &state, &snapshots, seconds)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One family's tools, plan and the `iptables-save` text it was planned from.
+type Planned<'a> = (&'a Iptables, FamilyPlan, String);
+
+/// Plans every family not unchanged since the last apply, and checks that each policy
+/// loads (`iptables-restore --test`). The xtables lock is held.
+fn plan_families<'a>(
+    tools: &'a [Iptables],
+    state: &StateDir,
+    policy: (&Config, &Template),
+    mode: Mode,
+    inputs: &str,
+) -> Result<Vec<Planned<'a>>> {
     let mut plans = Vec::new();
-    for ipt in &tools {
+    for ipt in tools {
         let saved = ipt.save(None)?;
         let applied = state.applied(ipt.family);
-        if applied.unchanged_since(&inputs, &saved) {
-            if super::normal() {
-                println!(
-                    "{}: unchanged since the last apply; nothing to change",
-                    ipt.family
-                );
-            }
+        if applied.unchanged_since(inputs, &saved) {
+            report::info(format_args!(
+                "{}: unchanged since the last apply; nothing to change",
+                ipt.family
+            ));
             continue;
         }
-        let source = format!("{}-save output", ipt.family.command());
-        let plan = pipeline::plan(ipt.family, &saved, &source, &config, mode, &applied)?;
+        let plan = plan_running(ipt.family, &saved, policy, mode, state)?;
         if !plan.policy.fragment.tables.is_empty() {
             ipt.restore(&plan.policy.fragment.to_string(), true)
                 .map_err(|e| {
@@ -79,10 +105,15 @@ pub fn run(
         }
         plans.push((ipt, plan, saved));
     }
+    Ok(plans)
+}
 
+/// Snapshots every family that changes, then writes them one `iptables-restore` each;
+/// if one fails, puts back those written. The snapshots written, per family.
+fn write_families(state: &StateDir, plans: &[Planned<'_>]) -> Result<Vec<(Family, PathBuf)>> {
     let mut snapshots = Vec::new();
     let snapshot = StateDir::new_snapshot_name();
-    for (ipt, plan, saved) in &plans {
+    for (ipt, plan, saved) in plans {
         if !plan.changed.is_empty() {
             snapshots.push((
                 ipt.family,
@@ -98,27 +129,11 @@ pub fn run(
             return Err(roll_back(&plans[..=done], err));
         }
     }
-    for (ipt, plan, saved) in &plans {
-        record_applied(&state, ipt, plan, saved, &inputs)?;
-        if !plan.changed.is_empty() {
-            state.record_removed_chains(ipt.family, &plan.removed_chains())?;
-        }
-        report(plan);
-    }
-    if super::normal() {
-        println!("{verb}: done in {} ms", started.elapsed().as_millis());
-    }
-    drop(lock);
-    match confirm {
-        Some(seconds) if !snapshots.is_empty() => {
-            confirm::await_operator(global, &state, &snapshots, seconds)
-        }
-        _ => Ok(()),
-    }
+    Ok(snapshots)
 }
 
 /// Puts the changed tables of every family written so far back as they were found.
-fn roll_back(plans: &[(&Iptables, FamilyPlan, String)], cause: Error) -> Error {
+fn roll_back(plans: &[Planned<'_>], cause: Error) -> Error {
     let mut failures = Vec::new();
     for (ipt, plan, _) in plans.iter().rev() {
         if !plan.changed.is_empty() {
@@ -171,23 +186,20 @@ fn plural(n: usize, what: &str) -> String {
 }
 
 fn report(plan: &FamilyPlan) {
-    if !super::normal() {
-        return;
-    }
     let written = if plan.changed.is_empty() {
         "nothing to change".to_string()
     } else {
         format!("replaced tables {}", plan.changed.join(", "))
     };
     let counts = plan.counts();
-    println!(
+    report::info(format_args!(
         "{}: kept {} and {} on request; removed {}; {written}",
         plan.family,
         plural(counts.docker, "Docker rule"),
         plural(counts.kept_on_request, "rule"),
         plural(counts.removed, "other rule"),
-    );
-    if super::verbose() {
+    ));
+    if report::enabled(Level::Debug) {
         for (table, own) in plan.current.tables.iter().zip(&plan.ownership.tables) {
             let kept = own.kept_rules();
             let loaded = plan
@@ -195,7 +207,7 @@ fn report(plan: &FamilyPlan) {
                 .fragment
                 .table(&table.name)
                 .map_or(0, |t| t.rules.len());
-            println!(
+            report::debug(format_args!(
                 "{} {}: kept {}, replaced {} with {}{}",
                 plan.family,
                 table.name,
@@ -207,7 +219,7 @@ fn report(plan: &FamilyPlan) {
                 } else {
                     " (unchanged)"
                 }
-            );
+            ));
         }
     }
 }

@@ -4,7 +4,6 @@
 //! are then, not as they were.
 
 use std::io::BufRead;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,7 +13,7 @@ use crate::error::{Error, Kind, Result};
 use crate::family::Family;
 use crate::system;
 use crate::system::iptables::Iptables;
-use crate::system::lock::XtablesLock;
+use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::pending::{self, Pending, Status};
 use crate::system::state::StateDir;
 
@@ -106,14 +105,7 @@ fn spawn_watchdog(global: &Global, token: &str, deadline: u128) -> Result<()> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: setsid is async-signal-safe; a new session has no controlling terminal, so
-    // the watchdog survives the operator's terminal going away (SIGHUP).
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    system::new_session_on_exec(&mut cmd);
     cmd.spawn()
         .map(drop)
         .map_err(|e| Error::failed(format!("cannot start the rollback watchdog: {e}")))
@@ -142,10 +134,10 @@ pub fn watchdog(global: &Global, token: &str, deadline_ms: u128) -> Result<()> {
 /// Puts each family's snapshot back, merged with Docker's rules as they are now.
 fn roll_back(global: &Global, pending: &Pending) -> Result<()> {
     let config = load_trusted_config(global)?;
-    let child_lock = tempfile::NamedTempFile::new()?;
+    let child_lock = ChildLock::new()?;
     let _lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     for (family, snapshot) in pending.snapshots()? {
-        let ipt = Iptables::new(family, global.backend, child_lock.path())?;
+        let ipt = Iptables::new(family, global.backend, &child_lock)?;
         PutBack::prepare(&ipt.save(None)?, &snapshot, &config.keep_chains)?.apply(&ipt)?;
     }
     Ok(())

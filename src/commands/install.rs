@@ -2,64 +2,27 @@
 //! Preflight (root, systemd, the backend's binaries), the lockout guard, a once-only
 //! record of the host as it was, ufw/firewalld off, the rules moved to the backend and
 //! `iptables` pointed at it, the files installed, the service enabled and started. Each
-//! change is journalled first; if any step fails, the journal puts everything back.
-//! Run again, it upgrades binary and unit and changes nothing else.
-
-pub(super) mod files;
-pub(super) mod firewalls;
-pub(super) mod record;
-pub(super) mod rules;
+//! change is journalled first ([`Transaction`]); if any step fails, the journal puts
+//! everything back. Run again, it upgrades binary and unit and changes nothing else.
 
 use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::{Global, InstallArgs};
 use crate::config::Config;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Result};
 use crate::guard;
-use crate::system::host;
+use crate::hash::stable_hash;
+use crate::report;
+use crate::setup::files::{self, Action, Manifest, UNIT, UNIT_NAME};
+use crate::setup::record::{AlternativeRecord, Record, RecordDir};
+use crate::setup::{firewalls, preflight, rules, Transaction, Undo, GROUPS};
 use crate::system::iptables::Backend;
-
-use files::{Action, Manifest, UNIT, UNIT_NAME};
-use record::{AlternativeRecord, Record, RecordDir, UfwRecord, UnitRecord};
-
-/// The alternatives groups install switches.
-pub(super) const GROUPS: [&str; 2] = ["iptables", "ip6tables"];
+use crate::system::lock::ChildLock;
+use crate::system::{file, host};
 
 fn say(msg: impl std::fmt::Display) {
-    if super::normal() {
-        println!("install: {msg}");
-    }
-}
-
-/// What both install and uninstall need: a usable command line, root, systemd.
-pub(super) fn preflight(global: &Global, verb: &str) -> Result<()> {
-    if global.config.is_some() {
-        return Err(Error::config(format!(
-            "{verb} always uses {}; --config is for start, stop, reload, status and plan",
-            crate::config::DEFAULT_PATH
-        ))
-        .hint(format!(
-            "copy your file to {} (install keeps an existing file) and run {verb} again",
-            crate::config::DEFAULT_PATH
-        )));
-    }
-    crate::system::require_root(verb)?;
-    if !host::systemd_booted() {
-        return Err(Error::environment(format!(
-            "systemd is not running as PID 1 (no /run/systemd/system): {verb} manages a systemd unit"
-        ))
-        .hint("on a host without systemd, run `iptables-docker start` from your boot scripts instead"));
-    }
-    Ok(())
-}
-
-/// The other backend.
-pub(super) fn opposite(backend: Backend) -> Backend {
-    match backend {
-        Backend::Legacy => Backend::Nft,
-        Backend::Nft => Backend::Legacy,
-    }
+    report::info(format_args!("install: {msg}"));
 }
 
 /// Every `iptables-<backend>`, `-save`, `-restore` (and ip6tables) must exist.
@@ -80,166 +43,6 @@ fn require_binaries(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-/// One change made, and how to take it back.
-enum Undo {
-    /// The record; and the whole state directory when the record created it.
-    Record(Record, bool),
-    Ufw(UfwRecord),
-    Unit(&'static str, UnitRecord),
-    Forward(crate::family::Family, Backend, String),
-    Rules(rules::Move),
-    Alternative(AlternativeRecord),
-    File {
-        path: std::path::PathBuf,
-        before: Option<Vec<u8>>,
-        mode: u32,
-        /// The highest directory writing it created (/etc/iptables-docker).
-        created_dir: Option<std::path::PathBuf>,
-    },
-    Manifest(std::path::PathBuf, Option<Vec<u8>>),
-    /// After the files are back: reload systemd, restart the old service if it ran.
-    DaemonReload {
-        restart: bool,
-    },
-    /// Before the files go back: the service as it was.
-    Service {
-        was_enabled: bool,
-        was_active: bool,
-    },
-}
-
-impl Undo {
-    /// What putting it back means, for a message.
-    fn describe(&self) -> String {
-        match self {
-            Undo::Record(..) => "removing the install record".into(),
-            Undo::Ufw(_) => "putting ufw back".into(),
-            Undo::Unit(unit, _) => format!("putting {unit} back"),
-            Undo::Forward(family, ..) => format!("resetting the {family} FORWARD policy"),
-            Undo::Rules(m) => format!(
-                "moving the rules back from iptables-{} to iptables-{}",
-                m.to.name(),
-                m.from.name()
-            ),
-            Undo::Alternative(a) => format!("pointing {} back to {}", a.group, a.value),
-            Undo::File { path, .. } | Undo::Manifest(path, _) => {
-                format!("putting {} back", path.display())
-            }
-            Undo::DaemonReload { .. } => "reloading systemd".into(),
-            Undo::Service { .. } => format!("stopping and disabling {UNIT_NAME}"),
-        }
-    }
-
-    fn run(&self, records: &RecordDir) -> Result<()> {
-        match self {
-            Undo::Record(r, created_dir) => {
-                records.remove(r)?;
-                if *created_dir {
-                    fs_err::remove_dir_all(&records.root)?;
-                }
-                Ok(())
-            }
-            Undo::Ufw(want) => match firewalls::ufw_state()? {
-                Some(now) => firewalls::ufw_restore(&now, want).map(drop),
-                None => Ok(()),
-            },
-            Undo::Unit(unit, want) => match firewalls::unit_record(unit)? {
-                Some(now) => firewalls::unit_restore(unit, &now, want).map(drop),
-                None => Ok(()),
-            },
-            Undo::Forward(family, backend, policy) => {
-                rules::set_forward_policy(*family, *backend, policy)
-            }
-            Undo::Rules(moved) => moved.undo(),
-            Undo::Alternative(a) => restore_alternative(a).map(drop),
-            Undo::File {
-                path,
-                before,
-                mode,
-                created_dir,
-            } => {
-                match before {
-                    Some(bytes) => host::write_atomic(path, bytes, *mode)?,
-                    None => drop(host::remove_file(path)?),
-                }
-                // Another file of ours in it goes back later in the journal.
-                match created_dir {
-                    Some(dir) => files::remove_empty_dirs(path, dir).map_err(|e| {
-                        Error::failed(format!("cannot remove {}: {e}", dir.display()))
-                    }),
-                    None => Ok(()),
-                }
-            }
-            Undo::Manifest(path, before) => match before {
-                Some(bytes) => host::write_atomic(path, bytes, 0o600),
-                None => host::remove_file(path).map(drop),
-            },
-            Undo::DaemonReload { restart } => {
-                host::systemctl(&["daemon-reload"])?;
-                if *restart {
-                    host::systemctl(&["restart", UNIT_NAME])?;
-                }
-                Ok(())
-            }
-            Undo::Service {
-                was_enabled,
-                was_active,
-            } => {
-                if !was_active {
-                    host::systemctl(&["stop", UNIT_NAME])?;
-                    let _ = host::systemctl(&["reset-failed", UNIT_NAME]);
-                }
-                if !was_enabled {
-                    host::systemctl(&["disable", "--quiet", UNIT_NAME])?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// Points an alternatives group back to what was recorded; says so when it changed it.
-pub(super) fn restore_alternative(want: &AlternativeRecord) -> Result<Option<String>> {
-    let Some(now) = host::alternative(&want.group) else {
-        return Ok(None);
-    };
-    if now.auto == want.auto && (want.auto || now.current.as_deref() == Some(&want.value)) {
-        return Ok(None);
-    }
-    if want.auto {
-        host::auto_alternative(&want.group)?;
-        Ok(Some(format!("{} back in automatic mode", want.group)))
-    } else {
-        host::set_alternative(&want.group, &want.value)?;
-        Ok(Some(format!(
-            "{} points to {} again",
-            want.group, want.value
-        )))
-    }
-}
-
-/// Runs the journal backwards; the error says whether the host is as it was.
-fn roll_back(journal: Vec<Undo>, records: &RecordDir, cause: Error) -> Error {
-    let mut failures = Vec::new();
-    for undo in journal.iter().rev() {
-        if let Err(e) = undo.run(records) {
-            failures.push(format!("{}: {e}", undo.describe()).replace('\n', " "));
-        }
-    }
-    if failures.is_empty() {
-        cause.context("install failed; everything it had changed was put back")
-    } else {
-        Error::new(
-            Kind::RollbackFailed,
-            format!(
-                "install failed ({cause}) and putting the host back failed too: {}",
-                failures.join("; ")
-            ),
-        )
-        .hint("finish by hand with the steps in uninstall.md (\"Manual recovery\")")
-    }
-}
-
 pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
     preflight(global, "install")?;
     let target = global.backend;
@@ -255,24 +58,16 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
     }
     let binary = fs_err::read("/proc/self/exe")?;
     let records = RecordDir::new(&global.state_dir);
-    let mut journal = Vec::new();
-    let mut changed = false;
+    let mut tx = Transaction::new();
     // The package's files are dpkg's: none written here.
     let assets = if args.packaged {
         Vec::new()
     } else {
         files::assets(target, binary)
     };
-    match steps(
-        global,
-        &assets,
-        args.packaged,
-        &records,
-        &mut journal,
-        &mut changed,
-    ) {
+    match steps(global, &assets, args.packaged, &records, &mut tx) {
         Ok(advice) => {
-            if changed {
+            if tx.has_changed() {
                 say(
                     "done: iptables-docker.service is active with the host policy (`iptables-docker \
                      status`); `iptables-docker uninstall` undoes this install (uninstall.md)",
@@ -289,15 +84,15 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
             }
             Ok(())
         }
-        Err(cause) => Err(roll_back(journal, &records, cause)),
+        Err(cause) => Err(tx.roll_back(&records, cause)),
     }
 }
 
 /// The host as it is now, before install changes anything.
 fn capture(target: Backend, assets: &[files::Asset]) -> Result<Record> {
     Ok(Record {
-        backend: target.name().to_string(),
-        iptables_was: host::command_backend("iptables").map(|b| b.name().to_string()),
+        backend: target,
+        iptables_was: host::command_backend("iptables"),
         alternatives: GROUPS
             .iter()
             .filter_map(|g| {
@@ -322,7 +117,7 @@ fn capture(target: Backend, assets: &[files::Asset]) -> Result<Record> {
 
 /// Both backends' rulesets, for the record.
 fn snapshots() -> Result<Vec<(String, String)>> {
-    let lock = rules::child_lock()?;
+    let lock = ChildLock::new()?;
     let mut found = Vec::new();
     for backend in [Backend::Legacy, Backend::Nft] {
         for family in rules::families() {
@@ -340,23 +135,43 @@ fn steps(
     assets: &[files::Asset],
     packaged: bool,
     records: &RecordDir,
-    journal: &mut Vec<Undo>,
-    changed: &mut bool,
+    tx: &mut Transaction,
 ) -> Result<Vec<String>> {
     let target = global.backend;
+    record_host(target, assets, records, tx)?;
+    let current = host::command_backend("iptables");
+    firewalls_off(current, tx)?;
     let mut advice = Vec::new();
+    // The rules to the target backend, and `iptables` pointed at it: no reboot.
+    if current != Some(target) {
+        advice.extend(move_rules(
+            target,
+            Duration::from_secs(global.wait),
+            records,
+            tx,
+        )?);
+        point_alternatives(target, tx)?;
+        check_commands(target)?;
+    }
+    install_files(global, assets, packaged, tx)?;
+    Ok(advice)
+}
 
-    // The record of the host as it was: written once.
+/// The record of the host as it was: written once.
+fn record_host(
+    target: Backend,
+    assets: &[files::Asset],
+    records: &RecordDir,
+    tx: &mut Transaction,
+) -> Result<()> {
     match records.read()? {
-        Some(r) if r.backend() != Some(target) => {
-            return Err(Error::environment(format!(
-                "iptables-docker is installed for iptables-{}, not iptables-{}",
-                r.backend,
-                target.name()
-            ))
-            .hint("run `iptables-docker uninstall` first to change backends"));
-        }
-        Some(_) => {}
+        Some(r) if r.backend != target => Err(Error::environment(format!(
+            "iptables-docker is installed for iptables-{}, not iptables-{}",
+            r.backend.name(),
+            target.name()
+        ))
+        .hint("run `iptables-docker uninstall` first to change backends")),
+        Some(_) => Ok(()),
         None => {
             let created_dir = !records.root.exists();
             let record = records.write(capture(target, assets)?, &snapshots()?)?;
@@ -365,110 +180,133 @@ fn steps(
                 records.path().display(),
                 records.snapshot_dir().display()
             ));
-            journal.push(Undo::Record(record, created_dir));
-            *changed = true;
+            tx.journal(Undo::Record(record, created_dir));
+            tx.changed();
+            Ok(())
         }
     }
+}
 
-    // ufw and firewalld off, before the move: they take their rules out of the backend
-    // they wrote them to. Their teardown sets FORWARD to ACCEPT; a DROP is kept.
-    let current = host::command_backend("iptables");
+/// ufw and firewalld off, before the move: they take their rules out of the backend
+/// they wrote them to (`current`, what `iptables` uses now). Their teardown sets FORWARD
+/// to ACCEPT; a DROP is kept.
+fn firewalls_off(current: Option<Backend>, tx: &mut Transaction) -> Result<()> {
     let forward = match current {
         Some(b) => rules::forward_policies(b)?,
         None => Vec::new(),
     };
     let mut stopped = false;
     if let Some(now) = firewalls::ufw_state()? {
-        journal.push(Undo::Ufw(now));
+        tx.journal(Undo::Ufw(now));
         for line in firewalls::ufw_off(&now)? {
             say(line);
             stopped = true;
         }
     }
     if let Some(now) = firewalls::unit_record(firewalls::FIREWALLD_UNIT)? {
-        journal.push(Undo::Unit(firewalls::FIREWALLD_UNIT, now));
+        tx.journal(Undo::Unit(firewalls::FIREWALLD_UNIT, now));
         for line in firewalls::unit_off(firewalls::FIREWALLD_UNIT, &now)? {
             say(line);
             stopped = true;
         }
     }
-    *changed |= stopped;
-    if let (Some(backend), true) = (current, stopped) {
-        for (family, after) in rules::forward_policies(backend)? {
-            let before = forward.iter().find(|(f, _)| *f == family).map(|(_, p)| p);
-            if let Some(before) = before.filter(|p| **p != after && after == "ACCEPT") {
-                journal.push(Undo::Forward(family, backend, after.clone()));
-                rules::set_forward_policy(family, backend, before)?;
-                say(format!(
-                    "kept the {family} FORWARD policy {before} (stopping the firewall manager had set it to ACCEPT)"
-                ));
-            }
-        }
+    if stopped {
+        tx.changed();
     }
-
-    // The rules to the target backend, and `iptables` pointed at it: no reboot.
-    if current != Some(target) {
-        let moved = rules::move_rules(opposite(target), target, Duration::from_secs(global.wait))?;
-        if !moved.is_empty() {
+    let Some(backend) = current.filter(|_| stopped) else {
+        return Ok(());
+    };
+    for (family, after) in rules::forward_policies(backend)? {
+        let before = forward.iter().find(|(f, _)| *f == family).map(|(_, p)| p);
+        if let Some(before) = before.filter(|p| **p != after && after == "ACCEPT") {
+            tx.journal(Undo::Forward(family, backend, after.clone()));
+            rules::set_forward_policy(family, backend, before)?;
             say(format!(
-                "moved {} from iptables-{} to iptables-{} in one restore per family; the {} tables are empty now",
-                moved.summary(),
-                moved.from.name(),
-                moved.to.name(),
-                moved.from.name()
+                "kept the {family} FORWARD policy {before} (stopping the firewall manager had set it to ACCEPT)"
             ));
-            if host::unit_state("docker.service").is_ok_and(|s| s.active()) {
-                advice.push(format!(
-                    "Docker is running: its rules now live in iptables-{} and keep working. Restart \
-                     it when convenient (`systemctl restart docker`) so that it re-creates them \
-                     through the new backend: a rule it wrote while the backend was switching may \
-                     have been lost.",
-                    target.name()
-                ));
-            }
-            journal.push(Undo::Rules(moved));
-        }
-        for group in GROUPS {
-            let Some(alt) = host::alternative(group) else {
-                continue;
-            };
-            let Some(choice) = alt.choice_for(group, target) else {
-                return Err(Error::not_installed(format!(
-                    "iptables-{} is not registered as an alternative for `{group}`",
-                    target.name()
-                ))
-                .hint(host::package_hint(&host::os_release(), target)));
-            };
-            if alt.current.as_deref() != Some(choice) || alt.auto {
-                if let Some(current) = &alt.current {
-                    journal.push(Undo::Alternative(AlternativeRecord {
-                        group: group.to_string(),
-                        auto: alt.auto,
-                        value: current.clone(),
-                    }));
-                }
-                host::set_alternative(group, choice)?;
-                say(format!("{group} now points to {choice}"));
-                *changed = true;
-            }
-        }
-        for command in GROUPS {
-            let now = host::command_backend(command);
-            if now.is_some_and(|b| b != target) || (command == "iptables" && now.is_none()) {
-                return Err(Error::environment(format!(
-                    "`{command}` does not use iptables-{} after switching the alternatives",
-                    target.name()
-                ))
-                .hint(format!(
-                    "point `{command}` at {command}-{} by hand (alternatives or a symlink), then run install again",
-                    target.name()
-                )));
-            }
         }
     }
+    Ok(())
+}
 
-    install_files(global, assets, packaged, journal, changed)?;
+/// Moves the other backend's rules into `target`; the advice to print at the end.
+fn move_rules(
+    target: Backend,
+    wait: Duration,
+    records: &RecordDir,
+    tx: &mut Transaction,
+) -> Result<Option<String>> {
+    let moved = rules::move_rules(target.other(), target, wait, &records.snapshot_dir())?;
+    if moved.is_empty() {
+        return Ok(None);
+    }
+    say(format!(
+        "moved {} from iptables-{} to iptables-{} in one restore per family; the {} tables are empty now",
+        moved.summary(),
+        moved.from.name(),
+        moved.to.name(),
+        moved.from.name()
+    ));
+    let advice = host::unit_state("docker.service")
+        .is_ok_and(|s| s.active())
+        .then(|| {
+            format!(
+                "Docker is running: its rules now live in iptables-{} and keep working. Restart \
+                 it when convenient (`systemctl restart docker`) so that it re-creates them \
+                 through the new backend: a rule it wrote while the backend was switching may \
+                 have been lost.",
+                target.name()
+            )
+        });
+    tx.journal(Undo::Rules(moved));
     Ok(advice)
+}
+
+/// Points the `iptables` and `ip6tables` alternatives at `target`'s binaries.
+fn point_alternatives(target: Backend, tx: &mut Transaction) -> Result<()> {
+    for group in GROUPS {
+        let Some(alt) = host::alternative(group) else {
+            continue;
+        };
+        let Some(choice) = alt.choice_for(group, target) else {
+            return Err(Error::not_installed(format!(
+                "iptables-{} is not registered as an alternative for `{group}`",
+                target.name()
+            ))
+            .hint(host::package_hint(&host::os_release(), target)));
+        };
+        if alt.current.as_deref() != Some(choice) || alt.auto {
+            if let Some(current) = &alt.current {
+                tx.journal(Undo::Alternative(AlternativeRecord {
+                    group: group.to_string(),
+                    auto: alt.auto,
+                    value: current.clone(),
+                }));
+            }
+            host::set_alternative(group, choice)?;
+            say(format!("{group} now points to {choice}"));
+            tx.changed();
+        }
+    }
+    Ok(())
+}
+
+/// Fails unless `iptables` (and `ip6tables`, where present) use `target` now.
+fn check_commands(target: Backend) -> Result<()> {
+    for command in GROUPS {
+        let now = host::command_backend(command);
+        if now.is_some_and(|b| b != target) || (command == "iptables" && now.is_none()) {
+            return Err(Error::environment(format!(
+                "`{command}` does not use iptables-{} after switching the alternatives",
+                target.name()
+            ))
+            .hint(format!(
+                "point `{command}` at {command}-{} by hand (alternatives or a symlink), then run install again",
+                target.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The binary, unit, config and template; then the service enabled and (re)started.
@@ -478,65 +316,17 @@ fn install_files(
     global: &Global,
     assets: &[files::Asset],
     packaged: bool,
-    journal: &mut Vec<Undo>,
-    changed: &mut bool,
+    tx: &mut Transaction,
 ) -> Result<()> {
     let service = host::unit_state(UNIT_NAME)?;
-    journal.push(Undo::DaemonReload {
+    tx.journal(Undo::DaemonReload {
         restart: service.active(),
     });
-    let mut manifest = Manifest::read(&global.state_dir);
-    let manifest_before = manifest.clone();
-    let mut replaced_code = packaged;
-    for asset in assets {
-        let path = asset.path.as_path();
-        let current = files::read(path)?;
-        let action = files::decide(asset, current.as_deref(), manifest.0.get(path).copied());
-        match action {
-            Action::Create | Action::Replace => {
-                journal.push(Undo::File {
-                    path: path.to_path_buf(),
-                    before: current,
-                    mode: asset.mode,
-                    created_dir: files::first_missing_dir(path),
-                });
-                host::write_atomic(path, &asset.content, asset.mode)?;
-                manifest
-                    .0
-                    .insert(path.to_path_buf(), files::hash(&asset.content));
-                replaced_code |= path == Path::new(files::BIN) || path == Path::new(UNIT);
-                *changed = true;
-                say(format!(
-                    "{} {}",
-                    if action == Action::Create {
-                        "installed"
-                    } else {
-                        "updated"
-                    },
-                    path.display()
-                ));
-            }
-            Action::Unchanged => {
-                manifest
-                    .0
-                    .insert(path.to_path_buf(), files::hash(&asset.content));
-            }
-            Action::Keep => say(format!(
-                "kept {}: it was edited (or there before install), so it is not replaced",
-                path.display()
-            )),
-        }
-    }
-    if manifest != manifest_before {
-        let path = Manifest::path(&global.state_dir);
-        journal.push(Undo::Manifest(path.clone(), files::read(&path)?));
-        manifest.write(&global.state_dir)?;
-    }
-
+    let replaced_code = write_assets(&global.state_dir, assets, tx)? || packaged;
     if replaced_code {
         host::systemctl(&["daemon-reload"])?;
     }
-    journal.push(Undo::Service {
+    tx.journal(Undo::Service {
         was_enabled: service.enabled(),
         was_active: service.active(),
     });
@@ -545,7 +335,7 @@ fn install_files(
         say(format!(
             "{UNIT_NAME} enabled (starts before the network at boot)"
         ));
-        *changed = true;
+        tx.changed();
     }
     let verb = if !service.active() {
         Some("start")
@@ -561,7 +351,57 @@ fn install_files(
                 .hint("fix what its log above says (`journalctl -u iptables-docker`), then run install again")
         })?;
         say(format!("{UNIT_NAME} {verb}ed: the host policy is loaded"));
-        *changed = true;
+        tx.changed();
     }
     Ok(())
+}
+
+/// Writes the assets that are missing or still as install wrote them, and the manifest of
+/// their hashes; true when the binary or the unit was replaced.
+fn write_assets(state_dir: &Path, assets: &[files::Asset], tx: &mut Transaction) -> Result<bool> {
+    let mut manifest = Manifest::read(state_dir);
+    let manifest_before = manifest.clone();
+    let mut replaced_code = false;
+    for asset in assets {
+        let path = asset.path.as_path();
+        let current = file::read_if_exists(path)?;
+        let action = files::decide(asset, current.as_deref(), manifest.0.get(path).copied());
+        match action {
+            Action::Create | Action::Replace => {
+                tx.journal(Undo::File {
+                    path: path.to_path_buf(),
+                    before: current,
+                    mode: asset.mode,
+                    created_dir: files::first_missing_dir(path),
+                });
+                file::write_atomic(path, &asset.content, asset.mode)?;
+                manifest
+                    .0
+                    .insert(path.to_path_buf(), stable_hash(&asset.content));
+                replaced_code |= path == Path::new(files::BIN) || path == Path::new(UNIT);
+                tx.changed();
+                let verb = if action == Action::Create {
+                    "installed"
+                } else {
+                    "updated"
+                };
+                say(format!("{verb} {}", path.display()));
+            }
+            Action::Unchanged => {
+                manifest
+                    .0
+                    .insert(path.to_path_buf(), stable_hash(&asset.content));
+            }
+            Action::Keep => say(format!(
+                "kept {}: it was edited (or there before install), so it is not replaced",
+                path.display()
+            )),
+        }
+    }
+    if manifest != manifest_before {
+        let path = Manifest::path(state_dir);
+        tx.journal(Undo::Manifest(path.clone(), file::read_if_exists(&path)?));
+        manifest.write(state_dir)?;
+    }
+    Ok(replaced_code)
 }

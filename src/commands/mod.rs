@@ -1,45 +1,34 @@
 //! One module per subcommand; each takes the parsed CLI and does its work through the
 //! pure pipeline and the thin [`crate::system`] layer.
 
+#![forbid(unsafe_code)]
+
 mod apply;
 mod confirm;
-mod docs;
+pub(crate) mod docs;
 mod install;
 mod plan;
 mod snapshots;
 mod status;
 mod uninstall;
 
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use crate::cli::{Cli, Command, Global};
 use crate::config::Config;
 use crate::error::Result;
 use crate::family::Family;
-use crate::pipeline::Mode;
+use crate::pipeline::{self, FamilyPlan, Mode};
+use crate::policy::Template;
+use crate::report;
+use crate::system::state::StateDir;
 use crate::system::trust;
-
-/// 0 quiet, 1 normal, 2 verbose: set once from `--quiet` / `--verbose`.
-static VERBOSITY: AtomicU8 = AtomicU8::new(1);
-
-/// Whether to print the line per action (not with `--quiet`).
-pub(crate) fn normal() -> bool {
-    VERBOSITY.load(Ordering::Relaxed) >= 1
-}
-
-/// Whether `--verbose` was given.
-pub(crate) fn verbose() -> bool {
-    VERBOSITY.load(Ordering::Relaxed) >= 2
-}
 
 pub fn run(cli: Cli) -> Result<()> {
     let global = &cli.global;
-    let level = match (global.quiet, global.verbose) {
-        (true, _) => 0,
-        (false, false) => 1,
-        (false, true) => 2,
-    };
-    VERBOSITY.store(level, Ordering::Relaxed);
+    report::init(
+        global.quiet,
+        global.verbose,
+        crate::system::journal_streams(),
+    );
     match &cli.command {
         Command::Start(args) => apply::run(global, "start", Mode::Start, args.force, args.confirm),
         Command::Reload(args) => {
@@ -73,6 +62,27 @@ fn managed_families(config: &Config) -> Vec<Family> {
 
 fn load_config(global: &Global) -> Result<Config> {
     Config::load(global.config.as_deref())
+}
+
+/// The configuration and its template, each read once for the whole run.
+fn load_policy(config: Config) -> Result<(Config, Template)> {
+    let template = Template::load(&config)?;
+    Ok((config, template))
+}
+
+/// Plans one family of the running ruleset as `start` does: the pure plan, then the
+/// apply record in `state` skips the tables the last apply left as they are.
+fn plan_running(
+    family: Family,
+    saved: &str,
+    (config, template): (&Config, &Template),
+    mode: Mode,
+    state: &StateDir,
+) -> Result<FamilyPlan> {
+    let source = format!("{}-save output", family.command());
+    let mut plan = pipeline::plan(family, saved, &source, config, template, mode)?;
+    plan.skip_applied(&state.applied(family));
+    Ok(plan)
 }
 
 /// The configuration for a command that changes the firewall: the config file and the

@@ -8,34 +8,46 @@ use similar::TextDiff;
 use crate::cli::{Global, PlanArgs};
 use crate::error::Result;
 use crate::family::Family;
-use crate::pipeline::{self, Applied, FamilyPlan, Fate, Mode};
+use crate::pipeline::{self, FamilyPlan, Fate, Mode};
 use crate::ruleset::{Ruleset, Table};
+use crate::system::lock::ChildLock;
+use crate::system::state::StateDir;
 use crate::system::{self, iptables::Iptables};
 
-use super::{load_config, managed_families};
+use super::{load_config, load_policy, managed_families, plan_running};
 
 pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
-    let config = load_config(global)?;
+    let (config, template) = load_policy(load_config(global)?)?;
     let mode = if args.stop { Mode::Stop } else { Mode::Start };
-    let mut inputs: Vec<(Family, String, String)> = Vec::new();
+    let mut plans = Vec::new();
     if args.input.is_some() || args.input6.is_some() {
+        // Offline: files from elsewhere, so no apply record of this host applies.
         for (family, file) in [(Family::V4, &args.input), (Family::V6, &args.input6)] {
             if let Some(path) = file {
                 let text = fs_err::read_to_string(path)?;
-                inputs.push((family, text, path.display().to_string()));
+                let source = path.display().to_string();
+                plans.push(pipeline::plan(
+                    family, &text, &source, &config, &template, mode,
+                )?);
             }
         }
     } else {
         system::require_root("plan")?;
-        let child_lock = tempfile::NamedTempFile::new()?;
+        let child_lock = ChildLock::new()?;
+        let state = StateDir::new(&global.state_dir);
         for family in managed_families(&config) {
-            let ipt = Iptables::new(family, global.backend, child_lock.path())?;
-            let source = format!("{}-save output", family.command());
-            inputs.push((family, ipt.save(None)?, source));
+            let saved = Iptables::new(family, global.backend, &child_lock)?.save(None)?;
+            plans.push(plan_running(
+                family,
+                &saved,
+                (&config, &template),
+                mode,
+                &state,
+            )?);
         }
     }
-    for (family, text, source) in inputs {
-        let plan = pipeline::plan(family, &text, &source, &config, mode, &Applied::default())?;
+    for plan in plans {
+        let family = plan.family;
         println!("# {family}: {}", summary(&plan));
         if args.explain {
             print!("{}", explain(&plan));

@@ -15,7 +15,7 @@ use crate::rollback;
 use crate::ruleset;
 use crate::system;
 use crate::system::iptables::Iptables;
-use crate::system::lock::XtablesLock;
+use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::state::StateDir;
 
 use super::{confirm, load_trusted_config, managed_families};
@@ -127,14 +127,14 @@ pub fn rollback(global: &Global, args: &RollbackArgs) -> Result<()> {
     let state = StateDir::new(&global.state_dir);
     state.check_private()?;
     let (name, files) = find(&state, args.snapshot.as_deref())?;
-    let child_lock = tempfile::NamedTempFile::new()?;
+    let child_lock = ChildLock::new()?;
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     let families = managed_families(&config);
     let taken = StateDir::new_snapshot_name();
     let mut done: Vec<(Iptables, PutBack)> = Vec::new();
     let mut before = Vec::new();
     for (family, path) in files.iter().filter(|(f, _)| families.contains(f)) {
-        let ipt = Iptables::new(*family, global.backend, child_lock.path())?;
+        let ipt = Iptables::new(*family, global.backend, &child_lock)?;
         let running = ipt.save(None)?;
         let put = PutBack::prepare(&running, path, &config.keep_chains)?;
         if put.changed.is_empty() {

@@ -13,13 +13,15 @@ use crate::cli::{Global, StatusArgs};
 use crate::error::{Error, Kind, Result};
 use crate::exposure::{self, Exposure, Reach};
 use crate::family::Family;
-use crate::pipeline::{self, Counts, FamilyPlan, Mode};
+use crate::pipeline::{Counts, FamilyPlan, Mode};
+use crate::policy::Template;
 use crate::ruleset::Ruleset;
-use crate::system::iptables::{Backend, Iptables};
+use crate::system::iptables::Iptables;
+use crate::system::lock::ChildLock;
 use crate::system::state::{utc_iso8601, StateDir};
 use crate::system::{self, host, pending};
 
-use super::{load_config, managed_families};
+use super::{load_config, managed_families, plan_running};
 
 /// The version of the `--json` document; bumped when a field changes meaning or goes.
 pub const JSON_SCHEMA: u32 = 1;
@@ -200,35 +202,20 @@ fn drift_lines(plan: &FamilyPlan) -> Vec<String> {
     out
 }
 
-fn other_backend(backend: Backend) -> Backend {
-    match backend {
-        Backend::Legacy => Backend::Nft,
-        Backend::Nft => Backend::Legacy,
-    }
-}
-
 /// Reads and analyses every managed family.
 fn families(global: &Global, config: &crate::config::Config) -> Result<Vec<FamilyReport>> {
     let state = StateDir::new(&global.state_dir);
-    let child_lock = tempfile::NamedTempFile::new()?;
+    let template = Template::load(config)?;
+    let child_lock = ChildLock::new()?;
     let mut out = Vec::new();
     for family in managed_families(config) {
-        let ipt = Iptables::new(family, global.backend, child_lock.path())?;
+        let ipt = Iptables::new(family, global.backend, &child_lock)?;
         let saved = ipt.save(None)?;
-        let other_backend_rules =
-            Iptables::new(family, other_backend(global.backend), child_lock.path())
-                .and_then(|o| o.save(None))
-                .map(|t| rule_count(&t))
-                .unwrap_or(0);
-        let source = format!("{}-save output", family.command());
-        let plan = pipeline::plan(
-            family,
-            &saved,
-            &source,
-            config,
-            Mode::Start,
-            &state.applied(family),
-        )?;
+        let other_backend_rules = Iptables::new(family, global.backend.other(), &child_lock)
+            .and_then(|o| o.save(None))
+            .map(|t| rule_count(&t))
+            .unwrap_or(0);
+        let plan = plan_running(family, &saved, (config, &template), Mode::Start, &state)?;
         let exposure = exposure::analyse(
             family,
             &plan.current,
@@ -378,7 +365,10 @@ pub fn run(global: &Global, args: &StatusArgs) -> Result<()> {
             .map_err(|e| Error::failed(format!("cannot write JSON: {e}")))?;
         println!("{text}");
     } else {
-        print!("{}", render_text(&report, super::verbose()));
+        print!(
+            "{}",
+            render_text(&report, crate::report::enabled(crate::report::Level::Debug))
+        );
     }
     match config_error.or(report.state.error()) {
         Some(err) => Err(err),

@@ -9,17 +9,15 @@ use std::time::Duration;
 
 use crate::cli::{Global, UninstallArgs};
 use crate::error::{Error, Result};
-use crate::system::host;
+use crate::report;
+use crate::system::{file, host};
 
-use super::install::files::{self, Manifest, BIN, UNIT, UNIT_NAME};
-use super::install::firewalls;
-use super::install::record::{Record, RecordDir};
-use super::install::{preflight, restore_alternative, rules};
+use crate::setup::files::{self, Manifest, BIN, UNIT, UNIT_NAME};
+use crate::setup::record::{Record, RecordDir};
+use crate::setup::{firewalls, preflight, restore_alternative, rules};
 
 fn say(msg: impl std::fmt::Display) {
-    if super::normal() {
-        println!("uninstall: {msg}");
-    }
+    report::info(format_args!("uninstall: {msg}"));
 }
 
 pub fn run(global: &Global, args: &UninstallArgs) -> Result<()> {
@@ -36,23 +34,7 @@ pub fn run(global: &Global, args: &UninstallArgs) -> Result<()> {
         }
         return Ok(());
     }
-
-    if service.active() {
-        host::systemctl(&["stop", UNIT_NAME]).map_err(|e| {
-            Error::failed(format!(
-                "{UNIT_NAME} did not stop: {e}\n{}",
-                host::unit_log(UNIT_NAME)
-            ))
-            .hint("nothing else was changed; fix what the log says and run uninstall again, or see uninstall.md")
-        })?;
-        say(format!(
-            "{UNIT_NAME} stopped: the host is open, Docker's rules are kept"
-        ));
-    }
-    if service.enabled() {
-        host::systemctl(&["disable", "--quiet", UNIT_NAME])?;
-        say(format!("{UNIT_NAME} disabled"));
-    }
+    stop_service(&service)?;
 
     let mut failures = Vec::new();
     match &record {
@@ -70,26 +52,59 @@ pub fn run(global: &Global, args: &UninstallArgs) -> Result<()> {
         ))
         .hint("fix the cause and run `iptables-docker uninstall` again (the record and the binary are kept for that), or finish by hand with uninstall.md"));
     }
+    remove_files(global, args, record.as_ref(), &records)?;
+    say("done: iptables-docker is uninstalled");
+    Ok(())
+}
 
-    if host::remove_file(Path::new(UNIT))? {
+/// Stops (the host opens, Docker's rules stay) and disables the service.
+fn stop_service(service: &host::UnitState) -> Result<()> {
+    if service.active() {
+        host::systemctl(&["stop", UNIT_NAME]).map_err(|e| {
+            Error::failed(format!(
+                "{UNIT_NAME} did not stop: {e}\n{}",
+                host::unit_log(UNIT_NAME)
+            ))
+            .hint("nothing else was changed; fix what the log says and run uninstall again, or see uninstall.md")
+        })?;
+        say(format!(
+            "{UNIT_NAME} stopped: the host is open, Docker's rules are kept"
+        ));
+    }
+    if service.enabled() {
+        host::systemctl(&["disable", "--quiet", UNIT_NAME])?;
+        say(format!("{UNIT_NAME} disabled"));
+    }
+    Ok(())
+}
+
+/// The unit, the record, the manifest, the man page and completion, the binary; the
+/// configuration too with `--purge` (else says why each is kept).
+fn remove_files(
+    global: &Global,
+    args: &UninstallArgs,
+    record: Option<&Record>,
+    records: &RecordDir,
+) -> Result<()> {
+    if file::remove_file(Path::new(UNIT))? {
         say(format!("removed {UNIT}"));
     }
     host::systemctl(&["daemon-reload"])?;
     let _ = host::systemctl(&["reset-failed", UNIT_NAME]);
-    if let Some(record) = &record {
+    if let Some(record) = record {
         records.remove(record)?;
         say(format!(
             "removed the install record {}",
             records.path().display()
         ));
     }
-    host::remove_file(&Manifest::path(&global.state_dir))?;
+    file::remove_file(&Manifest::path(&global.state_dir))?;
     if args.purge {
         purge(global)?;
     } else {
         for path in [crate::config::DEFAULT_PATH, files::TEMPLATE] {
             if Path::new(path).exists() {
-                let origin = match &record {
+                let origin = match record {
                     Some(r) if r.created.iter().any(|c| c == Path::new(path)) => {
                         "install created it"
                     }
@@ -101,16 +116,15 @@ pub fn run(global: &Global, args: &UninstallArgs) -> Result<()> {
         }
     }
     for (path, top) in files::DOC_DIRS {
-        if host::remove_file(Path::new(path))? {
+        if file::remove_file(Path::new(path))? {
             say(format!("removed {path}"));
         }
         files::remove_empty_dirs(Path::new(path), Path::new(top))
             .map_err(|e| Error::failed(format!("cannot remove {top}: {e}")))?;
     }
-    if host::remove_file(Path::new(BIN))? {
+    if file::remove_file(Path::new(BIN))? {
         say(format!("removed {BIN}"));
     }
-    say("done: iptables-docker is uninstalled");
     Ok(())
 }
 
@@ -118,9 +132,14 @@ pub fn run(global: &Global, args: &UninstallArgs) -> Result<()> {
 fn restore(global: &Global, record: &Record, failures: &mut Vec<String>) {
     let mut fail = |what: &str, e: Error| failures.push(format!("{what}: {e}"));
     let mut rules_back = true;
-    if let (Some(was), Some(installed)) = (record.iptables_was(), record.backend()) {
+    if let (Some(was), installed) = (record.iptables_was, record.backend) {
         if was != installed && host::command_backend("iptables") != Some(was) {
-            match rules::move_rules(installed, was, Duration::from_secs(global.wait)) {
+            match rules::move_rules(
+                installed,
+                was,
+                Duration::from_secs(global.wait),
+                &RecordDir::new(&global.state_dir).snapshot_dir(),
+            ) {
                 Ok(moved) if moved.is_empty() => {}
                 Ok(moved) => say(format!(
                     "moved the remaining {} back from iptables-{} to iptables-{}",
@@ -169,7 +188,7 @@ fn restore(global: &Global, record: &Record, failures: &mut Vec<String>) {
 /// `--purge`: the configuration install manages and the whole state directory.
 fn purge(global: &Global) -> Result<()> {
     for path in [crate::config::DEFAULT_PATH, files::TEMPLATE] {
-        if host::remove_file(Path::new(path))? {
+        if file::remove_file(Path::new(path))? {
             say(format!("removed {path}"));
         }
     }

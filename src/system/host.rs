@@ -1,41 +1,23 @@
 //! The host's own tools, run as processes for `install` and `uninstall`: `systemctl`,
 //! `update-alternatives` (Debian/Ubuntu) or `alternatives` (RHEL-like), `ufw`,
-//! `iptables -V`, `/etc/os-release`; and atomic file writes. One tool call per function;
+//! `iptables -V`, `/etc/os-release`. One tool call per function;
 //! their answers are parsed by small pure functions; the decisions are the commands'.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::ffi::OsStr;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::system::iptables::Backend;
+use crate::system::process;
 
-/// Runs `program args…` (C locale) and returns its stdout; fails with its stderr.
+/// Runs `program args…` (C locale, no pager) and returns its stdout.
 pub fn run(program: &str, args: &[&str]) -> Result<String> {
-    let out = duct::cmd(program, args)
-        .env("LC_ALL", "C")
-        .env("SYSTEMD_PAGER", "")
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .map_err(|e| Error::failed(format!("cannot run `{program}`: {e}")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let said = if stderr.trim().is_empty() {
-            stdout.trim()
-        } else {
-            stderr.trim()
-        };
-        Err(Error::failed(format!(
-            "`{program} {}` failed ({}): {said}",
-            args.join(" "),
-            out.status
-        )))
-    }
+    let env = [
+        ("LC_ALL", OsStr::new("C")),
+        ("SYSTEMD_PAGER", OsStr::new("")),
+    ];
+    let out = process::run(program, args, &env, None)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Whether systemd is PID 1 (the test `sd_booted()` uses).
@@ -303,41 +285,6 @@ pub fn os_release() -> String {
     std::fs::read_to_string("/etc/os-release")
         .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
         .unwrap_or_default()
-}
-
-// --- files ------------------------------------------------------------------------------------
-
-/// Replaces `path` with `bytes` atomically (a temp file in the same directory, synced,
-/// renamed over it), with permissions `mode`; creates the parent directory (0755).
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    fs_err::create_dir_all(dir)?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.iptables-docker-tmp"));
-    let result = (|| -> Result<()> {
-        let mut file = fs_err::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-        file.sync_all()?;
-        fs_err::rename(&tmp, path)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Removes `path`; true when it existed.
-pub fn remove_file(path: &Path) -> Result<bool> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::failed(format!(
-            "cannot remove {}: {e}",
-            path.display()
-        ))),
-    }
 }
 
 #[cfg(test)]

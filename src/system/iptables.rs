@@ -1,19 +1,34 @@
 //! Runs `iptables-save` / `iptables-restore` (legacy by default) for one family.
 //! Our children get a private xtables lock file: we hold the real one ourselves.
 
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::family::Family;
+use crate::system::lock::ChildLock;
+use crate::system::process;
 
 /// Which iptables implementation to drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// In the install record and on the command line: `legacy`, `nft`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     Legacy,
     Nft,
 }
 
 impl Backend {
+    /// The other backend.
+    pub fn other(self) -> Backend {
+        match self {
+            Backend::Legacy => Backend::Nft,
+            Backend::Nft => Backend::Legacy,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Backend::Legacy => "legacy",
@@ -44,14 +59,18 @@ fn find(name: &str, backend: Backend) -> Result<PathBuf> {
 
 impl Iptables {
     /// Finds the binaries; `child_lock` is the private lock file our children use.
-    pub fn new(family: Family, backend: Backend, child_lock: &Path) -> Result<Self> {
+    pub fn new(family: Family, backend: Backend, child_lock: &ChildLock) -> Result<Self> {
         let base = format!("{}-{}", family.command(), backend.name());
         Ok(Iptables {
             family,
             save: find(&format!("{base}-save"), backend)?,
             restore: find(&format!("{base}-restore"), backend)?,
-            child_lock: child_lock.to_path_buf(),
+            child_lock: child_lock.path().to_path_buf(),
         })
+    }
+
+    fn env(&self) -> [(&str, &OsStr); 1] {
+        [("XTABLES_LOCKFILE", self.child_lock.as_os_str())]
     }
 
     /// `iptables-save -c [-t table]`.
@@ -60,21 +79,8 @@ impl Iptables {
         if let Some(t) = table {
             args.extend(["-t", t]);
         }
-        let out = duct::cmd(&self.save, &args)
-            .env("XTABLES_LOCKFILE", &self.child_lock)
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run()
-            .map_err(|e| Error::failed(format!("cannot run {}: {e}", self.save.display())))?;
-        if !out.status.success() {
-            return Err(Error::failed(format!(
-                "{} failed: {}",
-                self.save.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        String::from_utf8(out.stdout)
+        let out = process::run(&self.save, &args, &self.env(), None)?;
+        String::from_utf8(out)
             .map_err(|_| Error::failed(format!("{} printed invalid UTF-8", self.save.display())))
     }
 
@@ -84,23 +90,6 @@ impl Iptables {
         if test {
             args.push("--test");
         }
-        let out = duct::cmd(&self.restore, &args)
-            .env("XTABLES_LOCKFILE", &self.child_lock)
-            .stdin_bytes(text.as_bytes())
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run()
-            .map_err(|e| Error::failed(format!("cannot run {}: {e}", self.restore.display())))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(Error::failed(format!(
-                "{}{} failed: {}",
-                self.restore.display(),
-                if test { " --test" } else { "" },
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
-        }
+        process::run(&self.restore, &args, &self.env(), Some(text.as_bytes())).map(drop)
     }
 }

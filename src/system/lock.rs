@@ -17,6 +17,24 @@ use crate::error::{Error, Result};
 
 pub const DEFAULT_PATH: &str = "/run/xtables.lock";
 
+/// The private lock file our `iptables-save`/`-restore` children are pointed at
+/// (`XTABLES_LOCKFILE`) while we hold the real one; removed when dropped.
+#[derive(Debug)]
+pub struct ChildLock(tempfile::NamedTempFile);
+
+impl ChildLock {
+    pub fn new() -> Result<Self> {
+        tempfile::NamedTempFile::new().map(ChildLock).map_err(|e| {
+            Error::environment(format!("cannot create a private lock file: {e}"))
+                .hint("check that $TMPDIR (or /tmp) exists and is writable by root")
+        })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
 /// The lock, held until dropped.
 #[derive(Debug)]
 pub struct XtablesLock {
@@ -59,9 +77,10 @@ impl XtablesLock {
                         path.display(),
                         wait.as_secs()
                     ))
-                    .hint(
-                        "find it with `fuser -v /run/xtables.lock`, or retry with --wait SECONDS",
-                    ))
+                    .hint(format!(
+                        "find it with `fuser -v {}`, or retry with --wait SECONDS",
+                        path.display()
+                    )))
                 }
                 Err(e) => {
                     return Err(Error::environment(format!(

@@ -1,14 +1,53 @@
 //! The thin layer that touches the host: processes, files, locks. Everything here is
 //! small on purpose; the decisions are made by the pure modules.
 
+pub mod file;
 pub mod host;
 pub mod iptables;
 pub mod lock;
 pub mod pending;
+pub mod process;
 pub mod state;
 pub mod trust;
 
 use crate::error::{Error, Kind, Result};
+
+/// Makes `cmd` start in a new session (`setsid`), without a controlling terminal, so that
+/// it survives the operator's terminal going away (SIGHUP).
+pub fn new_session_on_exec(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and calls only setsid, which is
+    // async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+}
+
+/// Restores the default SIGPIPE disposition, so that a closed pipe
+/// (`iptables-docker plan | head`) ends the program quietly, as other Unix tools do.
+pub fn default_sigpipe() {
+    // SAFETY: resetting a signal disposition to its default; called before any thread
+    // starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Whether stdout and stderr are the journal: `JOURNAL_STREAM` ("DEVICE:INODE", set by
+/// systemd, systemd.exec(5)) names the stream, and the descriptor is that stream.
+pub fn journal_streams() -> (bool, bool) {
+    let Some(named) = std::env::var("JOURNAL_STREAM").ok() else {
+        return (false, false);
+    };
+    let is = |fd: std::os::fd::BorrowedFd<'_>| {
+        rustix::fs::fstat(fd).is_ok_and(|st| format!("{}:{}", st.st_dev, st.st_ino) == named)
+    };
+    use std::os::fd::AsFd;
+    (is(std::io::stdout().as_fd()), is(std::io::stderr().as_fd()))
+}
 
 /// Fails unless running as root, naming the command that needs it.
 pub fn require_root(what: &str) -> Result<()> {

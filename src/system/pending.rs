@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::error::Result;
 use crate::family::Family;
+use crate::system::file;
 use crate::system::state::StateDir;
 
 #[derive(Debug, Clone)]
@@ -49,7 +50,7 @@ impl Pending {
             dir: confirm_dir(state),
             token,
         };
-        StateDir::write_private(&pending.path("pending"), &text)?;
+        file::write_private(&pending.path("pending"), &text)?;
         Ok(pending)
     }
 
@@ -84,7 +85,7 @@ impl Pending {
     }
 
     pub fn finish_rollback(&self, outcome: &str) -> Result<()> {
-        StateDir::write_private(&self.path("outcome"), outcome)?;
+        file::write_private(&self.path("outcome"), outcome)?;
         let _ = std::fs::remove_file(self.path("rollback"));
         Ok(())
     }

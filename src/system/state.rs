@@ -1,16 +1,15 @@
 //! The state directory (`/var/lib/iptables-docker`, 0700): rotated 0600 snapshots of the
 //! rulesets found before each apply, and the fingerprints of what the last apply loaded.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 
-use fs_err::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::pipeline::Applied;
+use crate::system::file;
 
 pub const DEFAULT_DIR: &str = "/var/lib/iptables-docker";
 
@@ -56,32 +55,6 @@ impl StateDir {
         self.root.join(format!("applied-{}", family.tag()))
     }
 
-    /// Creates `path` (and its parents) with mode 0700 where missing.
-    pub fn ensure_dir(path: &Path) -> Result<()> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)
-            .map_err(|e| Error::failed(format!("cannot create {}: {e}", path.display())))
-    }
-
-    /// Writes a new file with mode 0600, atomically (temp file + rename).
-    pub fn write_private(path: &Path, text: &str) -> Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("/"));
-        Self::ensure_dir(dir)?;
-        let tmp = path.with_extension("tmp");
-        let mut file = fs_err::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs_err::rename(&tmp, path)?;
-        Ok(())
-    }
-
     /// A new snapshot's name: the UTC time to the microsecond, ISO 8601 basic format
     /// (`20261130T190405.123456Z`: sorts by time, no `:` for shells and scp). The files of
     /// one snapshot, one per family, share it.
@@ -94,7 +67,7 @@ impl StateDir {
     pub fn write_backup(&self, snapshot: &str, family: Family, text: &str) -> Result<PathBuf> {
         let name = format!("{snapshot}-{}.rules", family.tag());
         let path = self.backups().join(name);
-        Self::write_private(&path, text)?;
+        file::write_private(&path, text)?;
         let mut mine = self.list_backups(Some(family));
         while mine.len() > KEEP_BACKUPS {
             fs_err::remove_file(mine.remove(0))?;
@@ -160,7 +133,7 @@ impl StateDir {
     }
 
     pub fn record_applied(&self, family: Family, applied: &Applied) -> Result<()> {
-        Self::write_private(&self.applied_path(family), &applied.to_string())
+        file::write_private(&self.applied_path(family), &applied.to_string())
     }
 
     fn removed_chains_path(&self, family: Family) -> PathBuf {
@@ -171,7 +144,7 @@ impl StateDir {
     /// the ruleset removed, for `status` to name.
     pub fn record_removed_chains(&self, family: Family, chains: &[String]) -> Result<()> {
         let text: String = chains.iter().map(|c| format!("{c}\n")).collect();
-        Self::write_private(&self.removed_chains_path(family), &text)
+        file::write_private(&self.removed_chains_path(family), &text)
     }
 
     /// What [`Self::record_removed_chains`] recorded last (empty if nothing).

@@ -6,7 +6,7 @@
 
 pub mod systemd;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use iptables_docker::ruleset::{self, Ruleset};
@@ -19,6 +19,62 @@ pub fn bin() -> PathBuf {
 /// `../shared/fixtures/docker`, beside the repository.
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/docker")
+}
+
+/// Every `*.rules` fixture under [`fixtures_dir`], sorted.
+pub fn fixture_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![fixtures_dir()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rules") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Runs `check` on every file, three at a time; panics listing every failure.
+pub fn check_all(
+    what: &str,
+    files: &[PathBuf],
+    check: impl Fn(usize, &Path) -> Result<(), String> + Sync,
+) {
+    let next = std::sync::Mutex::new(files.iter().enumerate());
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| loop {
+                let Some((i, file)) = next.lock().unwrap().next() else {
+                    break;
+                };
+                if let Err(why) = check(i, file) {
+                    failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("{}: {why}", file.display()));
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    println!(
+        "{what}: {}/{} passed",
+        files.len() - failures.len(),
+        files.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n\n")
+    );
 }
 
 fn missing_prerequisite() -> Option<String> {
@@ -46,18 +102,20 @@ fn missing_prerequisite() -> Option<String> {
     None
 }
 
-/// Whether namespace suites can run here. In CI (CI set) a missing prerequisite fails the
-/// test; elsewhere the test is skipped with a loud message.
-pub fn netns_ready(suite: &str) -> bool {
-    match missing_prerequisite() {
-        None => true,
-        Some(reason) if std::env::var_os("CI").is_some() => {
-            panic!("{suite}: CI must run the namespace suites, but {reason}")
-        }
-        Some(reason) => {
-            eprintln!("\n!!!!! SKIPPED {suite}: {reason}. Nothing was proven. !!!!!\n");
-            false
-        }
+/// Fails the test unless the namespace suites can run here (root, the tools, `../shared`),
+/// and, beyond those, `tools`. The suites that call it are `#[ignore]`d with the reason,
+/// so that plain `cargo test` reads them as ignored; `cargo test -- --include-ignored`
+/// (the README's command, which .ci/run calls) runs them, and there a missing
+/// prerequisite is a failure, never an `ok`.
+pub fn require_netns(suite: &str, tools: &[&str]) {
+    let missing = missing_prerequisite().or_else(|| {
+        tools
+            .iter()
+            .find(|t| which::which(t).is_err())
+            .map(|t| format!("`{t}` is not installed (bash .ci/run installs it)"))
+    });
+    if let Some(reason) = missing {
+        panic!("{suite} cannot run: {reason}; nothing was proven");
     }
 }
 

@@ -36,13 +36,13 @@ admin_rule_kept() { $IPT -S DOCKER-USER | has "-A DOCKER-USER ${ADMIN_RULE[*]}" 
 in_sync() { ours containers status >/dev/null; }
 # docker_user_default: what Docker leaves in DOCKER-USER (<= 28.2.1: -j RETURN; later: empty).
 docker_user_default() { [[ "$($IPT -S DOCKER-USER | sed 1d)" =~ ^(-A DOCKER-USER -j RETURN)?$ ]]; }
-nothing_of_ours() { ! { $IPT-save; ip6tables-"$B"-save; } | has iptables-docker; }
+nothing_of_ours() { ! { "$IPT-save"; ip6tables-"$B"-save; } | has iptables-docker; }
 # docker_in_backend_only: Docker's rules are in iptables-$B, and none in the other backend.
 docker_in_backend_only() {
     local stray
-    stray=$($OTHER-save 2>/dev/null | grep DOCKER) || true
+    stray=$("$OTHER-save" 2>/dev/null | grep DOCKER) || true
     [[ -z "$stray" ]] || printf '  in %s:\n%s\n' "$OTHER" "$stray"
-    $IPT-save | has '-j DOCKER' && [[ -z "$stray" ]]
+    "$IPT-save" | has '-j DOCKER' && [[ -z "$stray" ]]
 }
 wait_ports() { local c; for c in web app named local other; do dk_wait_container_port "$c" 80; done; }
 

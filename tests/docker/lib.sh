@@ -117,7 +117,7 @@ dk_enter_sandbox() {
     [[ $EUID -eq 0 ]] || dk_die "must run as root (unshare --net --mount)"
     command -v unshare >/dev/null || dk_die "unshare (util-linux) not found"
     [[ -z "${IPTD_DK_OUTER_NET:-}" ]] || dk_die "IPTD_DK_OUTER_NET is set but this is not a sandbox"
-    local script rc=0 fp_before fp_after child inner_net= i
+    local script rc=0 fp_before fp_after child inner_net='' i
     script=$(readlink -f "$0")
     IPTD_DK_OUTER_NET=$(readlink /proc/self/ns/net)
     IPTD_DK_OUTER_MNT=$(readlink /proc/self/ns/mnt)

@@ -50,9 +50,12 @@ mkdir -p /run/iptd /run/work
 export IPTABLES_DOCKER_STATE_DIR=/run/iptd
 if [[ -d /etc/iptables-docker ]]; then mount -t tmpfs iptd-etc /etc/iptables-docker; fi
 TOPO_IPV6=0 # the daemons here run without --ipv6; IPv6 is covered by tests/packets
-C1=$TOPO_CLIENT_IP1 C2=$TOPO_CLIENT_IP2
-IPT=iptables-$B
-OTHER=iptables-$([[ $B == legacy ]] && echo nft || echo legacy)
+# shellcheck disable=SC2034 # C1, C2, IPT, OTHER, DOCKER_VERSION: for the sourcing story
+{
+    C1=$TOPO_CLIENT_IP1 C2=$TOPO_CLIENT_IP2
+    IPT=iptables-$B
+    OTHER=iptables-$([[ $B == legacy ]] && echo nft || echo legacy)
+}
 
 check() { topo_check "$@"; }
 expect() { topo_expect "$@" || true; }
@@ -63,8 +66,9 @@ ours() { "$BIN" --backend "$B" --config "/run/work/$1.toml" "${@:2}"; }
 phase() { printf '== [%3ss] %s\n' "$((SECONDS - T0))" "$*"; }
 
 dk_start
+# shellcheck disable=SC2034
 DOCKER_VERSION=$(docker version -f '{{.Server.Version}}')
-dk_build_image
+dk_build_image "$DK_IMAGE"
 topo_setup
 
 cat >/run/work/plain.toml <<'CONFIG'

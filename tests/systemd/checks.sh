@@ -34,6 +34,12 @@ expect_same() {
         diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") | sed 's/^/       | /' || true
     fi
 }
+# expect_same_host DESCRIPTION BEFORE AFTER: expect_same on two host states (the state
+# functions' output), whatever the line of iptables-docker.service says in each.
+expect_same_host() {
+    local unit='s/^iptables-docker.service: .*/iptables-docker.service: -/'
+    expect_same "$1" "$(printf '%s\n' "$2" | sed "$unit")" "$(printf '%s\n' "$3" | sed "$unit")"
+}
 # now: wall clock in ms; since T: seconds elapsed since T, with 1 decimal.
 now() { local t=${EPOCHREALTIME/[.,]/}; echo "${t:0:-3}"; }
 since() { local d=$(($(now) - $1)); printf '%d.%d' "$((d / 1000))" "$((d % 1000 / 100))"; }

@@ -1,15 +1,16 @@
 //! What install puts on disk — this binary, the unit, the configuration and the policy
 //! template, all embedded in the binary so that it installs from any directory — and the
 //! rule for admin edits: a file install wrote before is replaced only while it still holds
-//! exactly what install wrote (its hash is kept in `<state dir>/installed-files`).
+//! exactly what install wrote (its [`stable_hash`] is kept in `<state dir>/installed-files`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config;
 use crate::error::Result;
+use crate::hash::stable_hash;
 use crate::policy::BUILTIN_TEMPLATE;
-use crate::system::host;
+use crate::system::file;
 use crate::system::iptables::Backend;
 
 pub const BIN: &str = "/usr/local/sbin/iptables-docker";
@@ -26,8 +27,8 @@ pub const DOC_DIRS: [(&str, &str); 2] = [
     (BASH_COMPLETION, "/usr/local/share/bash-completion"),
 ];
 
-const UNIT_TEXT: &str = include_str!("../../../systemd/iptables-docker.service");
-const CONFIG_TEXT: &str = include_str!("../../../templates/config.toml");
+const UNIT_TEXT: &str = include_str!("../../systemd/iptables-docker.service");
+const CONFIG_TEXT: &str = include_str!("../../templates/config.toml");
 /// The commented-out line of templates/config.toml that the installed config activates,
 /// so that the installed template is the one in use.
 const TEMPLATE_LINE: &str = "# template = \"policy.rules.j2\"";
@@ -115,6 +116,27 @@ pub fn remove_empty_dirs(path: &Path, top: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Puts a file install wrote back as it was: `before`'s bytes (mode `mode`), or gone;
+/// then removes `created_dir` (the highest directory writing it created) once empty.
+pub fn put_back(
+    path: &Path,
+    before: Option<&[u8]>,
+    mode: u32,
+    created_dir: Option<&Path>,
+) -> Result<()> {
+    match before {
+        Some(bytes) => file::write_atomic(path, bytes, mode)?,
+        None => drop(file::remove_file(path)?),
+    }
+    // Another file of ours in it goes back later in the journal.
+    match created_dir {
+        Some(dir) => remove_empty_dirs(path, dir).map_err(|e| {
+            crate::error::Error::failed(format!("cannot remove {}: {e}", dir.display()))
+        }),
+        None => Ok(()),
+    }
+}
+
 /// What to do with one asset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -131,19 +153,11 @@ pub fn decide(asset: &Asset, current: Option<&[u8]>, recorded: Option<u64>) -> A
     match (current, recorded) {
         (None, _) => Action::Create,
         (Some(c), _) if c == asset.content.as_slice() => Action::Unchanged,
-        (Some(c), Some(h)) if hash(c) == h => Action::Replace,
+        (Some(c), Some(h)) if stable_hash(c) == h => Action::Replace,
         (Some(_), Some(_)) if asset.keep_edits => Action::Keep,
         (Some(_), None) if asset.keep_foreign => Action::Keep,
         (Some(_), _) => Action::Replace,
     }
-}
-
-/// FNV-1a, 64 bit: stable across Rust versions and builds (std's hasher is not), which is
-/// all "is this still the file we wrote?" needs. Not a defence against anyone.
-pub fn hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// `<state dir>/installed-files`: "HASH PATH" per line, the files as install last wrote them.
@@ -180,19 +194,7 @@ impl Manifest {
     }
 
     pub fn write(&self, state_dir: &Path) -> Result<()> {
-        host::write_atomic(&Self::path(state_dir), self.text().as_bytes(), 0o600)
-    }
-}
-
-/// The file's bytes, or `None` when it does not exist.
-pub fn read(path: &Path) -> Result<Option<Vec<u8>>> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(crate::error::Error::failed(format!(
-            "cannot read {}: {e}",
-            path.display()
-        ))),
+        file::write_private(&Self::path(state_dir), &self.text())
     }
 }
 
@@ -217,31 +219,32 @@ mod tests {
         let conf = asset(true, true);
         assert_eq!(decide(&conf, None, None), Action::Create);
         assert_eq!(decide(&conf, Some(b"new"), None), Action::Unchanged);
-        assert_eq!(decide(&conf, Some(old), Some(hash(old))), Action::Replace);
         assert_eq!(
-            decide(&conf, Some(b"edited"), Some(hash(old))),
+            decide(&conf, Some(old), Some(stable_hash(old))),
+            Action::Replace
+        );
+        assert_eq!(
+            decide(&conf, Some(b"edited"), Some(stable_hash(old))),
             Action::Keep
         );
         assert_eq!(decide(&conf, Some(b"admin's"), None), Action::Keep);
         let unit = asset(true, false);
         assert_eq!(
-            decide(&unit, Some(b"edited"), Some(hash(old))),
+            decide(&unit, Some(b"edited"), Some(stable_hash(old))),
             Action::Keep
         );
         assert_eq!(decide(&unit, Some(b"old tool's"), None), Action::Replace);
         let bin = asset(false, false);
         assert_eq!(
-            decide(&bin, Some(b"older build"), Some(hash(old))),
+            decide(&bin, Some(b"older build"), Some(stable_hash(old))),
             Action::Replace
         );
     }
 
     #[test]
-    fn hash_is_fnv1a_and_the_manifest_round_trips() {
-        assert_eq!(hash(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+    fn the_manifest_round_trips() {
         let mut m = Manifest::default();
-        m.0.insert(UNIT.into(), hash(b"unit"));
+        m.0.insert(UNIT.into(), stable_hash(b"unit"));
         m.0.insert(TEMPLATE.into(), 7);
         assert_eq!(Manifest::parse(&m.text()), m);
     }

@@ -4,16 +4,15 @@
 //! `iptables-restore`, then the source's tables are emptied, so that packets never
 //! traverse two rulesets. If any step fails, both backends are put back as found.
 
+use std::path::Path;
 use std::time::Duration;
-
-use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
 use crate::family::Family;
-use crate::ruleset::{self, Ruleset};
+use crate::ruleset::{self, Ruleset, Table};
 use crate::system::host;
 use crate::system::iptables::{Backend, Iptables};
-use crate::system::lock::XtablesLock;
+use crate::system::lock::{ChildLock, XtablesLock};
 
 /// The families of this kernel (IPv6 only when it has IPv6).
 pub fn families() -> Vec<Family> {
@@ -24,15 +23,9 @@ pub fn families() -> Vec<Family> {
         .collect()
 }
 
-/// A private lock file for our iptables children (we hold the real one).
-pub fn child_lock() -> Result<NamedTempFile> {
-    NamedTempFile::new()
-        .map_err(|e| Error::environment(format!("cannot create a private lock file: {e}")))
-}
-
 /// The save/restore pair, or `None` when this backend's binaries are not installed.
-pub fn tool(family: Family, backend: Backend, lock: &NamedTempFile) -> Option<Iptables> {
-    Iptables::new(family, backend, lock.path()).ok()
+pub fn tool(family: Family, backend: Backend, lock: &ChildLock) -> Option<Iptables> {
+    Iptables::new(family, backend, lock).ok()
 }
 
 fn parse(text: &str, ipt: &Iptables) -> Result<Ruleset> {
@@ -65,15 +58,7 @@ fn has_content(rs: &Ruleset) -> bool {
 pub fn emptied(rs: &Ruleset) -> String {
     rs.tables
         .iter()
-        .map(|t| {
-            let chains: String = t
-                .chains
-                .iter()
-                .filter(|c| c.is_builtin())
-                .map(|c| format!(":{} ACCEPT [0:0]\n", c.name))
-                .collect();
-            format!("*{}\n{chains}COMMIT\n", t.name)
-        })
+        .map(|t| Table::empty(&t.name).to_string())
         .collect()
 }
 
@@ -94,7 +79,7 @@ pub struct Move {
     pub from: Backend,
     pub to: Backend,
     moved: Vec<Moved>,
-    _lock: NamedTempFile,
+    _lock: ChildLock,
 }
 
 impl Move {
@@ -137,73 +122,17 @@ fn restore_back(moved: &[Moved]) -> Result<()> {
 
 /// Moves every rule of `from` into `to`, family by family, holding the xtables lock.
 /// Refuses, before changing anything, when both backends hold rules for one family.
-pub fn move_rules(from: Backend, to: Backend, wait: Duration) -> Result<Move> {
-    let lock = child_lock()?;
+/// `snapshots`: where the install record keeps both rulesets as found (for the hints).
+pub fn move_rules(from: Backend, to: Backend, wait: Duration, snapshots: &Path) -> Result<Move> {
+    let lock = ChildLock::new()?;
     let _xtables = XtablesLock::acquire(wait)?;
     let mut planned = Vec::new();
     for family in families() {
-        let Some(src) = tool(family, from, &lock) else {
-            continue; // no binaries, so no rules
-        };
-        let from_text = src.save(None)?;
-        let from_rs = parse(&from_text, &src)?;
-        if !has_content(&from_rs) {
-            continue;
-        }
-        let dst = Iptables::new(family, to, lock.path())?;
-        let to_text = dst.save(None)?;
-        let to_rs = parse(&to_text, &dst)?;
-        if has_rules(&to_rs) {
-            return Err(Error::failed(format!(
-                "both iptables-{} and iptables-{} hold {family} rules: packets traverse both \
-                 rulesets, and moving one onto the other would lose rules",
-                from.name(),
-                to.name()
-            ))
-            .hint(format!(
-                "compare `{c}-{f}-save` and `{c}-{t}-save`, empty the one you do not need \
-                 (its rules are also in the snapshots of /var/lib/iptables-docker/install/), \
-                 and run this again",
-                c = family.command(),
-                f = from.name(),
-                t = to.name()
-            )));
-        }
-        let created = Ruleset {
-            tables: from_rs
-                .tables
-                .iter()
-                .filter(|t| to_rs.table(&t.name).is_none())
-                .cloned()
-                .collect(),
-        };
-        planned.push((
-            Moved {
-                from: src,
-                to: dst,
-                to_undo: format!("{to_text}{}", emptied(&created)),
-                from_text,
-                rules: from_rs.rule_count(),
-            },
-            emptied(&from_rs),
-        ));
-    }
-
-    let mut result = Ok(());
-    for (m, _) in &planned {
-        if let Err(e) = m.to.restore(&m.from_text, false) {
-            result = Err(e);
-            break;
+        if let Some(step) = plan_family(family, (from, to), &lock, snapshots)? {
+            planned.push(step);
         }
     }
-    if result.is_ok() {
-        for (m, empty) in &planned {
-            if let Err(e) = m.from.restore(empty, false) {
-                result = Err(e);
-                break;
-            }
-        }
-    }
+    let result = load_then_empty(&planned);
     // Undoing a family that was not touched yet is harmless: it restores what is there.
     let done: Vec<Moved> = planned.into_iter().map(|(m, _)| m).collect();
     match result {
@@ -213,31 +142,111 @@ pub fn move_rules(from: Backend, to: Backend, wait: Duration) -> Result<Move> {
             moved: done,
             _lock: lock,
         }),
-        Err(cause) => match restore_back(&done) {
-            Ok(()) => Err(cause.context(format!(
-                "moving the rules from iptables-{} to iptables-{} failed; both were put back",
+        Err(cause) => Err(move_failed(
+            (from, to),
+            cause,
+            restore_back(&done),
+            snapshots,
+        )),
+    }
+}
+
+/// One family's move, with the text that empties its source afterwards; `None` when the
+/// source has nothing to move.
+fn plan_family(
+    family: Family,
+    (from, to): (Backend, Backend),
+    lock: &ChildLock,
+    snapshots: &Path,
+) -> Result<Option<(Moved, String)>> {
+    let Some(src) = tool(family, from, lock) else {
+        return Ok(None); // no binaries, so no rules
+    };
+    let from_text = src.save(None)?;
+    let from_rs = parse(&from_text, &src)?;
+    if !has_content(&from_rs) {
+        return Ok(None);
+    }
+    let dst = Iptables::new(family, to, lock)?;
+    let to_text = dst.save(None)?;
+    let to_rs = parse(&to_text, &dst)?;
+    if has_rules(&to_rs) {
+        return Err(Error::failed(format!(
+            "both iptables-{} and iptables-{} hold {family} rules: packets traverse both \
+             rulesets, and moving one onto the other would lose rules",
+            from.name(),
+            to.name()
+        ))
+        .hint(format!(
+            "compare `{c}-{f}-save` and `{c}-{t}-save`, empty the one you do not need \
+             (its rules are also in the snapshots of {s}/), and run this again",
+            c = family.command(),
+            f = from.name(),
+            t = to.name(),
+            s = snapshots.display()
+        )));
+    }
+    let created = Ruleset {
+        tables: from_rs
+            .tables
+            .iter()
+            .filter(|t| to_rs.table(&t.name).is_none())
+            .cloned()
+            .collect(),
+    };
+    let moved = Moved {
+        from: src,
+        to: dst,
+        to_undo: format!("{to_text}{}", emptied(&created)),
+        from_text,
+        rules: from_rs.rule_count(),
+    };
+    Ok(Some((moved, emptied(&from_rs))))
+}
+
+/// Loads every family's rules into the target, then empties every source.
+fn load_then_empty(planned: &[(Moved, String)]) -> Result<()> {
+    for (m, _) in planned {
+        m.to.restore(&m.from_text, false)?;
+    }
+    for (m, empty) in planned {
+        m.from.restore(empty, false)?;
+    }
+    Ok(())
+}
+
+/// The error of a failed move, after `undo` tried to put both backends back.
+fn move_failed(
+    (from, to): (Backend, Backend),
+    cause: Error,
+    undo: Result<()>,
+    snapshots: &Path,
+) -> Error {
+    match undo {
+        Ok(()) => cause.context(format!(
+            "moving the rules from iptables-{} to iptables-{} failed; both were put back",
+            from.name(),
+            to.name()
+        )),
+        Err(undo) => Error::new(
+            crate::error::Kind::RollbackFailed,
+            format!(
+                "moving the rules from iptables-{} to iptables-{} failed ({cause}) and \
+                 putting them back failed too: {undo}",
                 from.name(),
                 to.name()
-            ))),
-            Err(undo) => Err(Error::new(
-                crate::error::Kind::RollbackFailed,
-                format!(
-                    "moving the rules from iptables-{} to iptables-{} failed ({cause}) and \
-                     putting them back failed too: {undo}",
-                    from.name(),
-                    to.name()
-                ),
-            )
-            .hint(
-                "restore the snapshots in /var/lib/iptables-docker/install/ by hand (uninstall.md)",
-            )),
-        },
+            ),
+        )
+        .hint(format!(
+            "restore the snapshots in {}/ by hand (uninstall.md)",
+            snapshots.display()
+        )),
     }
 }
 
 /// The FORWARD policy of each family's filter table in `backend`.
 pub fn forward_policies(backend: Backend) -> Result<Vec<(Family, String)>> {
-    let lock = child_lock()?;
+    let lock = ChildLock::new()?;
     let mut found = Vec::new();
     for family in families() {
         let Some(ipt) = tool(family, backend, &lock) else {
@@ -269,7 +278,8 @@ mod tests {
     fn emptied_tables_keep_only_builtin_chains_with_accept() {
         let rs = ruleset::parse(
             "*filter\n:INPUT DROP [1:2]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER - [0:0]\n\
-             -A FORWARD -j DOCKER\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n",
+             -A FORWARD -j DOCKER\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n\
+             :OUTPUT DROP [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n",
         )
         .unwrap();
         assert!(has_rules(&rs));
@@ -277,7 +287,8 @@ mod tests {
         assert_eq!(
             empty,
             "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n\
-             *nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n"
+             *nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+             :POSTROUTING ACCEPT [0:0]\nCOMMIT\n"
         );
         let empty = ruleset::parse(&empty).unwrap();
         assert!(!has_content(&empty));

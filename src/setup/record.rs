@@ -4,16 +4,13 @@
 //! `<state dir>/install/`. Written once, never overwritten; `uninstall` puts it back and
 //! only then removes it.
 
-use std::io::Write;
-
-use fs_err::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::system::file;
 use crate::system::iptables::Backend;
-use crate::system::state::StateDir;
 
 /// An alternatives group as it was (`update-alternatives --display`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,9 +46,9 @@ pub struct UnitRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// The iptables backend iptables-docker was installed for: "legacy" or "nft".
-    pub backend: String,
+    pub backend: Backend,
     /// The backend the `iptables` command used before: "legacy", "nft", or absent.
-    pub iptables_was: Option<String>,
+    pub iptables_was: Option<Backend>,
     #[serde(default)]
     pub alternatives: Vec<AlternativeRecord>,
     /// Absent when ufw is not installed.
@@ -64,24 +61,6 @@ pub struct Record {
     /// Snapshots of the legacy and nft rulesets as install found them.
     #[serde(default)]
     pub snapshots: Vec<PathBuf>,
-}
-
-pub fn parse_backend(name: &str) -> Option<Backend> {
-    match name {
-        "legacy" => Some(Backend::Legacy),
-        "nft" => Some(Backend::Nft),
-        _ => None,
-    }
-}
-
-impl Record {
-    pub fn backend(&self) -> Option<Backend> {
-        parse_backend(&self.backend)
-    }
-
-    pub fn iptables_was(&self) -> Option<Backend> {
-        self.iptables_was.as_deref().and_then(parse_backend)
-    }
 }
 
 /// Where the record and its snapshots live.
@@ -128,19 +107,6 @@ impl RecordDir {
         })
     }
 
-    /// Writes a new 0600 file; fails if it exists (a record is never overwritten).
-    fn write_new(path: &Path, text: &str) -> Result<()> {
-        StateDir::ensure_dir(path.parent().unwrap_or(Path::new("/")))?;
-        let mut file = fs_err::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        Ok(())
-    }
-
     /// Writes the snapshots (name, text) and then the record naming them. On failure
     /// nothing is left behind.
     pub fn write(&self, mut record: Record, snapshots: &[(String, String)]) -> Result<Record> {
@@ -155,13 +121,13 @@ impl RecordDir {
             for (name, text) in snapshots {
                 let path = self.snapshot_dir().join(name);
                 let _ = std::fs::remove_file(&path); // a leftover of an earlier install
-                Self::write_new(&path, text)?;
+                file::write_private_new(&path, text)?;
                 written.push(path);
             }
             record.snapshots = written.clone();
             let text = toml::to_string(&record)
                 .map_err(|e| Error::failed(format!("cannot serialize the install record: {e}")))?;
-            Self::write_new(&self.path(), &format!("{HEADER}{text}"))
+            file::write_private_new(&self.path(), &format!("{HEADER}{text}"))
         })();
         match result {
             Ok(()) => Ok(record),
@@ -175,7 +141,7 @@ impl RecordDir {
     /// Removes the record and its snapshots.
     pub fn remove(&self, record: &Record) -> Result<()> {
         for path in record.snapshots.iter().chain([&self.path()]) {
-            crate::system::host::remove_file(path)?;
+            file::remove_file(path)?;
         }
         let _ = std::fs::remove_dir(self.snapshot_dir());
         Ok(())
@@ -192,8 +158,8 @@ mod tests {
         let records = RecordDir::new(&dir.path().join("state"));
         assert_eq!(records.read().unwrap(), None);
         let record = Record {
-            backend: "legacy".into(),
-            iptables_was: Some("nft".into()),
+            backend: Backend::Legacy,
+            iptables_was: Some(Backend::Nft),
             alternatives: vec![AlternativeRecord {
                 group: "iptables".into(),
                 auto: true,
