@@ -30,16 +30,35 @@ fn line_text(text: &str, line: usize) -> &str {
     line.trim_end_matches('\r')
 }
 
+/// A character as shown: control characters (but tab) escaped, so that a hostile file
+/// cannot send escape sequences to the terminal.
+fn shown_char(c: char) -> String {
+    match c {
+        '\t' => "\t".to_string(),
+        c if c.is_control() => c.escape_default().to_string(),
+        c => c.to_string(),
+    }
+}
+
 /// `file:line:col: message`, the line, and a caret under `col` (tabs kept, so that the
 /// caret lines up however wide the terminal shows them).
 pub fn at_column(file: &str, text: &str, line: usize, col: usize, message: impl Display) -> String {
-    let shown = line_text(text, line);
-    let pad: String = shown
-        .chars()
+    let chars: Vec<String> = line_text(text, line).chars().map(shown_char).collect();
+    let pad: String = chars
+        .iter()
         .take(col.saturating_sub(1))
-        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .map(|c| {
+            if c == "\t" {
+                c.clone()
+            } else {
+                " ".repeat(c.chars().count())
+            }
+        })
         .collect();
-    format!("{file}:{line}:{col}: {message}\n    {shown}\n    {pad}^")
+    format!(
+        "{file}:{line}:{col}: {message}\n    {}\n    {pad}^",
+        chars.concat()
+    )
 }
 
 /// [`at_column`] for a byte offset into `text`.
@@ -50,7 +69,8 @@ pub fn at_offset(file: &str, text: &str, offset: usize, message: impl Display) -
 
 /// `file:line: message` and the line, when only the line is known.
 pub fn at_line(file: &str, text: &str, line: usize, message: impl Display) -> String {
-    format!("{file}:{line}: {message}\n    {}", line_text(text, line))
+    let shown: String = line_text(text, line).chars().map(shown_char).collect();
+    format!("{file}:{line}: {message}\n    {shown}")
 }
 
 #[cfg(test)]
@@ -80,5 +100,9 @@ mod tests {
         );
         assert_eq!(line_col(text, offset + 1), (1, 7), "inside a character");
         assert_eq!(line_col("ab", 99), (1, 3), "past the end");
+        assert_eq!(
+            at_column("f", "a\u{1b}[2Jb = x", 1, 8, "m"),
+            "f:1:8: m\n    a\\u{1b}[2Jb = x\n                ^"
+        );
     }
 }

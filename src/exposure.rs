@@ -12,6 +12,7 @@
 //! model (ipset, recent, owner, …) is assumed not to match, and the entry says so in its
 //! `notes`.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -575,18 +576,33 @@ fn dnat_target(value: &str) -> Option<(IpAddr, u16)> {
     Some((addr.parse().ok()?, port.split('-').next()?.parse().ok()?))
 }
 
-/// The bridge a container address is on: the `-o` of a filter rule that names it.
-fn bridge_of_container(filter: Option<&Table>, addr: IpAddr) -> Option<String> {
-    filter?.rules.iter().find_map(|r| {
+/// The bridge of each container address the filter table names: the `-o` of a rule
+/// whose destination is that single address (read once: a host may publish thousands).
+fn container_bridges(filter: Option<&Table>) -> HashMap<IpAddr, String> {
+    let mut found = HashMap::new();
+    for r in filter.iter().flat_map(|f| &f.rules) {
         let args = RuleArgs::parse(&r.spec);
-        let d = args.destination().and_then(net_of)?;
-        let out = args.out_iface().filter(|o| !o.negated)?.first()?;
-        (d.contains(&addr) && d.prefix_len() == d.max_prefix_len()).then(|| out.to_string())
-    })
+        let Some(d) = args.destination().and_then(net_of) else {
+            continue;
+        };
+        let out = args
+            .out_iface()
+            .filter(|o| !o.negated)
+            .and_then(|o| o.first());
+        if let Some(out) = out.filter(|_| d.prefix_len() == d.max_prefix_len()) {
+            found.entry(d.addr()).or_insert_with(|| out.to_string());
+        }
+    }
+    found
 }
 
 /// One published port from a Docker DNAT rule.
-fn published_port(rule: &Rule, ruleset: &Ruleset, facts: &DockerFacts) -> Option<Published> {
+fn published_port(
+    rule: &Rule,
+    filter: Option<&Table>,
+    bridges: &HashMap<IpAddr, String>,
+    facts: &DockerFacts,
+) -> Option<Published> {
     let args = RuleArgs::parse(&rule.spec);
     if args.target() != Some("DNAT") {
         return None;
@@ -602,13 +618,12 @@ fn published_port(rule: &Rule, ruleset: &Ruleset, facts: &DockerFacts) -> Option
         .filter(|d| !d.negated)
         .and_then(|d| d.first())
         .and_then(net_of);
-    let filter = ruleset.table("filter");
     let bridge = args
         .in_iface()
         .filter(|i| i.negated)
         .and_then(|i| i.first())
         .map(ToString::to_string)
-        .or_else(|| bridge_of_container(filter, container));
+        .or_else(|| bridges.get(&container).cloned());
     let host_only = host.is_some_and(|h| h.addr().is_loopback());
     let (reach, notes) = match filter {
         _ if host_only => (Reach::HostOnly, Vec::new()),
@@ -647,11 +662,12 @@ fn published_port(rule: &Rule, ruleset: &Ruleset, facts: &DockerFacts) -> Option
 /// What `ruleset` (one family, as the kernel holds it) exposes. `ssh_port` names the ssh
 /// rule when it has no comment.
 pub fn analyse(family: Family, ruleset: &Ruleset, facts: &DockerFacts, ssh_port: u16) -> Exposure {
+    let bridges = container_bridges(ruleset.table("filter"));
     let published = ruleset
         .table("nat")
         .into_iter()
         .flat_map(|nat| nat.rules.iter().filter(|r| is_docker_chain(&r.chain)))
-        .filter_map(|r| published_port(r, ruleset, facts))
+        .filter_map(|r| published_port(r, ruleset.table("filter"), &bridges, facts))
         .collect();
     let Some(filter) = ruleset.table("filter") else {
         let everyone = Reach::Everyone { except: Vec::new() };

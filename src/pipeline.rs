@@ -5,7 +5,6 @@
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
 use crate::compose::{changed_tables, compose};
 use crate::config::Config;
@@ -29,28 +28,35 @@ pub enum Mode {
 /// table whose composition and kernel content still match these is unchanged even when
 /// the kernel spells a rule differently from the template; and when the inputs and every
 /// table's kernel content match, nothing needs to be parsed at all.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// On disk (`<state dir>/applied-v4`, `-v6`) it is TOML, like the install record:
+/// `inputs = "…"` and a `[tables.NAME]` per table with `composed` and `kernel`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Applied {
-    tables: BTreeMap<String, (String, String)>,
     inputs: Option<String>,
+    #[serde(default)]
+    tables: BTreeMap<String, AppliedTable>,
+}
+
+/// One table's fingerprints after an apply ([`crate::ruleset::Table::fingerprint`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AppliedTable {
+    /// What the apply composed.
+    pub composed: String,
+    /// What the kernel held right after.
+    pub kernel: String,
 }
 
 impl Applied {
+    /// The record from its TOML text; empty (nothing recorded) when it does not parse, as
+    /// a record from an older version: the next apply plans afresh and writes it anew.
     pub fn parse(text: &str) -> Self {
-        let mut applied = Applied::default();
-        for line in text.lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            match f.as_slice() {
-                ["inputs", fp] => applied.inputs = Some(fp.to_string()),
-                [table, d, k] => {
-                    applied
-                        .tables
-                        .insert(table.to_string(), (d.to_string(), k.to_string()));
-                }
-                _ => {}
-            }
-        }
-        applied
+        toml::from_str(text).unwrap_or_default()
+    }
+
+    /// The TOML text of the record.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("an apply record serializes")
     }
 
     /// What an apply with `inputs` leaves: every table of `desired`, with the kernel's
@@ -61,7 +67,11 @@ impl Applied {
             .iter()
             .filter_map(|t| {
                 let (_, k) = kernel.iter().find(|(name, _)| *name == t.name)?;
-                Some((t.name.clone(), (t.fingerprint(), k.clone())))
+                let table = AppliedTable {
+                    composed: t.fingerprint(),
+                    kernel: k.clone(),
+                };
+                Some((t.name.clone(), table))
             })
             .collect();
         Applied {
@@ -71,9 +81,9 @@ impl Applied {
     }
 
     fn matches(&self, desired: &Table, kernel: &Table) -> bool {
-        self.tables
-            .get(&desired.name)
-            .is_some_and(|(d, k)| *d == desired.fingerprint() && *k == kernel.fingerprint())
+        self.tables.get(&desired.name).is_some_and(|t| {
+            t.composed == desired.fingerprint() && t.kernel == kernel.fingerprint()
+        })
     }
 
     /// Whether `saved` (iptables-save text) is exactly what the last apply, made with the
@@ -84,20 +94,8 @@ impl Applied {
                 tables.len() == self.tables.len()
                     && tables
                         .iter()
-                        .all(|(name, k)| self.tables.get(name).is_some_and(|(_, kk)| kk == k))
+                        .all(|(name, k)| self.tables.get(name).is_some_and(|t| t.kernel == *k))
             })
-    }
-}
-
-impl fmt::Display for Applied {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(inputs) = &self.inputs {
-            writeln!(f, "inputs {inputs}")?;
-        }
-        for (table, (d, k)) in &self.tables {
-            writeln!(f, "{table} {d} {k}")?;
-        }
-        Ok(())
     }
 }
 
@@ -354,6 +352,23 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_apply_record_round_trips_as_toml() {
+        let desired = ruleset::parse("*filter\n:INPUT DROP [0:0]\nCOMMIT\n").unwrap();
+        let kernel = ruleset::text_fingerprints("*filter\n:INPUT DROP [0:0]\nCOMMIT\n").unwrap();
+        let applied = Applied::recorded("abc", &desired, &kernel);
+        let text = applied.to_toml();
+        assert!(
+            text.contains("inputs = \"abc\"\n") && text.contains("[tables.filter]\n"),
+            "{text}"
+        );
+        assert_eq!(Applied::parse(&text), applied);
+        assert_eq!(
+            Applied::parse("inputs 0123\nfilter a b\n"),
+            Applied::default()
+        );
+    }
 
     #[test]
     fn a_second_plan_on_the_result_changes_and_removes_nothing() {

@@ -340,17 +340,18 @@ fn check_fragment(fragment: &Ruleset) -> std::result::Result<(), String> {
 mod tests {
     use super::*;
 
+    /// The policy `config` renders for `family` (its template, no Docker facts).
+    fn rendered(config: &Config, family: Family) -> String {
+        let template = Template::load(config).unwrap();
+        render(config, &template, family, &DockerFacts::default())
+            .unwrap()
+            .fragment
+            .to_string()
+    }
+
     fn render_default(family: Family) -> String {
         let config = Config::builtin();
-        render(
-            &config,
-            &Template::load(&config).unwrap(),
-            family,
-            &DockerFacts::default(),
-        )
-        .unwrap()
-        .fragment
-        .to_string()
+        rendered(&config, family)
     }
 
     #[test]
@@ -383,24 +384,10 @@ mod tests {
             },
             from: vec!["::/0".parse().unwrap()],
         });
-        let v4 = render(
-            &config,
-            &Template::load(&config).unwrap(),
-            Family::V4,
-            &DockerFacts::default(),
-        )
-        .unwrap();
-        let v4 = v4.fragment.to_string();
+        let v4 = rendered(&config, Family::V4);
         assert!(v4.contains("-A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j ACCEPT\n"));
         assert!(!v4.contains("80:81"));
-        let v6 = render(
-            &config,
-            &Template::load(&config).unwrap(),
-            Family::V6,
-            &DockerFacts::default(),
-        )
-        .unwrap();
-        let v6 = v6.fragment.to_string();
+        let v6 = rendered(&config, Family::V6);
         assert!(!v6.contains("--dport 22 "));
         assert!(v6.contains(
             "-A INPUT -p tcp -m tcp --dport 80:81 -m comment --comment \"web server\" -j ACCEPT\n"
@@ -462,15 +449,7 @@ mod tests {
             external_interfaces: Vec::new(),
             allow: Vec::new(),
         });
-        let text = render(
-            &config,
-            &Template::load(&config).unwrap(),
-            Family::V4,
-            &DockerFacts::default(),
-        )
-        .unwrap()
-        .fragment
-        .to_string();
+        let text = rendered(&config, Family::V4);
         assert!(text.contains(
             "-A DOCKER-USER -i docker_gwbridge -m comment --comment iptables-docker -j RETURN\n\
              -A DOCKER-USER -m conntrack --ctstate DNAT -m comment --comment iptables-docker -j DROP\n"
@@ -478,15 +457,7 @@ mod tests {
         if let Some(c) = config.containers.as_mut() {
             c.external_interfaces = vec!["eth0".into()];
         }
-        let text = render(
-            &config,
-            &Template::load(&config).unwrap(),
-            Family::V4,
-            &DockerFacts::default(),
-        )
-        .unwrap()
-        .fragment
-        .to_string();
+        let text = rendered(&config, Family::V4);
         assert!(
             text.contains("-A DOCKER-USER -i eth0 -m conntrack --ctstate DNAT"),
             "{text}"

@@ -14,19 +14,7 @@ fn every_fixture_round_trips_byte_exact() {
         "{} is missing (CI has ../shared beside the clone); nothing was proven",
         dir.display()
     );
-    let mut files = Vec::new();
-    let mut dirs = vec![dir];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "rules") {
-                files.push(p);
-            }
-        }
-    }
-    assert!(files.len() >= 500, "found only {} fixtures", files.len());
+    let files = common::fixture_files();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
         let parsed = ruleset::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));

@@ -133,7 +133,7 @@ impl StateDir {
     }
 
     pub fn record_applied(&self, family: Family, applied: &Applied) -> Result<()> {
-        file::write_private(&self.applied_path(family), &applied.to_string())
+        file::write_private(&self.applied_path(family), &applied.to_toml())
     }
 
     fn removed_chains_path(&self, family: Family) -> PathBuf {

@@ -21,7 +21,8 @@ pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/docker")
 }
 
-/// Every `*.rules` fixture under [`fixtures_dir`], sorted.
+/// Every `*.rules` fixture under [`fixtures_dir`], sorted; fails unless all (520 and
+/// counting) are there.
 pub fn fixture_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut dirs = vec![fixtures_dir()];
@@ -36,6 +37,11 @@ pub fn fixture_files() -> Vec<PathBuf> {
         }
     }
     files.sort();
+    assert!(
+        files.len() >= 500,
+        "expected the 520 fixtures, found {}",
+        files.len()
+    );
     files
 }
 
