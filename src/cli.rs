@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::system::iptables::Backend;
+use crate::backend::Choice;
 use crate::system::state;
 
 #[derive(Debug, Parser)]
@@ -43,9 +43,10 @@ pub struct Global {
     #[arg(long, global = true, value_name = "DIR", env = "IPTABLES_DOCKER_STATE_DIR",
           default_value = state::DEFAULT_DIR)]
     pub state_dir: PathBuf,
-    /// The iptables implementation to drive
-    #[arg(long, global = true, value_enum, default_value = "legacy")]
-    pub backend: Backend,
+    /// The iptables implementation to drive [default: the config's `backend`, else auto:
+    /// legacy where the host provides it and Docker's rules are not in iptables-nft]
+    #[arg(long, global = true, value_enum)]
+    pub backend: Option<Choice>,
     /// Seconds to wait for the xtables lock
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
     pub wait: u64,

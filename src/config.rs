@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::backend::Choice;
 use crate::diagnostic;
 use crate::error::{Error, Result};
 
@@ -22,6 +23,8 @@ pub const DEFAULT_PATH: &str = "/etc/iptables-docker/config.toml";
 pub struct Config {
     /// The file it was read from; `None` for the built-in default.
     pub path: Option<PathBuf>,
+    /// `backend = "auto" | "legacy" | "nft"` (default auto).
+    pub backend: Choice,
     pub ipv6: bool,
     /// A policy template replacing the built-in one.
     pub template: Option<PathBuf>,
@@ -122,6 +125,7 @@ pub struct ContainerAllow {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    backend: Option<Choice>,
     ipv6: Option<bool>,
     template: Option<String>,
     #[serde(default)]
@@ -382,6 +386,7 @@ impl Config {
     pub fn builtin() -> Self {
         Config {
             path: None,
+            backend: Choice::Auto,
             ipv6: true,
             template: None,
             keep_chains: Vec::new(),
@@ -480,6 +485,7 @@ impl Config {
         });
         Config {
             path: Some(path.to_path_buf()),
+            backend: raw.backend.unwrap_or_default(),
             ipv6: raw.ipv6.unwrap_or(true),
             template,
             keep_chains: raw.keep_chains,

@@ -8,6 +8,7 @@
 
 // Unsafe code lives in `system` only; every other module forbids it.
 
+pub mod backend;
 pub mod cli;
 pub mod commands;
 pub mod compose;
@@ -27,3 +28,4 @@ pub mod rule;
 pub mod ruleset;
 pub mod setup;
 pub mod system;
+pub mod transaction;

@@ -157,6 +157,26 @@ impl FamilyPlan {
         tables_text(&self.desired, &self.changed)
     }
 
+    /// The input of the one `iptables-nft-restore --noflush` that applies this plan by
+    /// editing the running tables ([`crate::transaction`]): the chains the policy declares
+    /// are rewritten, every other kept rule is left alone.
+    pub fn edit_text(&self) -> String {
+        let policy_owns = |table: &str, chain: &str| {
+            self.policy
+                .fragment
+                .table(table)
+                .and_then(|t| t.chain(chain))
+                .is_some_and(|c| !c.is_builtin())
+        };
+        crate::transaction::edit_script(
+            &self.current,
+            &self.ownership,
+            &self.desired,
+            &self.changed,
+            &policy_owns,
+        )
+    }
+
     /// The input that puts the changed tables back as they were found.
     pub fn rollback_text(&self) -> String {
         tables_text(&self.current, &self.changed)

@@ -12,30 +12,30 @@ const FIXTURE: &str = "$FIXTURES/moby-v29-doc-usernet-portmap.v4.rules";
 /// Both families' rulesets, counters included, without the timestamp comments.
 const DUMP: &str = "{ iptables-legacy-save -c; ip6tables-legacy-save -c; } | grep -v '^#'";
 
-#[test]
-#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
-fn a_concurrent_docker_writer_never_loses_a_rule() {
+/// Start/stop rounds while a Docker-like writer appends 400 rules with `iptables -w`
+/// (`backend`: legacy or nft, for the writer, the fixture and the binary alike).
+fn concurrent_writer_loses_nothing(backend: &str) {
     require_netns("engine", &[]);
     let script = format!(
-        r#"iptables-legacy-restore < {FIXTURE}
-"$BIN" start > /dev/null
+        r#"iptables-{backend}-restore < {FIXTURE}
+"$BIN" --backend {backend} start > /dev/null
 (
   for i in $(seq 1 400); do
-    iptables-legacy -w -A DOCKER -s 10.77.$((i / 200)).$((i % 200 + 1))/32 -j RETURN
+    iptables-{backend} -w -A DOCKER -s 10.77.$((i / 200)).$((i % 200 + 1))/32 -j RETURN
   done
   touch /run/work/writer.done
 ) &
 writer=$!
 rounds=0
 while [ ! -e /run/work/writer.done ]; do
-  "$BIN" start > /dev/null
-  "$BIN" stop > /dev/null
+  "$BIN" --backend {backend} start > /dev/null
+  "$BIN" --backend {backend} stop > /dev/null
   rounds=$((rounds + 1))
 done
 wait "$writer"
-"$BIN" start > /dev/null
+"$BIN" --backend {backend} start > /dev/null
 echo "=== ROUNDS"; echo "$rounds"
-echo "=== SAVE"; iptables-legacy-save -t filter
+echo "=== SAVE"; iptables-{backend}-save -t filter
 "#
     );
     let s = sections(&ok(netns_sh(&script, 300)));
@@ -60,9 +60,74 @@ echo "=== SAVE"; iptables-legacy-save -t filter
         .collect();
     assert_eq!(
         written, expected,
-        "rules lost or reordered over {rounds} rounds"
+        "{backend}: rules lost or reordered over {rounds} rounds"
     );
-    println!("writer: 400/400 rules kept over {rounds} start/stop rounds");
+    println!("{backend} writer: 400/400 rules kept over {rounds} start/stop rounds");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn a_concurrent_docker_writer_never_loses_a_rule_legacy() {
+    concurrent_writer_loses_nothing("legacy");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn a_concurrent_docker_writer_never_loses_a_rule_nft() {
+    concurrent_writer_loses_nothing("nft");
+}
+
+/// The deterministic race: an `iptables-<backend>-restore` stand-in on PATH sleeps 1 s
+/// before it runs the real one (only for the write, not the policy's `--test`), and a
+/// Docker-like `iptables -w -A DOCKER` runs during that second, after our save.
+fn a_rule_written_between_save_and_restore_is_kept(backend: &str) {
+    require_netns("engine", &[]);
+    let script = format!(
+        r#"iptables-{backend}-restore < {FIXTURE}
+for p in iptables ip6tables; do
+  real=$(command -v $p-{backend}-restore)
+  mkdir -p /run/work/slow
+  printf '#!/bin/bash\ncase " $* " in *" --test "*) ;; *) touch /run/work/restoring; sleep 1;; esac\nexec %s "$@"\n' "$real" > /run/work/slow/$p-{backend}-restore
+  chmod +x /run/work/slow/$p-{backend}-restore
+done
+PATH=/run/work/slow:$PATH "$BIN" --backend {backend} start > /run/work/out 2>&1 &
+started=$!
+while [ ! -e /run/work/restoring ]; do sleep 0.02; done
+iptables-{backend} -w -A DOCKER -s 10.99.0.1/32 -j RETURN
+wait "$started"
+echo "=== OUT"; cat /run/work/out
+echo "=== SAVE"; iptables-{backend}-save -t filter
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 120)));
+    let saved = parse(&s["SAVE"]);
+    let kept = rules(&saved, "filter", "DOCKER")
+        .iter()
+        .filter(|r| r.contains("10.99.0.1"))
+        .count();
+    assert_eq!(
+        kept, 1,
+        "{backend}: the rule written during the apply was lost:\n{}",
+        s["OUT"]
+    );
+    assert_eq!(
+        policy_of(&saved, "filter", "INPUT").as_deref(),
+        Some("DROP"),
+        "{backend}: the policy was not applied"
+    );
+    println!("{backend}: 1/1 rule written between save and restore kept");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn a_rule_written_during_the_apply_is_kept_legacy() {
+    a_rule_written_between_save_and_restore_is_kept("legacy");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn a_rule_written_during_the_apply_is_kept_nft() {
+    a_rule_written_between_save_and_restore_is_kept("nft");
 }
 
 #[test]
@@ -214,6 +279,116 @@ fn the_lockout_guard_refuses_a_policy_that_cuts_the_ssh_session() {
     assert_ne!(before, after);
 }
 
+/// Loads the fixture into `load` (legacy or nft), runs `setup`, a plain `start` (auto)
+/// and `status`; returns their output and both backends' filter tables.
+fn auto_start(load: &str, setup: &str) -> std::collections::BTreeMap<String, String> {
+    let script = format!(
+        r#"iptables-{load}-restore < {FIXTURE}
+{setup}
+echo "=== DOCKER"; iptables-{load}-save -t filter | grep -- '-A DOCKER' || true
+echo "=== START"; "$BIN" start 2>&1
+echo "=== STATUS"; "$BIN" status 2>&1 && echo "exit 0" || echo "exit $?"
+echo "=== LEGACY"; iptables-legacy-save -t filter 2>/dev/null || true
+echo "=== NFT"; iptables-nft-save -t filter
+"#
+    );
+    sections(&ok(netns_sh(&script, 120)))
+}
+
+fn docker_rules_of(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.starts_with("-A DOCKER"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn auto_manages_nft_on_a_kernel_without_legacy_and_says_why() {
+    require_netns("engine", &[]);
+    // Stand-ins answer as iptables-legacy does on a kernel built without
+    // CONFIG_NETFILTER_XTABLES_LEGACY (Linux >= 6.17 by default).
+    let setup = r#"mkdir -p /run/work/nolegacy
+for p in iptables ip6tables; do for s in "" -save -restore; do
+  printf '#!/bin/sh\necho "%s-legacy v1.8.9 (legacy): can'"'"'t initialize iptables table \`filter'"'"': Table does not exist (do you need to insmod?)" >&2\nexit 3\n' $p > /run/work/nolegacy/$p-legacy$s
+  chmod +x /run/work/nolegacy/$p-legacy$s
+done; done
+export PATH=/run/work/nolegacy:$PATH"#;
+    let s = auto_start("nft", setup);
+    let start = &s["START"];
+    assert!(
+        start.contains("backend: iptables-nft (auto: iptables-legacy cannot work here"),
+        "{start}"
+    );
+    assert!(start.contains("Table does not exist"), "{start}");
+    let nft = parse(&s["NFT"]);
+    assert_eq!(
+        policy_of(&nft, "filter", "INPUT").as_deref(),
+        Some("DROP"),
+        "{start}"
+    );
+    let docker = docker_rules_of(&s["DOCKER"]);
+    assert!(!docker.is_empty());
+    assert_eq!(docker_rules_of(&s["NFT"]), docker, "Docker's rules changed");
+    assert!(
+        s["STATUS"].contains("backend: iptables-nft"),
+        "{}",
+        s["STATUS"]
+    );
+    assert!(s["STATUS"].contains("exit 0"), "{}", s["STATUS"]);
+    println!(
+        "no legacy: policy in iptables-nft, {} Docker rules kept",
+        docker.len()
+    );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn auto_manages_legacy_where_it_works_and_follows_docker_into_nft() {
+    require_netns("engine", &[]);
+    let s = auto_start("legacy", "");
+    assert!(
+        s["START"].contains(
+            "backend: iptables-legacy (auto: iptables-legacy works here, where Docker's rules are)"
+        ),
+        "{}",
+        s["START"]
+    );
+    let legacy = parse(&s["LEGACY"]);
+    assert_eq!(
+        policy_of(&legacy, "filter", "INPUT").as_deref(),
+        Some("DROP")
+    );
+    assert_eq!(docker_rules_of(&s["LEGACY"]), docker_rules_of(&s["DOCKER"]));
+
+    // Docker's rules in iptables-nft (`iptables` pointing there), legacy available: the
+    // policy follows them; a stray legacy rule beside them is a split that status reports.
+    let s = auto_start("nft", "");
+    assert!(
+        s["START"].contains("backend: iptables-nft (auto: Docker's rules live in iptables-nft"),
+        "{}",
+        s["START"]
+    );
+    let nft = parse(&s["NFT"]);
+    assert_eq!(policy_of(&nft, "filter", "INPUT").as_deref(), Some("DROP"));
+    assert_eq!(docker_rules_of(&s["NFT"]), docker_rules_of(&s["DOCKER"]));
+    let script = format!(
+        r#"iptables-nft-restore < {FIXTURE}
+"$BIN" start > /dev/null
+iptables-legacy -A INPUT -s 192.0.2.1/32 -j ACCEPT
+"$BIN" status > /run/work/out 2>&1 && echo "=== CODE" && echo 0 || {{ rc=$?; echo "=== CODE"; echo $rc; }}
+echo "=== OUT"; cat /run/work/out
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 120)));
+    assert_eq!(s["CODE"].trim(), "155", "{}", s["OUT"]);
+    assert!(
+        s["OUT"].contains("also live in the other iptables backend's tables"),
+        "{}",
+        s["OUT"]
+    );
+}
+
 #[test]
 #[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_held_xtables_lock_makes_start_wait_then_give_up_applying_nothing() {
@@ -239,4 +414,81 @@ while flock -n /run/xtables.lock true; do sleep 0.05; done"#;
         "start did not take the lock once it was free: {err}"
     );
     assert_ne!(before, after);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn dockers_nftables_backend_is_recognised_and_containers_refused_there() {
+    require_netns("engine", &[]);
+    // Docker 29 with "firewall-backend": "nftables" writes its own docker-bridges tables
+    // and no iptables rules at all. (/etc/docker: a private tmpfs in this mount namespace.)
+    let script = r#"mount -t tmpfs iptd-docker /etc/docker
+echo '{ "firewall-backend": "nftables" }' > /etc/docker/daemon.json
+printf '[containers]\nrestrict = true\n' > /run/work/containers.toml
+set +e
+echo "=== STATUS"; "$BIN" status 2>&1
+echo "=== REFUSED"; "$BIN" --config /run/work/containers.toml start 2>&1; echo "exit $?"
+echo "=== AFTER_REFUSED"; iptables-legacy-save -t filter 2>/dev/null | grep -c '^:INPUT DROP'
+echo "=== START"; "$BIN" start 2>&1; echo "exit $?"
+echo "=== AFTER_START"; iptables-legacy-save -t filter | grep -c '^:INPUT DROP'
+"#;
+    let s = sections(&ok(netns_sh(script, 120)));
+    assert!(
+        s["STATUS"].contains(
+            "Docker's firewall backend: nftables: /etc/docker/daemon.json sets \"firewall-backend\": \"nftables\""
+        ),
+        "{}",
+        s["STATUS"]
+    );
+    let refused = &s["REFUSED"];
+    assert!(refused.contains("no DOCKER-USER chain"), "{refused}");
+    assert!(refused.contains("exit 6"), "{refused}");
+    assert_eq!(s["AFTER_REFUSED"].trim(), "0", "something was applied");
+    assert!(s["START"].contains("exit 0"), "{}", s["START"]);
+    assert!(
+        s["START"].contains("note: Docker runs its nftables firewall backend"),
+        "{}",
+        s["START"]
+    );
+    assert_eq!(
+        s["AFTER_START"].trim(),
+        "1",
+        "the host policy did not apply"
+    );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn on_nft_a_failing_edit_is_retried_then_every_family_put_back() {
+    require_netns("engine", &[]);
+    // As above on iptables-nft: the IPv6 edit fails on every attempt (the kernel refuses
+    // MASQUERADE in filter), the IPv4 edit already made is undone, ufw's rules come back.
+    let script = format!(
+        r#"iptables-nft-restore < {FIXTURE}
+iptables-nft -N ufw-before-input
+iptables-nft -I INPUT 1 -j ufw-before-input
+ip6tables-nft -N ufw6-before-input
+ip6tables-nft -I INPUT 1 -j ufw6-before-input
+printf 'template = "policy.j2"\n' > /run/work/config.toml
+printf '*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\n{{%% if family == "ipv6" %%}}-A INPUT -j MASQUERADE\n{{%% endif %%}}COMMIT\n' > /run/work/policy.j2
+dump() {{ iptables-nft-save; ip6tables-nft-save; }}
+echo "=== BEFORE"; dump | grep -v '^#'
+set +e
+"$BIN" --backend nft --config /run/work/config.toml start > /run/work/out 2> /run/work/err
+rc=$?
+echo "=== CODE"; echo $rc
+set -e
+echo "=== AFTER"; dump | grep -v '^#'
+echo "=== ERR"; cat /run/work/err
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 120)));
+    let err = &s["ERR"];
+    assert_eq!(s["CODE"].trim(), "1", "{err}");
+    assert_eq!(s["BEFORE"], s["AFTER"], "the ruleset was not put back");
+    assert!(
+        err.contains("the 5 attempts to edit the running ruleset all failed"),
+        "{err}"
+    );
+    assert!(err.contains("the previous ruleset was put back"), "{err}");
 }

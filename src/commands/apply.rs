@@ -4,8 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cli::Global;
 use std::path::PathBuf;
+
+use crate::backend::Selection;
+use crate::cli::Global;
 
 use crate::config::Config;
 use crate::error::{Error, Kind, Result};
@@ -20,7 +22,7 @@ use crate::system::iptables::Iptables;
 use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::state::StateDir;
 
-use super::{confirm, load_policy, load_trusted_config, managed_families, plan_running};
+use super::{confirm, load_policy, load_trusted_config, managed_families, plan_running, write};
 
 /// Applies `mode`; with `confirm: Some(seconds)`, waits for the operator and rolls back
 /// without a confirmation.
@@ -39,10 +41,17 @@ pub fn run(
     if !force {
         guard::check(&config, std::env::var("SSH_CONNECTION").ok().as_deref())?;
     }
+    let selection = super::select_backend(global, &config, true)?;
+    check_docker_nftables(&selection, &config, mode)?;
+    report::info(format!(
+        "backend: iptables-{} ({})",
+        selection.backend.name(),
+        selection.reason
+    ));
     let child_lock = ChildLock::new()?;
     let tools = managed_families(&config)
         .into_iter()
-        .map(|f| Iptables::new(f, global.backend, &child_lock))
+        .map(|f| Iptables::new(f, selection.backend, &child_lock))
         .collect::<Result<Vec<_>>>()?;
     let state = StateDir::new(&global.state_dir);
     state.check_private()?;
@@ -50,8 +59,9 @@ pub fn run(
     let inputs = pipeline::inputs_fingerprint(&system::binary_identity(), mode, &config, &template);
 
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
-    let plans = plan_families(&tools, &state, (&config, &template), mode, &inputs)?;
-    let snapshots = write_families(&state, &plans)?;
+    let policy = (&config, &template);
+    let mut plans = plan_families(&tools, &state, policy, mode, &inputs)?;
+    let snapshots = write_families(&state, &mut plans, policy, mode)?;
     for (ipt, plan, saved) in &plans {
         record_applied(&state, ipt, plan, saved, &inputs)?;
         if !plan.changed.is_empty() {
@@ -66,7 +76,7 @@ pub fn run(
     drop(lock);
     match confirm {
         Some(seconds) if !snapshots.is_empty() => {
-            confirm::await_operator(global, &state, &snapshots, seconds)
+            confirm::await_operator(global, selection.backend, &state, &snapshots, seconds)
         }
         _ => Ok(()),
     }
@@ -108,12 +118,43 @@ fn plan_families<'a>(
     Ok(plans)
 }
 
-/// Snapshots every family that changes, then writes them one `iptables-restore` each;
+/// Under Docker's own nftables firewall backend there is no DOCKER-USER chain to hold the
+/// `[containers]` allow-list: `start` refuses it and says what to do; the host policy
+/// alone applies as usual.
+fn check_docker_nftables(selection: &Selection, config: &Config, mode: Mode) -> Result<()> {
+    let Some(how) = &selection.docker_nftables else {
+        return Ok(());
+    };
+    if mode == Mode::Start && config.containers.is_some() {
+        return Err(Error::config(format!(
+            "Docker runs its nftables firewall backend ({how}): it writes no iptables rules \
+             and has no DOCKER-USER chain, so the [containers] section cannot filter published \
+             ports"
+        ))
+        .hint(
+            "remove the [containers] section (the host policy still applies), or run Docker \
+             with \"firewall-backend\": \"iptables\" in /etc/docker/daemon.json",
+        ));
+    }
+    report::info(format!(
+        "note: Docker runs its nftables firewall backend ({how}); the host policy applies, \
+         published ports are Docker's to filter"
+    ));
+    Ok(())
+}
+
+/// Snapshots every family that changes, then writes them one transaction each
+/// ([`write::apply`]: on nft re-planned from `policy` when the edit no longer applies);
 /// if one fails, puts back those written. The snapshots written, per family.
-fn write_families(state: &StateDir, plans: &[Planned<'_>]) -> Result<Vec<(Family, PathBuf)>> {
+fn write_families(
+    state: &StateDir,
+    plans: &mut [Planned<'_>],
+    policy: (&Config, &Template),
+    mode: Mode,
+) -> Result<Vec<(Family, PathBuf)>> {
     let mut snapshots = Vec::new();
     let snapshot = StateDir::new_snapshot_name();
-    for (ipt, plan, saved) in plans {
+    for (ipt, plan, saved) in plans.iter() {
         if !plan.changed.is_empty() {
             snapshots.push((
                 ipt.family,
@@ -121,23 +162,25 @@ fn write_families(state: &StateDir, plans: &[Planned<'_>]) -> Result<Vec<(Family
             ));
         }
     }
-    for (done, (ipt, plan, _)) in plans.iter().enumerate() {
+    for done in 0..plans.len() {
+        let (ipt, plan, saved) = &mut plans[done];
         if plan.changed.is_empty() {
             continue;
         }
-        if let Err(err) = ipt.restore(&plan.restore_text(), false) {
-            return Err(roll_back(&plans[..=done], err));
+        let replan = |saved: &str| plan_running(ipt.family, saved, policy, mode, state);
+        if let Err(err) = write::apply(ipt, plan, saved, &replan) {
+            return Err(roll_back(&plans[..=done], &policy.0.keep_chains, err));
         }
     }
     Ok(snapshots)
 }
 
 /// Puts the changed tables of every family written so far back as they were found.
-fn roll_back(plans: &[Planned<'_>], cause: Error) -> Error {
+fn roll_back(plans: &[Planned<'_>], keep_chains: &[String], cause: Error) -> Error {
     let mut failures = Vec::new();
     for (ipt, plan, _) in plans.iter().rev() {
         if !plan.changed.is_empty() {
-            if let Err(e) = ipt.restore(&plan.rollback_text(), false) {
+            if let Err(e) = write::undo(ipt, plan, keep_chains) {
                 failures.push(e.to_string());
             }
         }

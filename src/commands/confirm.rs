@@ -11,14 +11,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::cli::Global;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
+use crate::ruleset;
 use crate::system;
-use crate::system::iptables::Iptables;
+use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::pending::{self, Pending, Status};
 use crate::system::state::StateDir;
 
 use super::load_trusted_config;
-use super::snapshots::PutBack;
 
 fn now_ms() -> u128 {
     SystemTime::now()
@@ -43,13 +43,14 @@ pub fn confirm(global: &Global) -> Result<()> {
 /// Records the pending apply, starts the watchdog, and waits for the outcome.
 pub fn await_operator(
     global: &Global,
+    backend: Backend,
     state: &StateDir,
     snapshots: &[(Family, PathBuf)],
     seconds: u64,
 ) -> Result<()> {
     let pending = Pending::create(state, snapshots)?;
     let deadline = now_ms() + u128::from(seconds) * 1000;
-    spawn_watchdog(global, &pending.token, deadline)?;
+    spawn_watchdog(global, backend, &pending.token, deadline)?;
     eprintln!(
         "Type `yes` within {seconds} s to keep the new ruleset (or run `iptables-docker confirm` \
          from another session); otherwise the previous ruleset comes back."
@@ -89,12 +90,12 @@ pub fn await_operator(
     }
 }
 
-fn spawn_watchdog(global: &Global, token: &str, deadline: u128) -> Result<()> {
+fn spawn_watchdog(global: &Global, backend: Backend, token: &str, deadline: u128) -> Result<()> {
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg("--state-dir").arg(&global.state_dir);
     cmd.args([
         "--backend",
-        global.backend.name(),
+        backend.name(),
         "--wait",
         &global.wait.to_string(),
     ]);
@@ -134,11 +135,14 @@ pub fn watchdog(global: &Global, token: &str, deadline_ms: u128) -> Result<()> {
 /// Puts each family's snapshot back, merged with Docker's rules as they are now.
 fn roll_back(global: &Global, pending: &Pending) -> Result<()> {
     let config = load_trusted_config(global)?;
+    let backend = super::select_backend(global, &config, true)?.backend;
     let child_lock = ChildLock::new()?;
     let _lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     for (family, snapshot) in pending.snapshots()? {
-        let ipt = Iptables::new(family, global.backend, &child_lock)?;
-        PutBack::prepare(&ipt.save(None)?, &snapshot, &config.keep_chains)?.apply(&ipt)?;
+        let ipt = Iptables::new(family, backend, &child_lock)?;
+        let before = ruleset::parse(&fs_err::read_to_string(&snapshot)?)
+            .map_err(|e| Error::failed(format!("cannot read the snapshot: {e}")))?;
+        super::write::put_back(&ipt, &before, &config.keep_chains)?;
     }
     Ok(())
 }

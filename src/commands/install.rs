@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::backend::{Choice, Selection};
 use crate::cli::{Global, InstallArgs};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -45,14 +46,18 @@ fn require_binaries(backend: Backend) -> Result<()> {
 
 pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
     preflight(global, "install")?;
-    let target = global.backend;
-    if args.packaged && target != Backend::Legacy {
+    let config = Config::load(None)?;
+    let selection = super::select_backend(global, &config, false)?;
+    let target = selection.backend;
+    // The package's unit runs a plain `start`, which decides the backend again from the
+    // config (auto by default): only a command-line choice would not carry over to it.
+    if args.packaged && global.backend.is_some_and(|c| c != Choice::Auto) {
         return Err(Error::environment(
-            "the Debian package's unit drives iptables-legacy; --backend nft needs `install` without --packaged",
+            "the Debian package's unit runs `iptables-docker start` without --backend; set \
+             `backend` in /etc/iptables-docker/config.toml instead of --backend",
         ));
     }
     require_binaries(target)?;
-    let config = Config::load(None)?;
     if !args.force {
         guard::check(&config, std::env::var("SSH_CONNECTION").ok().as_deref())?;
     }
@@ -65,9 +70,18 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
     } else {
         files::assets(target, binary)
     };
-    match steps(global, &assets, args.packaged, &records, &mut tx) {
+    match steps(
+        global,
+        &selection,
+        &assets,
+        args.packaged,
+        &records,
+        &mut tx,
+    ) {
         Ok(advice) => {
+            let backend = format!("iptables-{} ({})", target.name(), selection.reason);
             if tx.has_changed() {
+                say(format!("backend: {backend}"));
                 say(
                     "done: iptables-docker.service is active with the host policy (`iptables-docker \
                      status`); `iptables-docker uninstall` undoes this install (uninstall.md)",
@@ -75,8 +89,7 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
             } else {
                 say(format!(
                     "nothing to change: iptables-docker is installed and up to date \
-                     (iptables-{}, {UNIT_NAME} active)",
-                    target.name()
+                     ({backend}, {UNIT_NAME} active)"
                 ));
             }
             for line in advice {
@@ -89,9 +102,10 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
 }
 
 /// The host as it is now, before install changes anything.
-fn capture(target: Backend, assets: &[files::Asset]) -> Result<Record> {
+fn capture(selection: &Selection, assets: &[files::Asset]) -> Result<Record> {
     Ok(Record {
-        backend: target,
+        backend: selection.backend,
+        backend_reason: Some(selection.reason.clone()),
         iptables_was: host::command_backend("iptables"),
         alternatives: GROUPS
             .iter()
@@ -132,13 +146,14 @@ fn snapshots() -> Result<Vec<(String, String)>> {
 
 fn steps(
     global: &Global,
+    selection: &Selection,
     assets: &[files::Asset],
     packaged: bool,
     records: &RecordDir,
     tx: &mut Transaction,
 ) -> Result<Vec<String>> {
-    let target = global.backend;
-    record_host(target, assets, records, tx)?;
+    let target = selection.backend;
+    record_host(selection, assets, records, tx)?;
     let current = host::command_backend("iptables");
     firewalls_off(current, tx)?;
     let mut advice = Vec::new();
@@ -159,22 +174,22 @@ fn steps(
 
 /// The record of the host as it was: written once.
 fn record_host(
-    target: Backend,
+    selection: &Selection,
     assets: &[files::Asset],
     records: &RecordDir,
     tx: &mut Transaction,
 ) -> Result<()> {
     match records.read()? {
-        Some(r) if r.backend != target => Err(Error::environment(format!(
+        Some(r) if r.backend != selection.backend => Err(Error::environment(format!(
             "iptables-docker is installed for iptables-{}, not iptables-{}",
             r.backend.name(),
-            target.name()
+            selection.backend.name()
         ))
         .hint("run `iptables-docker uninstall` first to change backends")),
         Some(_) => Ok(()),
         None => {
             let created_dir = !records.root.exists();
-            let record = records.write(capture(target, assets)?, &snapshots()?)?;
+            let record = records.write(capture(selection, assets)?, &snapshots()?)?;
             say(format!(
                 "recorded the host as it is in {} (snapshots in {})",
                 records.path().display(),

@@ -11,7 +11,9 @@ mod plan;
 mod snapshots;
 mod status;
 mod uninstall;
+mod write;
 
+use crate::backend::{self, Selection};
 use crate::cli::{Cli, Command, Global};
 use crate::config::Config;
 use crate::error::Result;
@@ -20,7 +22,7 @@ use crate::pipeline::{self, FamilyPlan, Mode};
 use crate::policy::Template;
 use crate::report;
 use crate::system::state::StateDir;
-use crate::system::trust;
+use crate::system::{probe, trust};
 
 pub fn run(cli: Cli) -> Result<()> {
     let global = &cli.global;
@@ -58,6 +60,18 @@ fn managed_families(config: &Config) -> Vec<Family> {
         .into_iter()
         .filter(|f| *f == Family::V4 || ipv6)
         .collect()
+}
+
+/// The backend to manage, decided from `--backend`, else the config's `backend`, else
+/// auto, against what the host provides ([`crate::backend::select`]). `follow_docker`:
+/// whether auto also goes where Docker's rules are (not for install, which moves them).
+fn select_backend(global: &Global, config: &Config, follow_docker: bool) -> Result<Selection> {
+    let (choice, origin) = match (global.backend, &config.path) {
+        (Some(choice), _) => (choice, "--backend".to_string()),
+        (None, Some(path)) => (config.backend, format!("`backend` in {}", path.display())),
+        (None, None) => (config.backend, "default".to_string()),
+    };
+    backend::select(choice, &origin, &probe::facts(), follow_docker)
 }
 
 fn load_config(global: &Global) -> Result<Config> {

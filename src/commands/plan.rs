@@ -35,8 +35,9 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
         system::require_root("plan")?;
         let child_lock = ChildLock::new()?;
         let state = StateDir::new(&global.state_dir);
+        let backend = super::select_backend(global, &config, true)?.backend;
         for family in managed_families(&config) {
-            let saved = Iptables::new(family, global.backend, &child_lock)?.save(None)?;
+            let saved = Iptables::new(family, backend, &child_lock)?.save(None)?;
             plans.push(plan_running(
                 family,
                 &saved,

@@ -10,13 +10,15 @@ use crate::cli::{Global, RollbackArgs};
 use crate::compose::changed_tables;
 use crate::error::{Error, Result};
 use crate::family::Family;
+use crate::ownership::classify;
 use crate::pipeline::tables_text;
 use crate::rollback;
 use crate::ruleset;
 use crate::system;
-use crate::system::iptables::Iptables;
+use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::state::StateDir;
+use crate::transaction::edit_script;
 
 use super::{confirm, load_trusted_config, managed_families};
 
@@ -48,6 +50,7 @@ pub fn list(global: &Global) -> Result<()> {
 pub struct PutBack {
     running: ruleset::Ruleset,
     merged: ruleset::Ruleset,
+    keep_chains: Vec<String>,
     pub changed: Vec<String>,
 }
 
@@ -59,26 +62,55 @@ impl PutBack {
         };
         let running = parse(running, "the running ruleset")?;
         let before = parse(&fs_err::read_to_string(snapshot)?, "the snapshot")?;
-        let merged = rollback::merge(&before, &running, keep_chains);
-        let changed = changed_tables(&running, &merged);
-        Ok(PutBack {
-            running,
-            merged,
-            changed,
-        })
+        Ok(PutBack::new(running, &before, keep_chains))
     }
 
-    /// Writes the changed tables (one restore). The caller holds the xtables lock.
+    /// Merges `before` with `running`.
+    pub fn new(
+        running: ruleset::Ruleset,
+        before: &ruleset::Ruleset,
+        keep_chains: &[String],
+    ) -> Self {
+        let merged = rollback::merge(before, &running, keep_chains);
+        let changed = changed_tables(&running, &merged);
+        PutBack {
+            running,
+            merged,
+            keep_chains: keep_chains.to_vec(),
+            changed,
+        }
+    }
+
+    /// Writes the changed tables in one transaction: legacy replaces them (the caller
+    /// holds the xtables lock), nft edits them around Docker's rules
+    /// ([`crate::transaction`]).
     pub fn apply(&self, ipt: &Iptables) -> Result<()> {
         if self.changed.is_empty() {
             return Ok(());
         }
-        ipt.restore(&tables_text(&self.merged, &self.changed), false)
+        match ipt.backend {
+            Backend::Legacy => ipt.restore(&tables_text(&self.merged, &self.changed), false),
+            Backend::Nft => {
+                let own = classify(&self.running, &self.keep_chains);
+                let edit = |_: &str, _: &str| false;
+                ipt.edit(&edit_script(
+                    &self.running,
+                    &own,
+                    &self.merged,
+                    &self.changed,
+                    &edit,
+                ))
+            }
+        }
     }
 
-    /// Puts the changed tables back as they were running.
+    /// Puts the changed tables back as they were running (on nft: with Docker's rules as
+    /// they are by then).
     fn undo(&self, ipt: &Iptables) -> Result<()> {
-        ipt.restore(&tables_text(&self.running, &self.changed), false)
+        match ipt.backend {
+            Backend::Legacy => ipt.restore(&tables_text(&self.running, &self.changed), false),
+            Backend::Nft => super::write::put_back(ipt, &self.running, &self.keep_chains),
+        }
     }
 }
 
@@ -127,6 +159,7 @@ pub fn rollback(global: &Global, args: &RollbackArgs) -> Result<()> {
     let state = StateDir::new(&global.state_dir);
     state.check_private()?;
     let (name, files) = find(&state, args.snapshot.as_deref())?;
+    let backend = super::select_backend(global, &config, true)?.backend;
     let child_lock = ChildLock::new()?;
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     let families = managed_families(&config);
@@ -134,7 +167,7 @@ pub fn rollback(global: &Global, args: &RollbackArgs) -> Result<()> {
     let mut done: Vec<(Iptables, PutBack)> = Vec::new();
     let mut before = Vec::new();
     for (family, path) in files.iter().filter(|(f, _)| families.contains(f)) {
-        let ipt = Iptables::new(*family, global.backend, &child_lock)?;
+        let ipt = Iptables::new(*family, backend, &child_lock)?;
         let running = ipt.save(None)?;
         let put = PutBack::prepare(&running, path, &config.keep_chains)?;
         if put.changed.is_empty() {
@@ -179,7 +212,7 @@ pub fn rollback(global: &Global, args: &RollbackArgs) -> Result<()> {
     );
     match args.confirm {
         Some(seconds) if !before.is_empty() => {
-            confirm::await_operator(global, &state, &before, seconds)
+            confirm::await_operator(global, backend, &state, &before, seconds)
         }
         _ => Ok(()),
     }

@@ -16,7 +16,7 @@ use crate::family::Family;
 use crate::pipeline::{Counts, FamilyPlan, Mode};
 use crate::policy::Template;
 use crate::ruleset::Ruleset;
-use crate::system::iptables::Iptables;
+use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::ChildLock;
 use crate::system::state::{utc_iso8601, StateDir};
 use crate::system::{self, host, pending};
@@ -46,8 +46,11 @@ fn iptables_backend() -> String {
     hops.join(" -> ")
 }
 
+/// The rules in `iptables-save -c` text (`[packets:bytes] -A …`, or `-A …` without counters).
 fn rule_count(text: &str) -> usize {
-    text.lines().filter(|l| l.starts_with("-A ")).count()
+    text.lines()
+        .filter(|l| l.starts_with("-A ") || (l.starts_with('[') && l.contains("] -A ")))
+        .count()
 }
 
 /// The firewall as a whole.
@@ -124,6 +127,10 @@ struct Report {
     state: State,
     exit_code: i32,
     backend: String,
+    /// Why that backend: "set by --backend", or what auto found.
+    backend_reason: String,
+    /// Docker's own nftables firewall backend, when it runs, and how it was recognised.
+    docker_firewall_backend: Option<String>,
     iptables_points_to: String,
     unit: Option<UnitReport>,
     config: Option<String>,
@@ -203,15 +210,19 @@ fn drift_lines(plan: &FamilyPlan) -> Vec<String> {
 }
 
 /// Reads and analyses every managed family.
-fn families(global: &Global, config: &crate::config::Config) -> Result<Vec<FamilyReport>> {
+fn families(
+    global: &Global,
+    config: &crate::config::Config,
+    backend: Backend,
+) -> Result<Vec<FamilyReport>> {
     let state = StateDir::new(&global.state_dir);
     let template = Template::load(config)?;
     let child_lock = ChildLock::new()?;
     let mut out = Vec::new();
     for family in managed_families(config) {
-        let ipt = Iptables::new(family, global.backend, &child_lock)?;
+        let ipt = Iptables::new(family, backend, &child_lock)?;
         let saved = ipt.save(None)?;
-        let other_backend_rules = Iptables::new(family, global.backend.other(), &child_lock)
+        let other_backend_rules = Iptables::new(family, backend.other(), &child_lock)
             .and_then(|o| o.save(None))
             .map(|t| rule_count(&t))
             .unwrap_or(0);
@@ -313,7 +324,8 @@ fn report(global: &Global) -> Result<(Report, Option<Error>)> {
         Err(e) => return Err(e),
     };
     let state_dir = StateDir::new(&global.state_dir);
-    let mut families = families(global, &config)?;
+    let selection = super::select_backend(global, &config, true)?;
+    let mut families = families(global, &config, selection.backend)?;
     let mut warnings = Vec::new();
     if let Some(e) = &config_error {
         families.iter_mut().for_each(|f| f.drift.clear());
@@ -339,7 +351,11 @@ fn report(global: &Global) -> Result<(Report, Option<Error>)> {
         schema: JSON_SCHEMA,
         state,
         exit_code,
-        backend: format!("iptables-{}", global.backend.name()),
+        backend: format!("iptables-{}", selection.backend.name()),
+        backend_reason: selection.reason,
+        docker_firewall_backend: selection
+            .docker_nftables
+            .map(|how| format!("nftables: {how}")),
         iptables_points_to: iptables_backend(),
         unit,
         config: config.path.as_ref().map(|p| p.display().to_string()),
@@ -379,9 +395,15 @@ pub fn run(global: &Global, args: &StatusArgs) -> Result<()> {
 fn render_text(r: &Report, verbose: bool) -> String {
     let mut out = format!("iptables-docker: {}\n", r.state.headline());
     out += &format!(
-        "backend: {} (`iptables` is {})\n",
-        r.backend, r.iptables_points_to
+        "backend: {} ({}); `iptables` is {}\n",
+        r.backend, r.backend_reason, r.iptables_points_to
     );
+    if let Some(docker) = &r.docker_firewall_backend {
+        out += &format!(
+            "Docker's firewall backend: {docker}; the host policy applies, published ports \
+             are filtered by Docker's own tables ([containers] cannot apply)\n"
+        );
+    }
     out += &match &r.unit {
         Some(u) => format!(
             "unit: iptables-docker.service {}, {}\n",

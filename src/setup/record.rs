@@ -47,6 +47,10 @@ pub struct UnitRecord {
 pub struct Record {
     /// The iptables backend iptables-docker was installed for: "legacy" or "nft".
     pub backend: Backend,
+    /// Why that backend: "set by --backend", or what auto found (e.g. that
+    /// iptables-legacy cannot work on this kernel).
+    #[serde(default)]
+    pub backend_reason: Option<String>,
     /// The backend the `iptables` command used before: "legacy", "nft", or absent.
     pub iptables_was: Option<Backend>,
     #[serde(default)]
@@ -159,6 +163,7 @@ mod tests {
         assert_eq!(records.read().unwrap(), None);
         let record = Record {
             backend: Backend::Legacy,
+            backend_reason: Some("auto: iptables-legacy works here (the default)".into()),
             iptables_was: Some(Backend::Nft),
             alternatives: vec![AlternativeRecord {
                 group: "iptables".into(),

@@ -1,4 +1,4 @@
-//! Runs `iptables-save` / `iptables-restore` (legacy by default) for one family.
+//! Runs `iptables-save` / `iptables-restore` (legacy or nft) for one family.
 //! Our children get a private xtables lock file: we hold the real one ourselves.
 
 use std::ffi::OsStr;
@@ -46,6 +46,7 @@ impl Backend {
 #[derive(Debug, Clone)]
 pub struct Iptables {
     pub family: Family,
+    pub backend: Backend,
     save: PathBuf,
     restore: PathBuf,
     child_lock: PathBuf,
@@ -63,6 +64,7 @@ impl Iptables {
         let base = format!("{}-{}", family.command(), backend.name());
         Ok(Iptables {
             family,
+            backend,
             save: find(&format!("{base}-save"), backend)?,
             restore: find(&format!("{base}-restore"), backend)?,
             child_lock: child_lock.path().to_path_buf(),
@@ -91,5 +93,17 @@ impl Iptables {
             args.push("--test");
         }
         process::run(&self.restore, &args, &self.env(), Some(text.as_bytes())).map(drop)
+    }
+
+    /// `iptables-restore --noflush`: `text` edits the running tables (see
+    /// [`crate::transaction`]); all of it or, if any line fails, none of it.
+    pub fn edit(&self, text: &str) -> Result<()> {
+        process::run(
+            &self.restore,
+            &["--noflush", "-w"],
+            &self.env(),
+            Some(text.as_bytes()),
+        )
+        .map(drop)
     }
 }

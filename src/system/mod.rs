@@ -6,6 +6,7 @@ pub mod host;
 pub mod iptables;
 pub mod lock;
 pub mod pending;
+pub mod probe;
 pub mod process;
 pub mod state;
 pub mod trust;

@@ -151,9 +151,9 @@ out=$(run unshare --mount sh -c 'mount -t tmpfs none /run/systemd && /root/iptab
 expect_in "without systemd as PID 1: refused, exit 150" "systemd is not running as PID 1" "$out"
 expect_in "  exit code 150" "[exit 150]" "$out"
 sd_sh 'mv /usr/sbin/ip6tables-legacy-restore /root/hidden'
-out=$(run /root/iptables-docker install)
+out=$(run /root/iptables-docker --backend legacy install)
 sd_sh 'mv /root/hidden /usr/sbin/ip6tables-legacy-restore'
-expect_in "without ip6tables-legacy-restore: refused" '`ip6tables-legacy-restore` was not found' "$out"
+expect_in "--backend legacy without ip6tables-legacy-restore: refused" '`ip6tables-legacy-restore` was not found' "$out"
 expect_in "  with the package to install" "apt-get install iptables" "$out"
 expect_in "  exit code 5 (LSB: not installed)" "[exit 5]" "$out"
 out=$(run env SSH_CONNECTION="203.0.113.9 40000 10.0.0.1 2222" /root/iptables-docker install)
@@ -327,6 +327,13 @@ expect_in "second uninstall: nothing to do" "not installed: nothing to undo" "$o
 expect_in "  exit code 0" "[exit 0]" "$out"
 expect_same "  state unchanged" "$gone" "$(state)"
 
+# expect_nft_policy STATE: `iptables` still nft, the policy and every Docker rule there.
+expect_nft_policy() {
+    expect_in "  iptables still nft" "iptables -V: iptables v1.8.9 (nf_tables)" "$1"
+    expect_in "  policy in iptables-nft" ":INPUT DROP" "$(section "$1" iptables-nft-save)"
+    expect_eq "  every Docker rule kept in nft" "$docker_rule_count" "$(grep -c -- '-A \(DOCKER\|FORWARD\|PREROUTING\|OUTPUT\|POSTROUTING\)' <<<"$(section "$1" iptables-nft-save)")"
+}
+
 echo "# install again, uninstall --purge: back to the start"
 out=$(run /root/iptables-docker install)
 expect_in "install after uninstall: records again" "install: recorded the host" "$out"
@@ -334,8 +341,7 @@ expect_in "  keeps the config uninstall left" "install: kept /etc/iptables-docke
 out=$(run iptables-docker uninstall --purge)
 expect_in "uninstall --purge" "removed /etc/iptables-docker" "$out"
 expect_in "  and the state directory" "removed /var/lib/iptables-docker" "$out"
-final=$(state)
-expect_same_host "host exactly as at the start (rules, alternatives, ufw, firewalld, files)" "$original" "$final"
+expect_same_host "host exactly as at the start (rules, alternatives, ufw, firewalld, files)" "$original" "$(state)"
 
 echo "# --backend nft"
 before=$(state)
@@ -344,17 +350,37 @@ expect_in "install --backend nft" "install: done" "$out"
 expect_not_in "  no alternatives switch" "now points to" "$out"
 expect_not_in "  no rules moved" "in one restore per family" "$out"
 nft=$(state)
-expect_in "  iptables still nft" "iptables -V: iptables v1.8.9 (nf_tables)" "$nft"
-expect_in "  policy in iptables-nft" ":INPUT DROP" "$(section "$nft" iptables-nft-save)"
-expect_eq "  every Docker rule kept in nft" "$docker_rule_count" "$(grep -c -- '-A \(DOCKER\|FORWARD\|PREROUTING\|OUTPUT\|POSTROUTING\)' <<<"$(section "$nft" iptables-nft-save)")"
+expect_nft_policy "$nft"
 expect_eq "  legacy untouched" "$(section "$before" iptables-legacy-save)" "$(section "$nft" iptables-legacy-save)"
 expect_in "  the unit passes --backend nft" "ExecStart=/usr/local/sbin/iptables-docker --backend nft start" "$(sd_exec cat /etc/systemd/system/iptables-docker.service)"
 out=$(run /root/iptables-docker install)
 expect_in "  a legacy install on top is refused" "installed for iptables-nft, not iptables-legacy" "$out"
 out=$(run iptables-docker uninstall --purge)
 expect_in "  uninstall --purge" "uninstall: done" "$out"
-final=$(state)
-expect_same_host "  host exactly as at the start" "$original" "$final"
+expect_same_host "  host exactly as at the start" "$original" "$(state)"
+
+echo "# auto where iptables-legacy is absent (as on RHEL, or once Debian drops it)"
+# The legacy binaries really gone, not stand-ins: auto must see it and take nft.
+sd_sh 'mkdir -p /root/legacy-gone && mv /usr/sbin/*tables-legacy* /root/legacy-gone/'
+out=$(run /root/iptables-docker install)
+expect_in "install (auto) takes nft" "backend: iptables-nft (auto: iptables-legacy cannot work here" "$out"
+expect_in "  and says why" "is not installed" "$out"
+expect_in "  install: done" "install: done" "$out"
+expect_not_in "  no alternatives switch" "now points to" "$out"
+nft=$(state)
+expect_nft_policy "$nft"
+expect_in "  ufw still turned off" "ufw: Status: inactive, ENABLED=no" "$nft"
+expect_in "  firewalld still masked" "firewalld.service: masked inactive" "$nft"
+record=$(sd_exec cat /var/lib/iptables-docker/install-record.toml)
+expect_in "  record: backend nft" 'backend = "nft"' "$record"
+expect_in "  record: and why" 'backend_reason = "auto: iptables-legacy cannot work here' "$record"
+expect_in "  the unit passes --backend nft" "ExecStart=/usr/local/sbin/iptables-docker --backend nft start" "$(sd_exec cat /etc/systemd/system/iptables-docker.service)"
+out=$(run iptables-docker status)
+expect_in "  status names the backend and why" "backend: iptables-nft (auto: iptables-legacy cannot work here" "$out"
+out=$(run iptables-docker uninstall --purge)
+expect_in "  uninstall --purge" "uninstall: done" "$out"
+sd_sh 'mv /root/legacy-gone/* /usr/sbin/ && rmdir /root/legacy-gone'
+expect_same_host "  host exactly as at the start" "$original" "$(state)"
 
 echo "# shutdown"
 if sd_shutdown; then pass "clean poweroff"; else fail "poweroff (nspawn exit code $SD_LAST_RC)"; fi
