@@ -4,12 +4,46 @@
 
 #![forbid(unsafe_code)]
 
-use crate::ownership::{DockerOwnership, Reason, TableOwnership};
-use crate::policy::Policy;
+use crate::ownership::{DockerOwnership, Reason, TableOwnership, DOCKER_USER};
+use crate::policy::{Policy, KEEP_POLICY};
 use crate::rule::target_of;
 use crate::ruleset::{Chain, Counters, Rule, Ruleset, Table};
 
-const DOCKER_USER: &str = "DOCKER-USER";
+/// Why a kept rule stays in a chain the policy takes over (DOCKER-USER), where it goes,
+/// or `None` when the policy's rules replace it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takeover {
+    /// A jump to a chain kept in its own right (`keep`/`keep_chains`, e.g. fail2ban's
+    /// `-j f2b-odoo` in DOCKER-USER): kept in its original relative order, ahead of the
+    /// policy's rules, so that a ban is enforced before the policy accepts.
+    JumpFirst,
+    /// The bare `-j RETURN` Docker ≤ 28.2.1 appends to DOCKER-USER (and appends again on
+    /// every daemon start when it is missing): kept last, as Docker made it.
+    DockerReturn,
+}
+
+/// What happens to the kept rule `rule` of `table` (kept for `reason`) when the policy owns
+/// its chain.
+pub fn survives_takeover(
+    table: &Table,
+    own: &TableOwnership,
+    rule: &Rule,
+    reason: &Reason,
+) -> Option<Takeover> {
+    if rule.spec == "-j RETURN" && rule.chain == DOCKER_USER {
+        return Some(Takeover::DockerReturn);
+    }
+    if matches!(reason, Reason::MatchesKeptSet(_)) {
+        return Some(Takeover::JumpFirst);
+    }
+    let target = target_of(&rule.spec)?;
+    let index = table.chains.iter().position(|c| c.name == target)?;
+    let kept_in_own_right = matches!(
+        own.chains[index],
+        Some(Reason::KeepList(_) | Reason::DockerChain)
+    );
+    (kept_in_own_right && target != rule.chain).then_some(Takeover::JumpFirst)
+}
 
 /// Builds the ruleset `start`/`stop` loads. Fails when the policy declares a chain that is
 /// also kept from the running ruleset.
@@ -47,13 +81,24 @@ fn compose_table(
     let pol_chain = |chain: &str| pol.and_then(|p| p.chain(chain));
     let owns = |chain: &str| pol_chain(chain).is_some_and(|c| !c.is_builtin());
     let builtins = builtin_chains_of(name, cur, pol);
-    let users = user_chains_of(name, cur, own, pol, owns)?;
+    let gone = gone_chains(cur, own, owns);
+    let users = user_chains_of(name, cur, own, pol, owns, &gone)?;
+    let is_gone = |r: &Rule| {
+        gone.contains(&r.chain.as_str()) || target_of(&r.spec).is_some_and(|t| gone.contains(&t))
+    };
 
-    let kept = |chain: &str| -> Vec<Rule> {
+    // The kept rules of `chain`; of a chain the policy owns, those that survive the
+    // takeover in the way `only` says.
+    let kept = |chain: &str, only: Option<Takeover>| -> Vec<Rule> {
         cur.rules
             .iter()
             .zip(&own.rules)
-            .filter(|(r, reason)| r.chain == chain && reason.is_some())
+            .filter_map(|(r, reason)| Some((r, reason.as_ref()?)))
+            .filter(|(r, reason)| {
+                r.chain == chain
+                    && !is_gone(r)
+                    && (only.is_none() || survives_takeover(cur, own, r, reason) == only)
+            })
             .map(|(r, _)| Rule {
                 counters: r.counters.or(ZERO),
                 ..r.clone()
@@ -73,10 +118,14 @@ fn compose_table(
     let mut rules = Vec::new();
     for chain in builtins.iter().chain(&users) {
         let start = rules.len();
-        if !owns(&chain.name) {
-            rules.extend(kept(&chain.name));
+        if owns(&chain.name) {
+            rules.extend(kept(&chain.name, Some(Takeover::JumpFirst)));
+            rules.extend(policy_rules(&chain.name));
+            rules.extend(kept(&chain.name, Some(Takeover::DockerReturn)));
+        } else {
+            rules.extend(kept(&chain.name, None));
+            rules.extend(policy_rules(&chain.name));
         }
-        rules.extend(policy_rules(&chain.name));
         if name == "filter" && chain.name == "FORWARD" && owns(DOCKER_USER) {
             jump_to_docker_user_first(&mut rules, start);
         }
@@ -104,7 +153,8 @@ fn builtin_chains_of(name: &str, cur: &Table, pol: Option<&Table>) -> Vec<Chain>
         .into_iter()
         .map(|mut chain| {
             let wanted = pol.and_then(|p| p.chain(&chain.name));
-            if let Some(p) = wanted.and_then(|c| c.policy.clone()) {
+            let policy = wanted.and_then(|c| c.policy.clone());
+            if let Some(p) = policy.filter(|p| p != KEEP_POLICY) {
                 chain.policy = Some(p);
             }
             chain.counters = chain.counters.or(ZERO);
@@ -121,6 +171,7 @@ fn user_chains_of(
     own: &TableOwnership,
     pol: Option<&Table>,
     owns: impl Fn(&str) -> bool,
+    gone: &[&str],
 ) -> Result<Vec<Chain>, String> {
     let mut users: Vec<Chain> = cur
         .chains
@@ -132,6 +183,7 @@ fn user_chains_of(
             ..c.clone()
         })
         .collect();
+    users.retain(|u| !gone.contains(&u.name.as_str()));
     drop_unreferenced(&mut users, cur, own, owns);
     for chain in pol
         .iter()
@@ -158,6 +210,21 @@ fn user_chains_of(
     Ok(users)
 }
 
+/// The chains we created (DOCKER-USER where Docker made none) that go, with every rule in
+/// them or jumping to them, because the policy no longer owns them (`stop`).
+fn gone_chains<'a>(
+    cur: &'a Table,
+    own: &TableOwnership,
+    owns: impl Fn(&str) -> bool,
+) -> Vec<&'a str> {
+    cur.chains
+        .iter()
+        .zip(&own.chains)
+        .filter(|(c, r)| matches!(r, Some(Reason::CreatedByUs)) && !owns(&c.name))
+        .map(|(c, _)| c.name.as_str())
+        .collect()
+}
+
 /// A chain kept only because a kept rule jumps to it ([`Reason::Referenced`]) goes when no
 /// kept chain reaches it any more, as when the policy takes over the chain that rule was
 /// in (DOCKER-USER); else the next run would find it unreferenced and drop it then.
@@ -182,11 +249,11 @@ fn drop_unreferenced(
     let mut next = 0;
     while let Some(chain) = reached.get(next).cloned() {
         next += 1;
-        if owns(&chain) {
-            continue;
-        }
         for (rule, reason) in cur.rules.iter().zip(&own.rules) {
-            if reason.is_none() || rule.chain != chain {
+            let Some(reason) = reason else { continue };
+            if rule.chain != chain
+                || owns(&chain) && survives_takeover(cur, own, rule, reason).is_none()
+            {
                 continue;
             }
             if let Some(target) = target_of(&rule.spec) {
@@ -305,6 +372,46 @@ mod tests {
         assert!(!once.to_string().contains("ufw"), "{once}");
         let twice = compose(&once, &classify(&once, &[]), &pol).unwrap();
         assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn a_docker_user_we_created_goes_on_stop_and_keeps_jumps_meanwhile() {
+        // Issue 11: ip6tables that Docker never touched kept `:DOCKER-USER`, its jump and a
+        // RETURN after start + stop.
+        let empty = parse(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+             :f2b-web - [0:0]\n-A f2b-web -j RETURN\nCOMMIT\n",
+        )
+        .unwrap();
+        let keep = ["f2b-*".to_string()];
+        let pol = policy(
+            "*filter\n:DOCKER-USER - [0:0]\n\
+             -A DOCKER-USER -m comment --comment iptables-docker -j DROP\nCOMMIT\n",
+        );
+        let started = compose(&empty, &classify(&empty, &keep), &pol).unwrap();
+        assert!(started.to_string().contains(":DOCKER-USER"), "{started}");
+        // fail2ban hooks the chain now that it exists; the next start keeps the jump first.
+        let mut hooked = started.clone();
+        hooked.tables[0].rules.insert(
+            1,
+            Rule {
+                chain: DOCKER_USER.into(),
+                spec: "-p tcp -j f2b-web".into(),
+                counters: None,
+            },
+        );
+        let again = compose(&hooked, &classify(&hooked, &keep), &pol).unwrap();
+        let user: Vec<&str> = again.tables[0]
+            .rules_of(DOCKER_USER)
+            .map(|r| r.spec.as_str())
+            .collect();
+        assert_eq!(user[0], "-p tcp -j f2b-web", "{again}");
+        let stopped = compose(&again, &classify(&again, &keep), &Policy::open()).unwrap();
+        assert_eq!(stopped, empty_with_counters(&empty));
+    }
+
+    fn empty_with_counters(rs: &Ruleset) -> Ruleset {
+        compose(rs, &classify(rs, &["f2b-*".to_string()]), &Policy::open()).unwrap()
     }
 
     #[test]

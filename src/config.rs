@@ -14,6 +14,11 @@ use toml::Spanned;
 use crate::backend::Choice;
 use crate::diagnostic;
 use crate::error::{Error, Result};
+use crate::forwarding::{
+    Bridges, Forward, PortForward, RawBridges, RawForward, RawPortForward, RawSourceNat, SourceNat,
+};
+use crate::fragments::{self, Fragment};
+use crate::presets::Preset;
 
 /// The default location of the configuration file.
 pub const DEFAULT_PATH: &str = "/etc/iptables-docker/config.toml";
@@ -28,14 +33,25 @@ pub struct Config {
     pub ipv6: bool,
     /// A policy template replacing the built-in one.
     pub template: Option<PathBuf>,
+    /// Known rule owners whose chains (and ipset-matching rules) are kept (`keep`).
+    pub keep: Vec<Preset>,
     /// Glob patterns of non-Docker chains to keep untouched (e.g. `f2b-*`).
     pub keep_chains: Vec<String>,
+    /// Interfaces trusted like Docker's bridges (`+` wildcards): INPUT from them, FORWARD
+    /// between them and everything else, both ways.
+    pub trusted_interfaces: Vec<String>,
     pub ssh: Ssh,
     pub icmp: bool,
     pub log_dropped: bool,
     pub allow: Vec<Allow>,
     pub swarm: Swarm,
     pub containers: Option<Containers>,
+    pub bridges: Bridges,
+    pub forward: Vec<Forward>,
+    pub source_nat: Vec<SourceNat>,
+    pub port_forward: Vec<PortForward>,
+    /// The drop-in fragments of `rules.d` beside the file ([`crate::fragments`]).
+    pub fragments: Vec<Fragment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +145,11 @@ struct RawConfig {
     ipv6: Option<bool>,
     template: Option<String>,
     #[serde(default)]
+    keep: Vec<Spanned<String>>,
+    #[serde(default)]
     keep_chains: Vec<String>,
+    #[serde(default)]
+    trusted_interfaces: Vec<Spanned<String>>,
     ssh: Option<RawSsh>,
     icmp: Option<bool>,
     log_dropped: Option<bool>,
@@ -137,6 +157,13 @@ struct RawConfig {
     allow: Vec<RawAllow>,
     swarm: Option<RawSwarm>,
     containers: Option<RawContainers>,
+    bridges: Option<RawBridges>,
+    #[serde(default)]
+    forward: Vec<RawForward>,
+    #[serde(default)]
+    source_nat: Vec<RawSourceNat>,
+    #[serde(default)]
+    port_forward: Vec<RawPortForward>,
 }
 
 #[derive(Deserialize)]
@@ -148,14 +175,14 @@ struct RawSsh {
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum RawPort {
+pub(crate) enum RawPort {
     Number(i64),
     Text(String),
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawAllow {
+pub(crate) struct RawAllow {
     description: Option<Spanned<String>>,
     #[serde(default = "default_proto")]
     proto: Spanned<String>,
@@ -196,7 +223,7 @@ struct RawContainerAllow {
     from: Vec<Spanned<String>>,
 }
 
-fn default_proto() -> Spanned<String> {
+pub(crate) fn default_proto() -> Spanned<String> {
     Spanned::new(0..0, "tcp".to_string())
 }
 
@@ -211,21 +238,21 @@ fn anywhere() -> Vec<IpNet> {
 // ---- diagnostics ---------------------------------------------------------------------
 
 /// Problems found in one file, each located by byte range.
-struct Diagnostics<'a> {
+pub(crate) struct Diagnostics<'a> {
     file: &'a str,
     text: &'a str,
     found: Vec<String>,
 }
 
 impl Diagnostics<'_> {
-    fn push(&mut self, span: Range<usize>, message: impl fmt::Display) {
+    pub(crate) fn push(&mut self, span: Range<usize>, message: impl fmt::Display) {
         let shown = diagnostic::at_offset(self.file, self.text, span.start, message);
         self.found.push(shown);
     }
 }
 
 impl Diagnostics<'_> {
-    fn cidrs(&mut self, list: &[Spanned<String>]) -> Vec<IpNet> {
+    pub(crate) fn cidrs(&mut self, list: &[Spanned<String>]) -> Vec<IpNet> {
         list.iter()
             .filter_map(|s| match parse_cidr(s.get_ref()) {
                 Ok(net) => Some(net),
@@ -239,7 +266,7 @@ impl Diagnostics<'_> {
 
     /// A description becomes a rule comment: a control character (a newline…) would
     /// break the rendered policy, so it is refused here, where it can be located.
-    fn description(&mut self, text: &Option<Spanned<String>>) -> String {
+    pub(crate) fn description(&mut self, text: &Option<Spanned<String>>) -> String {
         let Some(text) = text else {
             return String::new();
         };
@@ -252,7 +279,7 @@ impl Diagnostics<'_> {
         text.get_ref().clone()
     }
 
-    fn proto(&mut self, proto: &Spanned<String>) -> Proto {
+    pub(crate) fn proto(&mut self, proto: &Spanned<String>) -> Proto {
         match proto.get_ref().as_str() {
             "tcp" => Proto::Tcp,
             "udp" => Proto::Udp,
@@ -266,7 +293,7 @@ impl Diagnostics<'_> {
         }
     }
 
-    fn port_number(&mut self, span: Range<usize>, value: i64) -> u16 {
+    pub(crate) fn port_number(&mut self, span: Range<usize>, value: i64) -> u16 {
         match u16::try_from(value) {
             Ok(p) if p > 0 => p,
             _ => {
@@ -276,7 +303,17 @@ impl Diagnostics<'_> {
         }
     }
 
-    fn ports(&mut self, port: &Spanned<RawPort>) -> Ports {
+    /// One host service of an `[[allow]]`-shaped table.
+    pub(crate) fn allow(&mut self, a: &RawAllow) -> Allow {
+        Allow {
+            description: self.description(&a.description),
+            proto: self.proto(&a.proto),
+            ports: self.ports(&a.port),
+            from: a.from.as_ref().map_or_else(anywhere, |l| self.cidrs(l)),
+        }
+    }
+
+    pub(crate) fn ports(&mut self, port: &Spanned<RawPort>) -> Ports {
         let span = port.span();
         match port.get_ref() {
             RawPort::Number(n) => {
@@ -339,18 +376,6 @@ impl Diagnostics<'_> {
                 .collect(),
         }
     }
-
-    /// An interface name as the kernel accepts it (1–15 bytes, printable, no `/`).
-    fn interface(&mut self, i: &Spanned<String>) -> Option<String> {
-        let name = i.get_ref();
-        let valid = !name.is_empty()
-            && name.len() < 16
-            && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
-        if !valid {
-            self.push(i.span(), format!("'{name}' is not an interface name"));
-        }
-        valid.then(|| name.clone())
-    }
 }
 
 /// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address (a host), normalised to the
@@ -389,7 +414,9 @@ impl Config {
             backend: Choice::Auto,
             ipv6: true,
             template: None,
+            keep: Vec::new(),
             keep_chains: Vec::new(),
+            trusted_interfaces: Vec::new(),
             ssh: Ssh {
                 port: 22,
                 allow_from: anywhere(),
@@ -403,20 +430,42 @@ impl Config {
                 encrypted: false,
             },
             containers: None,
+            bridges: Bridges::default(),
+            forward: Vec::new(),
+            source_nat: Vec::new(),
+            port_forward: Vec::new(),
+            fragments: Vec::new(),
         }
     }
 
-    /// Loads `path`; a missing file at the default path means the built-in default.
+    /// The chain patterns kept: `keep_chains` and those of the `keep` presets.
+    pub fn kept_chains(&self) -> Vec<String> {
+        let presets = self.keep.iter().flat_map(|p| p.chains.iter());
+        let mut all = self.keep_chains.clone();
+        all.extend(presets.map(ToString::to_string));
+        all
+    }
+
+    /// The ipset patterns whose `--match-set` rules in builtin chains are kept (presets).
+    pub fn kept_sets(&self) -> Vec<String> {
+        let sets = self.keep.iter().flat_map(|p| p.sets.iter());
+        sets.map(ToString::to_string).collect()
+    }
+
+    /// Loads `path` and the fragments of `rules.d` beside it; a missing file at the default
+    /// path means the built-in default (with `/etc/iptables-docker/rules.d`).
     pub fn load(path: Option<&Path>) -> Result<Self> {
         let (path, explicit) = match path {
             Some(p) => (p, true),
             None => (Path::new(DEFAULT_PATH), false),
         };
-        match fs_err::read(path) {
-            Ok(bytes) => Self::parse(&utf8(path, bytes)?, path),
-            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => Ok(Self::builtin()),
-            Err(e) => Err(Error::config(e.to_string()).with_source(e)),
-        }
+        let mut config = match fs_err::read(path) {
+            Ok(bytes) => Self::parse(&utf8(path, bytes)?, path)?,
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => Self::builtin(),
+            Err(e) => return Err(Error::config(e.to_string()).with_source(e)),
+        };
+        config.fragments = fragments::load_dir(&fragments::dir_for(Some(path)))?;
+        Ok(config)
     }
 
     /// Parses and validates configuration text; `path` is used in messages.
@@ -452,16 +501,7 @@ impl Config {
                 allow_from: s.allow_from.map_or_else(anywhere, |l| diag.cidrs(&l)),
             },
         };
-        let allow = raw
-            .allow
-            .iter()
-            .map(|a| Allow {
-                description: diag.description(&a.description),
-                proto: diag.proto(&a.proto),
-                ports: diag.ports(&a.port),
-                from: a.from.as_ref().map_or_else(anywhere, |l| diag.cidrs(l)),
-            })
-            .collect();
+        let allow = raw.allow.iter().map(|a| diag.allow(a)).collect();
         let swarm = match raw.swarm {
             None => defaults.swarm,
             Some(s) => Swarm {
@@ -488,13 +528,20 @@ impl Config {
             backend: raw.backend.unwrap_or_default(),
             ipv6: raw.ipv6.unwrap_or(true),
             template,
+            keep: diag.presets(&raw.keep),
             keep_chains: raw.keep_chains,
+            trusted_interfaces: diag.trusted_interfaces(&raw.trusted_interfaces),
             ssh,
             icmp: raw.icmp.unwrap_or(true),
             log_dropped: raw.log_dropped.unwrap_or(true),
             allow,
             swarm,
             containers,
+            bridges: diag.bridges(raw.bridges),
+            forward: diag.forwards(&raw.forward),
+            source_nat: diag.source_nats(&raw.source_nat),
+            port_forward: diag.port_forwards(&raw.port_forward),
+            fragments: Vec::new(),
         }
     }
 }
@@ -565,6 +612,48 @@ mod tests {
             err.starts_with("/etc/x.toml:3:15: a description may not contain control"),
             "{err}"
         );
+    }
+
+    const NEIGHBOURS: &str = "keep = [\"fail2ban\", \"tailscale\"]\n\
+        trusted_interfaces = [\"wg0\", \"virbr*\"]\n\
+        [bridges]\nto_host = \"limited\"\n[[bridges.allow]]\nport = 9100\n\
+        [[forward]]\ndescription = \"vpn out\"\nin = \"wg0\"\nout = \"eth0\"\nfrom = [\"10.8.0.0/24\"]\n\
+        [[source_nat]]\nfrom = [\"10.8.0.0/24\", \"fd08::/64\"]\nout = \"eth0\"\n\
+        [[port_forward]]\nin = \"eth0\"\nproto = \"tcp\"\nport = 2222\nto = \"192.168.1.20\"\nto_port = 22\n";
+
+    #[test]
+    fn reads_the_host_network_sections() {
+        let c = parse(NEIGHBOURS).unwrap();
+        let keep: Vec<&str> = c.keep.iter().map(|p| p.name).collect();
+        assert_eq!(keep, ["fail2ban", "tailscale"]);
+        assert!(c.kept_chains().contains(&"ts-input".to_string()));
+        assert_eq!(c.trusted_interfaces, ["wg0", "virbr+"]);
+        assert_eq!(c.bridges.to_host, crate::forwarding::BridgeAccess::Limited);
+        assert_eq!(c.bridges.allow[0].ports.first, 9100);
+        assert_eq!(c.forward[0].in_iface.as_deref(), Some("wg0"));
+        assert_eq!(c.source_nat[0].from.len(), 2);
+        assert_eq!(c.port_forward[0].to_port, Some(22));
+    }
+
+    #[test]
+    fn host_network_sections_report_located_errors() {
+        let err = parse(
+            "keep = [\"fail2bam\"]\ntrusted_interfaces = [\"w/g\"]\n[bridges]\nto_host = \"some\"\n\
+             [[forward]]\nport = 80\n[[source_nat]]\nfrom = [\"10.8.0.0/24\"]\nout = \"eth0\"\nto_source = \"10.0.0.0/8\"\n\
+             [[port_forward]]\nport = 22\nto = \"fd00::1\"\nfrom = [\"10.0.0.0/8\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "/etc/x.toml:1:9: unknown owner 'fail2bam'",
+            "/etc/x.toml:2:23: 'w/g' is not an interface name",
+            "/etc/x.toml:4:11: unknown bridges.to_host 'some'",
+            "/etc/x.toml:6:8: a port needs `proto`",
+            "/etc/x.toml:10:13: '10.0.0.0/8' must be one address",
+            "/etc/x.toml:13:6: `from` must be of the same family as `to`",
+        ] {
+            assert!(err.contains(want), "{want}\n{err}");
+        }
     }
 
     #[test]

@@ -31,6 +31,12 @@ pub enum Reason {
     JumpsTo(String),
     /// The rule, in a builtin chain, has the shape Docker gives its rules there.
     Footprint(Footprint),
+    /// DOCKER-USER, created by a policy with `[containers]` where Docker made none: kept
+    /// while a policy owns it, removed with its jump and rules otherwise (`stop`).
+    CreatedByUs,
+    /// The rule, in a builtin chain, matches an ipset of a kept owner (`keep`), e.g.
+    /// fail2ban's `-m set --match-set f2b-sshd src -j REJECT`.
+    MatchesKeptSet(String),
 }
 
 /// The shapes of the rules Docker writes into builtin chains (see [`DockerFacts::footprint`]).
@@ -91,6 +97,10 @@ impl fmt::Display for Reason {
             Reason::InKeptChain => write!(f, "in a kept chain"),
             Reason::JumpsTo(chain) => write!(f, "jumps to kept chain {chain}"),
             Reason::Footprint(what) => write!(f, "{what}"),
+            Reason::CreatedByUs => {
+                write!(f, "created by iptables-docker where Docker made none")
+            }
+            Reason::MatchesKeptSet(glob) => write!(f, "matches an ipset kept by '{glob}'"),
         }
     }
 }
@@ -322,31 +332,102 @@ impl DockerFacts {
 /// Classifies every chain and rule of `ruleset`. `keep_chains` are glob patterns of
 /// non-Docker chains to keep as they are (e.g. `f2b-*`).
 pub fn classify(ruleset: &Ruleset, keep_chains: &[String]) -> DockerOwnership {
+    classify_keeping(ruleset, keep_chains, &[])
+}
+
+/// [`classify`], also keeping the rules of builtin chains (and of DOCKER-USER) that match
+/// an ipset named by one of the `keep_sets` glob patterns.
+pub fn classify_keeping(
+    ruleset: &Ruleset,
+    keep_chains: &[String],
+    keep_sets: &[String],
+) -> DockerOwnership {
     let facts = DockerFacts::learn(ruleset);
-    let patterns = compile(keep_chains);
+    let keep = Keep {
+        chains: compile(keep_chains),
+        sets: compile(keep_sets),
+        docker_user_is_ours: docker_user_is_ours(ruleset, keep_chains, &facts),
+    };
     let tables = ruleset
         .tables
         .iter()
-        .map(|t| classify_table(t, &facts, &patterns))
+        .map(|t| classify_table(t, &facts, &keep))
         .collect();
     DockerOwnership { tables, facts }
 }
 
-fn classify_table(
-    table: &Table,
-    facts: &DockerFacts,
-    keep_chains: &[(&str, glob::Pattern)],
-) -> TableOwnership {
+/// What the admin asked to keep (compiled patterns), and whether DOCKER-USER is ours.
+struct Keep<'a> {
+    chains: Vec<(&'a str, glob::Pattern)>,
+    sets: Vec<(&'a str, glob::Pattern)>,
+    docker_user_is_ours: bool,
+}
+
+impl Keep<'_> {
+    /// The `keep_sets` pattern matched by a rule's `--match-set`, if any.
+    fn set_of(&self, args: &RuleArgs) -> Option<Reason> {
+        let set = args.value(&["--match-set"])?;
+        let (glob, _) = self.sets.iter().find(|(_, p)| p.matches(set))?;
+        Some(Reason::MatchesKeptSet(glob.to_string()))
+    }
+}
+
+/// Whether filter's `DOCKER-USER` is one iptables-docker made, not Docker: Docker never
+/// creates it alone (every Docker version creates `DOCKER` and its isolation or forward
+/// chains with it, or at least its raw guards: `../shared/notes/docker-footprint.md`), so
+/// a DOCKER-USER with no other `DOCKER*` chain and no rule of Docker's shape in any table
+/// of the family, holding nothing but rules marked ours, bare
+/// `-j RETURN`s (an earlier version of ours wrote one) and jumps to chains kept by
+/// `keep_chains`, is the one a policy with `[containers]` created on a family Docker never
+/// touched (issue 11: `stop` left it, its jump and a RETURN behind for good). Once Docker
+/// runs in the family, DOCKER-USER is Docker's (it makes one at every start), even where
+/// the policy created it first, as at boot.
+fn docker_user_is_ours(ruleset: &Ruleset, keep_chains: &[String], facts: &DockerFacts) -> bool {
+    let Some(filter) = ruleset.table("filter") else {
+        return false;
+    };
+    if filter.chain(DOCKER_USER).is_none() {
+        return false;
+    }
+    let docker_runs_here = || {
+        ruleset.tables.iter().any(|t| {
+            let builtin = |name: &str| t.chain(name).is_some_and(|c| c.is_builtin());
+            t.chains.iter().any(|c| {
+                !c.is_builtin()
+                    && is_docker_chain(&c.name)
+                    && !(t.name == "filter" && c.name == DOCKER_USER)
+            }) || t.rules.iter().any(|r| {
+                builtin(&r.chain)
+                    && facts
+                        .footprint(&t.name, &r.chain, &RuleArgs::parse(&r.spec))
+                        .is_some()
+            })
+        })
+    };
+    let kept_by_name = |chain: &str| keep_chains.iter().any(|g| glob_match(g, chain));
+    filter.rules_of(DOCKER_USER).all(|r| {
+        r.spec == "-j RETURN"
+            || is_ours(&RuleArgs::parse(&r.spec))
+            || target_of(&r.spec).is_some_and(kept_by_name)
+    }) && !docker_runs_here()
+}
+
+/// The chain Docker creates for the admin's rules and jumps to first from FORWARD.
+pub const DOCKER_USER: &str = "DOCKER-USER";
+
+fn classify_table(table: &Table, facts: &DockerFacts, keep: &Keep) -> TableOwnership {
     let mut chains: Vec<Option<Reason>> = table
         .chains
         .iter()
         .map(|c| {
             if c.is_builtin() {
                 None
+            } else if keep.docker_user_is_ours && table.name == "filter" && c.name == DOCKER_USER {
+                Some(Reason::CreatedByUs)
             } else if is_docker_chain(&c.name) {
                 Some(Reason::DockerChain)
             } else {
-                keep_chains
+                keep.chains
                     .iter()
                     .find(|(_, p)| p.matches(&c.name))
                     .map(|(g, _)| Reason::KeepList(g.to_string()))
@@ -368,7 +449,7 @@ fn classify_table(
         .iter()
         .map(|rule| {
             is_builtin(&rule.chain)
-                .then(|| builtin_rule_reason(table, rule, &chains, facts))
+                .then(|| builtin_rule_reason(table, rule, &chains, facts, keep))
                 .flatten()
         })
         .collect();
@@ -388,7 +469,7 @@ fn classify_table(
             } else {
                 index_of(&rule.chain)
                     .and_then(|c| chains[c].as_ref())
-                    .map(|_| Reason::InKeptChain)
+                    .map(|_| in_kept_chain(rule, keep))
             };
             let Some(reason) = reason else { continue };
             visited[i] = true;
@@ -411,13 +492,29 @@ fn classify_table(
     TableOwnership { chains, rules }
 }
 
+/// Why a rule of a kept user chain is kept: it is in one; in DOCKER-USER, which a policy
+/// may take over, a rule matching a kept owner's ipset says so, to survive the takeover.
+fn in_kept_chain(rule: &Rule, keep: &Keep) -> Reason {
+    let set = (rule.chain == DOCKER_USER && rule.spec.contains("--match-set"))
+        .then(|| keep.set_of(&RuleArgs::parse(&rule.spec)))
+        .flatten();
+    set.unwrap_or(Reason::InKeptChain)
+}
+
 fn builtin_rule_reason(
     table: &Table,
     rule: &Rule,
     chains: &[Option<Reason>],
     facts: &DockerFacts,
+    keep: &Keep,
 ) -> Option<Reason> {
     let args = RuleArgs::parse(&rule.spec);
+    if is_ours(&args) {
+        return None;
+    }
+    if let Some(reason) = keep.set_of(&args) {
+        return Some(reason);
+    }
     if let Some(target) = args.target() {
         let kept_target = table.chains.iter().zip(chains).any(|(c, reason)| {
             c.name == target && matches!(reason, Some(r) if !matches!(r, Reason::Referenced { .. }))

@@ -6,12 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::compose::{changed_tables, compose};
+use crate::compose::{changed_tables, compose, survives_takeover, Takeover};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::family::Family;
-use crate::ownership::{classify, is_docker_chain, is_our_rule, DockerOwnership, Reason};
+use crate::ownership::{classify_keeping, is_docker_chain, is_our_rule, DockerOwnership, Reason};
 use crate::policy::{self, Policy, Template};
+use crate::rule::target_of;
 use crate::ruleset::{self, Rule, Ruleset, Table};
 
 /// What is being applied.
@@ -203,16 +204,22 @@ impl FamilyPlan {
                     }
                     _ => false,
                 };
+                let gone = |chain: &str| {
+                    t.chain(chain).is_some() && desired.and_then(|d| d.chain(chain)).is_none()
+                };
                 let fate = match reason {
-                    Some(_) if self.policy.takes_over(&t.name, &r.chain) => {
-                        if written_again() {
-                            Fate::Policy
-                        } else {
-                            Fate::TakenOver
+                    Some(reason) if self.policy.takes_over(&t.name, &r.chain) => {
+                        match survives_takeover(t, own, r, reason) {
+                            Some(how) => Fate::SurvivesTakeover(reason, how),
+                            None if written_again() => Fate::Policy,
+                            None => Fate::TakenOver,
                         }
                     }
-                    Some(_) if desired.and_then(|d| d.chain(&r.chain)).is_none() => {
+                    Some(_) if gone(&r.chain) || target_of(&r.spec).is_some_and(gone) => {
                         Fate::Unreferenced
+                    }
+                    Some(reason) if self.policy.writes_to(&t.name, &r.chain) => {
+                        Fate::KeptAhead(reason)
                     }
                     Some(reason) => Fate::Kept(reason),
                     None if written_again() => Fate::Policy,
@@ -248,8 +255,14 @@ impl FamilyPlan {
         let mut counts = Counts::default();
         for (_, rule, fate) in self.fates() {
             match fate {
-                Fate::Kept(reason) if is_docker_owned(&rule.chain, reason) => counts.docker += 1,
-                Fate::Kept(_) => counts.kept_on_request += 1,
+                Fate::Kept(reason) | Fate::KeptAhead(reason)
+                    if is_docker_owned(&rule.chain, reason) =>
+                {
+                    counts.docker += 1
+                }
+                Fate::Kept(_) | Fate::KeptAhead(_) | Fate::SurvivesTakeover(..) => {
+                    counts.kept_on_request += 1
+                }
                 Fate::Policy => counts.ours += 1,
                 _ => counts.removed += 1,
             }
@@ -280,7 +293,10 @@ fn is_docker_owned(chain: &str, reason: &Reason) -> bool {
         Reason::Footprint(_) | Reason::DockerChain => true,
         Reason::JumpsTo(target) => is_docker_chain(target),
         Reason::InKeptChain => is_docker_chain(chain) && chain != "DOCKER-USER",
-        Reason::KeepList(_) | Reason::Referenced { .. } => false,
+        Reason::KeepList(_)
+        | Reason::Referenced { .. }
+        | Reason::CreatedByUs
+        | Reason::MatchesKeptSet(_) => false,
     }
 }
 
@@ -294,6 +310,12 @@ pub enum Fate<'a> {
     /// In a chain the policy takes over (DOCKER-USER with `[containers]`): replaced by the
     /// policy's rules.
     TakenOver,
+    /// Kept exactly as found, in a builtin chain the policy also writes rules to: ahead of
+    /// them (a fail2ban jump in INPUT is evaluated before the policy's ssh accept).
+    KeptAhead(&'a Reason),
+    /// In a chain the policy takes over, but kept: a jump to a kept chain (ahead of the
+    /// policy's rules, in its original order) or Docker's RETURN (last).
+    SurvivesTakeover(&'a Reason, Takeover),
     /// Kept by classification, but its chain is no longer reached once the rules that
     /// jumped to it are replaced: removed with the chain.
     Unreferenced,
@@ -308,13 +330,16 @@ pub enum Fate<'a> {
 impl Fate<'_> {
     /// Whether the rule is gone after the apply (not kept and not written again).
     pub fn removes(self) -> bool {
-        !matches!(self, Fate::Kept(_) | Fate::Policy)
+        !matches!(
+            self,
+            Fate::Kept(_) | Fate::KeptAhead(_) | Fate::Policy | Fate::SurvivesTakeover(..)
+        )
     }
 
     /// What `start` does: keep, policy (written again), replace or remove.
     pub fn verb(self) -> &'static str {
         match self {
-            Fate::Kept(_) => "keep",
+            Fate::Kept(_) | Fate::KeptAhead(_) | Fate::SurvivesTakeover(..) => "keep",
             Fate::Policy => "policy",
             Fate::TakenOver => "replace",
             Fate::Unreferenced | Fate::OursBefore | Fate::Removed => "remove",
@@ -325,13 +350,23 @@ impl Fate<'_> {
     pub fn why(self) -> String {
         match self {
             Fate::Kept(reason) => reason.to_string(),
+            Fate::KeptAhead(reason) => {
+                format!("{reason}; stays ahead of the policy's rules in this chain")
+            }
+            Fate::SurvivesTakeover(reason, Takeover::JumpFirst) => format!(
+                "{reason}; the policy takes this chain over, this rule stays ahead of the \
+                 policy's rules, in its original order"
+            ),
+            Fate::SurvivesTakeover(_, Takeover::DockerReturn) => {
+                "Docker's RETURN; the policy takes this chain over, this rule stays last".into()
+            }
             Fate::Policy => "the policy writes this same rule again".into(),
             Fate::TakenOver => "the policy takes this chain over".into(),
             Fate::Unreferenced => "its chain is no longer jumped to once the policy applies".into(),
             Fate::OursBefore => {
                 "iptables-docker's own rule from an earlier configuration (rendered anew)".into()
             }
-            Fate::Removed => "not Docker's and not kept on request (keep_chains)".into(),
+            Fate::Removed => "not Docker's and not kept on request (keep, keep_chains)".into(),
         }
     }
 }
@@ -351,7 +386,7 @@ pub fn plan(
         Error::failed(format!("cannot read {source}: {e}"))
             .hint("iptables-save output was not understood; nothing was changed")
     })?;
-    let ownership = classify(&current, &config.keep_chains);
+    let ownership = classify_keeping(&current, &config.kept_chains(), &config.kept_sets());
     let policy = match mode {
         Mode::Start => policy::render(config, template, family, &ownership.facts)?,
         Mode::Stop => Policy::open(),

@@ -12,6 +12,7 @@ use crate::config::{Config, Ports, Proto};
 use crate::diagnostic;
 use crate::error::{Error, Result};
 use crate::family::Family;
+use crate::forwarding::{self, BridgeAccess, ForwardingView};
 use crate::ownership::{is_docker_chain, DockerFacts, OWN_MARK};
 use crate::ruleset::{self, builtin_chains, Ruleset};
 
@@ -37,6 +38,13 @@ impl Policy {
         Policy { fragment }
     }
 
+    /// Whether the policy writes rules to `table`'s `chain`.
+    pub fn writes_to(&self, table: &str, chain: &str) -> bool {
+        self.fragment
+            .table(table)
+            .is_some_and(|t| t.rules_of(chain).next().is_some())
+    }
+
     /// Whether the policy takes over the contents of `table`'s `chain`: a user chain it
     /// declares (DOCKER-USER with `[containers]`). A builtin chain it declares only gets
     /// the policy's rules and chain policy; the kept rules in it stay.
@@ -58,6 +66,14 @@ struct Context<'a> {
     allow: Vec<AllowView<'a>>,
     swarm: SwarmView,
     bridges: Vec<String>,
+    /// `"all"` or `"limited"` (`[bridges] to_host`).
+    bridges_to_host: &'static str,
+    /// With `"limited"`: the host ports containers may open.
+    bridges_allow: Vec<AllowView<'a>>,
+    /// Interfaces trusted like Docker's bridges (INPUT; their FORWARD rules are in
+    /// `forwarding.forward`).
+    trusted_interfaces: &'a [String],
+    forwarding: ForwardingView,
     containers: Option<ContainersView<'a>>,
 }
 
@@ -139,14 +155,15 @@ fn source_filter(cidr: String) -> String {
     }
 }
 
-/// `-m comment --comment TEXT `, quoted the way iptables-save quotes.
-fn comment_filter(text: String) -> String {
+/// `-m comment --comment TEXT `, quoted the way iptables-save quotes: libxtables'
+/// `xtables_save_string` leaves only letters, digits, `_` and `-` bare.
+pub fn comment_filter(text: String) -> String {
     if text.is_empty() {
         return String::new();
     }
     let plain = text
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.:/,=+@%".contains(c));
+        .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
     if plain {
         format!("-m comment --comment {text} ")
     } else {
@@ -202,6 +219,27 @@ pub fn render(
     facts: &DockerFacts,
 ) -> Result<Policy> {
     let Template { name, source } = template;
+    let context = context(config, family, facts);
+    let text = render_text(name, source, &context)?;
+    let mut fragment = ruleset::parse(&text).map_err(|e| {
+        let line = text.lines().nth(e.line - 1).unwrap_or("");
+        Error::config(format!(
+            "{name}: the rendered {family} policy is not valid iptables-restore input: \
+             rendered line {}: {}\n  | {line}",
+            e.line, e.message
+        ))
+        .hint("fix the template; `iptables-docker plan` shows what it renders")
+    })?;
+    keep_running_policies(&mut fragment);
+    check_fragment(&fragment).map_err(|m| {
+        Error::config(format!("{name}: {m}")).hint("fix the template; nothing was applied")
+    })?;
+    crate::fragments::merge(&mut fragment, &config.fragments, family)?;
+    Ok(Policy { fragment })
+}
+
+/// What the template sees for `family`.
+fn context<'a>(config: &'a Config, family: Family, facts: &DockerFacts) -> Context<'a> {
     let mut bridges: Vec<String> = DEFAULT_BRIDGES.iter().map(ToString::to_string).collect();
     bridges.extend(
         facts
@@ -228,7 +266,7 @@ pub fn render(
             })
             .collect(),
     });
-    let context = Context {
+    Context {
         family: match family {
             Family::V4 => "ipv4",
             Family::V6 => "ipv6",
@@ -250,22 +288,27 @@ pub fn render(
             from: sources(family, &config.swarm.from),
         },
         bridges,
+        bridges_to_host: match config.bridges.to_host {
+            BridgeAccess::All => "all",
+            BridgeAccess::Limited => "limited",
+        },
+        bridges_allow: config
+            .bridges
+            .allow
+            .iter()
+            .filter_map(|a| allow_view(family, &a.description, a.proto, a.ports, None, &a.from))
+            .collect(),
+        trusted_interfaces: &config.trusted_interfaces,
+        forwarding: forwarding::view(
+            family,
+            &config.trusted_interfaces,
+            &config.forward,
+            &config.source_nat,
+            &config.port_forward,
+            config.containers.is_some(),
+        ),
         containers,
-    };
-    let text = render_text(name, source, &context)?;
-    let fragment = ruleset::parse(&text).map_err(|e| {
-        let line = text.lines().nth(e.line - 1).unwrap_or("");
-        Error::config(format!(
-            "{name}: the rendered {family} policy is not valid iptables-restore input: \
-             rendered line {}: {}\n  | {line}",
-            e.line, e.message
-        ))
-        .hint("fix the template; `iptables-docker plan` shows what it renders")
-    })?;
-    check_fragment(&fragment).map_err(|m| {
-        Error::config(format!("{name}: {m}")).hint("fix the template; nothing was applied")
-    })?;
-    Ok(Policy { fragment })
+    }
 }
 
 fn render_text(name: &str, source: &str, context: &Context) -> Result<String> {
@@ -295,7 +338,24 @@ fn render_text(name: &str, source: &str, context: &Context) -> Result<String> {
     Ok(text)
 }
 
-/// A policy may set builtin chain policies, add its own chains and take over DOCKER-USER;
+/// The policy a builtin chain declared with `-` gets: "keep the one it runs with".
+pub const KEEP_POLICY: &str = "-";
+
+/// A builtin chain declared `:FORWARD - [0:0]` parses as a user chain; it is the builtin
+/// chain, with the running policy kept ([`KEEP_POLICY`]).
+pub fn keep_running_policies(fragment: &mut Ruleset) {
+    for table in &mut fragment.tables {
+        let builtins = builtin_chains(&table.name);
+        for chain in &mut table.chains {
+            if chain.policy.is_none() && builtins.contains(&chain.name.as_str()) {
+                chain.policy = Some(KEEP_POLICY.to_string());
+            }
+        }
+    }
+}
+
+/// A policy may set builtin chain policies (`-` keeps the running one), add its own chains
+/// and take over DOCKER-USER;
 /// it may not declare Docker's other chains, which are kept as Docker wrote them.
 fn check_fragment(fragment: &Ruleset) -> std::result::Result<(), String> {
     for table in &fragment.tables {
@@ -312,14 +372,11 @@ fn check_fragment(fragment: &Ruleset) -> std::result::Result<(), String> {
                         chain.name, table.name
                     ))
                 }
-                Some(p) if p != "ACCEPT" && p != "DROP" => {
+                Some(p) if p != "ACCEPT" && p != "DROP" && p != KEEP_POLICY => {
                     return Err(format!(
                         "':{} {p}': policy must be ACCEPT or DROP",
                         chain.name
                     ))
-                }
-                None if is_builtin => {
-                    return Err(format!("':{} -': builtin chains need a policy", chain.name))
                 }
                 None if is_docker_chain(&chain.name)
                     && !(table.name == "filter" && chain.name == "DOCKER-USER") =>
@@ -392,6 +449,71 @@ mod tests {
         assert!(v6.contains(
             "-A INPUT -p tcp -m tcp --dport 80:81 -m comment --comment \"web server\" -j ACCEPT\n"
         ));
+    }
+
+    #[test]
+    fn default_policy_v6_keeps_dhcpv6_and_mld() {
+        let text = render_default(Family::V6);
+        assert!(text.contains(
+            "-A INPUT -s fe80::/10 -d fe80::/10 -p udp -m udp --sport 547 --dport 546 -j ACCEPT\n"
+        ));
+        for t in [130, 131, 132, 143] {
+            assert!(text.contains(&format!(
+                "-A INPUT -s fe80::/10 -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT\n"
+            )));
+        }
+        assert!(!render_default(Family::V4).contains("546"));
+    }
+
+    #[test]
+    fn host_network_sections_render_marked_rules_per_family() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "trusted_interfaces = [\"wg0\"]\n[bridges]\nto_host = \"limited\"\n\
+             [containers]\nexternal_interfaces = [\"eth0\"]\n\
+             [[source_nat]]\nfrom = [\"10.8.0.0/24\"]\nout = \"eth0\"\n\
+             [[port_forward]]\nproto = \"tcp\"\nport = 2222\nto = \"192.168.1.20\"\nto_port = 22\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        let v4 = render(
+            &config,
+            &Template::builtin(),
+            Family::V4,
+            &DockerFacts::default(),
+        )
+        .unwrap();
+        let v4 = v4.fragment.to_string();
+        for want in [
+            ":FORWARD - [0:0]\n",
+            "-A INPUT -i wg0 -j ACCEPT\n",
+            "-A INPUT -i docker0 -p udp -m udp --dport 53 -j ACCEPT\n",
+            "-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment iptables-docker -j ACCEPT\n",
+            "-A FORWARD -i wg0 -m comment --comment iptables-docker -j ACCEPT\n",
+            "-A FORWARD -o wg0 -m comment --comment iptables-docker -j ACCEPT\n",
+            "-A FORWARD -d 192.168.1.20/32 -p tcp -m tcp --dport 22 -m conntrack --ctstate DNAT -m comment --comment iptables-docker -j ACCEPT\n",
+            "-A DOCKER-USER -d 192.168.1.20/32 -p tcp -m conntrack --ctstate DNAT --ctorigdstport 2222 -m comment --comment iptables-docker -j RETURN\n",
+            "*nat\n:PREROUTING - [0:0]\n:POSTROUTING - [0:0]\n",
+            "-A PREROUTING -p tcp -m tcp --dport 2222 -m comment --comment iptables-docker -j DNAT --to-destination 192.168.1.20:22\n",
+            "-A POSTROUTING -s 10.8.0.0/24 -o eth0 -m comment --comment iptables-docker -j MASQUERADE\n",
+        ] {
+            assert!(v4.contains(want), "{want}\n{v4}");
+        }
+        assert!(!v4.contains("-A INPUT -i docker0 -j ACCEPT"), "{v4}");
+        let v6 = render(
+            &config,
+            &Template::builtin(),
+            Family::V6,
+            &DockerFacts::default(),
+        )
+        .unwrap();
+        let v6 = v6.fragment.to_string();
+        assert!(
+            !v6.contains("*nat") && v6.contains("-A FORWARD -i wg0 "),
+            "{v6}"
+        );
     }
 
     #[test]

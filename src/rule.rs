@@ -106,11 +106,17 @@ pub fn split_words(spec: &str) -> Vec<Cow<'_, str>> {
 /// The target of a rule (`-j X` / `-g X`), borrowed from its text (targets are never
 /// quoted). Words inside quotes (a comment saying "-j") are not options.
 pub fn target_of(spec: &str) -> Option<&str> {
+    jump(spec).map(|(_, target)| target)
+}
+
+/// Where the rule's `-j`/`-g` option starts (a byte offset into `spec`), and its target.
+pub fn jump(spec: &str) -> Option<(usize, &str)> {
     let mut words = words(spec);
     while let Some(word) = words.next() {
-        if matches!(word, Cow::Borrowed("-j" | "--jump" | "-g" | "--goto")) {
+        if let Cow::Borrowed(option @ ("-j" | "--jump" | "-g" | "--goto")) = word {
+            let at = option.as_ptr() as usize - spec.as_ptr() as usize;
             return match words.next()? {
-                Cow::Borrowed(target) => Some(target),
+                Cow::Borrowed(target) => Some((at, target)),
                 Cow::Owned(_) => None,
             };
         }

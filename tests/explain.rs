@@ -54,8 +54,9 @@ fn explain_says_what_happens_to_every_rule_and_why() {
             .unwrap_or_else(|| panic!("no line starting `{start}`:\n{text}"))
     };
     assert!(
-        line("keep    filter -A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd")
-            .ends_with("# jumps to kept chain f2b-sshd")
+        line("keep    filter -A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd").ends_with(
+            "# jumps to kept chain f2b-sshd; stays ahead of the policy's rules in this chain"
+        )
     );
     assert!(line("keep    filter chain f2b-sshd").contains("keep_chains pattern 'f2b-*'"));
     assert!(

@@ -177,3 +177,11 @@ fn containers_published_during_reloads_keep_their_rules_20_10_nft() {
 fn containers_published_during_reloads_keep_their_rules_28_5_nft() {
     real_dockerd("tests/docker/concurrent.sh", "concurrent:", "sid", "nft");
 }
+
+#[test]
+#[ignore = "needs root, network namespaces, ../shared, curl, python3 and busybox (cargo test -- --include-ignored)"]
+fn fail2ban_bans_a_vpn_behind_the_host_and_ipv6_host_traffic_with_real_packets() {
+    let script = "tests/packets/neighbours.sh";
+    common::require_netns(script, &["curl", "python3", "busybox"]);
+    run_scenario(script, &[], &[], "neighbours:");
+}

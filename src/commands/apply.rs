@@ -169,7 +169,7 @@ fn write_families(
         }
         let replan = |saved: &str| plan_running(ipt.family, saved, policy, mode, state);
         if let Err(err) = write::apply(ipt, plan, saved, &replan) {
-            return Err(roll_back(&plans[..=done], &policy.0.keep_chains, err));
+            return Err(roll_back(&plans[..=done], &policy.0.kept_chains(), err));
         }
     }
     Ok(snapshots)

@@ -142,7 +142,7 @@ fn roll_back(global: &Global, pending: &Pending) -> Result<()> {
         let ipt = Iptables::new(family, backend, &child_lock)?;
         let before = ruleset::parse(&fs_err::read_to_string(&snapshot)?)
             .map_err(|e| Error::failed(format!("cannot read the snapshot: {e}")))?;
-        super::write::put_back(&ipt, &before, &config.keep_chains)?;
+        super::write::put_back(&ipt, &before, &config.kept_chains())?;
     }
     Ok(())
 }

@@ -109,5 +109,8 @@ fn load_trusted_config(global: &Global) -> Result<Config> {
     if let Some(path) = &config.template {
         trust::check(path, "policy template")?;
     }
+    for fragment in &config.fragments {
+        trust::check(&fragment.path, "rule fragment")?;
+    }
     Ok(config)
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use similar::TextDiff;
 
 use crate::cli::{Global, PlanArgs};
+use crate::config::Config;
 use crate::error::Result;
 use crate::family::Family;
 use crate::pipeline::{self, FamilyPlan, Fate, Mode};
@@ -50,6 +51,9 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
     for plan in plans {
         let family = plan.family;
         println!("# {family}: {}", summary(&plan));
+        for warning in unkept_owners(&plan, &[], &config, &system::running_processes()) {
+            println!("# WARNING: {warning}");
+        }
         if args.explain {
             print!("{}", explain(&plan));
         } else if args.diff {
@@ -67,6 +71,27 @@ fn summary(plan: &FamilyPlan) -> String {
     } else {
         format!("tables to write: {}", plan.changed.join(", "))
     }
+}
+
+/// The known owners (fail2ban, …) whose chains this plan removes, or that run without
+/// being kept; one sentence each.
+/// `removed`: the chains the last apply removed (`table chain`; none for `plan`).
+pub(super) fn unkept_owners(
+    plan: &FamilyPlan,
+    removed: &[String],
+    config: &Config,
+    running: &[String],
+) -> Vec<String> {
+    crate::presets::unkept(
+        &plan.current,
+        removed,
+        &config.keep,
+        &config.keep_chains,
+        running,
+    )
+    .iter()
+    .map(ToString::to_string)
+    .collect()
 }
 
 fn table_text(table: &Table) -> String {
@@ -124,7 +149,7 @@ fn explain(plan: &FamilyPlan) -> String {
                     table.name, chain.name
                 )),
                 None => out.push_str(&format!(
-                    "remove  {} chain {}  # not Docker's and not kept on request (keep_chains)\n",
+                    "remove  {} chain {}  # not Docker's and not kept on request (keep, keep_chains)\n",
                     table.name, chain.name
                 )),
             }

@@ -169,7 +169,7 @@ pub fn rollback(global: &Global, args: &RollbackArgs) -> Result<()> {
     for (family, path) in files.iter().filter(|(f, _)| families.contains(f)) {
         let ipt = Iptables::new(*family, backend, &child_lock)?;
         let running = ipt.save(None)?;
-        let put = PutBack::prepare(&running, path, &config.keep_chains)?;
+        let put = PutBack::prepare(&running, path, &config.kept_chains())?;
         if put.changed.is_empty() {
             println!(
                 "{family}: already as in snapshot {name} (with Docker's rules as they are now)"

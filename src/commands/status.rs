@@ -118,6 +118,9 @@ struct FamilyReport {
     other_backend_rules: usize,
     /// Non-Docker chains (`table chain`) the last apply that changed this family removed.
     removed_chains: Vec<String>,
+    /// Known rule owners (fail2ban, …) that run, have chains here or had chains removed by
+    /// the last apply without being kept (`keep`): one sentence each.
+    unkept_owners: Vec<String>,
 }
 
 /// The `--json` document (schema [`JSON_SCHEMA`], README.md "status --json").
@@ -218,6 +221,7 @@ fn families(
     let state = StateDir::new(&global.state_dir);
     let template = Template::load(config)?;
     let child_lock = ChildLock::new()?;
+    let running = system::running_processes();
     let mut out = Vec::new();
     for family in managed_families(config) {
         let ipt = Iptables::new(family, backend, &child_lock)?;
@@ -238,6 +242,12 @@ fn families(
             exposure,
             counts: plan.counts(),
             drift: drift_lines(&plan),
+            unkept_owners: super::plan::unkept_owners(
+                &plan,
+                &state.removed_chains(family),
+                config,
+                &running,
+            ),
             removed_chains: state.removed_chains(family),
             other_backend_rules: if rule_count(&saved) > 0 {
                 other_backend_rules
@@ -287,6 +297,9 @@ fn warnings(families: &[FamilyReport]) -> Vec<String> {
                 f.family,
                 f.drift.len()
             ));
+        }
+        for owner in &f.unkept_owners {
+            out.push(format!("{}: {owner}", f.family));
         }
         if f.other_backend_rules > 0 {
             out.push(format!(

@@ -63,6 +63,28 @@ pub fn require_root(what: &str) -> Result<()> {
     }
 }
 
+/// The names (`/proc/PID/comm`, at most 15 characters) of the processes running now, for
+/// telling whether a known rule owner (fail2ban, libvirt, …) runs.
+pub fn running_processes() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// This binary's version and file identity (device, inode, size, mtime): what tells a
 /// rebuilt or upgraded binary apart from the one that made the last apply.
 pub fn binary_identity() -> String {
