@@ -53,6 +53,11 @@ fn install_and_uninstall_on_a_booted_debian() {
             "host exactly as at the start (rules, alternatives, ufw, firewalld, files)",
             "install --backend nft",
             "  host exactly as at the start",
+            "install (auto) takes nft",
+            "  and says why",
+            "  ufw still turned off",
+            "  record: and why",
+            "  status names the backend and why",
         ],
     );
 }

@@ -13,7 +13,8 @@
 #                         /var/cache/iptables-docker-tests/docker-sid for the docker profile)
 #   IPTD_DEBIAN_MIRROR    Debian mirror (default http://deb.debian.org/debian)
 #   IPTD_ROOTFS_EXTRA     extra packages, space separated (part of the cache key)
-#   IPTD_ROOTFS_KEEP_OLD  1 = keep cache entries built with another key (default: prune them)
+#   IPTD_ROOTFS_KEEP_OLD  1 = keep entries of the same package list built by an older
+#                         rootfs.sh (default: prune them; other package lists are kept)
 #
 # The only thing written to stdout is the path of the finished rootfs; progress and
 # debootstrap output go to stderr. The cache entry is NEVER modified by tests: use
@@ -229,6 +230,10 @@ log "built $final in $((SECONDS - start))s"
 if [[ ${IPTD_ROOTFS_KEEP_OLD:-0} != 1 ]]; then
     for d in "$CACHE_DIR"/rootfs-*; do
         [[ -d $d && $d != "$final" ]] || continue
+        # Only what this build replaces: the same packages by an older rootfs.sh. Another
+        # package list is another suite's (which may be booted from it right now).
+        [[ $(grep '^package=' "$d/.iptd-rootfs" 2>/dev/null) == "$(printf 'package=%s\n' "${PACKAGES[@]}")" ]] ||
+            continue
         log "pruning old cache entry $d"
         safe_rm "$d"
     done
