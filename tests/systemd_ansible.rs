@@ -1,57 +1,24 @@
 //! The Ansible role on a real systemd: ansible-core from PyPI (`pip install --target`,
-//! for the container's CPython 3.11, cached in target/ansible-site) runs inside the booted
-//! Debian bookworm of tests/systemd (python3 added to its rootfs), connection local, with
-//! the .deb from packaging/deb.sh. tests/systemd/ansible.sh says what it checks: twice
-//! (changed=0 the second time), a changed variable, the uninstall variable; then the same
-//! with the binary install method.
+//! for the containers' CPython 3.11, cached in target/ansible-site) with the .deb from
+//! packaging/deb.sh, in Debian bookworm machines booted under systemd-nspawn
+//! (tests/systemd). Each script's header says what it checks:
+//! - tests/systemd/ansible.sh: connection local inside one machine; twice (changed=0 the
+//!   second time), a changed variable, the uninstall variable; then the binary method.
+//! - tests/systemd/fleet.sh: rolling mode over SSH, three hosts and a controller on a
+//!   private bridge: one host at a time, changed=0 again, check mode, a policy that locks
+//!   the controller out (refused; forced: rolled back, the play stops at the first host).
+//!
+//! The two run concurrently (their machines are separate), which keeps CI time down.
 
 mod common;
 
-use std::process::Command;
-
-use common::systemd::{build_deb, repo, require_systemd, run_systemd_script};
-
-fn pip_works() -> bool {
-    Command::new("python3")
-        .args(["-m", "pip", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use common::systemd::{ansible_site, build_deb, require_systemd, run_systemd_script};
 
 #[test]
 #[ignore = "needs root, systemd-nspawn, debootstrap, cargo-deb and python3-pip (cargo test -- --include-ignored)"]
 fn the_role_applied_twice_changes_nothing_the_second_time_and_uninstalls() {
     require_systemd("systemd_ansible", &["cargo-deb", "python3"]);
-    assert!(
-        pip_works(),
-        "systemd_ansible cannot run: `python3 -m pip` does not work (bash .ci/run installs \
-         python3-pip); nothing was proven"
-    );
-    let site = repo().join("target/ansible-site");
-    if !site.join("ansible").is_dir() {
-        let pip = Command::new("timeout")
-            .args([
-                "600", "python3", "-m", "pip", "install", "--quiet", "--target",
-            ])
-            .arg(&site)
-            .args([
-                "--python-version",
-                "3.11",
-                "--implementation",
-                "cp",
-                "--platform",
-                "manylinux2014_x86_64",
-                "--only-binary=:all:",
-                "ansible-core>=2.16,<2.18",
-            ])
-            .output()
-            .expect("run pip");
-        assert!(
-            pip.status.success(),
-            "pip install ansible-core failed:\n{}",
-            String::from_utf8_lossy(&pip.stderr)
-        );
-    }
+    let site = ansible_site("systemd_ansible");
     let deb = build_deb();
     let bin = assert_cmd::cargo::cargo_bin("iptables-docker");
     run_systemd_script(
@@ -79,6 +46,58 @@ fn the_role_applied_twice_changes_nothing_the_second_time_and_uninstalls() {
             "binary: second run changed=0",
             "binary: purged: as before the role",
             "binary: uninstall again changed=0",
+        ],
+    );
+}
+
+#[test]
+#[ignore = "needs root, systemd-nspawn, debootstrap, cargo-deb and python3-pip (cargo test -- --include-ignored)"]
+fn a_policy_rolls_over_three_hosts_one_at_a_time_and_stops_at_a_host_that_stops_answering() {
+    // unshare and ip: the bridge, in a network namespace of the script's own.
+    require_systemd(
+        "systemd_ansible fleet",
+        &["cargo-deb", "python3", "unshare", "ip"],
+    );
+    let site = ansible_site("systemd_ansible fleet");
+    let deb = build_deb();
+    run_systemd_script(
+        "fleet.sh",
+        &[
+            ("IPTD_DEB", deb.as_ref()),
+            ("IPTD_ANSIBLE_SITE", site.as_os_str()),
+        ],
+        &[
+            "the controller reaches h1 over SSH",
+            "good policy: the play succeeds",
+            "  h1 changed, nothing failed",
+            "  h3: the policy is in the kernel",
+            "  h3: the running ruleset is the policy",
+            "  h3: nothing waits for a confirmation",
+            "  one at a time: h1 confirmed before h2 applies",
+            "  one at a time: h2 confirmed before h3 applies",
+            "  after a new SSH connection",
+            "  and the health check",
+            "second run: h1 changed=0",
+            "second run: h2 changed=0",
+            "second run: h3 changed=0",
+            "  h1: its plan --diff reported",
+            "  h3: its plan --diff reported",
+            "  h3: ruleset, config and state exactly as before",
+            "refused: the play fails",
+            "  refusing to apply",
+            "forced: the play fails",
+            "  why: no new SSH connection",
+            "  and what h1 did: rolled back",
+            "  and put its config back",
+            "  h1: ruleset and config as before",
+            "  the play stopped before h2",
+            "  the play stopped before h3",
+            "  h2: exactly as before",
+            "  h3: exactly as before",
+            "  h1 answers a new SSH connection",
+            "  h2 answers a new SSH connection",
+            "  h3 answers a new SSH connection",
+            "after the rollback: h1 changed=0",
         ],
     );
 }

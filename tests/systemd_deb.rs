@@ -1,21 +1,37 @@
 //! The Debian package on a real systemd: packaging/deb.sh builds it (cargo-deb, in its own
 //! target directory so as not to wait for this test run's lock), tests/systemd/deb.sh
-//! installs, reloads, reinstalls, removes and purges it in a booted Debian bookworm under
-//! systemd-nspawn (tests/systemd/lib.sh) — never in this machine's own namespaces. See the
-//! script's header for what it checks.
+//! installs, reloads, reinstalls, removes and purges it in a booted Debian 12 (bookworm)
+//! and 13 (trixie) under systemd-nspawn (tests/systemd/lib.sh) — never in this machine's
+//! own namespaces. One package for both (built here, against this machine's libc: Debian
+//! 12's, which 13 runs). See the script's header for what it checks.
 
 mod common;
+
+use std::ffi::OsStr;
 
 use common::systemd::{build_deb, require_systemd, run_systemd_script};
 
 #[test]
 #[ignore = "needs root, systemd-nspawn, debootstrap and cargo-deb (cargo test -- --include-ignored)"]
-fn the_deb_installs_reloads_removes_and_purges_on_a_booted_debian() {
-    require_systemd("systemd_deb", &["cargo-deb"]);
+fn the_deb_installs_reloads_removes_and_purges_on_a_booted_debian_12() {
+    deb_story("bookworm");
+}
+
+#[test]
+#[ignore = "needs root, systemd-nspawn, debootstrap and cargo-deb (cargo test -- --include-ignored)"]
+fn the_deb_installs_reloads_removes_and_purges_on_a_booted_debian_13() {
+    deb_story("trixie");
+}
+
+fn deb_story(suite: &str) {
+    require_systemd(&format!("systemd_deb ({suite})"), &["cargo-deb"]);
     let deb = build_deb();
     run_systemd_script(
         "deb.sh",
-        &[("IPTD_DEB", deb.as_ref())],
+        &[
+            ("IPTD_DEB", deb.as_ref()),
+            ("IPTD_SUITE", OsStr::new(suite)),
+        ],
         &[
             "ufw active before the package",
             "dpkg -i: postinst runs install --packaged",

@@ -5,6 +5,7 @@
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -38,10 +39,15 @@ pub fn require_systemd(suite: &str, tools: &[&str]) {
 }
 
 /// Builds the .deb with packaging/deb.sh (cargo-deb, in its own target directory so as not
-/// to wait for this test run's lock); returns its path.
+/// to wait for this test run's lock), once per test binary; returns its path.
 pub fn build_deb() -> String {
+    static DEB: OnceLock<String> = OnceLock::new();
+    DEB.get_or_init(build_deb_now).clone()
+}
+
+fn build_deb_now() -> String {
     let build = Command::new("timeout")
-        .args(["600", "bash"])
+        .args(["1200", "bash"])
         .arg(repo().join("packaging/deb.sh"))
         .env("CARGO_TARGET_DIR", repo().join("target/deb-build"))
         .output()
@@ -56,14 +62,64 @@ pub fn build_deb() -> String {
     deb
 }
 
+/// ansible-core from PyPI (`pip install --target`, for the containers' CPython 3.11),
+/// cached in target/ansible-site and made once per test binary; returns that directory.
+/// Fails the test when `python3 -m pip` does not work here.
+pub fn ansible_site(suite: &str) -> PathBuf {
+    static SITE: OnceLock<PathBuf> = OnceLock::new();
+    let pip_works = || {
+        Command::new("python3")
+            .args(["-m", "pip", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(
+        pip_works(),
+        "{suite} cannot run: `python3 -m pip` does not work (bash .ci/run installs \
+         python3-pip); nothing was proven"
+    );
+    SITE.get_or_init(install_ansible_site).clone()
+}
+
+fn install_ansible_site() -> PathBuf {
+    let site = repo().join("target/ansible-site");
+    if !site.join("ansible").is_dir() {
+        let pip = Command::new("timeout")
+            .args([
+                "600", "python3", "-m", "pip", "install", "--quiet", "--target",
+            ])
+            .arg(&site)
+            .args([
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--only-binary=:all:",
+                "ansible-core>=2.16,<2.18",
+            ])
+            .output()
+            .expect("run pip");
+        assert!(
+            pip.status.success(),
+            "pip install ansible-core failed:\n{}",
+            String::from_utf8_lossy(&pip.stderr)
+        );
+    }
+    site
+}
+
 /// Runs tests/systemd/`script` with `env`; it must end with "# all passed", report no
 /// FAIL, and report every one of `checks` as an "ok   - " line (a script that stopped
 /// checking one fails here). Returns its standard output.
 pub fn run_systemd_script(script: &str, env: &[(&str, &OsStr)], checks: &[&str]) -> String {
-    // The script's trap powers the container off and removes its overlay on any exit;
-    // timeout's TERM reaches it first (the rootfs build, when not cached, takes ~1 min).
+    // The script's trap powers the containers off and removes their overlays on any exit;
+    // timeout's TERM reaches it first. A bound on a hung script, not a speed goal: the
+    // rootfs build, when not cached, takes 1-5 min, and fleet.sh ~10 min on a busy
+    // 2-core machine.
     let mut cmd = Command::new("timeout");
-    cmd.args(["--kill-after=60", "900", "bash"])
+    cmd.args(["--kill-after=60", "3600", "bash"])
         .arg(repo().join("tests/systemd").join(script))
         .env_remove("SSH_CONNECTION")
         .env_remove("XTABLES_LOCKFILE");

@@ -4,66 +4,23 @@
 #
 #   sudo BIN=target/debug/iptables-docker bash tests/docker/firewall.sh DOCKER BACKEND
 #
-#   DOCKER   bookworm  the machine's own docker.io (Debian 12: 20.10, chains <= 27 layout)
-#            sid       docker.io 28.5 from a Debian sid root (tests/systemd/rootfs.sh docker,
-#                      built once and cached), chrooted: DOCKER-FORWARD, raw guards
-#   BACKEND  legacy | nft: Docker's `iptables` and our `--backend`
-#
+# DOCKER: bookworm (the machine's docker.io, 20.10) or sid (28.5, chrooted); BACKEND: legacy
+# or nft, Docker's iptables and our --backend (story.sh).
 # Containers: "web" on the default bridge (-p 8080:80), "app" on a user network (-p 8081:80),
 # "named" on a bridge named iptd-br0 (-p 8083:80), "local" published on 127.0.0.1:8084 only,
 # "other" on a second user network (nothing published). Stories, in order:
 #   Docker alone → an admin rule in DOCKER-USER, then `start` without [containers] (the rule is
-#   kept) → `reload` with [containers] (the policy owns DOCKER-USER: allowed/denied sources,
-#   the named bridge, 127.0.0.1, direct routing to a container address, isolation between user
-#   networks, egress) → dockerd restarted → a container started after start → `stop` (Docker's
-#   defaults back, nothing of ours left).
+#   kept, by `stop` too) → `reload` with [containers] (the policy owns DOCKER-USER: allowed and
+#   denied sources, the named bridge, 127.0.0.1, direct routing to a container address,
+#   isolation between user networks, egress) → dockerd restarted → a container started after
+#   start → `stop` (Docker's defaults back, nothing of ours left).
 # Closing line: "dockerd: N passed, N failed".
-set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
-. "$HERE/lib.sh"
-# shellcheck source=topology.sh
-. "$HERE/topology.sh"
-BIN=$(readlink -f "${BIN:?set BIN to the iptables-docker binary}")
-DOCKER=${1:?usage: firewall.sh bookworm|sid legacy|nft}
-B=${2:?usage: firewall.sh bookworm|sid legacy|nft}
-case $DOCKER in
-bookworm) DK_ROOTFS= ;;
-# Built (or found in the cache) out here: debootstrap needs the network the sandbox lacks.
-sid) [[ -n "${DK_ROOTFS:-}" ]] || DK_ROOTFS=$(bash "$HERE/../systemd/rootfs.sh" docker) ;;
-*) dk_die "DOCKER must be bookworm or sid, not '$DOCKER'" ;;
-esac
-case $B in legacy | nft) ;; *) dk_die "BACKEND must be legacy or nft, not '$B'" ;; esac
-export BIN DK_ROOTFS DK_IPTABLES_BACKEND=$B
+# shellcheck source=story.sh
+. "$HERE/story.sh"
 
-dk_enter_sandbox "$@" # --- everything below runs inside private namespaces ---
-
-cleanup() {
-    local rc=$?
-    set +e
-    topo_teardown 2>/dev/null
-    dk_cleanup "$rc"
-    return "$rc"
-}
-trap cleanup EXIT
-
-T0=$SECONDS
-dk_sandbox_init
-mkdir -p /run/iptd /run/work
-export IPTABLES_DOCKER_STATE_DIR=/run/iptd
-if [[ -d /etc/iptables-docker ]]; then mount -t tmpfs iptd-etc /etc/iptables-docker; fi
-TOPO_IPV6=0 # the daemons here run without --ipv6; IPv6 is covered by tests/packets
-C1=$TOPO_CLIENT_IP1 C2=$TOPO_CLIENT_IP2
-IPT=iptables-$B
-OTHER=iptables-$([[ $B == legacy ]] && echo nft || echo legacy)
 ADMIN_RULE=(-s "$C2/32" -p tcp -m conntrack --ctorigdstport 8081 -j DROP)
 
-check() { topo_check "$@"; }
-# has PATTERN: stdin has a line matching the grep PATTERN. Reads all of its input: a `grep -q`
-# that quits early makes the writer die of SIGPIPE, which pipefail turns into a failure.
-has() { grep -e "$@" >/dev/null; }
-expect() { topo_expect "$@" || true; }
-ours() { "$BIN" --backend "$B" --config "/run/work/$1.toml" "${@:2}"; }
 # in_container NAME URL: HTTP from NAME's network namespace (host curl: the static busybox's
 # wget crashes resolving in an imported image).
 in_container() {
@@ -88,11 +45,7 @@ docker_in_backend_only() {
     "$IPT-save" | has '-j DOCKER' && [[ -z "$stray" ]]
 }
 wait_ports() { local c; for c in web app named local other; do dk_wait_container_port "$c" 80; done; }
-phase() { printf '== [%3ss] %s\n' "$((SECONDS - T0))" "$*"; }
 
-dk_start
-DOCKER_VERSION=$(docker version -f '{{.Server.Version}}')
-dk_build_image "$DK_IMAGE"
 dk_network_create iptd-net 198.18.1.0/24
 docker network create --subnet 198.18.2.0/24 -o com.docker.network.bridge.name=iptd-br0 iptd-named >/dev/null
 dk_network_create iptd-other 198.18.3.0/24
@@ -103,29 +56,10 @@ dk_run_httpd local 127.0.0.1:8084
 docker run -d --name other --network iptd-other --restart unless-stopped --stop-timeout 1 \
     "$DK_IMAGE" httpd -f -p 80 -h /www >/dev/null
 dk_wait_container_port other 80
-topo_setup
 ip route add default via 198.51.100.254 dev "$TOPO_HOST_IF" onlink # the external interface
 mkdir -p /run/work/www && echo iptd-ok >/run/work/www/index.html
 topo_exec busybox httpd -p 9000 -h /run/work/www # "the internet", for egress (daemonizes)
 busybox httpd -p 22 -h /run/work/www             # the host's "ssh"
-
-cat >/run/work/plain.toml <<'CONFIG'
-ipv6 = false
-[ssh]
-allow_from = ["198.51.100.10/32"]
-CONFIG
-cat /run/work/plain.toml - >/run/work/containers.toml <<'CONFIG'
-[containers]
-restrict = true
-[[containers.allow]]
-description = "web"
-port = 8080
-from = ["198.51.100.10/32"]
-[[containers.allow]]
-description = "named bridge"
-port = 8083
-from = ["198.51.100.10/32"]
-CONFIG
 
 phase "Docker $DOCKER_VERSION alone, iptables-$B: every published port is open to everyone"
 check open "Docker's rules are in iptables-$B, none in $OTHER" docker_in_backend_only

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
 # The Ansible role (ansible/) on a real systemd: a booted Debian bookworm (rootfs.sh with
-# python3 and python3-apt added, lib.sh) with Docker-like rules in iptables-nft and ufw
+# ansible-lib.sh's packages, lib.sh) with Docker-like rules in iptables-nft and ufw
 # enabled; ansible-core runs inside it, connection local.
 #
 # Usage (as root):
@@ -22,6 +22,8 @@ here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 
 # shellcheck source=checks.sh
 . "$here/checks.sh"
+# shellcheck source=ansible-lib.sh
+. "$here/ansible-lib.sh"
 
 [[ $(id -u) -eq 0 ]] || { echo "ansible.sh: must run as root" >&2; exit 1; }
 deb=${IPTD_DEB:?set IPTD_DEB to the .deb}
@@ -53,15 +55,12 @@ state() {
 }
 # play [EXTRA ARGS]: the example playbook, in the container, connection local.
 play() {
-    run env HOME=/root LC_ALL=C.UTF-8 PYTHONPATH=/opt/ansible ANSIBLE_NOCOLOR=1 \
-        ANSIBLE_RETRY_FILES_ENABLED=0 ANSIBLE_ROLES_PATH=/root/ansible/roles \
-        python3 -m ansible playbook -i localhost, -c local \
+    run "${ansible_env[@]}" python3 -m ansible playbook -i localhost, -c local \
         -e target=localhost -e ansible_become=false -e ansible_python_interpreter=/usr/bin/python3 \
         -e iptables_docker_deb=/root/iptables-docker.deb /root/ansible/playbook.yml "$@"
 }
-recap() { grep -o 'ok=[0-9]* *changed=[0-9]* *unreachable=[0-9]* *failed=[0-9]*' <<<"$1" | tr -s ' '; }
 
-rootfs=$(IPTD_ROOTFS_EXTRA="python3 python3-apt" IPTD_ROOTFS_KEEP_OLD=1 "$here/rootfs.sh")
+rootfs=$(ansible_rootfs)
 sd_install_trap
 sd_mkroot "$rootfs"
 sd_cp "$deb" /root/iptables-docker.deb

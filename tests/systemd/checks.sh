@@ -34,6 +34,17 @@ expect_same() {
         diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") | sed 's/^/       | /' || true
     fi
 }
+# expect_unit_gone DESCRIPTION STATE: STATE's "iptables-docker.service: ..." line (from
+# `systemctl is-enabled`) says the unit does not exist: "Failed to get unit file state"
+# (systemd 252, Debian 12) or "not-found" (systemd 257, Debian 13).
+expect_unit_gone() {
+    local line
+    line=$(grep '^iptables-docker.service: ' <<<"$2")
+    case $line in
+        *"Failed to get unit file state"* | *": not-found "*) pass "$1" ;;
+        *) fail "$1: expected the unit not to exist, got '$line'" ;;
+    esac
+}
 # expect_same_host DESCRIPTION BEFORE AFTER: expect_same on two host states (the state
 # functions' output), whatever the line of iptables-docker.service says in each.
 expect_same_host() {

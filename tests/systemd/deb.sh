@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# The Debian package (packaging/deb.sh) on a real systemd: a booted Debian bookworm
-# (rootfs.sh, lib.sh) with Docker-like rules in iptables-nft and ufw enabled.
+# The Debian package (packaging/deb.sh) on a real systemd: a booted Debian (rootfs.sh,
+# lib.sh; bookworm, or IPTD_SUITE=trixie) with Docker-like rules in iptables-nft and ufw
+# enabled.
 #
 # Usage (as root): IPTD_DEB=target/debian/iptables-docker_*.deb tests/systemd/deb.sh
 #
@@ -75,7 +76,7 @@ state() {
 section() { awk -v s="== $2" '$0 == s { on = 1; next } /^== / { on = 0 } on' <<<"$1"; }
 host_part() { sed -n '1,/^== iptables-legacy-save/p' <<<"$1" | grep -v '^iptables-docker.service: \|^package: '; }
 
-rootfs=$("$here/rootfs.sh")
+rootfs=$(sd_rootfs)
 sd_install_trap
 sd_mkroot "$rootfs"
 sd_cp "$deb" /root/iptables-docker.deb
@@ -145,7 +146,7 @@ expect_same "alternatives and ufw exactly as before the package" "$(host_part "$
 expect_in "ufw active and enabled again" "ufw.service: enabled active" "$removed"
 expect_same "Docker's rules back in nft exactly as before" \
     "$(section "$original" iptables-nft-save)" "$(section "$removed" iptables-nft-save)"
-expect_in "unit gone" "iptables-docker.service: Failed to get unit file state" "$removed"
+expect_unit_gone "unit gone" "$removed"
 expect_in "binary gone" "No such file" "$(section "$removed" /usr/sbin/iptables-docker)"
 expect_in "config kept" "/etc/iptables-docker/config.toml" "$(section "$removed" /etc/iptables-docker)"
 

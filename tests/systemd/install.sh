@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# `iptables-docker install` / `uninstall` on a real systemd: a booted Debian bookworm
-# (rootfs.sh, lib.sh) with Docker-like rules in iptables-nft, ufw enabled and a firewalld
-# stand-in (a unit named firewalld.service) enabled and running.
+# `iptables-docker install` / `uninstall` on a real systemd: a booted Debian (rootfs.sh,
+# lib.sh; bookworm, or IPTD_SUITE=trixie) with Docker-like rules in iptables-nft, ufw
+# enabled and a firewalld stand-in (a unit named firewalld.service) enabled and running.
 #
-# Usage (as root): IPTD_BIN=target/debug/iptables-docker tests/systemd/install.sh
+# Usage (as root): IPTD_BIN=target/debug/iptables-docker [IPTD_SUITE=trixie] tests/systemd/install.sh
+#
+# The repository's tracked files are copied in as a user's clone (/home/admin/iptables-docker),
+# and `sudo ./install` runs from there for that user. On Debian 12 its rustc (1.63) is too
+# old: ./install must say so, and a stand-in cargo "builds" IPTD_BIN. On Debian 13 it is
+# Debian's own cargo (1.85, the rust-version), which `./install --with-distro-rust` installs
+# from the archive (its .debs are in the root's apt cache: the container has no network)
+# and which builds the release binary offline from the crates tests/systemd/vendor.sh
+# fetched — the proof that Cargo.toml's rust-version holds.
 #
 # Checks, in order:
 #   - refusals that change nothing: no systemd as PID 1, a missing iptables-legacy binary
 #     (with the package hint), the SSH lockout guard (and that it accepts a session the
 #     policy admits), --config; an install whose service fails to start (a policy the
 #     kernel rejects) puts the host back exactly;
-#   - the top-level ./install script: a clear message without cargo; with a cargo, builds
-#     and installs;
+#   - the top-level ./install script: without cargo, what to run (apt-get install cargo
+#     or rustup, by the distribution's rustc); with a cargo, builds and installs;
 #   - install: ufw inactive and disabled, firewalld stopped/disabled/masked, iptables and
 #     ip6tables -> legacy, Docker's rules moved out of nft in one restore, service active
 #     with the policy, man page and bash completion installed, `systemd-analyze verify`
@@ -127,16 +135,42 @@ before_network_pre() {
 section() { awk -v s="== $2" '$0 == s { on = 1; next } /^== / { on = 0 } on' <<<"$1"; }
 rules_of() { sd_sh "$1-save 2>/dev/null | grep -c '^-A $2' || true"; }
 
+suite=${IPTD_SUITE:-bookworm}
+# Debian 12's rustc is older than the rust-version: no real build there (see above).
+distro_cargo=1
+[[ $suite != bookworm ]] || distro_cargo=0
 t0=$(now)
-rootfs=$("$here/rootfs.sh")
+rootfs=$(sd_rootfs)
+((!distro_cargo)) || crates=$("$here/vendor.sh")
 t_rootfs=$(since "$t0")
 sd_install_trap
 sd_mkroot "$rootfs"
 sd_cp "$bin" /root/iptables-docker 0755
-sd_cp "$here/../../install" /root/src/install 0755
+built=/root/iptables-docker # in the container: the binary ./install builds
 t1=$(now)
 sd_boot
 t_boot=$(since "$t1")
+iptables_v=$(sd_exec iptables-legacy -V | awk '{ print $2 }')
+
+# The admin's clone (what git tracks, as in the working tree) and, on Debian 13, the
+# crates it needs in their ~/.cargo, as after a `cargo fetch`.
+sd_exec useradd --create-home --shell /bin/bash admin
+mkdir "$SD_WORK/clone"
+git -C "$here/../.." ls-files -z | tar -C "$here/../.." --null -T - -cf - | tar -C "$SD_WORK/clone" -xf -
+sd_cp "$SD_WORK/clone" /home/admin/iptables-docker
+if ((distro_cargo)); then
+    sd_cp "$crates/vendor" /home/admin/.cargo/vendor
+    sd_cp "$crates/config.toml" /home/admin/.cargo/config.toml
+else
+    sd_cp "$bin" /home/admin/iptables-docker-under-test 0755
+fi
+sd_exec chown -R admin: /home/admin
+# `sudo ./install` by the admin, over SSH to port 22: root, sudo's secure_path (as
+# sd_exec's PATH), SUDO_USER (the rootfs has no sudo: its environment, set by hand).
+sudo_install() {
+    run env SUDO_USER=admin SSH_CONNECTION="198.51.100.7 40000 10.0.0.1 22" \
+        /home/admin/iptables-docker/install "$@"
+}
 
 echo "# setup: Docker's rules in iptables-nft, ufw enabled, a firewalld running"
 sd_sh 'iptables-nft-restore' <<<"$docker_rules"
@@ -154,7 +188,7 @@ sd_sh 'for u in firewalld docker; do
 original=$(state)
 expect_in "ufw active before install" "ufw: Status: active, ENABLED=yes" "$original"
 expect_in "firewalld stand-in running" "firewalld.service: enabled active" "$original"
-expect_in "iptables uses nft before install" "iptables -V: iptables v1.8.9 (nf_tables)" "$original"
+expect_in "iptables uses nft before install" "iptables -V: iptables $iptables_v (nf_tables)" "$original"
 expect_eq "Docker's rules in iptables-nft" "$docker_rule_count" "$(($(rules_of iptables-nft "") - $(sd_sh 'iptables-nft-save | grep -c "^-A .*ufw"')))"
 
 t2=$(now)
@@ -163,9 +197,10 @@ out=$(run unshare --mount sh -c 'mount -t tmpfs none /run/systemd && /root/iptab
 expect_in "without systemd as PID 1: refused, exit 150" "systemd is not running as PID 1" "$out"
 expect_in "  exit code 150" "[exit 150]" "$out"
 sd_sh 'mv /usr/sbin/ip6tables-legacy-restore /root/hidden'
+# (auto would take nft without it: the legacy refusal is asked for explicitly)
 out=$(run /root/iptables-docker --backend legacy install)
 sd_sh 'mv /root/hidden /usr/sbin/ip6tables-legacy-restore'
-expect_in "--backend legacy without ip6tables-legacy-restore: refused" '`ip6tables-legacy-restore` was not found' "$out"
+expect_in "without ip6tables-legacy-restore: refused" '`ip6tables-legacy-restore` was not found' "$out"
 expect_in "  with the package to install" "apt-get install iptables" "$out"
 expect_in "  exit code 5 (LSB: not installed)" "[exit 5]" "$out"
 out=$(run env SSH_CONNECTION="203.0.113.9 40000 10.0.0.1 2222" /root/iptables-docker install)
@@ -189,14 +224,26 @@ sd_sh 'rm -r /etc/iptables-docker'
 expect_same "  (and as at the start once the test's config is gone)" "$original" "$(state)"
 t_refusals=$(since "$t2")
 
-echo "# ./install"
-out=$(run /root/src/install)
+echo "# ./install from the admin's clone"
+out=$(sudo_install)
 expect_in "without cargo: a clear message" "cargo (Rust) was not found" "$out"
-expect_in "  pointing at rustup" "https://rustup.rs" "$out"
+if ((distro_cargo)); then
+    expect_in "  naming Debian's cargo" "This distribution's Rust is new enough (rustc 1.85" "$out"
+    expect_in "  the command" "      apt-get install cargo" "$out"
+    expect_in "  and --with-distro-rust" "sudo ./install --with-distro-rust" "$out"
+else
+    expect_in "  Debian's rustc too old" "This distribution's Rust is too old (rustc 1.63" "$out"
+    expect_in "  pointing at rustup" "https://rustup.rs" "$out"
+    expect_in "  exit code 5 (LSB: not installed)" "[exit 5]" "$out"
+    out=$(sudo_install --with-distro-rust)
+    expect_in "--with-distro-rust: refused, the distribution's rustc is too old" "this distribution has no rustc >= 1.85" "$out"
+fi
 expect_in "  exit code 5 (LSB: not installed)" "[exit 5]" "$out"
 expect_same "  nothing changed" "$original" "$(state)"
-# A cargo whose `build --release` produces the binary under test.
-sd_sh 'mkdir -p /root/fakecargo && printf "#!/bin/sh\n[ \"\$1 \$2 \$3\" = \"build --release --locked\" ] || exit 2\nmkdir -p target/release && cp /root/iptables-docker target/release/iptables-docker\n" >/root/fakecargo/cargo && chmod 755 /root/fakecargo/cargo'
+if ((!distro_cargo)); then
+    # A cargo where rustup puts one, whose `build --release` produces the binary under test.
+    sd_sh 'mkdir -p /home/admin/.cargo/bin && printf "#!/bin/sh\n[ \"\$1 \$2 \$3\" = \"build --release --locked\" ] || exit 2\nmkdir -p target/release && cp /home/admin/iptables-docker-under-test target/release/iptables-docker\n" >/home/admin/.cargo/bin/cargo && chmod 755 /home/admin/.cargo/bin/cargo && chown -R admin: /home/admin/.cargo'
+fi
 sd_exec systemctl start docker.service
 # An admin host in a namespace of the container (10.9.9.2 -> 10.9.9.1), an sshd stand-in
 # (a socket unit on 22) and a service on 5432 that ufw and the policy both close. During
@@ -217,7 +264,12 @@ sd_sh 'socket_unit() {
            "sleep 0.02" "done" >/root/probe.sh
        systemd-run --quiet --unit=probe ip netns exec admin bash /root/probe.sh'
 t3=$(now)
-out=$(run env PATH="/root/fakecargo:$SD_CONTAINER_PATH" SSH_CONNECTION="198.51.100.7 40000 10.0.0.1 22" /root/src/install)
+if ((distro_cargo)); then
+    out=$(sudo_install --with-distro-rust)
+    built=/home/admin/iptables-docker/target/release/iptables-docker
+else
+    out=$(sudo_install)
+fi
 t_install=$(since "$t3")
 sleep 0.6
 sd_exec systemctl stop probe.service
@@ -228,6 +280,13 @@ expect_eq "  none reached 5432 (closed by ufw, then by the policy)" "0" "$opened
 ssh_ok() { sd_sh 'ip netns exec admin timeout 2 bash -c "exec 3<>/dev/tcp/10.9.9.1/22"' && echo open || echo blocked; }
 expect_eq "  (the probe works: ssh from the admin connects under the policy)" "open" "$(ssh_ok)"
 printf '%s\n' "$out" | sed 's/^/       | /'
+if ((distro_cargo)); then
+    expect_in "--with-distro-rust: apt-get install cargo (from the archive)" "installing this distribution's cargo (rustc 1.85" "$out"
+    expect_in "  Debian's cargo builds the project offline (rust-version holds)" "install: building the release binary with /usr/bin/cargo (rustc 1.85" "$out"
+    expect_in "  as the admin: target/ is theirs" "admin" "$(sd_exec stat -c %U /home/admin/iptables-docker/target/release/iptables-docker)"
+else
+    expect_in "the cargo in ~/.cargo/bin found through sudo" "building the release binary with /home/admin/.cargo/bin/cargo" "$out"
+fi
 expect_in "sudo ./install over SSH to port 22: builds and installs" "install: done:" "$out"
 expect_in "  exit code 0" "[exit 0]" "$out"
 expect_in "  moved Docker's rules (and ufw's leftovers) from nft to legacy" "from iptables-nft to iptables-legacy in one restore per family" "$out"
@@ -240,7 +299,7 @@ after=$(state)
 expect_in "ufw inactive" "ufw: Status: inactive, ENABLED=no" "$after"
 expect_in "ufw.service disabled and stopped" "ufw.service: disabled inactive" "$after"
 expect_in "firewalld masked and stopped" "firewalld.service: masked inactive" "$after"
-expect_in "iptables -> legacy" "iptables -V: iptables v1.8.9 (legacy)" "$after"
+expect_in "iptables -> legacy" "iptables -V: iptables $iptables_v (legacy)" "$after"
 expect_in "iptables alternative set to legacy" $'Name: iptables\nStatus: manual\nValue: /usr/sbin/iptables-legacy' "$after"
 expect_in "ip6tables alternative set to legacy" $'Name: ip6tables\nStatus: manual\nValue: /usr/sbin/ip6tables-legacy' "$after"
 expect_in "iptables-docker.service enabled and active" "iptables-docker.service: enabled active" "$after"
@@ -252,12 +311,12 @@ expect_eq "  every Docker rule kept" "$docker_rule_count" "$(grep -c -- '-A \(DO
 expect_not_in "  no ufw rule left" "ufw" "$legacy4$(section "$after" ip6tables-legacy-save)"
 expect_eq "nft holds no rule any more (IPv4)" "0" "$(grep -c '^-A' <<<"$(section "$after" iptables-nft-save)" || true)"
 expect_eq "nft holds no rule any more (IPv6)" "0" "$(grep -c '^-A' <<<"$(section "$after" ip6tables-nft-save)" || true)"
-expect_in "binary installed 0755" "-rwxr-xr-x $(stat -c %s "$bin") /usr/local/sbin/iptables-docker" "$after"
+expect_in "binary installed 0755" "-rwxr-xr-x $(sd_exec stat -c %s "$built") /usr/local/sbin/iptables-docker" "$after"
 expect_in "unit installed" "-rw-r--r--" "$(section "$after" /etc/systemd/system/iptables-docker.service)"
 expect_eq "config and template installed 0644" "2" "$(section "$after" /etc/iptables-docker | grep -c '^-rw-r--r-- .*/\(config.toml\|policy.rules.j2\)$')"
 expect_in "install record 0600 in a 0700 directory" $'drwx------' "$(section "$after" /var/lib/iptables-docker)"
 expect_in "  the record" "-rw------- " "$(section "$after" /var/lib/iptables-docker | grep install-record.toml)"
-expect_in "man page installed 0644" "-rw-r--r-- $("$bin" man | wc -c) /usr/local/share/man/man8/iptables-docker.8" "$after"
+expect_in "man page installed 0644" "-rw-r--r-- $(sd_exec "$built" man | wc -c) /usr/local/share/man/man8/iptables-docker.8" "$after"
 out=$(run bash --norc -c '. /usr/local/share/bash-completion/completions/iptables-docker && complete -p iptables-docker')
 expect_in "bash completion installed and loads" "-F _iptables__docker iptables-docker" "$out"
 record=$(sd_exec cat /var/lib/iptables-docker/install-record.toml)
@@ -289,7 +348,7 @@ s1=$(stamp)
 sum() { sd_sh 'sha256sum /var/lib/iptables-docker/install-record.toml /var/lib/iptables-docker/installed-files /etc/iptables-docker/* /etc/systemd/system/iptables-docker.service /usr/local/sbin/iptables-docker'; }
 sums=$(sum)
 t4=$(now)
-out=$(run /root/iptables-docker install)
+out=$(run "$built" install)
 t_noop=$(since "$t4")
 expect_in "second install: nothing to change" "install: nothing to change" "$out"
 expect_eq "  its only output line" "1" "$(grep -c '^install:' <<<"$out")"
@@ -299,7 +358,7 @@ expect_same "  record and files unchanged" "$sums" "$(sum)"
 
 echo "# upgrade: new binary, edited config"
 sd_sh 'echo "# edited by the admin" >>/etc/iptables-docker/config.toml
-       cp /root/iptables-docker /root/iptables-docker-new && printf "\n#upgrade\n" >>/root/iptables-docker-new'
+       cp "$1" /root/iptables-docker-new && printf "\n#upgrade\n" >>/root/iptables-docker-new' sh "$built"
 config=$(sd_exec sha256sum /etc/iptables-docker/config.toml)
 out=$(run /root/iptables-docker-new install)
 expect_in "upgrade replaces the binary" "install: updated /usr/local/sbin/iptables-docker" "$out"
@@ -397,7 +456,7 @@ expected_host=$(host_part "$original" | sed 's/^iptables-docker.service: .*/ipta
 actual_host=$(host_part "$gone" | sed 's/^iptables-docker.service: .*/iptables-docker.service: GONE/')
 expect_same "alternatives, ufw, firewalld exactly as before install" "$expected_host" "$actual_host"
 expect_in "ufw active and enabled again" "ufw.service: enabled active" "$gone"
-expect_in "unit gone" "iptables-docker.service: Failed to get unit file state" "$gone"
+expect_unit_gone "unit gone" "$gone"
 expect_eq "binary gone: /usr/local/sbin as before install" "$(section "$original" /usr/local/sbin)" "$(section "$gone" /usr/local/sbin)"
 expect_in "config kept" "/etc/iptables-docker/config.toml" "$(section "$gone" /etc/iptables-docker)"
 expect_eq "man page and completion gone: /usr/local/share as before install" "$(section "$original" /usr/local/share)" "$(section "$gone" /usr/local/share)"
@@ -413,7 +472,7 @@ expect_same "  state unchanged" "$gone" "$(state)"
 
 # expect_nft_policy STATE: `iptables` still nft, the policy and every Docker rule there.
 expect_nft_policy() {
-    expect_in "  iptables still nft" "iptables -V: iptables v1.8.9 (nf_tables)" "$1"
+    expect_in "  iptables still nft" "iptables -V: iptables $iptables_v (nf_tables)" "$1"
     expect_in "  policy in iptables-nft" ":INPUT DROP" "$(section "$1" iptables-nft-save)"
     expect_eq "  every Docker rule kept in nft" "$docker_rule_count" "$(grep -c -- '-A \(DOCKER\|FORWARD\|PREROUTING\|OUTPUT\|POSTROUTING\)' <<<"$(section "$1" iptables-nft-save)")"
 }

@@ -14,12 +14,25 @@
 #   sd_shutdown                            # systemctl poweroff, wait, kill after timeout
 #   # sd_cleanup runs from the trap: shuts down, unmounts, removes the work dir
 #
-# One container at a time per shell (state lives in the SD_* variables below). Several
-# scripts can run concurrently: names, work dirs and cgroups are unique per container.
+# Several containers per shell: the SD_* variables below describe the current one;
+# sd_mkroot makes a new one current (the previous one stays registered), sd_select WORK
+# goes back to another (by its $SD_WORK), sd_cleanup_all (the trap) tears them all down.
+# To boot several at once: sd_launch each, then sd_select + sd_wait_up each.
+# On a private bridge: sd_netns_new NS; sd_netns_exec "$NS" ip link add br0 type bridge
+# ...; then sd_attach "$NS" br0 after each sd_mkroot (the container's end is `host0`).
+# Several scripts can run concurrently: names, work dirs and cgroups are unique per
+# container.
 #
 # Functions
+#   sd_rootfs                print the cached root of $IPTD_SUITE (rootfs.sh builds it)
 #   sd_mkroot CACHE_ROOTFS   make $SD_ROOT, a writable throwaway view of CACHE_ROOTFS
 #   sd_boot [ROOTFS]         boot ROOTFS (default $SD_ROOT) in the background, wait until up
+#   sd_launch [ROOTFS]       start booting, do not wait (then sd_wait_up)
+#   sd_wait_up               wait until the launched container is up, set $SD_PID
+#   sd_select WORK           make the container whose $SD_WORK is WORK the current one
+#   sd_netns_new VAR         a new empty network namespace; VAR gets its path
+#   sd_netns_exec NS CMD...  run CMD in network namespace NS (never this machine's own)
+#   sd_attach NS BRIDGE      the current container boots with its host0 on BRIDGE in NS
 #   sd_exec CMD [ARG...]     run CMD in the container (all its namespaces, clean env)
 #   sd_sh 'SCRIPT'           sd_exec sh -c 'SCRIPT'
 #   sd_cp HOST_PATH CONTAINER_PATH [MODE]   copy a file or directory into the container
@@ -27,8 +40,9 @@
 #   sd_shutdown              power off, wait for nspawn to exit (kill by PID after timeout)
 #   sd_running               true while the nspawn of the current boot is alive
 #   sd_log_tail [N]          last N lines of the nspawn console log (stderr)
-#   sd_cleanup               idempotent teardown, safe to call from a trap
-#   sd_install_trap          trap sd_cleanup on EXIT, INT, TERM
+#   sd_cleanup               idempotent teardown of the current container
+#   sd_cleanup_all           sd_cleanup of every container, then the namespaces' holders
+#   sd_install_trap          trap sd_cleanup_all on EXIT, INT, TERM
 #
 # Variables set (exported)
 #   SD_WORK        work dir of this container (overlay upper/work, root/, nspawn.log)
@@ -39,6 +53,7 @@
 #   SD_LOG         nspawn console log, all boots appended
 #   SD_BOOTS       number of boots so far
 #   SD_LAST_RC     exit code of nspawn for the last boot that ended (133 = reboot)
+#   SD_NETNS, SD_BRIDGE  set by sd_attach: the namespace nspawn runs in, and the bridge
 #
 # Knobs (environment)
 #   IPTD_WORK_DIR         where work dirs are created (default /var/tmp)
@@ -56,7 +71,8 @@
 #                         set it empty to let nspawn decide (mirrors the host)
 #
 # Safety: the container always gets --private-network, so every iptables/ufw/nft command
-# run through sd_exec acts on the container's own network namespace, never the host's.
+# run through sd_exec acts on the container's own network namespace, never the host's;
+# sd_netns_exec refuses to run in this machine's own network namespace.
 
 SD_WORK=${SD_WORK:-}
 SD_ROOT=${SD_ROOT:-}
@@ -66,10 +82,17 @@ SD_NSPAWN_PID=${SD_NSPAWN_PID:-}
 SD_LOG=${SD_LOG:-}
 SD_BOOTS=${SD_BOOTS:-0}
 SD_LAST_RC=${SD_LAST_RC:-}
+SD_NETNS=
+SD_BRIDGE=
 SD__MONITOR_PID=
 SD__UUID=
+SD__DEADLINE=
 SD__CGROUPS=()
+SD__ALL=()         # the work dirs of every container not cleaned up yet
+SD__NETNS_PIDS=()  # the processes holding the namespaces of sd_netns_new
 export SD_WORK SD_ROOT SD_NAME SD_PID SD_NSPAWN_PID SD_LOG SD_BOOTS SD_LAST_RC
+SD__STATE_VARS=(SD_WORK SD_ROOT SD_NAME SD_PID SD_NSPAWN_PID SD_LOG SD_BOOTS SD_LAST_RC
+    SD_NETNS SD_BRIDGE SD__MONITOR_PID SD__UUID SD__DEADLINE SD__CGROUPS)
 
 # PATH/env used for commands inside the container (the host's env is not passed in).
 SD_CONTAINER_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -80,9 +103,80 @@ sd__die() {
     return 1
 }
 
+# --- several containers ---------------------------------------------------------------
+
+# Writes the current container's SD_* variables to its work dir.
+sd__save() {
+    [[ -n $SD_WORK && -d $SD_WORK ]] || return 0
+    declare -p "${SD__STATE_VARS[@]}" >"$SD_WORK/sd.state"
+}
+
+# sd_select WORK: saves the current container's state, makes WORK's current. In the main
+# shell (not in $(...)): it sets the SD_* variables.
+sd_select() {
+    local work=${1:?usage: sd_select WORK}
+    [[ $work != "$SD_WORK" ]] || return 0
+    [[ -e $work/sd.state ]] || sd__die "sd_select: $work is no container of this shell" || return
+    sd__save
+    # declare -p prints `declare -x NAME=...`; -g keeps them global here.
+    # shellcheck disable=SC1090
+    source <(sed -E 's/^declare -[-a-zA-Z]+ /declare -g /' "$work/sd.state")
+}
+
+# --- network namespaces and bridges ---------------------------------------------------
+
+# sd_netns_new VAR: a new network namespace with nothing but a down `lo`, held by a
+# sleeping process that sd_cleanup_all kills; VAR gets its path (/proc/PID/ns/net).
+sd_netns_new() {
+    local var=${1:?usage: sd_netns_new VAR} pid own
+    unshare --net sleep infinity </dev/null >/dev/null 2>&1 &
+    pid=$!
+    SD__NETNS_PIDS+=("$pid")
+    own=$(readlink /proc/self/ns/net)
+    # Until unshare has switched, /proc/PID/ns/net is still this machine's own namespace.
+    while [[ $(readlink "/proc/$pid/ns/net" 2>/dev/null || echo "$own") == "$own" ]]; do
+        kill -0 "$pid" 2>/dev/null || sd__die "unshare --net failed" || return
+        sleep 0.05
+    done
+    printf -v "$var" '/proc/%s/ns/net' "$pid"
+}
+
+# sd_netns_exec NS CMD [ARG...]: CMD in network namespace NS; refuses this machine's own.
+sd_netns_exec() {
+    local ns=${1:?usage: sd_netns_exec NS CMD...}
+    shift
+    [[ $(readlink "$ns") != "$(readlink /proc/self/ns/net)" ]] ||
+        sd__die "sd_netns_exec: $ns is this machine's own network namespace" || return
+    nsenter --net="$ns" "$@"
+}
+
+# sd_attach NS BRIDGE: the current container's nspawn runs in network namespace NS, with
+# a veth to BRIDGE there (--network-bridge); inside, the container's end is `host0`.
+sd_attach() {
+    SD_NETNS=${1:?usage: sd_attach NS BRIDGE}
+    SD_BRIDGE=${2:?usage: sd_attach NS BRIDGE}
+    [[ $(readlink "$SD_NETNS") != "$(readlink /proc/self/ns/net)" ]] ||
+        sd__die "sd_attach: $SD_NETNS is this machine's own network namespace" || return
+}
+
 # --- rootfs --------------------------------------------------------------------------
 
-# sd_mkroot CACHE_ROOTFS: create $SD_WORK and $SD_ROOT, a writable view of CACHE_ROOTFS.
+# sd_rootfs: print the path of the cached root of $IPTD_SUITE (default bookworm) that the
+# install, .deb and role stories share; built by rootfs.sh when missing. On a suite whose
+# own rustc builds the project (not bookworm), Debian's cargo .debs are in its apt cache,
+# so `apt-get install cargo` works in the container without network.
+sd_rootfs() {
+    local rootfs_sh
+    rootfs_sh="$(dirname -- "${BASH_SOURCE[0]}")/rootfs.sh"
+    if [[ ${IPTD_SUITE:-bookworm} == bookworm ]]; then
+        "$rootfs_sh"
+    else
+        IPTD_ROOTFS_DOWNLOAD=cargo "$rootfs_sh"
+    fi
+}
+
+# sd_mkroot CACHE_ROOTFS: create $SD_WORK and $SD_ROOT, a writable view of CACHE_ROOTFS,
+# as a new current container (the previous one, if any, stays: sd_select).
 # overlay: lowerdir=cache (never written), upper/work in $SD_WORK; ~instant.
 # copy:    cp -a --reflink=auto; for hosts where overlayfs is unavailable (e.g. the work
 #          dir itself is on overlayfs, as inside a Docker container).
@@ -90,9 +184,12 @@ sd_mkroot() {
     local cache=${1:?usage: sd_mkroot CACHE_ROOTFS}
     local mode=${IPTD_ROOTFS_MODE:-overlay}
     [[ -d $cache && -e $cache/.iptd-rootfs ]] || sd__die "$cache is not a rootfs built by rootfs.sh" || return
-    [[ -z $SD_WORK ]] || sd__die "sd_mkroot: a container ($SD_WORK) already exists; sd_cleanup first" || return
+    sd__save
+    SD_PID='' SD_NSPAWN_PID='' SD_LAST_RC='' SD_NETNS='' SD_BRIDGE='' SD__MONITOR_PID=''
+    SD__DEADLINE='' SD__CGROUPS=()
     mkdir -p "${IPTD_WORK_DIR:-/var/tmp}"
     SD_WORK=$(mktemp -d "${IPTD_WORK_DIR:-/var/tmp}/iptd-sd.XXXXXX")
+    SD__ALL+=("$SD_WORK")
     SD_NAME="iptd-${SD_WORK##*.}"
     SD_NAME=${SD_NAME,,} # machine names: lower case is safest
     SD_LOG="$SD_WORK/nspawn.log"
@@ -119,6 +216,7 @@ sd_mkroot() {
         return
     fi
     export SD_WORK SD_ROOT SD_NAME SD_LOG SD_BOOTS
+    sd__save
 }
 
 # --- cgroups -------------------------------------------------------------------------
@@ -215,8 +313,13 @@ sd__find_leader() {
 # sd_boot [ROOTFS]: boot in the background, wait for the container's systemd to be up
 # (is-system-running: running or degraded), set SD_PID / SD_NSPAWN_PID.
 sd_boot() {
+    sd_launch "$@" && sd_wait_up
+}
+
+# sd_launch [ROOTFS]: start nspawn booting ROOTFS (default $SD_ROOT) in the background;
+# sets SD_NSPAWN_PID. sd_wait_up waits for it (other containers can launch meanwhile).
+sd_launch() {
     local root=${1:-$SD_ROOT}
-    local timeout=${IPTD_BOOT_TIMEOUT:-120}
     local -a wrap=() extra=()
     [[ -n $root && -d $root ]] || sd__die "sd_boot: no rootfs dir '$root'" || return
     [[ -n $SD_WORK ]] || sd__die "sd_boot: call sd_mkroot first" || return
@@ -228,9 +331,15 @@ sd_boot() {
     SD_LAST_RC=
     rm -f "$SD_WORK/nspawn.pid" "$SD_WORK/nspawn.rc"
     read -r -a extra <<<"${IPTD_NSPAWN_ARGS:-}"
+    if [[ -n $SD_NETNS ]]; then
+        # nsenter execs (no fork for a network namespace): $! stays nspawn's PID.
+        # sd_attach checked that SD_NETNS is not this machine's own namespace.
+        wrap=(nsenter --net="$SD_NETNS")
+        extra+=("--network-bridge=$SD_BRIDGE")
+    fi
     if sd__use_scope; then
         SD__CGROUPS=()
-        wrap=(systemd-run --quiet --scope --collect -p Delegate=yes --unit="$SD_NAME-b$SD_BOOTS")
+        wrap+=(systemd-run --quiet --scope --collect -p Delegate=yes --unit="$SD_NAME-b$SD_BOOTS")
     else
         sd__cgroup_create
     fi
@@ -263,14 +372,21 @@ sd_boot() {
     ) &
     SD__MONITOR_PID=$!
 
-    local deadline=$((SECONDS + timeout)) state=
+    SD__DEADLINE=$((SECONDS + ${IPTD_BOOT_TIMEOUT:-120}))
     while [[ ! -s $SD_WORK/nspawn.pid ]]; do
-        ((SECONDS < deadline)) || { sd_log_tail 40; sd__die "nspawn did not start"; return; }
+        ((SECONDS < SD__DEADLINE)) || { sd_log_tail 40; sd__die "nspawn did not start"; return; }
         sleep 0.1
     done
     SD_NSPAWN_PID=$(<"$SD_WORK/nspawn.pid")
     export SD_NSPAWN_PID SD_BOOTS
+    sd__save
+}
 
+# sd_wait_up: wait until the container sd_launch started is up (is-system-running:
+# running or degraded, within IPTD_BOOT_TIMEOUT of its launch); sets SD_PID.
+sd_wait_up() {
+    local deadline=${SD__DEADLINE:?sd_wait_up: sd_launch first} state=
+    local timeout=${IPTD_BOOT_TIMEOUT:-120}
     while ! SD_PID=$(sd__find_leader); do
         if ! sd_running; then
             sd__wait_exit 5 || true
@@ -310,6 +426,7 @@ sd_boot() {
         sd_exec systemctl --failed --no-pager --no-legend >&2 || true
     fi
     sd__log "boot $SD_BOOTS: $state (nspawn PID $SD_NSPAWN_PID, container PID 1 = $SD_PID)"
+    sd__save
 }
 
 # sd_exec CMD [ARG...]: run CMD inside the container, in all of its namespaces (mount,
@@ -462,7 +579,13 @@ sd_reboot() {
 # sd_cleanup: stop the container if still up, unmount the overlay, delete the work dir.
 # Idempotent; never fails (it runs from traps).
 sd_cleanup() {
-    local rc=$? errexit=0
+    sd__teardown "$?"
+}
+
+# sd__teardown RC: sd_cleanup's work; RC is the exit status being cleaned up after
+# (IPTD_KEEP_WORK_ON_FAILURE), and its return value.
+sd__teardown() {
+    local rc=$1 errexit=0 w kept=()
     [[ $- != *e* ]] || errexit=1
     set +e
     if sd_running; then
@@ -483,13 +606,51 @@ sd_cleanup() {
             rm -rf --one-file-system -- "$SD_WORK"
         fi
     fi
+    for w in "${SD__ALL[@]}"; do
+        [[ $w == "$SD_WORK" ]] || kept+=("$w")
+    done
+    SD__ALL=("${kept[@]}")
     SD_WORK='' SD_ROOT='' SD_NAME='' SD_PID='' SD_NSPAWN_PID='' SD_LOG='' SD__MONITOR_PID=''
     ((errexit == 0)) || set -e
     return "$rc"
 }
 
+# sd_shutdown_all: power every running container off at once, then wait for each
+# (sd_shutdown). Returns 1 if any did not power off cleanly.
+sd_shutdown_all() {
+    local w bad=0
+    for w in "${SD__ALL[@]}"; do
+        sd_select "$w"
+        ! sd_running || sd__ctl poweroff
+    done
+    for w in "${SD__ALL[@]}"; do
+        sd_select "$w"
+        sd_shutdown || bad=1
+    done
+    return "$bad"
+}
+
+# sd_cleanup_all: sd_cleanup of every container of this shell, then the processes that
+# hold sd_netns_new's namespaces (by PID). Never fails; returns the status it was called
+# with (it runs from traps).
+sd_cleanup_all() {
+    local rc=$? pid
+    while ((${#SD__ALL[@]} > 0)); do
+        if ! sd_select "${SD__ALL[0]}" 2>/dev/null; then
+            SD__ALL=("${SD__ALL[@]:1}")
+            continue
+        fi
+        sd__teardown "$rc" || true
+    done
+    for pid in "${SD__NETNS_PIDS[@]}"; do
+        { kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; } || true
+    done
+    SD__NETNS_PIDS=()
+    return "$rc"
+}
+
 sd_install_trap() {
-    trap 'sd_cleanup' EXIT
-    trap 'sd_cleanup; trap - EXIT; exit 130' INT
-    trap 'sd_cleanup; trap - EXIT; exit 143' TERM
+    trap 'sd_cleanup_all' EXIT
+    trap 'sd_cleanup_all; trap - EXIT; exit 130' INT
+    trap 'sd_cleanup_all; trap - EXIT; exit 143' TERM
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (once, cached) a Debian rootfs for the tests, and print its path. Two profiles:
-#   systemd  Debian bookworm that boots under systemd-nspawn, for the real-systemd tests of
-#            `iptables-docker install/uninstall` (the default)
+#   systemd  Debian bookworm (or IPTD_SUITE, e.g. trixie) that boots under systemd-nspawn,
+#            for the real-systemd tests of `iptables-docker install/uninstall` (the default)
 #   docker   Debian sid with docker.io 28.5 (its dockerd is run chrooted by tests/docker/lib.sh)
 #
 # Usage:
@@ -9,18 +9,25 @@
 #   tests/systemd/rootfs.sh --rebuild [PROFILE]  # throw the cache entry away and build again
 #
 # Environment:
-#   IPTD_ROOTFS_CACHE     cache directory (default /var/cache/iptables-docker-tests/bookworm,
+#   IPTD_SUITE            the systemd profile's Debian suite: bookworm (12, the default),
+#                         trixie (13), ...
+#   IPTD_ROOTFS_CACHE     cache directory (default /var/cache/iptables-docker-tests/$IPTD_SUITE,
 #                         /var/cache/iptables-docker-tests/docker-sid for the docker profile)
 #   IPTD_DEBIAN_MIRROR    Debian mirror (default http://deb.debian.org/debian)
 #   IPTD_ROOTFS_EXTRA     extra packages, space separated (part of the cache key)
-#   IPTD_ROOTFS_KEEP_OLD  1 = keep cache entries built with another key (default: prune them)
+#   IPTD_ROOTFS_DOWNLOAD  packages fetched into the root's apt cache (with what they need)
+#                         but not installed, so that `apt-get install` of them works in a
+#                         container without network, as from the archive (part of the key)
+#   IPTD_ROOTFS_KEEP_OLD  1 = keep entries of the same package list built by an older
+#                         rootfs.sh (default: prune them; other package lists are kept)
 #
 # The only thing written to stdout is the path of the finished rootfs; progress and
 # debootstrap output go to stderr. The cache entry is NEVER modified by tests: use
 # sd_mkroot (lib.sh) to get a throwaway copy/overlay of it.
 #
 # Cache layout:
-#   $IPTD_ROOTFS_CACHE/.lock               flock, serialises concurrent builders
+#   $IPTD_ROOTFS_CACHE/.lock               flock, serialises concurrent builders (of one
+#                                          suite; different suites build side by side)
 #   $IPTD_ROOTFS_CACHE/rootfs-<key>/       finished rootfs (only ever created by rename)
 #   $IPTD_ROOTFS_CACHE/.build-<key>.XXXX/  build in progress (removed on failure)
 # <key> is a hash of this script's own text, the suite, the architecture and the
@@ -44,10 +51,12 @@ done
 VARIANT=minbase
 case $profile in
 systemd)
-    SUITE=bookworm CACHE_NAME=bookworm
+    SUITE=${IPTD_SUITE:-bookworm} CACHE_NAME=${IPTD_SUITE:-bookworm}
     # Packages on top of minbase. systemd + systemd-sysv make /sbin/init systemd; dbus is
-    # needed by systemctl/hostnamectl & co; iptables/ufw are what the tests are about.
-    PACKAGES=(systemd systemd-sysv dbus iptables ufw procps iproute2 kmod)
+    # needed by systemctl/hostnamectl & co; iptables/ufw are what the tests are about;
+    # python3-apt is for the Ansible role's apt module (python3 comes with ufw), in every
+    # root so that all the stories of one suite share one cache entry.
+    PACKAGES=(systemd systemd-sysv dbus iptables ufw procps iproute2 kmod python3-apt)
     ;;
 docker)
     # sid's docker.io is 28.5.2: the >= 28.0.1 chain layout (DOCKER-FORWARD, raw guards).
@@ -60,7 +69,9 @@ CACHE_DIR=${IPTD_ROOTFS_CACHE:-/var/cache/iptables-docker-tests/$CACHE_NAME}
 MIRROR=${IPTD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 read -r -a EXTRA <<<"${IPTD_ROOTFS_EXTRA:-}"
 PACKAGES+=("${EXTRA[@]}")
+read -r -a DOWNLOAD <<<"${IPTD_ROOTFS_DOWNLOAD:-}"
 
+[[ $SUITE =~ ^[a-z]+$ ]] || die "IPTD_SUITE must be a Debian suite name, not '$SUITE'"
 [[ $(id -u) -eq 0 ]] || die "must run as root (debootstrap)"
 command -v debootstrap >/dev/null || die "debootstrap not installed (apt-get install debootstrap)"
 command -v flock >/dev/null || die "flock not installed (util-linux)"
@@ -72,6 +83,7 @@ key=$(
     {
         printf 'suite=%s variant=%s arch=%s\n' "$SUITE" "$VARIANT" "$arch"
         printf 'pkg=%s\n' "${PACKAGES[@]}"
+        printf 'download=%s\n' "${DOWNLOAD[@]}"
         cat "${BASH_SOURCE[0]}"
     } | sha256sum | cut -c1-16
 )
@@ -212,12 +224,22 @@ configure_for_nspawn() {
 
 # Small image: drop downloaded .debs.
 rm -f "$build"/var/cache/apt/archives/*.deb "$build"/var/cache/apt/*.bin
+if ((${#DOWNLOAD[@]})); then
+    # Fresh package lists (apt-cache policy shows the candidates), then the .debs alone.
+    log "downloading (not installing): ${DOWNLOAD[*]}"
+    cp /etc/resolv.conf "$build/etc/resolv.conf"
+    chroot "$build" apt-get update -qq >&2
+    chroot "$build" apt-get install -qq --download-only --no-install-recommends -y \
+        "${DOWNLOAD[@]}" >&2 </dev/null
+    rm -f "$build/etc/resolv.conf" "$build"/var/cache/apt/*.bin
+fi
 
 # Record what this is.
 {
     printf 'key=%s\nsuite=%s\nvariant=%s\narch=%s\nmirror=%s\nbuilt=%s\n' \
         "$key" "$SUITE" "$VARIANT" "$arch" "$MIRROR" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     printf 'package=%s\n' "${PACKAGES[@]}"
+    printf 'download=%s\n' "${DOWNLOAD[@]}"
 } >"$build/.iptd-rootfs"
 
 # Publish atomically: a rootfs-<key> directory only ever exists complete.
@@ -229,6 +251,15 @@ log "built $final in $((SECONDS - start))s"
 if [[ ${IPTD_ROOTFS_KEEP_OLD:-0} != 1 ]]; then
     for d in "$CACHE_DIR"/rootfs-*; do
         [[ -d $d && $d != "$final" ]] || continue
+        # Only what this build replaces: the same packages by an older rootfs.sh. Another
+        # package list is another suite's (which may be booted from it right now).
+        [[ $(grep '^package=' "$d/.iptd-rootfs" 2>/dev/null) == "$(printf 'package=%s\n' "${PACKAGES[@]}")" ]] ||
+            continue
+        # A test of another checkout may be booted on it (the overlay's lower dir).
+        if grep -qF "lowerdir=$d," /proc/self/mounts; then
+            log "keeping old cache entry $d: a container runs on it"
+            continue
+        fi
         log "pruning old cache entry $d"
         safe_rm "$d"
     done
