@@ -23,7 +23,10 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
     let mode = if args.stop { Mode::Stop } else { Mode::Start };
     let child_lock = ChildLock::new()?;
     let mut plans = Vec::new();
-    if args.input.is_some() || args.input6.is_some() {
+    // Offline (--input) plans touch nothing of this host, its netfilter tables included:
+    // the policy is tested with `iptables-restore --test` only against the running host.
+    let offline = args.input.is_some() || args.input6.is_some();
+    if offline {
         // Offline: files from elsewhere, so no apply record of this host applies.
         for (family, file) in [(Family::V4, &args.input), (Family::V6, &args.input6)] {
             if let Some(path) = file {
@@ -52,7 +55,7 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
     if !args.stop {
         warn_lockout(&config);
     }
-    let tested = match system::is_root() {
+    let tested = match system::is_root() && !offline {
         true => Some(super::select_backend(global, &config, true)?.backend),
         false => None,
     };
@@ -62,9 +65,14 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
             let ipt = Iptables::new(family, backend, &child_lock)?;
             test_policy(&ipt, &plan.policy)?;
         } else if !args.stop {
+            let why = if offline {
+                "an offline plan does not touch this host's firewall; `iptables-docker check` tests it"
+            } else {
+                "that needs root"
+            };
             eprintln!(
                 "iptables-docker: note: the {family} policy was not tested with \
-                 iptables-restore --test (that needs root)"
+                 iptables-restore --test ({why})"
             );
         }
         println!("# {family}: {}", summary(&plan));
