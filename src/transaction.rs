@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::ownership::{DockerOwnership, TableOwnership};
-use crate::ruleset::{builtin_chains, Chain, Rule, Ruleset, Table};
+use crate::ruleset::{Chain, Rule, Ruleset, Table};
 
 /// The `iptables-nft-restore --noflush` input that turns the `tables` of `now` (with its
 /// classification `own`) into those of `target`, touching no kept rule that `target` has
@@ -32,7 +32,7 @@ pub fn edit_script(
     let mut out = String::new();
     for name in tables {
         let found = now.tables.iter().position(|t| &t.name == name);
-        let empty = empty_table(name);
+        let empty = Table::empty(name);
         let (cur, cur_own) =
             found.map_or((&empty, &empty_own), |i| (&now.tables[i], &own.tables[i]));
         let wanted = target.table(name).unwrap_or(&empty);
@@ -40,21 +40,6 @@ pub fn edit_script(
         edit_table(&mut out, cur, cur_own, wanted, &rewrites);
     }
     out
-}
-
-fn empty_table(name: &str) -> Table {
-    Table {
-        name: name.to_string(),
-        chains: builtin_chains(name)
-            .iter()
-            .map(|c| Chain {
-                name: c.to_string(),
-                policy: Some("ACCEPT".to_string()),
-                counters: None,
-            })
-            .collect(),
-        rules: Vec::new(),
-    }
 }
 
 /// How the transaction treats one chain of the target.
