@@ -102,11 +102,7 @@ if iptables-legacy -L f2b-odoo -n > /dev/null 2>&1; then
 fi
 dump STOP
 "#,
-        ipset = if ipset.exists() {
-            format!("ipset restore < '{}'", ipset.display())
-        } else {
-            String::new()
-        },
+        ipset = ipset_restore_line(&ipset),
         v4 = file("v4.rules").display(),
         v6 = if v6.exists() {
             format!("ip6tables-legacy-restore < '{}'", v6.display())

@@ -119,11 +119,7 @@ echo "=== START"; {p}-save
 echo "=== STOP"; {p}-save
 "#,
         file = file.display(),
-        ipset_load = if ipset.exists() {
-            format!("ipset restore < '{}'", ipset.display())
-        } else {
-            String::new()
-        },
+        ipset_load = ipset_restore_line(&ipset),
         junk = junk(v6),
         forward = if forward_drop {
             format!("{p} -P FORWARD DROP")
@@ -131,14 +127,7 @@ echo "=== STOP"; {p}-save
             String::new()
         },
     );
-    let out = netns_sh(&script, 120);
-    if !out.status.success() {
-        return Err(format!("setup failed: {}{}", stdout(&out), stderr(&out)));
-    }
-    let s = sections(&stdout(&out));
-    if let Some(failure) = s.get("FAILED") {
-        return Err(format!("iptables-docker failed: {failure}"));
-    }
+    let s = netns_sections(&script, "iptables-docker")?;
     let fixture = parse(&s["FIXTURE"]);
     let before = parse(&s["BEFORE"]);
     let started = parse(&s["START"]);
@@ -366,23 +355,12 @@ dump START
 dump STOP
 "#,
         file = file.display(),
-        ipset_load = if ipset.exists() {
-            format!("ipset restore < '{}'", ipset.display())
-        } else {
-            String::new()
-        },
+        ipset_load = ipset_restore_line(&ipset),
         f2b = fail2ban(p, v6),
         fam = if v6 { 6 } else { 4 },
         fragment = LOOKS_LIKE_DOCKER.replace("NET", if v6 { "fd08::/64" } else { "10.8.0.0/24" }),
     );
-    let out = netns_sh(&script, 120);
-    if !out.status.success() {
-        return Err(format!("setup failed: {}{}", stdout(&out), stderr(&out)));
-    }
-    let s = sections(&stdout(&out));
-    if let Some(failure) = s.get("FAILED") {
-        return Err(format!("iptables-docker failed: {failure}"));
-    }
+    let s = netns_sections(&script, "iptables-docker")?;
     let family = if v6 { "6" } else { "4" };
     let started = parse(&s[&format!("START {family}")]);
     let before = parse(&s[&format!("BEFORE {family}")]);

@@ -74,20 +74,9 @@ phase drifted
 phase reconfigured --config /run/work/changed.toml
 "#,
         file = file.display(),
-        ipset_load = if ipset.exists() {
-            format!("ipset restore < '{}'", ipset.display())
-        } else {
-            String::new()
-        },
+        ipset_load = ipset_restore_line(&ipset),
     );
-    let out = netns_sh(&script, 120);
-    if !out.status.success() {
-        return Err(format!("setup failed: {}{}", stdout(&out), stderr(&out)));
-    }
-    let s = sections(&stdout(&out));
-    if let Some(failure) = s.get("FAILED") {
-        return Err(format!("start failed: {failure}"));
-    }
+    let s = netns_sections(&script, "start")?;
     for phase in ["started", "drifted", "reconfigured"] {
         let (status, plan) = (&s[&format!("STATUS {phase}")], &s[&format!("PLAN {phase}")]);
         for family in FAMILIES {

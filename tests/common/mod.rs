@@ -174,6 +174,33 @@ pub fn ok(out: Output) -> String {
     stdout(&out)
 }
 
+/// The shell line that loads a fixture's ipset companion first (`X.ipset` beside the
+/// Docker 28.0.0 fixtures), or an empty string when `ipset` does not exist.
+pub fn ipset_restore_line(ipset: &Path) -> String {
+    if ipset.exists() {
+        format!("ipset restore < '{}'", ipset.display())
+    } else {
+        String::new()
+    }
+}
+
+/// Runs `script` with [`netns_sh`] (120 s) and returns its [`sections`]; an error when
+/// the script fails, or when it printed a `=== FAILED` section (`step` names what failed).
+pub fn netns_sections(
+    script: &str,
+    step: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let out = netns_sh(script, 120);
+    if !out.status.success() {
+        return Err(format!("setup failed: {}{}", stdout(&out), stderr(&out)));
+    }
+    let s = sections(&stdout(&out));
+    match s.get("FAILED") {
+        Some(failure) => Err(format!("{step} failed: {failure}")),
+        None => Ok(s),
+    }
+}
+
 /// Splits output into the sections that follow `=== NAME` marker lines.
 pub fn sections(text: &str) -> std::collections::BTreeMap<String, String> {
     let mut map = std::collections::BTreeMap::new();
