@@ -203,7 +203,7 @@ out=$(play -e "$lockout")
 show "$out"
 expect_not_in "refused: the play fails" "[exit 0]" "$out"
 expect_in "  h1 fails, named, with the guard's reason" "fatal: [h1]: FAILED!" "$out"
-expect_in "  refusing to apply" "refusing to apply: the policy would not accept your SSH connection from 10.213.0.10" "$out"
+expect_in "  refusing to apply" "refusing to apply: the policy would not accept new SSH connections from 10.213.0.10" "$out"
 expect_same "  h1: ruleset, config and state as before" "${before[h1]}" "$(snapshot h1)"
 for h in h2 h3; do
     if untouched "$h" "$out"; then pass "  the play stopped before $h"; else fail "  the play went on to $h"; fi
