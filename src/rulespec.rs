@@ -27,7 +27,7 @@ use std::ops::Range;
 
 use ipnet::IpNet;
 
-use crate::config::{parse_cidr, Ports};
+use crate::config::{parse_cidr, Allow, Ports, Proto};
 
 /// What a rule does with a new connection it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -456,6 +456,29 @@ fn port_range(word: &str, item: &str) -> Parsed<Ports> {
 }
 
 // ---- writing and showing ---------------------------------------------------------------
+
+impl From<&Allow> for RuleSpec {
+    /// An `[[allow]]` table (or `[ssh]`) as the rule it is: allow, in, one protocol and
+    /// port range; sources `["0.0.0.0/0", "::/0"]` are anywhere.
+    fn from(allow: &Allow) -> Self {
+        let anywhere = matches!(allow.from.as_slice(), [a, b]
+            if a.prefix_len() == 0 && b.prefix_len() == 0 && a.addr().is_ipv4() != b.addr().is_ipv4());
+        RuleSpec {
+            proto: match allow.proto {
+                Proto::Tcp => Protocol::Tcp,
+                Proto::Udp => Protocol::Udp,
+            },
+            ports: vec![allow.ports],
+            from: if anywhere {
+                Vec::new()
+            } else {
+                allow.from.clone()
+            },
+            description: allow.description.clone(),
+            ..RuleSpec::new(Action::Allow)
+        }
+    }
+}
 
 /// An address as written: a host without its `/32` or `/128`.
 fn address_text(net: &IpNet) -> String {

@@ -9,6 +9,7 @@ mod confirm;
 pub(crate) mod docs;
 mod install;
 mod plan;
+mod rules;
 mod snapshots;
 mod status;
 mod uninstall;
@@ -22,6 +23,7 @@ use crate::family::Family;
 use crate::pipeline::{self, FamilyPlan, Mode};
 use crate::policy::{Policy, Template};
 use crate::report;
+use crate::rulespec::Action;
 use crate::system::iptables::Iptables;
 use crate::system::state::StateDir;
 use crate::system::{probe, trust};
@@ -48,6 +50,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plan(args) => plan::run(global, args),
         Command::Install(args) => install::run(global, args),
         Command::Uninstall(args) => uninstall::run(global, args),
+        Command::Allow(args) => rules::add(global, Action::Allow, args),
+        Command::Deny(args) => rules::add(global, Action::Deny, args),
+        Command::Reject(args) => rules::add(global, Action::Reject, args),
+        Command::Limit(args) => rules::add(global, Action::Limit, args),
+        Command::Rules => rules::list(global),
+        Command::Delete(args) => rules::delete(global, args),
         Command::Man => docs::print_man(),
         Command::Completions { shell } => docs::print_completions(*shell),
     }
