@@ -410,8 +410,7 @@ fn addresses(word: &str) -> Parsed<Vec<IpNet>> {
 /// A port list of `word` (`text`: its ports part), and the protocol a service name
 /// implies (`Any` for numbers).
 fn parse_ports(word: &str, text: &str, services: &str) -> Parsed<(Vec<Ports>, Protocol)> {
-    let starts_with_digit = text.starts_with(|c: char| c.is_ascii_digit());
-    if !starts_with_digit && !text.is_empty() && !text.contains([',', ':', '-']) {
+    if !text.starts_with(|c: char| c.is_ascii_digit()) {
         return match service(services, text) {
             Some((port, proto)) => Ok((
                 vec![Ports {
