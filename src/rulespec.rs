@@ -28,119 +28,64 @@ use std::ops::Range;
 use ipnet::IpNet;
 
 use crate::config::{parse_cidr, Allow, Ports, Proto};
+use crate::host_rule::{Action, Direction, Rule};
 
-/// What a rule does with a new connection it matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Allow,
-    Deny,
-    Reject,
-    Limit,
+/// The action named `word` (`allow`, `deny`, `reject`, `limit`).
+pub fn action_named(word: &str) -> Option<Action> {
+    [Action::Allow, Action::Deny, Action::Reject, Action::Limit]
+        .into_iter()
+        .find(|a| a.as_str() == word)
 }
 
-impl Action {
-    pub const ALL: [Action; 4] = [Action::Allow, Action::Deny, Action::Reject, Action::Limit];
-
-    /// The word in a SPEC and in `action = "…"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Allow => "allow",
-            Action::Deny => "deny",
-            Action::Reject => "reject",
-            Action::Limit => "limit",
-        }
-    }
-
-    pub fn from_name(word: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.name() == word)
+/// `tcp`, `udp`, or `any` (`None`: tcp and udp with ports, every protocol without).
+fn proto_named(word: &str) -> Option<Option<Proto>> {
+    match word {
+        "tcp" => Some(Some(Proto::Tcp)),
+        "udp" => Some(Some(Proto::Udp)),
+        "any" => Some(None),
+        _ => None,
     }
 }
 
-/// INPUT (`in`, the default) or OUTPUT (`out`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Direction {
-    #[default]
-    In,
-    Out,
+fn proto_name(proto: Option<Proto>) -> &'static str {
+    proto.map_or("any", Proto::as_str)
 }
 
-impl Direction {
-    fn name(self) -> &'static str {
-        match self {
-            Direction::In => "in",
-            Direction::Out => "out",
-        }
+/// A rule that allows nothing yet: `action`, in, every protocol, port and address.
+fn new_rule(action: Action) -> Rule {
+    Rule {
+        description: String::new(),
+        action,
+        direction: Direction::In,
+        proto: None,
+        ports: Vec::new(),
+        from: Vec::new(),
+        to: Vec::new(),
+        interface: None,
+        log: false,
     }
 }
 
-/// `tcp`, `udp`, or `any`: with ports, tcp and udp; without, every protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Protocol {
-    Tcp,
-    Udp,
-    #[default]
-    Any,
+/// The same rule, whatever its description says: what "already there" and `delete SPEC`
+/// compare.
+pub fn same_rule(a: &Rule, b: &Rule) -> bool {
+    let plain = |r: &Rule| Rule {
+        description: String::new(),
+        ..r.clone()
+    };
+    plain(a) == plain(b)
 }
 
-impl Protocol {
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Any => "any",
-        }
+/// An `[[allow]]` table (or `[ssh]`) as the rule it is ([`Rule::from_allow`]), with the
+/// sources `["0.0.0.0/0", "::/0"]` as anywhere (no `from`), as a `[[rule]]` writes it.
+pub fn from_allow(allow: &Allow) -> Rule {
+    let mut rule = Rule::from_allow(allow);
+    let anywhere = matches!(rule.from.as_slice(), [a, b]
+        if a.prefix_len() == 0 && b.prefix_len() == 0 && a.addr().is_ipv4() != b.addr().is_ipv4());
+    if anywhere {
+        rule.from.clear();
     }
-
-    fn from_name(word: &str) -> Option<Self> {
-        [Protocol::Tcp, Protocol::Udp, Protocol::Any]
-            .into_iter()
-            .find(|p| p.name() == word)
-    }
-}
-
-/// One host rule, as a SPEC says it and a `[[rule]]` table holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleSpec {
-    pub action: Action,
-    pub direction: Direction,
-    pub proto: Protocol,
-    /// Destination ports and ranges; empty: every port (and, with `Any`, every protocol).
-    pub ports: Vec<Ports>,
-    /// Sources; empty: anywhere.
-    pub from: Vec<IpNet>,
-    /// Destinations; empty: anywhere.
-    pub to: Vec<IpNet>,
-    /// In-interface (`in`) or out-interface (`out`), as written (`wg*` a wildcard).
-    pub interface: Option<String>,
-    pub log: bool,
-    /// `description`; empty when none.
-    pub description: String,
-}
-
-impl RuleSpec {
-    fn new(action: Action) -> Self {
-        RuleSpec {
-            action,
-            direction: Direction::In,
-            proto: Protocol::Any,
-            ports: Vec::new(),
-            from: Vec::new(),
-            to: Vec::new(),
-            interface: None,
-            log: false,
-            description: String::new(),
-        }
-    }
-
-    /// The same rule, whatever its description says: what "already present" and
-    /// `delete SPEC` compare.
-    pub fn same_rule(&self, other: &RuleSpec) -> bool {
-        let plain = |r: &RuleSpec| RuleSpec {
-            description: String::new(),
-            ..r.clone()
-        };
-        plain(self) == plain(other)
-    }
+    rule
 }
 
 /// A word of a SPEC that cannot be used, and what is allowed there.
@@ -193,9 +138,9 @@ impl<'a> Words<'a> {
 }
 
 /// A `/etc/services` lookup: the port of service `name` (or alias), and whether it is
-/// listed for tcp and udp.
-pub fn service(services: &str, name: &str) -> Option<(u16, Protocol)> {
-    let mut found: Option<(u16, Protocol)> = None;
+/// listed for tcp and udp (`None`).
+pub fn service(services: &str, name: &str) -> Option<(u16, Option<Proto>)> {
+    let mut found: Option<(u16, Option<Proto>)> = None;
     for line in services.lines() {
         let line = line.split('#').next().unwrap_or("");
         let mut fields = line.split_whitespace();
@@ -208,12 +153,12 @@ pub fn service(services: &str, name: &str) -> Option<(u16, Protocol)> {
         let Some((port, proto)) = port_proto.split_once('/') else {
             continue;
         };
-        let (Ok(port), Some(proto)) = (port.parse::<u16>(), Protocol::from_name(proto)) else {
+        let (Ok(port), Some(proto)) = (port.parse::<u16>(), proto_named(proto)) else {
             continue;
         };
         found = match found {
             None => Some((port, proto)),
-            Some((p, seen)) if p == port && seen != proto => Some((port, Protocol::Any)),
+            Some((p, seen)) if p == port && seen != proto => Some((port, None)),
             other => other,
         };
     }
@@ -226,12 +171,12 @@ const START: &str = "a port (443/tcp, 80,443/tcp, 53, ssh) or from/to/proto";
 
 /// Parses a SPEC: the words after `allow|deny|reject|limit`, `comment TEXT` last.
 /// `services`: the text of /etc/services, for service names.
-pub fn parse(action: Action, words: &[String], services: &str) -> Parsed<RuleSpec> {
-    let mut spec = RuleSpec::new(action);
+pub fn parse(action: Action, words: &[String], services: &str) -> Parsed<Rule> {
+    let mut spec = new_rule(action);
     let mut w = Words { words, at: 0 };
     modifiers(&mut spec, &mut w)?;
     match w.peek() {
-        None => return Err(SpecError::new(action.name(), format!("needs {START}"))),
+        None => return Err(SpecError::new(action.as_str(), format!("needs {START}"))),
         Some("from" | "to" | "proto" | "port") => full_form(&mut spec, &mut w, services)?,
         Some(word) => {
             w.next();
@@ -252,9 +197,9 @@ pub fn parse(action: Action, words: &[String], services: &str) -> Parsed<RuleSpe
 }
 
 /// Parses the SPEC of `delete`: an action first, then as [`parse`].
-pub fn parse_with_action(words: &[String], services: &str) -> Parsed<RuleSpec> {
+pub fn parse_with_action(words: &[String], services: &str) -> Parsed<Rule> {
     let first = words.first().map_or("", String::as_str);
-    let action = Action::from_name(first).ok_or_else(|| {
+    let action = action_named(first).ok_or_else(|| {
         SpecError::new(
             first,
             "expected a rule number (see `iptables-docker rules`) or an action: allow, deny, \
@@ -265,7 +210,7 @@ pub fn parse_with_action(words: &[String], services: &str) -> Parsed<RuleSpec> {
 }
 
 /// `in|out [on IFACE]` and `log`, in any order, before the rest.
-fn modifiers(spec: &mut RuleSpec, w: &mut Words) -> Parsed<()> {
+fn modifiers(spec: &mut Rule, w: &mut Words) -> Parsed<()> {
     let mut direction_seen = false;
     while let Some(word) = w.peek() {
         match word {
@@ -307,10 +252,10 @@ fn modifiers(spec: &mut RuleSpec, w: &mut Words) -> Parsed<()> {
 }
 
 /// `PORTS[/PROTO]`: one word.
-fn simple_form(spec: &mut RuleSpec, word: &str, services: &str) -> Parsed<()> {
+fn simple_form(spec: &mut Rule, word: &str, services: &str) -> Parsed<()> {
     let (ports, proto) = match word.rsplit_once('/') {
         Some((ports, proto)) => match proto {
-            "tcp" | "udp" => (ports, Protocol::from_name(proto)),
+            "tcp" | "udp" => (ports, proto_named(proto)),
             _ => return Err(SpecError::new(word, "proto must be tcp or udp")),
         },
         None => (word, None),
@@ -322,27 +267,31 @@ fn simple_form(spec: &mut RuleSpec, word: &str, services: &str) -> Parsed<()> {
 }
 
 /// The protocol given (if any) checked against the one a service name implies.
-fn protocol(word: &str, given: Option<Protocol>, implied: Protocol) -> Parsed<Protocol> {
+fn protocol(
+    word: &str,
+    given: Option<Option<Proto>>,
+    implied: Option<Proto>,
+) -> Parsed<Option<Proto>> {
     match (given, implied) {
         (None, implied) => Ok(implied),
-        (Some(given), Protocol::Any) => Ok(given),
+        (Some(given), None) => Ok(given),
         (Some(given), implied) if given == implied => Ok(given),
         (Some(given), implied) => Err(SpecError::new(
             word,
             format!(
                 "/etc/services lists it for {} only, not {}",
-                implied.name(),
-                given.name()
+                proto_name(implied),
+                proto_name(given)
             ),
         )),
     }
 }
 
 /// `[proto P] [from ADDRS] [to ADDRS [port PORTS]]`, in any order, each at most once.
-fn full_form(spec: &mut RuleSpec, w: &mut Words, services: &str) -> Parsed<()> {
+fn full_form(spec: &mut Rule, w: &mut Words, services: &str) -> Parsed<()> {
     let mut seen: Vec<&str> = Vec::new();
     let mut proto = None;
-    let mut implied = Protocol::Any;
+    let mut implied = None;
     while let Some(keyword @ ("from" | "to" | "proto" | "port")) = w.peek() {
         w.next();
         if seen.contains(&keyword) {
@@ -352,7 +301,7 @@ fn full_form(spec: &mut RuleSpec, w: &mut Words, services: &str) -> Parsed<()> {
         match keyword {
             "proto" => {
                 let word = w.value(keyword, "tcp, udp or any")?;
-                let p = Protocol::from_name(word)
+                let p = proto_named(word)
                     .ok_or_else(|| SpecError::new(word, "proto must be tcp, udp or any"))?;
                 proto = Some(p);
             }
@@ -383,16 +332,14 @@ fn full_form(spec: &mut RuleSpec, w: &mut Words, services: &str) -> Parsed<()> {
             }
         }
     }
-    spec.proto = protocol(&spec.ports_word(), proto, implied)?;
+    spec.proto = protocol(&ports_word(&spec.ports), proto, implied)?;
     Ok(())
 }
 
-impl RuleSpec {
-    /// The ports as a SPEC writes them (`80,8000:8100`).
-    fn ports_word(&self) -> String {
-        let items: Vec<String> = self.ports.iter().map(ToString::to_string).collect();
-        items.join(",")
-    }
+/// Ports as a SPEC writes them (`80,8000:8100`).
+fn ports_word(ports: &[Ports]) -> String {
+    let items: Vec<String> = ports.iter().map(ToString::to_string).collect();
+    items.join(",")
 }
 
 /// `any` or a comma-separated list of addresses and networks.
@@ -408,8 +355,8 @@ fn addresses(word: &str) -> Parsed<Vec<IpNet>> {
 }
 
 /// A port list of `word` (`text`: its ports part), and the protocol a service name
-/// implies (`Any` for numbers).
-fn parse_ports(word: &str, text: &str, services: &str) -> Parsed<(Vec<Ports>, Protocol)> {
+/// implies (`None`, any, for numbers).
+fn parse_ports(word: &str, text: &str, services: &str) -> Parsed<(Vec<Ports>, Option<Proto>)> {
     if !text.starts_with(|c: char| c.is_ascii_digit()) {
         return match service(services, text) {
             Some((port, proto)) => Ok((
@@ -429,7 +376,7 @@ fn parse_ports(word: &str, text: &str, services: &str) -> Parsed<(Vec<Ports>, Pr
         .split(',')
         .map(|item| port_range(word, item))
         .collect::<Parsed<Vec<Ports>>>()?;
-    Ok((ports, Protocol::Any))
+    Ok((ports, None))
 }
 
 /// `80`, `8000:8100` or `8000-8100`.
@@ -456,29 +403,6 @@ fn port_range(word: &str, item: &str) -> Parsed<Ports> {
 
 // ---- writing and showing ---------------------------------------------------------------
 
-impl From<&Allow> for RuleSpec {
-    /// An `[[allow]]` table (or `[ssh]`) as the rule it is: allow, in, one protocol and
-    /// port range; sources `["0.0.0.0/0", "::/0"]` are anywhere.
-    fn from(allow: &Allow) -> Self {
-        let anywhere = matches!(allow.from.as_slice(), [a, b]
-            if a.prefix_len() == 0 && b.prefix_len() == 0 && a.addr().is_ipv4() != b.addr().is_ipv4());
-        RuleSpec {
-            proto: match allow.proto {
-                Proto::Tcp => Protocol::Tcp,
-                Proto::Udp => Protocol::Udp,
-            },
-            ports: vec![allow.ports],
-            from: if anywhere {
-                Vec::new()
-            } else {
-                allow.from.clone()
-            },
-            description: allow.description.clone(),
-            ..RuleSpec::new(Action::Allow)
-        }
-    }
-}
-
 /// An address as written: a host without its `/32` or `/128`.
 fn address_text(net: &IpNet) -> String {
     if net.prefix_len() == net.max_prefix_len() {
@@ -488,18 +412,24 @@ fn address_text(net: &IpNet) -> String {
     }
 }
 
-impl fmt::Display for RuleSpec {
-    /// The SPEC that makes this rule, action first (`allow 443/tcp`, `deny from
-    /// 203.0.113.0/24 to any port 22 proto tcp`): what `rules` lists and `delete` takes.
+/// A rule shown as the SPEC that makes it, action first (`allow 443/tcp`, `deny from
+/// 203.0.113.0/24 to any port 22 proto tcp`): what `rules` lists and `delete` takes.
+pub struct Shown<'a>(pub &'a Rule);
+
+impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.action.name())?;
-        if self.direction == Direction::Out || self.interface.is_some() {
-            write!(f, " {}", self.direction.name())?;
-            if let Some(interface) = &self.interface {
+        let r = self.0;
+        f.write_str(r.action.as_str())?;
+        if r.direction == Direction::Out || r.interface.is_some() {
+            f.write_str(match r.direction {
+                Direction::In => " in",
+                Direction::Out => " out",
+            })?;
+            if let Some(interface) = &r.interface {
                 write!(f, " on {interface}")?;
             }
         }
-        if self.log {
+        if r.log {
             f.write_str(" log")?;
         }
         let list = |nets: &[IpNet]| {
@@ -510,72 +440,70 @@ impl fmt::Display for RuleSpec {
                 items.join(",")
             }
         };
-        if self.from.is_empty() && self.to.is_empty() && !self.ports.is_empty() {
-            write!(f, " {}", self.ports_word())?;
-            if self.proto != Protocol::Any {
-                write!(f, "/{}", self.proto.name())?;
+        if r.from.is_empty() && r.to.is_empty() && !r.ports.is_empty() {
+            write!(f, " {}", ports_word(&r.ports))?;
+            if let Some(proto) = r.proto {
+                write!(f, "/{}", proto.as_str())?;
             }
             return Ok(());
         }
-        if !self.from.is_empty() || (self.to.is_empty() && self.ports.is_empty()) {
-            write!(f, " from {}", list(&self.from))?;
+        if !r.from.is_empty() || (r.to.is_empty() && r.ports.is_empty()) {
+            write!(f, " from {}", list(&r.from))?;
         }
-        if !self.to.is_empty() || !self.ports.is_empty() {
-            write!(f, " to {}", list(&self.to))?;
+        if !r.to.is_empty() || !r.ports.is_empty() {
+            write!(f, " to {}", list(&r.to))?;
         }
-        if !self.ports.is_empty() {
-            write!(f, " port {}", self.ports_word())?;
+        if !r.ports.is_empty() {
+            write!(f, " port {}", ports_word(&r.ports))?;
         }
-        if self.proto != Protocol::Any {
-            write!(f, " proto {}", self.proto.name())?;
+        if let Some(proto) = r.proto {
+            write!(f, " proto {}", proto.as_str())?;
         }
         Ok(())
     }
 }
 
-impl RuleSpec {
-    /// The `[[rule]]` table (the keys of /work/notes/rules-schema.md, defaults left out;
-    /// `proto = "any"` written when there are ports, whose default proto is tcp).
-    pub fn to_table(&self) -> toml_edit::Table {
-        use toml_edit::{value, Array, Value};
-        let strings = |nets: &[IpNet]| -> Array { nets.iter().map(address_text).collect() };
-        let port = |p: &Ports| -> Value {
-            if p.first == p.last {
-                i64::from(p.first).into()
-            } else {
-                format!("{}-{}", p.first, p.last).into()
-            }
-        };
-        let mut t = toml_edit::Table::new();
-        if !self.description.is_empty() {
-            t["description"] = value(&self.description);
+/// The `[[rule]]` table of `rule` (the keys of README.md "Rules", defaults left out;
+/// `proto = "any"` written when there are ports, whose default proto is tcp).
+pub fn to_table(rule: &Rule) -> toml_edit::Table {
+    use toml_edit::{value, Array, Value};
+    let strings = |nets: &[IpNet]| -> Array { nets.iter().map(address_text).collect() };
+    let port = |p: &Ports| -> Value {
+        if p.first == p.last {
+            i64::from(p.first).into()
+        } else {
+            format!("{}-{}", p.first, p.last).into()
         }
-        t["action"] = value(self.action.name());
-        if self.direction == Direction::Out {
-            t["direction"] = value("out");
-        }
-        if !self.ports.is_empty() || self.proto != Protocol::Any {
-            t["proto"] = value(self.proto.name());
-        }
-        match self.ports.as_slice() {
-            [] => {}
-            [one] => t["port"] = value(port(one)),
-            many => t["port"] = value(many.iter().map(port).collect::<Array>()),
-        }
-        if !self.from.is_empty() {
-            t["from"] = value(strings(&self.from));
-        }
-        if !self.to.is_empty() {
-            t["to"] = value(strings(&self.to));
-        }
-        if let Some(interface) = &self.interface {
-            t["interface"] = value(interface);
-        }
-        if self.log {
-            t["log"] = value(true);
-        }
-        t
+    };
+    let mut t = toml_edit::Table::new();
+    if !rule.description.is_empty() {
+        t["description"] = value(&rule.description);
     }
+    t["action"] = value(rule.action.as_str());
+    if rule.direction == Direction::Out {
+        t["direction"] = value("out");
+    }
+    if !rule.ports.is_empty() || rule.proto.is_some() {
+        t["proto"] = value(proto_name(rule.proto));
+    }
+    match rule.ports.as_slice() {
+        [] => {}
+        [one] => t["port"] = value(port(one)),
+        many => t["port"] = value(many.iter().map(port).collect::<Array>()),
+    }
+    if !rule.from.is_empty() {
+        t["from"] = value(strings(&rule.from));
+    }
+    if !rule.to.is_empty() {
+        t["to"] = value(strings(&rule.to));
+    }
+    if let Some(interface) = &rule.interface {
+        t["interface"] = value(interface);
+    }
+    if rule.log {
+        t["log"] = value(true);
+    }
+    t
 }
 
 // ---- editing the configuration text ------------------------------------------------------
@@ -620,14 +548,14 @@ fn table_lines(text: &str, key: &str) -> Result<Vec<Range<usize>>, EditError> {
 }
 
 /// `text` with `rule` added as the last `[[rule]]` table.
-pub fn append_rule(text: &str, rule: &RuleSpec) -> Result<String, EditError> {
+pub fn append_rule(text: &str, rule: &Rule) -> Result<String, EditError> {
     let at = match table_lines(text, "rule")?.last() {
         Some(last) => last.end,
         None => text.len(),
     };
     let mut doc = toml_edit::DocumentMut::new();
     let mut array = toml_edit::ArrayOfTables::new();
-    array.push(rule.to_table());
+    array.push(to_table(rule));
     doc.insert("rule", toml_edit::Item::ArrayOfTables(array));
     let mut out = String::with_capacity(text.len() + 128);
     out.push_str(&text[..at]);
@@ -676,7 +604,7 @@ mod tests {
     const SERVICES: &str = "ssh\t\t22/tcp\t\t\t\t# SSH\ndomain\t\t53/tcp\ndomain\t\t53/udp\n\
                             http\t\t80/tcp\t\twww\n";
 
-    fn spec(action: Action, text: &str) -> Parsed<RuleSpec> {
+    fn spec(action: Action, text: &str) -> Parsed<Rule> {
         let words: Vec<String> = text.split_whitespace().map(String::from).collect();
         parse(action, &words, SERVICES)
     }
@@ -690,15 +618,15 @@ mod tests {
     #[test]
     fn the_simple_form_takes_ports_lists_ranges_and_service_names() {
         for (text, proto, want) in [
-            ("443/tcp", Protocol::Tcp, vec![(443, 443)]),
-            ("80,443/tcp", Protocol::Tcp, vec![(80, 80), (443, 443)]),
-            ("8000:8100/udp", Protocol::Udp, vec![(8000, 8100)]),
-            ("8000-8100", Protocol::Any, vec![(8000, 8100)]),
-            ("53", Protocol::Any, vec![(53, 53)]),
-            ("ssh", Protocol::Tcp, vec![(22, 22)]),
-            ("www", Protocol::Tcp, vec![(80, 80)]),
-            ("domain", Protocol::Any, vec![(53, 53)]),
-            ("domain/udp", Protocol::Udp, vec![(53, 53)]),
+            ("443/tcp", Some(Proto::Tcp), vec![(443, 443)]),
+            ("80,443/tcp", Some(Proto::Tcp), vec![(80, 80), (443, 443)]),
+            ("8000:8100/udp", Some(Proto::Udp), vec![(8000, 8100)]),
+            ("8000-8100", None, vec![(8000, 8100)]),
+            ("53", None, vec![(53, 53)]),
+            ("ssh", Some(Proto::Tcp), vec![(22, 22)]),
+            ("www", Some(Proto::Tcp), vec![(80, 80)]),
+            ("domain", None, vec![(53, 53)]),
+            ("domain/udp", Some(Proto::Udp), vec![(53, 53)]),
         ] {
             let s = spec(Action::Allow, text).unwrap();
             assert_eq!((s.proto, s.ports), (proto, ports(&want)), "{text}");
@@ -715,16 +643,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.interface.as_deref(), Some("eth0"));
-        assert!(s.log && s.direction == Direction::In && s.proto == Protocol::Tcp);
+        assert!(s.log && s.direction == Direction::In && s.proto == Some(Proto::Tcp));
         assert_eq!(s.from.len(), 2);
         assert_eq!(s.ports, ports(&[(22, 22)]));
         assert_eq!(s.description, "ssh-limit");
         let out = spec(Action::Deny, "out to 198.51.100.7 port 25").unwrap();
         assert_eq!(out.direction, Direction::Out);
         assert_eq!(out.to[0].to_string(), "198.51.100.7/32");
-        assert_eq!(out.proto, Protocol::Any);
+        assert_eq!(out.proto, None);
         let all = spec(Action::Deny, "from 192.0.2.0/24").unwrap();
-        assert!(all.ports.is_empty() && all.proto == Protocol::Any);
+        assert!(all.ports.is_empty() && all.proto.is_none());
     }
 
     #[test]
@@ -790,7 +718,7 @@ mod tests {
             (Action::Deny, "proto udp", "deny from any proto udp"),
         ] {
             let s = spec(action, text).unwrap();
-            assert_eq!(s.to_string(), shown);
+            assert_eq!(Shown(&s).to_string(), shown);
             let words: Vec<String> = shown.split(' ').map(String::from).collect();
             assert_eq!(parse_with_action(&words, SERVICES).unwrap(), s, "{shown}");
         }

@@ -78,6 +78,10 @@ fn run(path: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+fn words(line: &str) -> Vec<&str> {
+    line.split(' ').collect()
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
 }
@@ -89,7 +93,8 @@ fn spliced(text: &str, at: usize, inserted: &str) -> String {
 
 /// Where a new rule goes in [`HAND_WRITTEN`]: after the last `[[rule]]`'s last line.
 fn after_last_rule() -> usize {
-    HAND_WRITTEN.find("\n[[allow]]").unwrap() + 1
+    let last = "from = [\"198.51.100.0/24\"]\n";
+    HAND_WRITTEN.find(last).unwrap() + last.len()
 }
 
 #[test]
@@ -114,9 +119,8 @@ fn allow_then_delete_keeps_every_other_byte() {
     assert!(out.contains("deleted rule 3: allow 443/tcp"), "{out}");
     assert_eq!(read(&t.path), HAND_WRITTEN);
     // By number, with the full form and every key.
-    let spec = "in on eth0 log from 203.0.113.0/24,2001:db8::/32 to any port 22,8000:8100";
-    let words: Vec<&str> = spec.split(' ').collect();
-    let (rc, _, err) = run(&t.path, &[&["limit"], &words[..]].concat());
+    let spec = "limit in on eth0 log from 203.0.113.0/24,2001:db8::/32 to any port 22,8000:8100";
+    let (rc, _, err) = run(&t.path, &words(spec));
     assert_eq!(rc, 0, "{err}");
     let rule = "\n[[rule]]\naction = \"limit\"\nproto = \"any\"\nport = [22, \"8000-8100\"]\n\
                 from = [\"203.0.113.0/24\", \"2001:db8::/32\"]\ninterface = \"eth0\"\nlog = true\n";
@@ -160,16 +164,7 @@ fn a_second_identical_allow_changes_nothing() {
     for (spec, which) in [
         (&["22/tcp"][..], "[ssh]"),
         (
-            &[
-                "from",
-                "10.0.0.0/8",
-                "to",
-                "any",
-                "port",
-                "9100",
-                "proto",
-                "tcp",
-            ],
+            &words("from 10.0.0.0/8 to any port 9100 proto tcp")[..],
             "rule 4",
         ),
     ] {
@@ -195,6 +190,7 @@ fn delete_n_and_delete_spec_remove_exactly_that_rule() {
             "2  allow from 198.51.100.0/24",
             "allow 22/tcp  [ssh]",
             "3  allow from 10.0.0.0/8 to any port 9100 proto tcp  [[allow]]  # metrics",
+            "outbound policy: accept (new connections that no `out` rule matches)",
         ]
     );
     // Rule 2 and the blank line before it; the comment above it stays.
@@ -204,21 +200,8 @@ fn delete_n_and_delete_spec_remove_exactly_that_rule() {
     let want = HAND_WRITTEN.replacen(rule2, "\n", 1);
     assert_eq!(read(&t.path), want);
     // The [[allow]] by its SPEC; rule 1 by its SPEC.
-    let (rc, _, err) = run(
-        &t.path,
-        &[
-            "delete",
-            "allow",
-            "from",
-            "10.0.0.0/8",
-            "to",
-            "any",
-            "port",
-            "9100",
-            "proto",
-            "tcp",
-        ],
-    );
+    let spec = words("delete allow from 10.0.0.0/8 to any port 9100 proto tcp");
+    let (rc, _, err) = run(&t.path, &spec);
     assert_eq!(rc, 0, "{err}");
     let allow = "\n[[allow]]\ndescription = \"metrics\"\nport = 9100\nfrom = [\"10.0.0.0/8\"]\n";
     let want = want.replacen(allow, "", 1);
@@ -299,7 +282,11 @@ fn an_edit_the_loader_refuses_is_not_written() {
         ),
         (
             &["deny", "from", "192.0.2.1", "to", "2001:db8::1"],
-            "FAMILY",
+            "'192.0.2.1/32' is IPv4 but `to` lists no IPv4 address",
+        ),
+        (
+            &["limit", "out", "22"],
+            "`limit` rate-limits new connections per source, so it applies to direction \"in\"",
         ),
     ];
     assert_refused(&t.path, &refused, 6);

@@ -12,8 +12,9 @@ use similar::TextDiff;
 use crate::cli::{DeleteArgs, EditApply, Global, RuleArgs};
 use crate::config::{self, Allow, Config, Proto};
 use crate::error::{Error, Kind, Result};
+use crate::host_rule::{Action, OutboundPolicy, Rule};
 use crate::report;
-use crate::rulespec::{self, Action, RuleSpec, SpecError};
+use crate::rulespec::{self, Shown, SpecError};
 use crate::system::file;
 
 use super::apply;
@@ -25,16 +26,14 @@ const DEFAULT_CONFIG: &str = include_str!("../../templates/config.toml");
 struct Entry {
     /// Its number in `rules` (`None`: `[ssh]`, which `delete` cannot remove).
     number: Option<usize>,
-    /// The array of tables it is in (`rule`, `allow`) and its index there.
+    /// The array of tables it is in (`rule`, `allow`; `ssh`) and its index there.
     table: (&'static str, usize),
-    spec: RuleSpec,
+    rule: Rule,
 }
 
 /// The rules of `config` in evaluation order: the `[[rule]]` tables, `[ssh]`, the
 /// `[[allow]]` tables; numbered from 1, `[ssh]` not.
 fn entries(config: &Config) -> Vec<Entry> {
-    let mut out: Vec<Entry> = Vec::new();
-    let next = |out: &[Entry]| Some(out.iter().filter(|e| e.number.is_some()).count() + 1);
     let ssh = Allow {
         description: String::new(),
         proto: Proto::Tcp,
@@ -44,16 +43,24 @@ fn entries(config: &Config) -> Vec<Entry> {
         },
         from: config.ssh.allow_from.clone(),
     };
+    let rules = config.rules.iter().cloned().enumerate();
+    let mut out: Vec<Entry> = rules
+        .map(|(index, rule)| Entry {
+            number: Some(index + 1),
+            table: ("rule", index),
+            rule,
+        })
+        .collect();
     out.push(Entry {
         number: None,
         table: ("ssh", 0),
-        spec: RuleSpec::from(&ssh),
+        rule: rulespec::from_allow(&ssh),
     });
     for (index, allow) in config.allow.iter().enumerate() {
         out.push(Entry {
-            number: next(&out),
+            number: Some(config.rules.len() + index + 1),
             table: ("allow", index),
-            spec: RuleSpec::from(allow),
+            rule: rulespec::from_allow(allow),
         });
     }
     out
@@ -77,6 +84,10 @@ fn bad_spec(e: SpecError) -> Error {
         .hint("`iptables-docker allow --help` shows the forms a rule takes; nothing was changed")
 }
 
+fn edit_error(path: &Path, e: rulespec::EditError) -> Error {
+    Error::config(format!("{}: {e}", path.display())).hint("nothing was changed")
+}
+
 /// The configuration file's text, or `None` when there is none.
 fn read_text(path: &Path) -> Result<Option<String>> {
     file::read_if_exists(path)?
@@ -94,47 +105,68 @@ fn parse_current(text: &str, path: &Path) -> Result<Config> {
     })
 }
 
+/// `text` with `rule` appended, and the rule as the loader reads it back from there
+/// (`+` for a `*` wildcard, …): what is compared with the rules already there. An error
+/// when the text with it does not load.
+fn with_rule(text: &str, path: &Path, rule: &Rule) -> Result<(String, Rule)> {
+    let new = rulespec::append_rule(text, rule).map_err(|e| edit_error(path, e))?;
+    let config = load_edited(&new, path)?;
+    let read_back = config.rules.last().cloned().unwrap_or_else(|| rule.clone());
+    Ok((new, read_back))
+}
+
+/// The edited text as the loader reads it: the one validation an edit must pass before
+/// it is written.
+fn load_edited(text: &str, path: &Path) -> Result<Config> {
+    Config::parse(text, path).map_err(|e| {
+        e.context("with this change the configuration would not load")
+            .hint(format!("{} was not changed", path.display()))
+    })
+}
+
+/// The rule of `entries` that is `rule`, whatever its description.
+fn find<'a>(entries: &'a [Entry], rule: &Rule) -> Option<&'a Entry> {
+    entries.iter().find(|e| rulespec::same_rule(&e.rule, rule))
+}
+
 /// `allow|deny|reject|limit SPEC`.
 pub fn add(global: &Global, action: Action, args: &RuleArgs) -> Result<()> {
-    let mut spec = rulespec::parse(action, &args.spec, &services()).map_err(bad_spec)?;
+    let mut rule = rulespec::parse(action, &args.spec, &services()).map_err(bad_spec)?;
     if let Some(comment) = &args.comment {
-        if !spec.description.is_empty() {
+        if !rule.description.is_empty() {
             let e = SpecError {
                 word: "comment".into(),
                 message: "given twice: as --comment and as `comment`".into(),
             };
             return Err(bad_spec(e));
         }
-        spec.description = comment.clone();
+        rule.description = comment.clone();
     }
     let path = config_path(global);
     let current = read_text(&path)?;
     let old = current.as_deref().unwrap_or(DEFAULT_CONFIG);
-    let config = parse_current(old, &path)?;
-    if let Some(same) = entries(&config).iter().find(|e| e.spec.same_rule(&spec)) {
+    let entries = entries(&parse_current(old, &path)?);
+    let (new, read_back) = with_rule(old, &path, &rule)?;
+    if let Some(same) = find(&entries, &read_back) {
         let which = same
             .number
             .map_or("[ssh]".to_string(), |n| format!("rule {n}"));
         println!(
             "{} already has this rule ({which}: {}); nothing changed",
             path.display(),
-            same.spec
+            Shown(&same.rule)
         );
         return Ok(());
     }
-    let new = rulespec::append_rule(old, &spec).map_err(|e| edit_error(&path, e))?;
-    let number = rulespec::count(&new, "rule").map_err(|e| edit_error(&path, e))?;
+    let number = entries.iter().filter(|e| e.table.0 == "rule").count() + 1;
     let edit = Edit {
         path: &path,
         old,
         existed: current.is_some(),
         new,
     };
-    edit.finish(global, &format!("added rule {number}: {spec}"), &args.apply)
-}
-
-fn edit_error(path: &Path, e: rulespec::EditError) -> Error {
-    Error::config(format!("{}: {e}", path.display())).hint("nothing was changed")
+    let what = format!("added rule {number}: {}", Shown(&read_back));
+    edit.finish(global, &what, &args.apply)
 }
 
 /// `rules`.
@@ -151,18 +183,45 @@ pub fn list(global: &Global) -> Result<()> {
         let number = entry
             .number
             .map_or("    ".to_string(), |n| format!("{n:>3} "));
-        let mut line = format!("{number} {}", entry.spec);
+        let mut line = format!("{number} {}", Shown(&entry.rule));
         match entry.table.0 {
             "ssh" => line.push_str("  [ssh]"),
             "allow" => line.push_str("  [[allow]]"),
             _ => {}
         }
-        if !entry.spec.description.is_empty() {
-            line.push_str(&format!("  # {}", entry.spec.description));
+        if !entry.rule.description.is_empty() {
+            line.push_str(&format!("  # {}", entry.rule.description));
         }
         println!("{line}");
     }
+    let outbound = match config.outbound {
+        OutboundPolicy::Accept => "accept",
+        OutboundPolicy::Deny => "deny",
+        OutboundPolicy::Reject => "reject",
+    };
+    println!("outbound policy: {outbound} (new connections that no `out` rule matches)");
     Ok(())
+}
+
+/// The rule `delete` names: `N`, or a SPEC (read back through the loader, as `add` does).
+fn named<'a>(entries: &'a [Entry], words: &[String], old: &str, path: &Path) -> Result<&'a Entry> {
+    let listed = "`iptables-docker rules` lists them with their numbers; nothing was changed";
+    if let [n] = words {
+        if n.bytes().all(|b| b.is_ascii_digit()) {
+            let n: usize = n.parse().unwrap_or(0);
+            let found = entries.iter().find(|e| e.number == Some(n));
+            return found.ok_or_else(|| {
+                Error::failed(format!("there is no rule {n} in {}", path.display())).hint(listed)
+            });
+        }
+    }
+    let rule = rulespec::parse_with_action(words, &services()).map_err(bad_spec)?;
+    let (_, read_back) = with_rule(old, path, &rule)?;
+    let found = find(entries, &read_back).filter(|e| e.number.is_some());
+    found.ok_or_else(|| {
+        let spec = Shown(&read_back);
+        Error::failed(format!("no rule of {} is `{spec}`", path.display())).hint(listed)
+    })
 }
 
 /// `delete N|SPEC`.
@@ -174,33 +233,15 @@ pub fn delete(global: &Global, args: &DeleteArgs) -> Result<()> {
             path.display()
         )));
     };
-    let config = parse_current(&old, &path)?;
-    let entries = entries(&config);
-    let entry = match args.rule.as_slice() {
-        [n] if n.bytes().all(|b| b.is_ascii_digit()) => {
-            let n: usize = n.parse().unwrap_or(0);
-            entries
-                .iter()
-                .find(|e| e.number == Some(n))
-                .ok_or_else(|| {
-                    Error::failed(format!("there is no rule {n} in {}", path.display()))
-                        .hint("`iptables-docker rules` lists them with their numbers")
-                })?
-        }
-        words => {
-            let spec = rulespec::parse_with_action(words, &services()).map_err(bad_spec)?;
-            let found = entries
-                .iter()
-                .find(|e| e.number.is_some() && e.spec.same_rule(&spec));
-            found.ok_or_else(|| {
-                Error::failed(format!("no rule of {} is `{spec}`", path.display()))
-                    .hint("`iptables-docker rules` lists them; nothing was changed")
-            })?
-        }
-    };
+    let entries = entries(&parse_current(&old, &path)?);
+    let entry = named(&entries, &args.rule, &old, &path)?;
     let (key, index) = entry.table;
     let new = rulespec::remove_table(&old, key, index).map_err(|e| edit_error(&path, e))?;
-    let what = format!("deleted rule {}: {}", entry.number.unwrap_or(0), entry.spec);
+    let what = format!(
+        "deleted rule {}: {}",
+        entry.number.unwrap_or(0),
+        Shown(&entry.rule)
+    );
     let edit = Edit {
         path: &path,
         old: &old,
@@ -222,10 +263,7 @@ struct Edit<'a> {
 impl Edit<'_> {
     /// Validates, shows, writes and (with `--apply`) applies the edit.
     fn finish(&self, global: &Global, what: &str, apply: &EditApply) -> Result<()> {
-        Config::parse(&self.new, self.path).map_err(|e| {
-            e.context("with this change the configuration would not load")
-                .hint(format!("{} was not changed", self.path.display()))
-        })?;
+        load_edited(&self.new, self.path)?;
         let before = if self.existed {
             self.path.display().to_string()
         } else {
