@@ -346,14 +346,17 @@ fn proto_ports(proto: Option<Proto>, group: &[Ports]) -> String {
     }
 }
 
-/// The `recent` list of limit rule `number`: `--name iptables-docker-N --mask … --rsource `
-/// (the mask as iptables-save prints it for the family).
+/// The `recent` list of limit rule `number`: `--name iptables-docker-v4-N --mask … --rsource `
+/// (the mask as iptables-save prints it). One list per family: the kernel keeps one table
+/// per name and masks with the mask of the rule that created it, so a v6 rule sharing a v4
+/// rule's name would count every address of a /32 as one source (seen on Linux 6.18).
 fn recent_list(number: usize, family: Family) -> String {
     let mask = match family {
         Family::V4 => "255.255.255.255",
         Family::V6 => "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
     };
-    format!("--name iptables-docker-{number} --mask {mask} --rsource ")
+    let tag = family.tag();
+    format!("--name iptables-docker-{tag}-{number} --mask {mask} --rsource ")
 }
 
 /// The targets of a matching line: REJECT answers tcp with a reset and the rest with
@@ -622,8 +625,8 @@ mod tests {
                 "-s 192.0.2.0/24 -p tcp -j REJECT --reject-with tcp-reset",
                 "-s 192.0.2.0/24 -j REJECT --reject-with icmp-port-unreachable",
                 "-i eth0 -p tcp -m tcp --dport 22 -m recent --update --seconds 30 --hitcount 5 \
-                 --name iptables-docker-2 --mask 255.255.255.255 --rsource -j DROP",
-                "-i eth0 -p tcp -m tcp --dport 22 -m recent --set --name iptables-docker-2 \
+                 --name iptables-docker-v4-2 --mask 255.255.255.255 --rsource -j DROP",
+                "-i eth0 -p tcp -m tcp --dport 22 -m recent --set --name iptables-docker-v4-2 \
                  --mask 255.255.255.255 --rsource -j ACCEPT",
                 "-p udp -m multiport --dports 53,60:61 -m limit --limit 3/min -j LOG \
                  --log-prefix \"iptables-docker deny: \"",
@@ -635,7 +638,7 @@ mod tests {
         assert_eq!(
             text(&v6.input)[0],
             "-i eth0 -p tcp -m tcp --dport 22 -m recent --update \
-            --seconds 30 --hitcount 5 --name iptables-docker-2 \
+            --seconds 30 --hitcount 5 --name iptables-docker-v6-2 \
             --mask ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff --rsource -j DROP"
         );
         assert_eq!(text(&v6.output), ["-d 2001:db8::1/128 -o wg0 -j ACCEPT"]);

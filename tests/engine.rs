@@ -279,6 +279,71 @@ fn the_lockout_guard_refuses_a_policy_that_cuts_the_ssh_session() {
     assert_ne!(before, after);
 }
 
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn a_deny_rule_before_ssh_that_cuts_the_session_is_a_lockout() {
+    require_netns("engine", &[]);
+    let setup = r#"printf '[[rule]]\naction = "deny"\nfrom = ["198.51.100.0/24"]\n' > /run/work/config.toml"#;
+    let session = r#"SSH_CONNECTION="198.51.100.7 50000 203.0.113.1 22""#;
+    let cmd = format!(r#"{session} "$BIN" --config /run/work/config.toml start"#);
+    let (before, after, err, code) = failing(setup, &cmd);
+    assert_eq!(code, 151, "{err}");
+    assert_eq!(before, after, "the ruleset changed");
+    assert!(
+        err.contains("198.51.100.7 (port 22), which is established now (198.51.100.7: [[rule]] 1 (deny) matches it)"),
+        "{err}"
+    );
+    let plan = format!(r#"{session} "$BIN" --config /run/work/config.toml plan"#);
+    let (_, _, err, code) = failing(setup, &plan);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: this policy would not accept new SSH connections from 198.51.100.7"),
+        "{err}"
+    );
+    let (before, after, err, code) = failing(setup, &format!("{cmd} --force"));
+    assert_eq!(code, 0, "{err}");
+    assert_ne!(before, after);
+    assert!(
+        after.contains("-A INPUT -s 198.51.100.0/24 -j DROP"),
+        "{after}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn a_bad_rule_applies_nothing_and_says_where_and_what_is_allowed() {
+    require_netns("engine", &[]);
+    let setup = r#"cat > /run/work/config.toml <<'EOF'
+[outbound]
+policy = "block"
+[[rule]]
+action = "drop"
+proto = "icmp"
+port = [22, "80-70"]
+[[rule]]
+action = "allow"
+from = ["10.0.0.0/8"]
+to = ["2001:db8::1"]
+interface = "eth0/1"
+EOF"#;
+    let (before, after, err, code) =
+        failing(setup, r#""$BIN" --config /run/work/config.toml start"#);
+    assert_eq!(code, 6, "{err}");
+    assert_eq!(before, after, "the ruleset changed");
+    for needle in [
+        "/run/work/config.toml:2:10: unknown outbound policy 'block' (expected \"accept\", \"deny\" or \"reject\")",
+        "/run/work/config.toml:4:10: unknown action 'drop' (expected \"allow\", \"deny\", \"reject\" or \"limit\")",
+        "/run/work/config.toml:5:9: unknown protocol 'icmp' (expected \"tcp\", \"udp\" or \"any\")",
+        "/run/work/config.toml:6:13: port range '80-70' runs backwards",
+        "/run/work/config.toml:9:9: '10.0.0.0/8' is IPv4 but `to` lists no IPv4 address",
+        "/run/work/config.toml:10:7: '2001:db8::1/128' is IPv6 but `from` lists no IPv6 address",
+        "/run/work/config.toml:11:13: 'eth0/1' is not an interface name",
+        "nothing was applied",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
 /// Runs check, plan, status, reload and start on the file `setup` writes; prints, per
 /// command, its exit code and whether its stderr holds `reason`.
 fn every_command(setup: &str, reason: &str) -> (Vec<(String, i32, bool)>, String, String) {
