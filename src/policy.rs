@@ -465,6 +465,14 @@ mod tests {
             .to_string()
     }
 
+    /// The error rendering `config` (its template) for IPv4 gives.
+    fn render_error(config: &Config) -> String {
+        let template = Template::load(config).unwrap();
+        render(config, &template, Family::V4, &DockerFacts::default())
+            .unwrap_err()
+            .to_string()
+    }
+
     fn render_default(family: Family) -> String {
         let config = Config::builtin();
         rendered(&config, family)
@@ -586,14 +594,7 @@ mod tests {
         .unwrap();
         let mut config = Config::builtin();
         config.template = Some(path.clone());
-        let err = render(
-            &config,
-            &Template::load(&config).unwrap(),
-            Family::V4,
-            &DockerFacts::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = render_error(&config);
         assert!(
             err.starts_with(&format!("{}:3:4:", path.display())),
             "{err}"
@@ -611,14 +612,7 @@ mod tests {
         );
 
         std::fs::write(&path, "*filter\n:DOCKER - [0:0]\nCOMMIT\n").unwrap();
-        let err = render(
-            &config,
-            &Template::load(&config).unwrap(),
-            Family::V4,
-            &DockerFacts::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = render_error(&config);
         assert!(err.contains("belongs to Docker"), "{err}");
     }
 
@@ -660,14 +654,7 @@ mod tests {
         )
         .unwrap();
         config.template = Some(path.clone());
-        let err = render(
-            &config,
-            &Template::load(&config).unwrap(),
-            Family::V4,
-            &DockerFacts::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = render_error(&config);
         assert!(
             err.starts_with(&format!(
                 "{}: the configuration has [[rule]] tables (direction \"in\"), but the template \

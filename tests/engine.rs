@@ -181,6 +181,18 @@ echo "=== ERR"; cat /run/work/err
     )
 }
 
+/// `start` with the configuration `setup` writes: refused (exit 6) with the ruleset
+/// unchanged, its message holding every one of `needles`.
+fn start_refuses_config(setup: &str, needles: &[&str]) {
+    let (before, after, err, code) =
+        failing(setup, r#""$BIN" --config /run/work/config.toml start"#);
+    assert_eq!(code, 6, "{err}");
+    assert_eq!(before, after, "the ruleset changed");
+    for needle in needles {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
 #[test]
 #[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_bad_config_applies_nothing_and_says_where() {
@@ -194,28 +206,17 @@ allow_from = ["10.0.0.0/33"]
 port = 70000
 proto = "sctp"
 EOF"#;
-    let (before, after, err, code) =
-        failing(setup, r#""$BIN" --config /run/work/config.toml start"#);
-    assert_eq!(code, 6, "{err}");
-    assert_eq!(before, after, "the ruleset changed");
-    for needle in [
-        "/run/work/config.toml:4:15: '10.0.0.0/33' is not an IP address or CIDR",
-        "/run/work/config.toml:6:8: port 70000 is out of range",
-        "/run/work/config.toml:7:9: unknown protocol 'sctp'",
-        "nothing was applied",
-    ] {
-        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
-    }
-
-    let setup = "printf 'ipv6 = true\\nsssh = 1\\n' > /run/work/config.toml";
-    let (before, after, err, code) =
-        failing(setup, r#""$BIN" --config /run/work/config.toml start"#);
-    assert_eq!(code, 6, "{err}");
-    assert_eq!(before, after);
-    assert!(
-        err.contains("/run/work/config.toml:2:1: unknown field `sssh`"),
-        "{err}"
+    start_refuses_config(
+        setup,
+        &[
+            "/run/work/config.toml:4:15: '10.0.0.0/33' is not an IP address or CIDR",
+            "/run/work/config.toml:6:8: port 70000 is out of range",
+            "/run/work/config.toml:7:9: unknown protocol 'sctp'",
+            "nothing was applied",
+        ],
     );
+    let setup = "printf 'ipv6 = true\\nsssh = 1\\n' > /run/work/config.toml";
+    start_refuses_config(setup, &["/run/work/config.toml:2:1: unknown field `sssh`"]);
 }
 
 #[test]
@@ -326,11 +327,9 @@ from = ["10.0.0.0/8"]
 to = ["2001:db8::1"]
 interface = "eth0/1"
 EOF"#;
-    let (before, after, err, code) =
-        failing(setup, r#""$BIN" --config /run/work/config.toml start"#);
-    assert_eq!(code, 6, "{err}");
-    assert_eq!(before, after, "the ruleset changed");
-    for needle in [
+    start_refuses_config(
+        setup,
+        &[
         "/run/work/config.toml:2:10: unknown outbound policy 'block' (expected \"accept\", \"deny\" or \"reject\")",
         "/run/work/config.toml:4:10: unknown action 'drop' (expected \"allow\", \"deny\", \"reject\" or \"limit\")",
         "/run/work/config.toml:5:9: unknown protocol 'icmp' (expected \"tcp\", \"udp\" or \"any\")",
@@ -339,9 +338,8 @@ EOF"#;
         "/run/work/config.toml:10:7: '2001:db8::1/128' is IPv6 but `from` lists no IPv6 address",
         "/run/work/config.toml:11:13: 'eth0/1' is not an interface name",
         "nothing was applied",
-    ] {
-        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
-    }
+        ],
+    );
 }
 
 /// Runs check, plan, status, reload and start on the file `setup` writes; prints, per
