@@ -127,12 +127,18 @@ dump STOP
     }
 }
 
+/// The kinds of expectation lines that check the started ruleset (`KIND TABLE …`).
+const CHECKS: [&str; 6] = ["policy", "keep", "absent", "drop", "first", "before"];
+
 /// Checks one expectation line; `None` when it holds (or is a note).
 fn check_line(run: &Run, line: &str) -> Option<String> {
     let (kind, rest) = line.split_once(' ')?;
     if kind == "explain" {
         return (!run.explain.lines().any(|l| l == rest))
             .then(|| format!("plan --explain lacks: {rest}\n{}", run.explain));
+    }
+    if !CHECKS.contains(&kind) {
+        return None; // a note ("note order …")
     }
     let (table, rest) = rest.split_once(' ')?;
     let (v6, table) = table_of(table);
@@ -165,7 +171,7 @@ fn check_line(run: &Run, line: &str) -> Option<String> {
             let at = |rule: &str| after.iter().position(|r| r == rule);
             matches!((at(a), at(b)), (Some(a), Some(b)) if a < b)
         }
-        _ => return None,
+        _ => unreachable!("CHECKS lists the kinds"),
     };
     (!ok).then(|| format!("after start: {line}\n--- {table}:\n{}", after.join("\n")))
 }
