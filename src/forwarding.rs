@@ -192,18 +192,15 @@ impl Diagnostics<'_> {
         let Some(raw) = raw else {
             return Bridges::default();
         };
-        let to_host = match raw.to_host.as_ref().map(|t| t.get_ref().as_str()) {
-            None | Some("all") => BridgeAccess::All,
-            Some("limited") => BridgeAccess::Limited,
-            Some(other) => {
-                let span = raw.to_host.as_ref().map_or(0..0, Spanned::span);
-                self.push(
-                    span,
-                    format!("unknown bridges.to_host '{other}' (expected \"all\" or \"limited\")"),
-                );
-                BridgeAccess::All
-            }
-        };
+        let choices = [
+            ("all", BridgeAccess::All),
+            ("limited", BridgeAccess::Limited),
+        ];
+        let to_host = raw
+            .to_host
+            .as_ref()
+            .and_then(|t| self.choice(t, "bridges.to_host", &choices))
+            .unwrap_or_default();
         let allow = raw.allow.iter().map(|a| self.allow(a)).collect();
         Bridges { to_host, allow }
     }
@@ -292,7 +289,7 @@ impl Diagnostics<'_> {
     }
 }
 
-fn same_family(a: &IpNet, b: &IpNet) -> bool {
+pub(crate) fn same_family(a: &IpNet, b: &IpNet) -> bool {
     matches!(
         (a, b),
         (IpNet::V4(_), IpNet::V4(_)) | (IpNet::V6(_), IpNet::V6(_))

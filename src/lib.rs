@@ -22,6 +22,7 @@ pub mod forwarding;
 pub mod fragments;
 pub mod guard;
 pub mod hash;
+pub mod host_rule;
 pub mod ownership;
 pub mod pipeline;
 pub mod policy;
