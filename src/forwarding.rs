@@ -304,10 +304,11 @@ pub(crate) fn same_family(a: &IpNet, b: &IpNet) -> bool {
 pub struct RuleView {
     /// The matches, each followed by a space; empty for "everything".
     pub matches: String,
-    /// `iptables-docker` or `iptables-docker: DESCRIPTION`.
+    /// The comment: `iptables-docker` or `iptables-docker: DESCRIPTION`; in INPUT and
+    /// OUTPUT (chains wholly the policy's) the description alone, or nothing.
     pub tag: String,
-    /// The target with its options, for NAT rules (`MASQUERADE`, `SNAT --to-source …`,
-    /// `DNAT --to-destination …`); `ACCEPT` otherwise.
+    /// The target with its options: `ACCEPT`, `DROP`, `REJECT --reject-with …`, `LOG …`,
+    /// and for NAT rules `MASQUERADE`, `SNAT --to-source …`, `DNAT --to-destination …`.
     pub target: String,
 }
 
@@ -326,7 +327,7 @@ pub struct ForwardingView {
 
 /// The members of `nets` in `family`, as `Some`; `[None]` ("any") for an empty list; and
 /// nothing when the list names only the other family (the rule is not for this family).
-fn in_family(family: Family, nets: &[IpNet]) -> Vec<Option<IpNet>> {
+pub(crate) fn in_family(family: Family, nets: &[IpNet]) -> Vec<Option<IpNet>> {
     if nets.is_empty() {
         return vec![None];
     }
@@ -337,7 +338,7 @@ fn in_family(family: Family, nets: &[IpNet]) -> Vec<Option<IpNet>> {
 }
 
 /// `-s CIDR -d CIDR -i IN -o OUT `: iptables' order of the basic matches.
-fn basic(
+pub(crate) fn basic(
     src: Option<IpNet>,
     dst: Option<IpNet>,
     iface_in: Option<&str>,
@@ -357,7 +358,7 @@ fn basic(
     text
 }
 
-fn port_match(proto: Option<Proto>, ports: Option<Ports>) -> String {
+pub(crate) fn port_match(proto: Option<Proto>, ports: Option<Ports>) -> String {
     match (proto, ports) {
         (Some(p), Some(ports)) => format!("-p {0} -m {0} --dport {ports} ", p.as_str()),
         (Some(p), None) => format!("-p {} ", p.as_str()),

@@ -8,11 +8,12 @@ use std::fmt;
 
 use ipnet::IpNet;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::config::{Allow, Diagnostics, Ports, Proto, RawPort};
-use crate::forwarding::same_family;
+use crate::family::Family;
+use crate::forwarding::{basic, in_family, port_match, same_family, RuleView};
 
 /// What a rule does with a new connection it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,6 +301,197 @@ impl Diagnostics<'_> {
     }
 }
 
+// ---- what the policy template sees ---------------------------------------------------
+
+/// iptables' multiport match takes at most 15 ports, a range counting 2
+/// (iptables-extensions(8), "multiport").
+const MULTIPORT_SLOTS: usize = 15;
+
+/// Log lines are rate-limited as ufw's are (3 a minute, the default burst of 5).
+const LOG_LIMIT: &str = "-m limit --limit 3/min ";
+
+/// `ports` cut, in order, into the groups one multiport match takes.
+fn port_groups(ports: &[Ports]) -> Vec<Vec<Ports>> {
+    let mut groups: Vec<Vec<Ports>> = Vec::new();
+    let mut used = 0;
+    for p in ports {
+        let slots = if p.first == p.last { 1 } else { 2 };
+        if groups.is_empty() || used + slots > MULTIPORT_SLOTS {
+            groups.push(Vec::new());
+            used = 0;
+        }
+        used += slots;
+        if let Some(group) = groups.last_mut() {
+            group.push(*p);
+        }
+    }
+    groups
+}
+
+/// `-p tcp -m tcp --dport 22 `, `-p udp -m multiport --dports 53,8000:8100 `, `-p tcp `
+/// (no ports), or nothing (every protocol), as iptables-save prints them.
+fn proto_ports(proto: Option<Proto>, group: &[Ports]) -> String {
+    match (proto, group) {
+        (None, _) => String::new(),
+        (Some(p), []) => port_match(Some(p), None),
+        (Some(p), [one]) => port_match(Some(p), Some(*one)),
+        (Some(p), many) => {
+            let list: Vec<String> = many.iter().map(ToString::to_string).collect();
+            format!(
+                "-p {} -m multiport --dports {} ",
+                p.as_str(),
+                list.join(",")
+            )
+        }
+    }
+}
+
+/// The `recent` list of limit rule `number`: `--name iptables-docker-v4-N --mask … --rsource `
+/// (the mask as iptables-save prints it). One list per family: the kernel keeps one table
+/// per name and masks with the mask of the rule that created it, so a v6 rule sharing a v4
+/// rule's name would count every address of a /32 as one source (seen on Linux 6.18).
+fn recent_list(number: usize, family: Family) -> String {
+    let mask = match family {
+        Family::V4 => "255.255.255.255",
+        Family::V6 => "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    };
+    let tag = family.tag();
+    format!("--name iptables-docker-{tag}-{number} --mask {mask} --rsource ")
+}
+
+/// The targets of a matching line: REJECT answers tcp with a reset and the rest with
+/// ICMP port unreachable (ICMPv6 for v6), so without a protocol it takes two lines.
+fn targets(action: Action, proto: Option<Proto>, family: Family) -> Vec<(&'static str, String)> {
+    let unreachable = match family {
+        Family::V4 => "REJECT --reject-with icmp-port-unreachable",
+        Family::V6 => "REJECT --reject-with icmp6-port-unreachable",
+    };
+    let reset = "REJECT --reject-with tcp-reset";
+    match (action, proto) {
+        (Action::Deny, _) => vec![("", "DROP".into())],
+        (Action::Reject, Some(Proto::Tcp)) => vec![("", reset.into())],
+        (Action::Reject, Some(Proto::Udp)) => vec![("", unreachable.into())],
+        (Action::Reject, None) => vec![("-p tcp ", reset.into()), ("", unreachable.into())],
+        (Action::Allow | Action::Limit, _) => vec![("", "ACCEPT".into())],
+    }
+}
+
+/// The lines one match of `rule` becomes: an optional LOG line, then the action. A limit
+/// drops a source whose list holds [`LIMIT_HITS`]` - 1` new connections of the last
+/// [`LIMIT_SECONDS`] (a dropped attempt counts too, so a source that keeps trying stays
+/// out), else records it and accepts.
+fn acting(
+    rule: &Rule,
+    number: usize,
+    family: Family,
+    proto: Option<Proto>,
+    matches: &str,
+) -> Vec<RuleView> {
+    let line = |extra: &str, target: String| RuleView {
+        matches: format!("{matches}{extra}"),
+        tag: rule.description.clone(),
+        target,
+    };
+    let log = |extra: &str| {
+        let prefix = format!("LOG --log-prefix \"iptables-docker {}: \"", rule.action);
+        line(&format!("{extra}{LOG_LIMIT}"), prefix)
+    };
+    let mut out = Vec::new();
+    if rule.action == Action::Limit {
+        let list = recent_list(number, family);
+        let seen = format!(
+            "--seconds {LIMIT_SECONDS} --hitcount {} {list}",
+            LIMIT_HITS - 1
+        );
+        if rule.log {
+            out.push(log(&format!("-m recent --rcheck {seen}")));
+        }
+        out.push(line(&format!("-m recent --update {seen}"), "DROP".into()));
+        out.push(line(&format!("-m recent --set {list}"), "ACCEPT".into()));
+        return out;
+    }
+    if rule.log {
+        out.push(log(""));
+    }
+    for (extra, target) in targets(rule.action, proto, family) {
+        out.push(line(extra, target));
+    }
+    out
+}
+
+/// The INPUT (direction in) or OUTPUT (out) lines of `rule` for `family`, none when its
+/// addresses are all of the other family. `number`: its place among the `[[rule]]`
+/// tables (1, 2, …), which names a limit rule's `recent` list.
+pub fn lines(rule: &Rule, number: usize, family: Family) -> Vec<RuleView> {
+    let iface = rule.interface.as_deref();
+    let (iface_in, iface_out) = match rule.direction {
+        Direction::In => (iface, None),
+        Direction::Out => (None, iface),
+    };
+    let groups = match rule.ports.as_slice() {
+        [] => vec![Vec::new()],
+        ports => port_groups(ports),
+    };
+    // `0.0.0.0/0` (an `[[allow]]`'s default) is "anywhere" in its family: no `-s`.
+    let specific = |net: Option<IpNet>| net.filter(|n| n.prefix_len() > 0);
+    let mut out = Vec::new();
+    for src in in_family(family, &rule.from) {
+        for dst in in_family(family, &rule.to) {
+            let addresses = basic(specific(src), specific(dst), iface_in, iface_out);
+            for proto in rule.protocols() {
+                for group in &groups {
+                    let matches = format!("{addresses}{}", proto_ports(proto, group));
+                    out.extend(acting(rule, number, family, proto, &matches));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The template's view of the rules for one family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RulesView {
+    /// INPUT lines of the `[[rule]]` tables with direction in, in file order.
+    pub input: Vec<RuleView>,
+    /// INPUT lines of the `[[allow]]` tables (judged after `[ssh]`).
+    pub allow: Vec<RuleView>,
+    /// OUTPUT lines of the `[[rule]]` tables with direction out, in file order.
+    pub output: Vec<RuleView>,
+    /// `"accept"`, `"deny"` or `"reject"`.
+    pub outbound_policy: &'static str,
+}
+
+/// Renders `rules` (the `[[rule]]` tables), `allow` and `outbound` for `family`.
+pub fn view(
+    family: Family,
+    rules: &[Rule],
+    allow: &[Allow],
+    outbound: OutboundPolicy,
+) -> RulesView {
+    let numbered = rules.iter().enumerate().map(|(i, r)| (i + 1, r));
+    let (inbound, outbound_rules): (Vec<_>, Vec<_>) =
+        numbered.partition(|(_, r)| r.direction == Direction::In);
+    let render = |list: Vec<(usize, &Rule)>| -> Vec<RuleView> {
+        list.into_iter()
+            .flat_map(|(n, r)| lines(r, n, family))
+            .collect()
+    };
+    RulesView {
+        input: render(inbound),
+        allow: allow
+            .iter()
+            .flat_map(|a| lines(&Rule::from_allow(a), 0, family))
+            .collect(),
+        output: render(outbound_rules),
+        outbound_policy: match outbound {
+            OutboundPolicy::Accept => "accept",
+            OutboundPolicy::Deny => "deny",
+            OutboundPolicy::Reject => "reject",
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -392,5 +584,64 @@ mod tests {
         assert_eq!((rule.action, rule.proto), (Action::Allow, Some(Proto::Udp)));
         assert_eq!(rule.ports, [c.allow[0].ports]);
         assert_eq!(rule.from, c.allow[0].from);
+    }
+
+    #[test]
+    fn port_lists_are_cut_at_fifteen_slots_a_range_counting_two() {
+        let ports = |list: &[(u16, u16)]| -> Vec<Ports> {
+            list.iter()
+                .map(|&(first, last)| Ports { first, last })
+                .collect()
+        };
+        let fourteen_and_a_range: Vec<(u16, u16)> =
+            (1..=14).map(|p| (p, p)).chain([(100, 200)]).collect();
+        let groups = port_groups(&ports(&fourteen_and_a_range));
+        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [14, 1]);
+        let fifteen: Vec<(u16, u16)> = (1..=15).map(|p| (p, p)).collect();
+        assert_eq!(port_groups(&ports(&fifteen)).len(), 1);
+        let ranges: Vec<(u16, u16)> = (0..8).map(|i| (i * 10 + 1, i * 10 + 2)).collect();
+        let groups = port_groups(&ports(&ranges));
+        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [7, 1]);
+    }
+
+    #[test]
+    fn each_action_renders_as_iptables_save_prints_it() {
+        let c = parse(
+            "[[rule]]\naction = \"reject\"\nfrom = [\"192.0.2.0/24\"]\n\
+             [[rule]]\naction = \"limit\"\nport = 22\ninterface = \"eth0\"\n\
+             [[rule]]\naction = \"deny\"\nproto = \"udp\"\nport = [53, \"60-61\"]\nlog = true\n\
+             [[rule]]\naction = \"allow\"\ndirection = \"out\"\nto = [\"2001:db8::1\"]\ninterface = \"wg0\"\n",
+        )
+        .unwrap();
+        let text = |v: &[RuleView]| -> Vec<String> {
+            v.iter()
+                .map(|r| format!("{}-j {}", r.matches, r.target))
+                .collect()
+        };
+        let v4 = view(Family::V4, &c.rules, &c.allow, c.outbound);
+        assert_eq!(
+            text(&v4.input),
+            [
+                "-s 192.0.2.0/24 -p tcp -j REJECT --reject-with tcp-reset",
+                "-s 192.0.2.0/24 -j REJECT --reject-with icmp-port-unreachable",
+                "-i eth0 -p tcp -m tcp --dport 22 -m recent --update --seconds 30 --hitcount 5 \
+                 --name iptables-docker-v4-2 --mask 255.255.255.255 --rsource -j DROP",
+                "-i eth0 -p tcp -m tcp --dport 22 -m recent --set --name iptables-docker-v4-2 \
+                 --mask 255.255.255.255 --rsource -j ACCEPT",
+                "-p udp -m multiport --dports 53,60:61 -m limit --limit 3/min -j LOG \
+                 --log-prefix \"iptables-docker deny: \"",
+                "-p udp -m multiport --dports 53,60:61 -j DROP",
+            ]
+        );
+        assert!(v4.output.is_empty() && v4.allow.is_empty());
+        let v6 = view(Family::V6, &c.rules, &c.allow, c.outbound);
+        assert_eq!(
+            text(&v6.input)[0],
+            "-i eth0 -p tcp -m tcp --dport 22 -m recent --update \
+            --seconds 30 --hitcount 5 --name iptables-docker-v6-2 \
+            --mask ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff --rsource -j DROP"
+        );
+        assert_eq!(text(&v6.output), ["-d 2001:db8::1/128 -o wg0 -j ACCEPT"]);
+        assert_eq!(v6.outbound_policy, "accept");
     }
 }

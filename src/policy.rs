@@ -12,7 +12,8 @@ use crate::config::{Config, Ports, Proto};
 use crate::diagnostic;
 use crate::error::{Error, Result};
 use crate::family::Family;
-use crate::forwarding::{self, BridgeAccess, ForwardingView};
+use crate::forwarding::{self, BridgeAccess, ForwardingView, RuleView};
+use crate::host_rule;
 use crate::ownership::{is_docker_chain, DockerFacts, OWN_MARK};
 use crate::ruleset::{self, Ruleset, TableName};
 
@@ -63,7 +64,14 @@ struct Context<'a> {
     ssh: SshView,
     icmp: bool,
     log_dropped: bool,
+    /// `[[rule]]` direction in: INPUT lines, in file order (before `ssh`).
+    rules: Vec<RuleView>,
+    /// `[[allow]]` as INPUT lines (the built-in template's; `allow` is the same tables
+    /// field by field, for templates written before `[[rule]]`).
+    allow_rules: Vec<RuleView>,
     allow: Vec<AllowView<'a>>,
+    /// `[outbound]`: `{policy, rules}`, the OUTPUT lines of `[[rule]]` direction out.
+    outbound: OutboundView,
     swarm: SwarmView,
     bridges: Vec<String>,
     /// `"all"` or `"limited"` (`[bridges] to_host`).
@@ -91,6 +99,13 @@ struct AllowView<'a> {
     port: String,
     host: Option<String>,
     from: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct OutboundView {
+    /// `"accept"`, `"deny"` or `"reject"`.
+    policy: &'static str,
+    rules: Vec<RuleView>,
 }
 
 #[derive(Serialize)]
@@ -218,16 +233,9 @@ pub fn render(
     family: Family,
     facts: &DockerFacts,
 ) -> Result<Policy> {
-    if !config.rules.is_empty() || config.outbound != crate::host_rule::OutboundPolicy::Accept {
-        // Temporary, until the renderer lands: a rule that loads must never be ignored.
-        return Err(Error::config(
-            "[[rule]] and [outbound] are read but not rendered by this build yet",
-        )
-        .hint("remove them for now; nothing was applied"));
-    }
     let Template { name, source } = template;
     let context = context(config, family, facts);
-    let text = render_text(name, source, &context)?;
+    let text = render_text(name, source, &context, &needed(config))?;
     let mut fragment = ruleset::parse(&text).map_err(|e| {
         let line = text.lines().nth(e.line - 1).unwrap_or("");
         Error::config(format!(
@@ -272,6 +280,7 @@ fn context<'a>(config: &'a Config, family: Family, facts: &DockerFacts) -> Conte
             })
             .collect(),
     });
+    let rules = host_rule::view(family, &config.rules, &config.allow, config.outbound);
     Context {
         family: match family {
             Family::V4 => "ipv4",
@@ -283,6 +292,12 @@ fn context<'a>(config: &'a Config, family: Family, facts: &DockerFacts) -> Conte
         },
         icmp: config.icmp,
         log_dropped: config.log_dropped,
+        rules: rules.input,
+        allow_rules: rules.allow,
+        outbound: OutboundView {
+            policy: rules.outbound_policy,
+            rules: rules.output,
+        },
         allow: config
             .allow
             .iter()
@@ -317,7 +332,33 @@ fn context<'a>(config: &'a Config, family: Family, facts: &DockerFacts) -> Conte
     }
 }
 
-fn render_text(name: &str, source: &str, context: &Context) -> Result<String> {
+/// The template variables the configuration needs rendered (`nested` names, as minijinja's
+/// `undeclared_variables` gives them): a template that never reads them would drop the
+/// `[[rule]]` tables or the `[outbound]` policy without a word.
+fn needed(config: &Config) -> Vec<(&'static str, &'static str)> {
+    let mut needed = Vec::new();
+    let (out, inbound): (Vec<_>, Vec<_>) = config
+        .rules
+        .iter()
+        .partition(|r| r.direction == host_rule::Direction::Out);
+    if !inbound.is_empty() {
+        needed.push(("rules", "[[rule]] tables (direction \"in\")"));
+    }
+    if !out.is_empty() {
+        needed.push(("outbound.rules", "[[rule]] tables with direction \"out\""));
+    }
+    if config.outbound != host_rule::OutboundPolicy::Accept {
+        needed.push(("outbound.policy", "an [outbound] policy"));
+    }
+    needed
+}
+
+fn render_text(
+    name: &str,
+    source: &str,
+    context: &Context,
+    needed: &[(&str, &str)],
+) -> Result<String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
@@ -337,6 +378,17 @@ fn render_text(name: &str, source: &str, context: &Context) -> Result<String> {
     };
     env.add_template(name, source).map_err(located)?;
     let template = env.get_template(name).map_err(located)?;
+    let used = template.undeclared_variables(true);
+    if let Some((variable, what)) = needed.iter().find(|(v, _)| !used.contains(*v)) {
+        return Err(Error::config(format!(
+            "{name}: the configuration has {what}, but the template never uses \
+             `{variable}`, so they would be ignored"
+        ))
+        .hint(
+            "add the lines the built-in template has for them (README.md \"Policy \
+             template\"), or remove `template` from the configuration; nothing was applied",
+        ));
+    }
     let mut text = template.render(context).map_err(located)?;
     if !text.ends_with('\n') {
         text.push('\n');
@@ -375,6 +427,14 @@ mod tests {
         render(config, &template, family, &DockerFacts::default())
             .unwrap()
             .fragment
+            .to_string()
+    }
+
+    /// The error rendering `config` (its template) for IPv4 gives.
+    fn render_error(config: &Config) -> String {
+        let template = Template::load(config).unwrap();
+        render(config, &template, Family::V4, &DockerFacts::default())
+            .unwrap_err()
             .to_string()
     }
 
@@ -499,14 +559,7 @@ mod tests {
         .unwrap();
         let mut config = Config::builtin();
         config.template = Some(path.clone());
-        let err = render(
-            &config,
-            &Template::load(&config).unwrap(),
-            Family::V4,
-            &DockerFacts::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = render_error(&config);
         assert!(
             err.starts_with(&format!("{}:3:4:", path.display())),
             "{err}"
@@ -524,14 +577,7 @@ mod tests {
         );
 
         std::fs::write(&path, "*filter\n:DOCKER - [0:0]\nCOMMIT\n").unwrap();
-        let err = render(
-            &config,
-            &Template::load(&config).unwrap(),
-            Family::V4,
-            &DockerFacts::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = render_error(&config);
         assert!(err.contains("belongs to Docker"), "{err}");
     }
 
@@ -554,6 +600,38 @@ mod tests {
         let text = rendered(&config, Family::V4);
         assert!(
             text.contains("-A DOCKER-USER -i eth0 -m conntrack --ctstate DNAT"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_template_that_never_renders_the_rules_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.j2");
+        std::fs::write(
+            &path,
+            "*filter\n:INPUT DROP [0:0]\n{% for r in allow %}{% endfor %}\nCOMMIT\n",
+        )
+        .unwrap();
+        let mut config = Config::parse(
+            "[[rule]]\naction = \"deny\"\nport = 23\n",
+            std::path::Path::new("/etc/x.toml"),
+        )
+        .unwrap();
+        config.template = Some(path.clone());
+        let err = render_error(&config);
+        assert!(
+            err.starts_with(&format!(
+                "{}: the configuration has [[rule]] tables (direction \"in\"), but the template \
+                 never uses `rules`",
+                path.display()
+            )),
+            "{err}"
+        );
+        config.template = None;
+        let text = rendered(&config, Family::V6);
+        assert!(
+            text.contains("-A INPUT -p tcp -m tcp --dport 23 -j DROP\n"),
             "{text}"
         );
     }

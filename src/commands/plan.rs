@@ -96,7 +96,7 @@ fn warn_lockout(config: &Config) {
     if !cut.is_empty() {
         eprintln!(
             "iptables-docker: warning: this policy would not accept new SSH connections from \
-             {}, established now; start and reload refuse it without --force",
+             {}; start and reload refuse it without --force",
             guard::describe(&cut)
         );
     }
