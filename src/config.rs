@@ -18,6 +18,7 @@ use crate::forwarding::{
     Bridges, Forward, PortForward, RawBridges, RawForward, RawPortForward, RawSourceNat, SourceNat,
 };
 use crate::fragments::{self, Fragment};
+use crate::host_rule::{OutboundPolicy, RawOutbound, RawRule, Rule};
 use crate::presets::Preset;
 
 /// The default location of the configuration file.
@@ -43,6 +44,12 @@ pub struct Config {
     pub ssh: Ssh,
     pub icmp: bool,
     pub log_dropped: bool,
+    /// `[[rule]]`: host filter rules in file order, judged before `[ssh]`
+    /// ([`crate::host_rule`]).
+    pub rules: Vec<Rule>,
+    /// `[outbound] policy`: accept (default), deny or reject.
+    pub outbound: OutboundPolicy,
+    /// `[[allow]]`: the older form of an allow rule, judged after `[ssh]`.
     pub allow: Vec<Allow>,
     pub swarm: Swarm,
     pub containers: Option<Containers>,
@@ -157,6 +164,9 @@ struct RawConfig {
     icmp: Option<bool>,
     log_dropped: Option<bool>,
     #[serde(default)]
+    rule: Vec<RawRule>,
+    outbound: Option<RawOutbound>,
+    #[serde(default)]
     allow: Vec<RawAllow>,
     swarm: Option<RawSwarm>,
     containers: Option<RawContainers>,
@@ -176,7 +186,7 @@ struct RawSsh {
     allow_from: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(untagged)]
 pub(crate) enum RawPort {
     Number(i64),
@@ -264,7 +274,7 @@ impl Diagnostics<'_> {
 
 impl Diagnostics<'_> {
     /// A source list: never empty (a rule that matches no one would vanish).
-    fn sources(&mut self, list: &Spanned<Vec<Spanned<String>>>) -> Vec<IpNet> {
+    pub(crate) fn sources(&mut self, list: &Spanned<Vec<Spanned<String>>>) -> Vec<IpNet> {
         if list.get_ref().is_empty() {
             self.push(
                 list.span(),
@@ -331,17 +341,42 @@ impl Diagnostics<'_> {
     }
 
     pub(crate) fn proto(&mut self, proto: &Spanned<String>) -> Proto {
-        match proto.get_ref().as_str() {
-            "tcp" => Proto::Tcp,
-            "udp" => Proto::Udp,
-            other => {
-                self.push(
-                    proto.span(),
-                    format!("unknown protocol '{other}' (expected \"tcp\" or \"udp\")"),
-                );
-                Proto::Tcp
-            }
+        let protos = [("tcp", Proto::Tcp), ("udp", Proto::Udp)];
+        self.choice(proto, "protocol", &protos)
+            .unwrap_or(Proto::Tcp)
+    }
+
+    /// One of the words of `allowed`, or a located error naming `what` and every word
+    /// allowed: `unknown protocol 'icmp' (expected "tcp" or "udp")`.
+    pub(crate) fn choice<T: Copy>(
+        &mut self,
+        value: &Spanned<String>,
+        what: &str,
+        allowed: &[(&str, T)],
+    ) -> Option<T> {
+        let found = allowed.iter().find(|(word, _)| word == value.get_ref());
+        if found.is_none() {
+            let words: Vec<String> = allowed.iter().map(|(w, _)| format!("\"{w}\"")).collect();
+            let expected = match words.split_last() {
+                Some((last, [])) => last.clone(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            self.push(
+                value.span(),
+                format!("unknown {what} '{}' (expected {expected})", value.get_ref()),
+            );
         }
+        found.map(|(_, t)| *t)
+    }
+
+    /// An interface name ([`Self::interface`]), remembered with where it was written for
+    /// [`Config::warnings`].
+    pub(crate) fn located_interface(&mut self, name: &Spanned<String>) -> Option<String> {
+        let valid = self.interface(name)?;
+        let at = self.at(name.span());
+        self.interface_sites.push((valid.clone(), at));
+        Some(valid)
     }
 
     pub(crate) fn port_number(&mut self, span: Range<usize>, value: i64) -> u16 {
@@ -409,12 +444,7 @@ impl Diagnostics<'_> {
             external_interfaces: c
                 .external_interfaces
                 .iter()
-                .filter_map(|i| {
-                    let name = self.interface(i)?;
-                    let at = self.at(i.span());
-                    self.interface_sites.push((name.clone(), at));
-                    Some(name)
-                })
+                .filter_map(|i| self.located_interface(i))
                 .collect(),
             allow: c
                 .allow
@@ -493,6 +523,8 @@ impl Config {
             },
             icmp: true,
             log_dropped: true,
+            rules: Vec::new(),
+            outbound: OutboundPolicy::Accept,
             allow: Vec::new(),
             swarm: Swarm {
                 enabled: false,
@@ -603,6 +635,8 @@ impl Config {
             ssh,
             icmp: raw.icmp.unwrap_or(true),
             log_dropped: raw.log_dropped.unwrap_or(true),
+            rules: diag.rules(&raw.rule),
+            outbound: diag.outbound(raw.outbound.as_ref()),
             allow,
             swarm,
             containers,

@@ -22,7 +22,7 @@ use crate::config::Ports;
 use crate::family::Family;
 use crate::ownership::{is_docker_chain, DockerFacts};
 use crate::rule::{Opt, RuleArgs};
-use crate::ruleset::{Rule, Ruleset, Table};
+use crate::ruleset::{ChainPolicy, Rule, Ruleset, Table, TableName};
 
 /// Who may open a new connection from outside.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,7 +100,7 @@ pub struct Published {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Exposure {
     /// INPUT's chain policy (`ACCEPT`, `DROP`).
-    pub input_policy: String,
+    pub input_policy: ChainPolicy,
     /// Ports no rule names, tcp: who may reach them (nobody when the firewall is on).
     pub other_ports: Reach,
     /// Interfaces INPUT accepts everything from (Docker bridges, trusted interfaces).
@@ -299,6 +299,12 @@ fn option_matches(opt: &Opt, p: &Packet) -> Option<bool> {
             .split(',')
             .any(|s| s == "NEW" || (s == "DNAT" && p.orig_port.is_some())),
         "--icmp-type" | "--icmpv6-type" => p.icmp_type == Some(v),
+        // `-m recent` as a limit rule writes it: `--set` records the source and matches;
+        // `--update` and `--rcheck` match only a source over the rate, so for who may
+        // connect at all they do not.
+        "--update" | "--rcheck" => false,
+        "--set" | "--name" | "--mask" | "--rsource" | "--rdest" | "--seconds" | "--hitcount"
+        | "--reap" | "--rttl" => return Some(true),
         "-m" | "--match" => return Some(true),
         "--comment" | "--limit" | "--limit-burst" | "-j" | "--jump" | "-g" | "--goto"
         | "--reject-with" | "--log-prefix" | "--log-level" => return Some(true),
@@ -392,8 +398,8 @@ fn walk_chain(
 fn reach_through(table: &Table, chain: &str, p: &Packet) -> (Reach, Vec<String>) {
     let mut walk = Walk::default();
     let reach = walk_chain(table, chain, p, &mut walk, 0).unwrap_or_else(|| {
-        let policy = table.chain(chain).and_then(|c| c.policy.as_deref());
-        walk.finish(if policy == Some("ACCEPT") {
+        let policy = table.chain(chain).and_then(|c| c.policy);
+        walk.finish(if policy == Some(ChainPolicy::Accept) {
             Verdict::Allow
         } else {
             Verdict::Deny
@@ -440,6 +446,7 @@ fn candidate_services(table: &Table, facts: &DockerFacts) -> Vec<Candidate> {
             .filter(|i| !i.negated)
             .and_then(|i| i.first())
             .map(ToString::to_string);
+        let limited = args.opts().any(|o| o.name == "--set");
         let ports: Vec<Option<Ports>> = match (
             args.value(&["--dport", "--destination-port"]),
             args.value(&["--dports", "--destination-ports"]),
@@ -459,6 +466,7 @@ fn candidate_services(table: &Table, facts: &DockerFacts) -> Vec<Candidate> {
                     port: key.1,
                     comment: comment.clone(),
                     iface: iface.clone(),
+                    limited,
                 });
             }
         }
@@ -466,12 +474,14 @@ fn candidate_services(table: &Table, facts: &DockerFacts) -> Vec<Candidate> {
     found
 }
 
-/// A service INPUT may accept: protocol, port, the rule's comment and interface.
+/// A service INPUT may accept: protocol, port, the rule's comment and interface, and
+/// whether the rule is a limit (`-m recent --set`).
 struct Candidate {
     proto: String,
     port: Option<Ports>,
     comment: String,
     iface: Option<String>,
+    limited: bool,
 }
 
 /// A tcp port no INPUT rule names: stands for "every other port".
@@ -518,11 +528,19 @@ fn services(filter: &Table, facts: &DockerFacts, ssh_port: u16) -> Vec<Service> 
                  port,
                  comment,
                  iface,
+                 limited,
              }| {
                 let (reach, mut notes) =
                     reach_through(filter, "INPUT", &input_packet(&proto, port, facts));
                 if let Some(iface) = iface {
                     notes.push(format!("accepted on interface {iface} only"));
+                }
+                if limited {
+                    notes.push(
+                        "rate-limited (limit): a source opening new connections too fast \
+                         is dropped for a while"
+                            .to_string(),
+                    );
                 }
                 if reach == Reach::Nobody {
                     return None;
@@ -662,17 +680,17 @@ fn published_port(
 /// What `ruleset` (one family, as the kernel holds it) exposes. `ssh_port` names the ssh
 /// rule when it has no comment.
 pub fn analyse(family: Family, ruleset: &Ruleset, facts: &DockerFacts, ssh_port: u16) -> Exposure {
-    let bridges = container_bridges(ruleset.table("filter"));
+    let bridges = container_bridges(ruleset.table(TableName::Filter));
     let published = ruleset
-        .table("nat")
+        .table(TableName::Nat)
         .into_iter()
         .flat_map(|nat| nat.rules.iter().filter(|r| is_docker_chain(&r.chain)))
-        .filter_map(|r| published_port(r, ruleset.table("filter"), &bridges, facts))
+        .filter_map(|r| published_port(r, ruleset.table(TableName::Filter), &bridges, facts))
         .collect();
-    let Some(filter) = ruleset.table("filter") else {
+    let Some(filter) = ruleset.table(TableName::Filter) else {
         let everyone = Reach::Everyone { except: Vec::new() };
         return Exposure {
-            input_policy: "ACCEPT".into(),
+            input_policy: ChainPolicy::Accept,
             other_ports: everyone.clone(),
             trusted_interfaces: Vec::new(),
             ping: everyone,
@@ -696,8 +714,8 @@ pub fn analyse(family: Family, ruleset: &Ruleset, facts: &DockerFacts, ssh_port:
     Exposure {
         input_policy: filter
             .chain("INPUT")
-            .and_then(|c| c.policy.clone())
-            .unwrap_or_else(|| "ACCEPT".into()),
+            .and_then(|c| c.policy)
+            .unwrap_or(ChainPolicy::Accept),
         other_ports: reach_through(filter, "INPUT", &input_packet("tcp", Some(other), facts)).0,
         trusted_interfaces: trusted_interfaces(filter),
         ping: reach_through(filter, "INPUT", &ping_packet).0,
@@ -814,6 +832,68 @@ mod tests {
             p.notes.iter().any(|n| n.contains("--match-set")),
             "{:?}",
             p.notes
+        );
+    }
+
+    #[test]
+    fn rules_open_the_services_they_allow_or_limit_only() {
+        let config = crate::config::Config::parse(
+            "[[rule]]\naction = \"deny\"\nfrom = [\"203.0.113.0/24\"]\n\
+             [[rule]]\naction = \"limit\"\nport = 22\n\
+             [[rule]]\ndescription = \"web\"\naction = \"allow\"\nproto = \"any\"\n\
+             port = [80, \"8000-8100\"]\n\
+             [[rule]]\naction = \"reject\"\nport = 25\n\
+             [[rule]]\naction = \"allow\"\nport = 9100\ninterface = \"eth1\"\n",
+            std::path::Path::new("/etc/x.toml"),
+        )
+        .unwrap();
+        let facts = DockerFacts::default();
+        let policy = crate::policy::render(
+            &config,
+            &crate::policy::Template::builtin(),
+            Family::V4,
+            &facts,
+        )
+        .unwrap();
+        let e = analyse(Family::V4, &policy.fragment, &facts, 22);
+        let found: Vec<(String, String, String)> = e
+            .services
+            .iter()
+            .map(|s| {
+                let port = s.port.clone().unwrap_or_default();
+                (
+                    format!("{}/{port}", s.proto),
+                    s.description.clone(),
+                    s.reach.to_string(),
+                )
+            })
+            .collect();
+        let but = "everyone except 203.0.113.0/24";
+        let want = [
+            ("tcp/22", "ssh", but),
+            ("tcp/80", "web", but),
+            ("tcp/8000:8100", "web", but),
+            ("udp/80", "web", but),
+            ("udp/8000:8100", "web", but),
+            ("tcp/9100", "", but),
+        ];
+        let want: Vec<(String, String, String)> = want
+            .iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .collect();
+        assert_eq!(found, want);
+        assert!(
+            e.services[0].notes[0].starts_with("rate-limited (limit)"),
+            "{:?}",
+            e.services[0]
+        );
+        assert_eq!(e.services[5].notes, ["accepted on interface eth1 only"]);
+        assert_eq!(e.other_ports, Reach::Nobody);
+        assert_eq!(
+            e.ping,
+            Reach::Everyone {
+                except: vec!["203.0.113.0/24".into()]
+            }
         );
     }
 }

@@ -192,18 +192,15 @@ impl Diagnostics<'_> {
         let Some(raw) = raw else {
             return Bridges::default();
         };
-        let to_host = match raw.to_host.as_ref().map(|t| t.get_ref().as_str()) {
-            None | Some("all") => BridgeAccess::All,
-            Some("limited") => BridgeAccess::Limited,
-            Some(other) => {
-                let span = raw.to_host.as_ref().map_or(0..0, Spanned::span);
-                self.push(
-                    span,
-                    format!("unknown bridges.to_host '{other}' (expected \"all\" or \"limited\")"),
-                );
-                BridgeAccess::All
-            }
-        };
+        let choices = [
+            ("all", BridgeAccess::All),
+            ("limited", BridgeAccess::Limited),
+        ];
+        let to_host = raw
+            .to_host
+            .as_ref()
+            .and_then(|t| self.choice(t, "bridges.to_host", &choices))
+            .unwrap_or_default();
         let allow = raw.allow.iter().map(|a| self.allow(a)).collect();
         Bridges { to_host, allow }
     }
@@ -292,7 +289,7 @@ impl Diagnostics<'_> {
     }
 }
 
-fn same_family(a: &IpNet, b: &IpNet) -> bool {
+pub(crate) fn same_family(a: &IpNet, b: &IpNet) -> bool {
     matches!(
         (a, b),
         (IpNet::V4(_), IpNet::V4(_)) | (IpNet::V6(_), IpNet::V6(_))
@@ -307,10 +304,11 @@ fn same_family(a: &IpNet, b: &IpNet) -> bool {
 pub struct RuleView {
     /// The matches, each followed by a space; empty for "everything".
     pub matches: String,
-    /// `iptables-docker` or `iptables-docker: DESCRIPTION`.
+    /// The comment: `iptables-docker` or `iptables-docker: DESCRIPTION`; in INPUT and
+    /// OUTPUT (chains wholly the policy's) the description alone, or nothing.
     pub tag: String,
-    /// The target with its options, for NAT rules (`MASQUERADE`, `SNAT --to-source …`,
-    /// `DNAT --to-destination …`); `ACCEPT` otherwise.
+    /// The target with its options: `ACCEPT`, `DROP`, `REJECT --reject-with …`, `LOG …`,
+    /// and for NAT rules `MASQUERADE`, `SNAT --to-source …`, `DNAT --to-destination …`.
     pub target: String,
 }
 
@@ -329,7 +327,7 @@ pub struct ForwardingView {
 
 /// The members of `nets` in `family`, as `Some`; `[None]` ("any") for an empty list; and
 /// nothing when the list names only the other family (the rule is not for this family).
-fn in_family(family: Family, nets: &[IpNet]) -> Vec<Option<IpNet>> {
+pub(crate) fn in_family(family: Family, nets: &[IpNet]) -> Vec<Option<IpNet>> {
     if nets.is_empty() {
         return vec![None];
     }
@@ -340,7 +338,7 @@ fn in_family(family: Family, nets: &[IpNet]) -> Vec<Option<IpNet>> {
 }
 
 /// `-s CIDR -d CIDR -i IN -o OUT `: iptables' order of the basic matches.
-fn basic(
+pub(crate) fn basic(
     src: Option<IpNet>,
     dst: Option<IpNet>,
     iface_in: Option<&str>,
@@ -360,7 +358,7 @@ fn basic(
     text
 }
 
-fn port_match(proto: Option<Proto>, ports: Option<Ports>) -> String {
+pub(crate) fn port_match(proto: Option<Proto>, ports: Option<Ports>) -> String {
     match (proto, ports) {
         (Some(p), Some(ports)) => format!("-p {0} -m {0} --dport {ports} ", p.as_str()),
         (Some(p), None) => format!("-p {} ", p.as_str()),

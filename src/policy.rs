@@ -12,9 +12,10 @@ use crate::config::{Config, Ports, Proto};
 use crate::diagnostic;
 use crate::error::{Error, Result};
 use crate::family::Family;
-use crate::forwarding::{self, BridgeAccess, ForwardingView};
+use crate::forwarding::{self, BridgeAccess, ForwardingView, RuleView};
+use crate::host_rule;
 use crate::ownership::{is_docker_chain, DockerFacts, OWN_MARK};
-use crate::ruleset::{self, builtin_chains, Ruleset};
+use crate::ruleset::{self, Ruleset, TableName};
 
 /// The template used when the config names none.
 pub const BUILTIN_TEMPLATE: &str = include_str!("../templates/policy.rules.j2");
@@ -39,7 +40,7 @@ impl Policy {
     }
 
     /// Whether the policy writes rules to `table`'s `chain`.
-    pub fn writes_to(&self, table: &str, chain: &str) -> bool {
+    pub fn writes_to(&self, table: TableName, chain: &str) -> bool {
         self.fragment
             .table(table)
             .is_some_and(|t| t.rules_of(chain).next().is_some())
@@ -48,7 +49,7 @@ impl Policy {
     /// Whether the policy takes over the contents of `table`'s `chain`: a user chain it
     /// declares (DOCKER-USER with `[containers]`). A builtin chain it declares only gets
     /// the policy's rules and chain policy; the kept rules in it stay.
-    pub fn takes_over(&self, table: &str, chain: &str) -> bool {
+    pub fn takes_over(&self, table: TableName, chain: &str) -> bool {
         self.fragment
             .table(table)
             .and_then(|t| t.chain(chain))
@@ -63,7 +64,14 @@ struct Context<'a> {
     ssh: SshView,
     icmp: bool,
     log_dropped: bool,
+    /// `[[rule]]` direction in: INPUT lines, in file order (before `ssh`).
+    rules: Vec<RuleView>,
+    /// `[[allow]]` as INPUT lines (the built-in template's; `allow` is the same tables
+    /// field by field, for templates written before `[[rule]]`).
+    allow_rules: Vec<RuleView>,
     allow: Vec<AllowView<'a>>,
+    /// `[outbound]`: `{policy, rules}`, the OUTPUT lines of `[[rule]]` direction out.
+    outbound: OutboundView,
     swarm: SwarmView,
     bridges: Vec<String>,
     /// `"all"` or `"limited"` (`[bridges] to_host`).
@@ -91,6 +99,13 @@ struct AllowView<'a> {
     port: String,
     host: Option<String>,
     from: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct OutboundView {
+    /// `"accept"`, `"deny"` or `"reject"`.
+    policy: &'static str,
+    rules: Vec<RuleView>,
 }
 
 #[derive(Serialize)]
@@ -220,7 +235,7 @@ pub fn render(
 ) -> Result<Policy> {
     let Template { name, source } = template;
     let context = context(config, family, facts);
-    let text = render_text(name, source, &context)?;
+    let text = render_text(name, source, &context, &needed(config))?;
     let mut fragment = ruleset::parse(&text).map_err(|e| {
         let line = text.lines().nth(e.line - 1).unwrap_or("");
         Error::config(format!(
@@ -230,7 +245,6 @@ pub fn render(
         ))
         .hint("fix the template; `iptables-docker plan` shows what it renders")
     })?;
-    keep_running_policies(&mut fragment);
     check_fragment(&fragment).map_err(|m| {
         Error::config(format!("{name}: {m}")).hint("fix the template; nothing was applied")
     })?;
@@ -266,6 +280,7 @@ fn context<'a>(config: &'a Config, family: Family, facts: &DockerFacts) -> Conte
             })
             .collect(),
     });
+    let rules = host_rule::view(family, &config.rules, &config.allow, config.outbound);
     Context {
         family: match family {
             Family::V4 => "ipv4",
@@ -277,6 +292,12 @@ fn context<'a>(config: &'a Config, family: Family, facts: &DockerFacts) -> Conte
         },
         icmp: config.icmp,
         log_dropped: config.log_dropped,
+        rules: rules.input,
+        allow_rules: rules.allow,
+        outbound: OutboundView {
+            policy: rules.outbound_policy,
+            rules: rules.output,
+        },
         allow: config
             .allow
             .iter()
@@ -311,7 +332,33 @@ fn context<'a>(config: &'a Config, family: Family, facts: &DockerFacts) -> Conte
     }
 }
 
-fn render_text(name: &str, source: &str, context: &Context) -> Result<String> {
+/// The template variables the configuration needs rendered (`nested` names, as minijinja's
+/// `undeclared_variables` gives them): a template that never reads them would drop the
+/// `[[rule]]` tables or the `[outbound]` policy without a word.
+fn needed(config: &Config) -> Vec<(&'static str, &'static str)> {
+    let mut needed = Vec::new();
+    let (out, inbound): (Vec<_>, Vec<_>) = config
+        .rules
+        .iter()
+        .partition(|r| r.direction == host_rule::Direction::Out);
+    if !inbound.is_empty() {
+        needed.push(("rules", "[[rule]] tables (direction \"in\")"));
+    }
+    if !out.is_empty() {
+        needed.push(("outbound.rules", "[[rule]] tables with direction \"out\""));
+    }
+    if config.outbound != host_rule::OutboundPolicy::Accept {
+        needed.push(("outbound.policy", "an [outbound] policy"));
+    }
+    needed
+}
+
+fn render_text(
+    name: &str,
+    source: &str,
+    context: &Context,
+    needed: &[(&str, &str)],
+) -> Result<String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
@@ -331,6 +378,17 @@ fn render_text(name: &str, source: &str, context: &Context) -> Result<String> {
     };
     env.add_template(name, source).map_err(located)?;
     let template = env.get_template(name).map_err(located)?;
+    let used = template.undeclared_variables(true);
+    if let Some((variable, what)) = needed.iter().find(|(v, _)| !used.contains(*v)) {
+        return Err(Error::config(format!(
+            "{name}: the configuration has {what}, but the template never uses \
+             `{variable}`, so they would be ignored"
+        ))
+        .hint(
+            "add the lines the built-in template has for them (README.md \"Policy \
+             template\"), or remove `template` from the configuration; nothing was applied",
+        ));
+    }
     let mut text = template.render(context).map_err(located)?;
     if !text.ends_with('\n') {
         text.push('\n');
@@ -338,55 +396,21 @@ fn render_text(name: &str, source: &str, context: &Context) -> Result<String> {
     Ok(text)
 }
 
-/// The policy a builtin chain declared with `-` gets: "keep the one it runs with".
-pub const KEEP_POLICY: &str = "-";
-
-/// A builtin chain declared `:FORWARD - [0:0]` parses as a user chain; it is the builtin
-/// chain, with the running policy kept ([`KEEP_POLICY`]).
-pub fn keep_running_policies(fragment: &mut Ruleset) {
-    for table in &mut fragment.tables {
-        let builtins = builtin_chains(&table.name);
-        for chain in &mut table.chains {
-            if chain.policy.is_none() && builtins.contains(&chain.name.as_str()) {
-                chain.policy = Some(KEEP_POLICY.to_string());
-            }
-        }
-    }
-}
-
 /// A policy may set builtin chain policies (`-` keeps the running one), add its own chains
-/// and take over DOCKER-USER;
-/// it may not declare Docker's other chains, which are kept as Docker wrote them.
+/// and take over DOCKER-USER; it may not declare Docker's other chains, which are kept as
+/// Docker wrote them. (Table names, policy words and which chains may have a policy are
+/// checked by the parser.)
 fn check_fragment(fragment: &Ruleset) -> std::result::Result<(), String> {
     for table in &fragment.tables {
-        let builtins = builtin_chains(&table.name);
-        if builtins.is_empty() {
-            return Err(format!("unknown table '{}'", table.name));
-        }
         for chain in &table.chains {
-            let is_builtin = builtins.contains(&chain.name.as_str());
-            match &chain.policy {
-                Some(p) if !is_builtin => {
-                    return Err(format!(
-                        "':{} {p}': only builtin chains of table {} have a policy",
-                        chain.name, table.name
-                    ))
-                }
-                Some(p) if p != "ACCEPT" && p != "DROP" && p != KEEP_POLICY => {
-                    return Err(format!(
-                        "':{} {p}': policy must be ACCEPT or DROP",
-                        chain.name
-                    ))
-                }
-                None if is_docker_chain(&chain.name)
-                    && !(table.name == "filter" && chain.name == "DOCKER-USER") =>
-                {
-                    return Err(format!(
-                        "chain {} belongs to Docker; a policy may only take over DOCKER-USER",
-                        chain.name
-                    ))
-                }
-                _ => {}
+            if chain.policy.is_none()
+                && is_docker_chain(&chain.name)
+                && !(table.name == TableName::Filter && chain.name == "DOCKER-USER")
+            {
+                return Err(format!(
+                    "chain {} belongs to Docker; a policy may only take over DOCKER-USER",
+                    chain.name
+                ));
             }
         }
     }
@@ -403,6 +427,14 @@ mod tests {
         render(config, &template, family, &DockerFacts::default())
             .unwrap()
             .fragment
+            .to_string()
+    }
+
+    /// The error rendering `config` (its template) for IPv4 gives.
+    fn render_error(config: &Config) -> String {
+        let template = Template::load(config).unwrap();
+        render(config, &template, Family::V4, &DockerFacts::default())
+            .unwrap_err()
             .to_string()
     }
 
@@ -527,14 +559,7 @@ mod tests {
         .unwrap();
         let mut config = Config::builtin();
         config.template = Some(path.clone());
-        let err = render(
-            &config,
-            &Template::load(&config).unwrap(),
-            Family::V4,
-            &DockerFacts::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = render_error(&config);
         assert!(
             err.starts_with(&format!("{}:3:4:", path.display())),
             "{err}"
@@ -552,14 +577,7 @@ mod tests {
         );
 
         std::fs::write(&path, "*filter\n:DOCKER - [0:0]\nCOMMIT\n").unwrap();
-        let err = render(
-            &config,
-            &Template::load(&config).unwrap(),
-            Family::V4,
-            &DockerFacts::default(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = render_error(&config);
         assert!(err.contains("belongs to Docker"), "{err}");
     }
 
@@ -582,6 +600,38 @@ mod tests {
         let text = rendered(&config, Family::V4);
         assert!(
             text.contains("-A DOCKER-USER -i eth0 -m conntrack --ctstate DNAT"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_template_that_never_renders_the_rules_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.j2");
+        std::fs::write(
+            &path,
+            "*filter\n:INPUT DROP [0:0]\n{% for r in allow %}{% endfor %}\nCOMMIT\n",
+        )
+        .unwrap();
+        let mut config = Config::parse(
+            "[[rule]]\naction = \"deny\"\nport = 23\n",
+            std::path::Path::new("/etc/x.toml"),
+        )
+        .unwrap();
+        config.template = Some(path.clone());
+        let err = render_error(&config);
+        assert!(
+            err.starts_with(&format!(
+                "{}: the configuration has [[rule]] tables (direction \"in\"), but the template \
+                 never uses `rules`",
+                path.display()
+            )),
+            "{err}"
+        );
+        config.template = None;
+        let text = rendered(&config, Family::V6);
+        assert!(
+            text.contains("-A INPUT -p tcp -m tcp --dport 23 -j DROP\n"),
             "{text}"
         );
     }

@@ -54,10 +54,18 @@ fn the_man_page_renders_and_says_what_each_command_changes() {
         "--purge",
         "Changes nothing",
         "EXIT STATUS",
+        "RULES Rule SPEC",
+        "iptables-docker allow from 203.0.113.0/24 to any port 22 proto tcp",
+        "iptables-docker delete [OPTIONS] <N|SPEC>",
         "/etc/iptables-docker/config.toml",
         "CONFIGURATION",
         "keep_chains = [\"f2b-*\"]",
         "The commented default (templates/config.toml)",
+        "action = \"limit\"",
+        "port = [80, 443, \"8000-8100\"]",
+        "interface = \"wg0\"",
+        "direction = \"out\"",
+        "policy = \"reject\"",
         "SEE ALSO",
         "uninstall.md",
         "iptables-docker snapshots",
@@ -155,7 +163,7 @@ fn the_exit_codes_are_the_same_in_help_readme_and_man_page() {
 }
 
 /// The configuration examples README.md (and through it the man page) shows, and the
-/// commented default, are configurations that load.
+/// commented default, are configurations that load and render for both families.
 #[test]
 fn the_documented_configurations_load() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
@@ -168,10 +176,17 @@ fn the_documented_configurations_load() {
     assert!(blocks.len() >= 2, "README lost its examples");
     let default = include_str!("../templates/config.toml");
     for text in blocks.into_iter().chain([default]) {
-        if let Err(e) =
+        let config =
             iptables_docker::config::Config::parse(text, std::path::Path::new("example.toml"))
-        {
-            panic!("a documented configuration does not load: {e}\n{text}");
+                .unwrap_or_else(|e| {
+                    panic!("a documented configuration does not load: {e}\n{text}")
+                });
+        for family in iptables_docker::family::Family::ALL {
+            let template = iptables_docker::policy::Template::builtin();
+            let facts = iptables_docker::ownership::DockerFacts::default();
+            if let Err(e) = iptables_docker::policy::render(&config, &template, family, &facts) {
+                panic!("a documented configuration does not render for {family}: {e}\n{text}");
+            }
         }
     }
 }

@@ -45,7 +45,7 @@ echo "=== SAVE"; iptables-{backend}-save -t filter
         "start/stop ran only {rounds} rounds during the writer"
     );
     let saved = parse(&s["SAVE"]);
-    let written: Vec<String> = rules(&saved, "filter", "DOCKER")
+    let written: Vec<String> = rules(&saved, TableName::Filter, "DOCKER")
         .into_iter()
         .filter(|r| r.contains("10.77."))
         .collect();
@@ -101,7 +101,7 @@ echo "=== SAVE"; iptables-{backend}-save -t filter
     );
     let s = sections(&ok(netns_sh(&script, 120)));
     let saved = parse(&s["SAVE"]);
-    let kept = rules(&saved, "filter", "DOCKER")
+    let kept = rules(&saved, TableName::Filter, "DOCKER")
         .iter()
         .filter(|r| r.contains("10.99.0.1"))
         .count();
@@ -111,8 +111,8 @@ echo "=== SAVE"; iptables-{backend}-save -t filter
         s["OUT"]
     );
     assert_eq!(
-        policy_of(&saved, "filter", "INPUT").as_deref(),
-        Some("DROP"),
+        policy_of(&saved, TableName::Filter, "INPUT"),
+        Some(ChainPolicy::Drop),
         "{backend}: the policy was not applied"
     );
     println!("{backend}: 1/1 rule written between save and restore kept");
@@ -181,6 +181,18 @@ echo "=== ERR"; cat /run/work/err
     )
 }
 
+/// `start` with the configuration `setup` writes: refused (exit 6) with the ruleset
+/// unchanged, its message holding every one of `needles`.
+fn start_refuses_config(setup: &str, needles: &[&str]) {
+    let (before, after, err, code) =
+        failing(setup, r#""$BIN" --config /run/work/config.toml start"#);
+    assert_eq!(code, 6, "{err}");
+    assert_eq!(before, after, "the ruleset changed");
+    for needle in needles {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
 #[test]
 #[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_bad_config_applies_nothing_and_says_where() {
@@ -194,28 +206,17 @@ allow_from = ["10.0.0.0/33"]
 port = 70000
 proto = "sctp"
 EOF"#;
-    let (before, after, err, code) =
-        failing(setup, r#""$BIN" --config /run/work/config.toml start"#);
-    assert_eq!(code, 6, "{err}");
-    assert_eq!(before, after, "the ruleset changed");
-    for needle in [
-        "/run/work/config.toml:4:15: '10.0.0.0/33' is not an IP address or CIDR",
-        "/run/work/config.toml:6:8: port 70000 is out of range",
-        "/run/work/config.toml:7:9: unknown protocol 'sctp'",
-        "nothing was applied",
-    ] {
-        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
-    }
-
-    let setup = "printf 'ipv6 = true\\nsssh = 1\\n' > /run/work/config.toml";
-    let (before, after, err, code) =
-        failing(setup, r#""$BIN" --config /run/work/config.toml start"#);
-    assert_eq!(code, 6, "{err}");
-    assert_eq!(before, after);
-    assert!(
-        err.contains("/run/work/config.toml:2:1: unknown field `sssh`"),
-        "{err}"
+    start_refuses_config(
+        setup,
+        &[
+            "/run/work/config.toml:4:15: '10.0.0.0/33' is not an IP address or CIDR",
+            "/run/work/config.toml:6:8: port 70000 is out of range",
+            "/run/work/config.toml:7:9: unknown protocol 'sctp'",
+            "nothing was applied",
+        ],
     );
+    let setup = "printf 'ipv6 = true\\nsssh = 1\\n' > /run/work/config.toml";
+    start_refuses_config(setup, &["/run/work/config.toml:2:1: unknown field `sssh`"]);
 }
 
 #[test]
@@ -277,6 +278,68 @@ fn the_lockout_guard_refuses_a_policy_that_cuts_the_ssh_session() {
     let (before, after, err, code) = failing(setup, cmd);
     assert_eq!(code, 0, "{err}");
     assert_ne!(before, after);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn a_deny_rule_before_ssh_that_cuts_the_session_is_a_lockout() {
+    require_netns("engine", &[]);
+    let setup = r#"printf '[[rule]]\naction = "deny"\nfrom = ["198.51.100.0/24"]\n' > /run/work/config.toml"#;
+    let session = r#"SSH_CONNECTION="198.51.100.7 50000 203.0.113.1 22""#;
+    let cmd = format!(r#"{session} "$BIN" --config /run/work/config.toml start"#);
+    let (before, after, err, code) = failing(setup, &cmd);
+    assert_eq!(code, 151, "{err}");
+    assert_eq!(before, after, "the ruleset changed");
+    assert!(
+        err.contains("198.51.100.7 (port 22), which is established now (198.51.100.7: [[rule]] 1 (deny) matches it)"),
+        "{err}"
+    );
+    let plan = format!(r#"{session} "$BIN" --config /run/work/config.toml plan"#);
+    let (_, _, err, code) = failing(setup, &plan);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: this policy would not accept new SSH connections from 198.51.100.7"),
+        "{err}"
+    );
+    let (before, after, err, code) = failing(setup, &format!("{cmd} --force"));
+    assert_eq!(code, 0, "{err}");
+    assert_ne!(before, after);
+    assert!(
+        after.contains("-A INPUT -s 198.51.100.0/24 -j DROP"),
+        "{after}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn a_bad_rule_applies_nothing_and_says_where_and_what_is_allowed() {
+    require_netns("engine", &[]);
+    let setup = r#"cat > /run/work/config.toml <<'EOF'
+[outbound]
+policy = "block"
+[[rule]]
+action = "drop"
+proto = "icmp"
+port = [22, "80-70"]
+[[rule]]
+action = "allow"
+from = ["10.0.0.0/8"]
+to = ["2001:db8::1"]
+interface = "eth0/1"
+EOF"#;
+    start_refuses_config(
+        setup,
+        &[
+        "/run/work/config.toml:2:10: unknown outbound policy 'block' (expected \"accept\", \"deny\" or \"reject\")",
+        "/run/work/config.toml:4:10: unknown action 'drop' (expected \"allow\", \"deny\", \"reject\" or \"limit\")",
+        "/run/work/config.toml:5:9: unknown protocol 'icmp' (expected \"tcp\", \"udp\" or \"any\")",
+        "/run/work/config.toml:6:13: port range '80-70' runs backwards",
+        "/run/work/config.toml:9:9: '10.0.0.0/8' is IPv4 but `to` lists no IPv4 address",
+        "/run/work/config.toml:10:7: '2001:db8::1/128' is IPv6 but `from` lists no IPv6 address",
+        "/run/work/config.toml:11:13: 'eth0/1' is not an interface name",
+        "nothing was applied",
+        ],
+    );
 }
 
 /// Runs check, plan, status, reload and start on the file `setup` writes; prints, per
@@ -413,8 +476,8 @@ export PATH=/run/work/nolegacy:$PATH"#;
     assert!(start.contains("Table does not exist"), "{start}");
     let nft = parse(&s["NFT"]);
     assert_eq!(
-        policy_of(&nft, "filter", "INPUT").as_deref(),
-        Some("DROP"),
+        policy_of(&nft, TableName::Filter, "INPUT"),
+        Some(ChainPolicy::Drop),
         "{start}"
     );
     let docker = docker_rules_of(&s["DOCKER"]);
@@ -446,8 +509,8 @@ fn auto_manages_legacy_where_it_works_and_follows_docker_into_nft() {
     );
     let legacy = parse(&s["LEGACY"]);
     assert_eq!(
-        policy_of(&legacy, "filter", "INPUT").as_deref(),
-        Some("DROP")
+        policy_of(&legacy, TableName::Filter, "INPUT"),
+        Some(ChainPolicy::Drop)
     );
     assert_eq!(docker_rules_of(&s["LEGACY"]), docker_rules_of(&s["DOCKER"]));
 
@@ -460,7 +523,10 @@ fn auto_manages_legacy_where_it_works_and_follows_docker_into_nft() {
         s["START"]
     );
     let nft = parse(&s["NFT"]);
-    assert_eq!(policy_of(&nft, "filter", "INPUT").as_deref(), Some("DROP"));
+    assert_eq!(
+        policy_of(&nft, TableName::Filter, "INPUT"),
+        Some(ChainPolicy::Drop)
+    );
     assert_eq!(docker_rules_of(&s["NFT"]), docker_rules_of(&s["DOCKER"]));
     let script = format!(
         r#"iptables-nft-restore < {FIXTURE}

@@ -185,3 +185,23 @@ fn fail2ban_bans_a_vpn_behind_the_host_and_ipv6_host_traffic_with_real_packets()
     common::require_netns(script, &["curl", "python3", "busybox"]);
     run_scenario(script, &[], &[], "neighbours:");
 }
+
+/// tests/packets/rules.sh: each `[[rule]]` action, port lists, an interface-bound rule and
+/// the `[outbound]` policy with real connections, IPv4 and IPv6, on `backend`.
+fn rules_with_real_packets(backend: &str) {
+    let script = "tests/packets/rules.sh";
+    common::require_netns(script, &["python3"]);
+    run_scenario(script, &[backend], &[], "rules:");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, ../shared and python3 (cargo test -- --include-ignored)"]
+fn rules_allow_deny_reject_limit_interfaces_and_outbound_with_real_packets_legacy() {
+    rules_with_real_packets("legacy");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, ../shared and python3 (cargo test -- --include-ignored)"]
+fn rules_allow_deny_reject_limit_interfaces_and_outbound_with_real_packets_nft() {
+    rules_with_real_packets("nft");
+}
