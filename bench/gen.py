@@ -93,8 +93,27 @@ def table(name, builtins, users, rules):
     return "\n".join(out) + "\n"
 
 
+CTR, BR = "172.17.0.2", "docker0"
+
+
+def per_port(ports):
+    """The rules both shapes write per published port: nat hairpin MASQUERADE, nat DNAT,
+    filter ACCEPT."""
+    hairpin = [("POSTROUTING",
+                f"-s {CTR}/32 -d {CTR}/32 -p tcp -m tcp --dport {p} -j MASQUERADE")
+               for p in ports]
+    dnat = [("DOCKER",
+             f"! -i {BR} -p tcp -m tcp --dport {p} -j DNAT --to-destination {CTR}:{p}")
+            for p in ports]
+    accept = [("DOCKER",
+               f"-d {CTR}/32 ! -i {BR} -o {BR} -p tcp -m tcp --dport {p} -j ACCEPT")
+              for p in ports]
+    return hairpin, dnat, accept
+
+
 def v4_28(ports):
-    ctr, br = "172.17.0.2", "docker0"
+    ctr, br = CTR, BR
+    hairpin, dnat, accept = per_port(ports)
     raw = [("PREROUTING", f"-d {ctr}/32 ! -i {br} -p tcp -m tcp --dport {p} -j DROP")
            for p in ports]
     nat = [
@@ -103,16 +122,9 @@ def v4_28(ports):
         ("POSTROUTING", f"-o {br} -m addrtype --src-type LOCAL -j MASQUERADE"),
         ("POSTROUTING", f"-s 172.17.0.0/16 ! -o {br} -j MASQUERADE"),
     ]
-    nat += [("POSTROUTING",
-             f"-s {ctr}/32 -d {ctr}/32 -p tcp -m tcp --dport {p} -j MASQUERADE")
-            for p in ports]
-    nat += [("DOCKER",
-             f"! -i {br} -p tcp -m tcp --dport {p} -j DNAT --to-destination {ctr}:{p}")
-            for p in ports]
+    nat += hairpin + dnat
     filt = [("FORWARD", "-j DOCKER-USER"), ("FORWARD", "-j DOCKER-FORWARD")]
-    filt += [("DOCKER",
-              f"-d {ctr}/32 ! -i {br} -o {br} -p tcp -m tcp --dport {p} -j ACCEPT")
-             for p in ports]
+    filt += accept
     filt += docker_filter_fixed(br)
     filt += ufw_rules(False)
     return (
@@ -128,19 +140,14 @@ DOCKER_2010_FILTER_CHAINS = [
 
 
 def v4_2010(ports):
-    ctr, br = "172.17.0.2", "docker0"
+    br = BR
+    hairpin, dnat, accept = per_port(ports)
     nat = [
         ("PREROUTING", "-m addrtype --dst-type LOCAL -j DOCKER"),
         ("OUTPUT", "! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER"),
         ("POSTROUTING", f"-s 172.17.0.0/16 ! -o {br} -j MASQUERADE"),
     ]
-    nat += [("POSTROUTING",
-             f"-s {ctr}/32 -d {ctr}/32 -p tcp -m tcp --dport {p} -j MASQUERADE")
-            for p in ports]
-    nat += [("DOCKER", f"-i {br} -j RETURN")]
-    nat += [("DOCKER",
-             f"! -i {br} -p tcp -m tcp --dport {p} -j DNAT --to-destination {ctr}:{p}")
-            for p in ports]
+    nat += hairpin + [("DOCKER", f"-i {br} -j RETURN")] + dnat
     filt = [
         ("FORWARD", "-j DOCKER-USER"),
         ("FORWARD", "-j DOCKER-ISOLATION-STAGE-1"),
@@ -149,9 +156,7 @@ def v4_2010(ports):
         ("FORWARD", f"-i {br} ! -o {br} -j ACCEPT"),
         ("FORWARD", f"-i {br} -o {br} -j ACCEPT"),
     ]
-    filt += [("DOCKER",
-              f"-d {ctr}/32 ! -i {br} -o {br} -p tcp -m tcp --dport {p} -j ACCEPT")
-             for p in ports]
+    filt += accept
     filt += [
         ("DOCKER-ISOLATION-STAGE-1", f"-i {br} ! -o {br} -j DOCKER-ISOLATION-STAGE-2"),
         ("DOCKER-ISOLATION-STAGE-1", "-j RETURN"),
