@@ -361,6 +361,12 @@ rc=0; { sleep 0.5; echo yes; } | id deny from 192.0.2.7 --apply --confirm 5 > /d
 echo "=== RC2"; echo $rc
 echo "=== KEPT"; dump
 echo "=== RULES"; id rules
+cp $C /run/work/before
+rc=0; SSH_CONNECTION="192.0.2.99 50000 192.0.2.1 22" id deny from 192.0.2.99 --apply > /dev/null 2> /run/work/err || rc=$?
+echo "=== RC3"; echo $rc
+echo "=== ERR3"; cat /run/work/err
+echo "=== FILE3"; cmp $C /run/work/before && echo same
+echo "=== GUARDED"; dump
 "#;
     let s = sections(&ok(netns_sh(script, 90)));
     assert!(
@@ -403,4 +409,9 @@ echo "=== RULES"; id rules
         "{}",
         s["RULES"]
     );
+    // A rule that would deny the SSH session this runs over: the lockout guard of reload
+    // refuses it (151), and the file is put back.
+    assert_eq!(s["RC3"].trim(), "151", "{}", s["ERR3"]);
+    assert!(s["ERR3"].contains("is put back as it was"), "{}", s["ERR3"]);
+    assert_eq!((s["FILE3"].trim(), &s["GUARDED"]), ("same", &s["KEPT"]));
 }

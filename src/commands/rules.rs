@@ -264,6 +264,9 @@ impl Edit<'_> {
     /// Validates, shows, writes and (with `--apply`) applies the edit.
     fn finish(&self, global: &Global, what: &str, apply: &EditApply) -> Result<()> {
         load_edited(&self.new, self.path)?;
+        if apply.apply {
+            crate::system::require_root("reload")?;
+        }
         let before = if self.existed {
             self.path.display().to_string()
         } else {
