@@ -261,7 +261,8 @@ struct Edit<'a> {
 }
 
 impl Edit<'_> {
-    /// Validates, shows, writes and (with `--apply`) applies the edit.
+    /// Validates, shows (the diff; not with `--quiet`), writes and (with `--apply`)
+    /// applies the edit.
     fn finish(&self, global: &Global, what: &str, apply: &EditApply) -> Result<()> {
         load_edited(&self.new, self.path)?;
         if apply.apply {
@@ -272,12 +273,11 @@ impl Edit<'_> {
         } else {
             "the commented default configuration".to_string()
         };
-        let diff = TextDiff::from_lines(self.old, &self.new);
-        print!(
-            "{}",
-            diff.unified_diff()
-                .header(&before, &self.path.display().to_string())
-        );
+        if report::enabled(report::Level::Info) {
+            let diff = TextDiff::from_lines(self.old, &self.new);
+            let after = self.path.display().to_string();
+            print!("{}", diff.unified_diff().header(&before, &after));
+        }
         file::write_atomic(self.path, self.new.as_bytes(), self.mode())?;
         if !self.existed {
             report::info(format!(
