@@ -5,9 +5,9 @@
 #![forbid(unsafe_code)]
 
 use crate::ownership::{DockerOwnership, Reason, TableOwnership, DOCKER_USER};
-use crate::policy::{Policy, KEEP_POLICY};
+use crate::policy::Policy;
 use crate::rule::target_of;
-use crate::ruleset::{Chain, Counters, Rule, Ruleset, Table};
+use crate::ruleset::{Chain, ChainPolicy, Counters, Rule, Ruleset, Table, TableName};
 
 /// Why a kept rule stays in a chain the policy takes over (DOCKER-USER), where it goes,
 /// or `None` when the policy's rules replace it.
@@ -73,7 +73,7 @@ const ZERO: Option<Counters> = Some(Counters {
 });
 
 fn compose_table(
-    name: &str,
+    name: TableName,
     cur: &Table,
     own: &TableOwnership,
     pol: Option<&Table>,
@@ -126,12 +126,12 @@ fn compose_table(
             rules.extend(kept(&chain.name, None));
             rules.extend(policy_rules(&chain.name));
         }
-        if name == "filter" && chain.name == "FORWARD" && owns(DOCKER_USER) {
+        if name == TableName::Filter && chain.name == "FORWARD" && owns(DOCKER_USER) {
             jump_to_docker_user_first(&mut rules, start);
         }
     }
     Ok(Table {
-        name: name.to_string(),
+        name,
         chains: builtins.into_iter().chain(users).collect(),
         rules,
     })
@@ -139,7 +139,7 @@ fn compose_table(
 
 /// The builtin chains as they run (all ACCEPT when the table has none), with the
 /// policy's chain policies.
-fn builtin_chains_of(name: &str, cur: &Table, pol: Option<&Table>) -> Vec<Chain> {
+fn builtin_chains_of(name: TableName, cur: &Table, pol: Option<&Table>) -> Vec<Chain> {
     let found = if cur.chains.is_empty() {
         Table::empty(name).chains
     } else {
@@ -153,8 +153,8 @@ fn builtin_chains_of(name: &str, cur: &Table, pol: Option<&Table>) -> Vec<Chain>
         .into_iter()
         .map(|mut chain| {
             let wanted = pol.and_then(|p| p.chain(&chain.name));
-            let policy = wanted.and_then(|c| c.policy.clone());
-            if let Some(p) = policy.filter(|p| p != KEEP_POLICY) {
+            let policy = wanted.and_then(|c| c.policy);
+            if let Some(p) = policy.filter(|p| *p != ChainPolicy::Keep) {
                 chain.policy = Some(p);
             }
             chain.counters = chain.counters.or(ZERO);
@@ -166,7 +166,7 @@ fn builtin_chains_of(name: &str, cur: &Table, pol: Option<&Table>) -> Vec<Chain>
 /// The kept user chains still reached, then the policy's, sorted by name as
 /// `iptables-save` lists them. Fails when the policy declares a kept chain.
 fn user_chains_of(
-    name: &str,
+    name: TableName,
     cur: &Table,
     own: &TableOwnership,
     pol: Option<&Table>,
@@ -284,15 +284,15 @@ fn jump_to_docker_user_first(rules: &mut Vec<Rule>, forward_start: usize) {
 
 /// The names of the tables whose content (ignoring counters) differs between `current`
 /// and `desired`. A table that does not run now and would be empty is not a change.
-pub fn changed_tables(current: &Ruleset, desired: &Ruleset) -> Vec<String> {
+pub fn changed_tables(current: &Ruleset, desired: &Ruleset) -> Vec<TableName> {
     desired
         .tables
         .iter()
-        .filter(|d| match current.table(&d.name) {
+        .filter(|d| match current.table(d.name) {
             Some(c) => !c.same_content(d),
             None => !is_empty_table(d),
         })
-        .map(|d| d.name.clone())
+        .map(|d| d.name)
         .collect()
 }
 
@@ -301,7 +301,7 @@ fn is_empty_table(table: &Table) -> bool {
         && table
             .chains
             .iter()
-            .all(|c| c.policy.as_deref() == Some("ACCEPT"))
+            .all(|c| c.policy == Some(ChainPolicy::Accept))
 }
 
 #[cfg(test)]

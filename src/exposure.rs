@@ -22,7 +22,7 @@ use crate::config::Ports;
 use crate::family::Family;
 use crate::ownership::{is_docker_chain, DockerFacts};
 use crate::rule::{Opt, RuleArgs};
-use crate::ruleset::{Rule, Ruleset, Table};
+use crate::ruleset::{ChainPolicy, Rule, Ruleset, Table, TableName};
 
 /// Who may open a new connection from outside.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,7 +100,7 @@ pub struct Published {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Exposure {
     /// INPUT's chain policy (`ACCEPT`, `DROP`).
-    pub input_policy: String,
+    pub input_policy: ChainPolicy,
     /// Ports no rule names, tcp: who may reach them (nobody when the firewall is on).
     pub other_ports: Reach,
     /// Interfaces INPUT accepts everything from (Docker bridges, trusted interfaces).
@@ -398,8 +398,8 @@ fn walk_chain(
 fn reach_through(table: &Table, chain: &str, p: &Packet) -> (Reach, Vec<String>) {
     let mut walk = Walk::default();
     let reach = walk_chain(table, chain, p, &mut walk, 0).unwrap_or_else(|| {
-        let policy = table.chain(chain).and_then(|c| c.policy.as_deref());
-        walk.finish(if policy == Some("ACCEPT") {
+        let policy = table.chain(chain).and_then(|c| c.policy);
+        walk.finish(if policy == Some(ChainPolicy::Accept) {
             Verdict::Allow
         } else {
             Verdict::Deny
@@ -680,17 +680,17 @@ fn published_port(
 /// What `ruleset` (one family, as the kernel holds it) exposes. `ssh_port` names the ssh
 /// rule when it has no comment.
 pub fn analyse(family: Family, ruleset: &Ruleset, facts: &DockerFacts, ssh_port: u16) -> Exposure {
-    let bridges = container_bridges(ruleset.table("filter"));
+    let bridges = container_bridges(ruleset.table(TableName::Filter));
     let published = ruleset
-        .table("nat")
+        .table(TableName::Nat)
         .into_iter()
         .flat_map(|nat| nat.rules.iter().filter(|r| is_docker_chain(&r.chain)))
-        .filter_map(|r| published_port(r, ruleset.table("filter"), &bridges, facts))
+        .filter_map(|r| published_port(r, ruleset.table(TableName::Filter), &bridges, facts))
         .collect();
-    let Some(filter) = ruleset.table("filter") else {
+    let Some(filter) = ruleset.table(TableName::Filter) else {
         let everyone = Reach::Everyone { except: Vec::new() };
         return Exposure {
-            input_policy: "ACCEPT".into(),
+            input_policy: ChainPolicy::Accept,
             other_ports: everyone.clone(),
             trusted_interfaces: Vec::new(),
             ping: everyone,
@@ -714,8 +714,8 @@ pub fn analyse(family: Family, ruleset: &Ruleset, facts: &DockerFacts, ssh_port:
     Exposure {
         input_policy: filter
             .chain("INPUT")
-            .and_then(|c| c.policy.clone())
-            .unwrap_or_else(|| "ACCEPT".into()),
+            .and_then(|c| c.policy)
+            .unwrap_or(ChainPolicy::Accept),
         other_ports: reach_through(filter, "INPUT", &input_packet("tcp", Some(other), facts)).0,
         trusted_interfaces: trusted_interfaces(filter),
         ping: reach_through(filter, "INPUT", &ping_packet).0,

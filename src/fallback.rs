@@ -26,7 +26,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::config::Ssh;
 use crate::family::Family;
 use crate::policy::Policy;
-use crate::ruleset::{self, Ruleset};
+use crate::ruleset::{self, ChainPolicy, Ruleset, TableName};
 use crate::system::state::utc_iso8601;
 
 /// The policy of the last successful apply of one family.
@@ -145,10 +145,10 @@ pub fn minimal(family: Family, ssh: Option<&Ssh>) -> Policy {
 /// Whether `current` (a family's running ruleset) still holds a host policy, judged by
 /// the filter table's INPUT chain: a boot, `stop` or a flush leave it empty and ACCEPT.
 pub fn holds_a_policy(current: &Ruleset) -> bool {
-    current.table("filter").is_some_and(|t| {
+    current.table(TableName::Filter).is_some_and(|t| {
         t.rules_of("INPUT").next().is_some()
             || t.chain("INPUT")
-                .is_some_and(|c| c.policy.as_deref() != Some("ACCEPT"))
+                .is_some_and(|c| c.policy != Some(ChainPolicy::Accept))
     })
 }
 

@@ -18,7 +18,7 @@ use crate::family::Family;
 use crate::ownership::{is_docker_chain, OWN_MARK};
 use crate::policy::comment_filter;
 use crate::rule::jump;
-use crate::ruleset::{self, builtin_chains, Ruleset};
+use crate::ruleset::{self, Ruleset, TableName};
 
 /// The directory holding the fragments for a configuration file (`None`: the default).
 pub fn dir_for(config: Option<&Path>) -> PathBuf {
@@ -90,7 +90,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Fragment> {
     let (augmented, origin) = declare_builtins(text, family).map_err(|(l, m)| located(l, m))?;
     let mut ruleset = ruleset::parse(&augmented)
         .map_err(|e| located(origin.get(e.line - 1).copied().unwrap_or(1), e.message))?;
-    crate::policy::keep_running_policies(&mut ruleset);
     let name = path
         .file_name()
         .map_or(file.clone(), |n| n.to_string_lossy().into_owned());
@@ -160,10 +159,10 @@ fn declare_builtins(
         let Some(table) = line.strip_prefix('*') else {
             continue;
         };
-        let builtins = builtin_chains(table);
-        if builtins.is_empty() {
-            return Err((number, format!("unknown table '{table}'")));
-        }
+        let builtins = table
+            .parse::<TableName>()
+            .map_err(|m| (number, m))?
+            .builtin_chains();
         let block = lines[index + 1..]
             .iter()
             .take_while(|l| l.trim_end() != "COMMIT");
@@ -215,7 +214,7 @@ pub fn merge(policy: &mut Ruleset, fragments: &[Fragment], family: Family) -> Re
                 Some(i) => &mut policy.tables[i],
                 None => {
                     policy.tables.push(crate::ruleset::Table {
-                        name: table.name.clone(),
+                        name: table.name,
                         chains: Vec::new(),
                         rules: Vec::new(),
                     });
@@ -251,6 +250,7 @@ pub fn merge(policy: &mut Ruleset, fragments: &[Fragment], family: Family) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ruleset::ChainPolicy;
 
     fn parse_text(text: &str) -> Result<Fragment> {
         parse(text, Path::new("/etc/iptables-docker/rules.d/vpn.v4.rules"))
@@ -320,8 +320,8 @@ mod tests {
             .collect();
         assert_eq!(rules, ["INPUT", "INPUT", "X"]);
         assert_eq!(
-            policy.tables[0].chain("INPUT").unwrap().policy.as_deref(),
-            Some("DROP")
+            policy.tables[0].chain("INPUT").unwrap().policy,
+            Some(ChainPolicy::Drop)
         );
         merge(&mut policy, &[f], Family::V6).unwrap();
         assert_eq!(

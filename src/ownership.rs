@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use crate::rule::{target_of, words, RuleArgs};
-use crate::ruleset::{Rule, Ruleset, Table};
+use crate::ruleset::{Rule, Ruleset, Table, TableName};
 
 /// Why a chain or rule is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,11 +269,12 @@ impl DockerFacts {
 
     /// Whether a rule in a builtin chain has Docker's shape there; the description says
     /// which footprint it matched.
-    pub fn footprint(&self, table: &str, chain: &str, args: &RuleArgs) -> Option<Footprint> {
+    pub fn footprint(&self, table: TableName, chain: &str, args: &RuleArgs) -> Option<Footprint> {
         let target = args.target().unwrap_or("");
+        use TableName::{Filter, Mangle, Nat, Raw};
         match (table, chain) {
-            ("raw", "PREROUTING") => self.raw_guard(args, target),
-            ("nat", "POSTROUTING") if matches!(target, "MASQUERADE" | "SNAT") => {
+            (Raw, "PREROUTING") => self.raw_guard(args, target),
+            (Nat, "POSTROUTING") if matches!(target, "MASQUERADE" | "SNAT") => {
                 if let Some(bridge) = self.bridge_of(args) {
                     Some(Footprint::Masquerade {
                         bridge: bridge.to_string(),
@@ -284,7 +285,7 @@ impl DockerFacts {
                     None
                 }
             }
-            ("filter", "FORWARD") => {
+            (Filter, "FORWARD") => {
                 if let Some(set) = args.value(&["--match-set"]) {
                     return set.starts_with("docker-").then(|| Footprint::ForwardIpset {
                         set: set.to_string(),
@@ -295,13 +296,13 @@ impl DockerFacts {
                     bridge: bridge.to_string(),
                 })
             }
-            ("filter", "INPUT") | ("mangle", "OUTPUT") => {
+            (Filter, "INPUT") | (Mangle, "OUTPUT") => {
                 let overlay = args.protocol() == Some("udp")
                     && args.has(&["--u32"])
                     && matches!(target, "DROP" | "MARK");
                 overlay.then_some(Footprint::EncryptedOverlay)
             }
-            ("mangle", "POSTROUTING") => (args.protocol() == Some("sctp") && target == "CHECKSUM")
+            (Mangle, "POSTROUTING") => (args.protocol() == Some("sctp") && target == "CHECKSUM")
                 .then_some(Footprint::SctpChecksum),
             _ => None,
         }
@@ -383,7 +384,7 @@ impl Keep<'_> {
 /// runs in the family, DOCKER-USER is Docker's (it makes one at every start), even where
 /// the policy created it first, as at boot.
 fn docker_user_is_ours(ruleset: &Ruleset, keep_chains: &[String], facts: &DockerFacts) -> bool {
-    let Some(filter) = ruleset.table("filter") else {
+    let Some(filter) = ruleset.table(TableName::Filter) else {
         return false;
     };
     if filter.chain(DOCKER_USER).is_none() {
@@ -395,11 +396,11 @@ fn docker_user_is_ours(ruleset: &Ruleset, keep_chains: &[String], facts: &Docker
             t.chains.iter().any(|c| {
                 !c.is_builtin()
                     && is_docker_chain(&c.name)
-                    && !(t.name == "filter" && c.name == DOCKER_USER)
+                    && !(t.name == TableName::Filter && c.name == DOCKER_USER)
             }) || t.rules.iter().any(|r| {
                 builtin(&r.chain)
                     && facts
-                        .footprint(&t.name, &r.chain, &RuleArgs::parse(&r.spec))
+                        .footprint(t.name, &r.chain, &RuleArgs::parse(&r.spec))
                         .is_some()
             })
         })
@@ -422,7 +423,10 @@ fn classify_table(table: &Table, facts: &DockerFacts, keep: &Keep) -> TableOwner
         .map(|c| {
             if c.is_builtin() {
                 None
-            } else if keep.docker_user_is_ours && table.name == "filter" && c.name == DOCKER_USER {
+            } else if keep.docker_user_is_ours
+                && table.name == TableName::Filter
+                && c.name == DOCKER_USER
+            {
                 Some(Reason::CreatedByUs)
             } else if is_docker_chain(&c.name) {
                 Some(Reason::DockerChain)
@@ -524,7 +528,7 @@ fn builtin_rule_reason(
         }
     }
     facts
-        .footprint(&table.name, &rule.chain, &args)
+        .footprint(table.name, &rule.chain, &args)
         .map(Reason::Footprint)
 }
 

@@ -15,7 +15,7 @@ use crate::ownership::{
 };
 use crate::policy::{self, Policy, Template};
 use crate::rule::target_of;
-use crate::ruleset::{self, Rule, Ruleset, Table};
+use crate::ruleset::{self, Rule, Ruleset, Table, TableName};
 
 /// What is being applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub enum Mode {
 pub struct Applied {
     inputs: Option<String>,
     #[serde(default)]
-    tables: BTreeMap<String, AppliedTable>,
+    tables: BTreeMap<TableName, AppliedTable>,
 }
 
 /// One table's fingerprints after an apply ([`crate::ruleset::Table::fingerprint`]).
@@ -64,7 +64,7 @@ impl Applied {
 
     /// What an apply with `inputs` leaves: every table of `desired`, with the kernel's
     /// fingerprints (`kernel`, from `ruleset::text_fingerprints`).
-    pub fn recorded(inputs: &str, desired: &Ruleset, kernel: &[(String, String)]) -> Self {
+    pub fn recorded(inputs: &str, desired: &Ruleset, kernel: &[(TableName, String)]) -> Self {
         let tables = desired
             .tables
             .iter()
@@ -74,7 +74,7 @@ impl Applied {
                     composed: t.fingerprint(),
                     kernel: k.clone(),
                 };
-                Some((t.name.clone(), table))
+                Some((t.name, table))
             })
             .collect();
         Applied {
@@ -123,15 +123,15 @@ pub struct FamilyPlan {
     pub policy: Policy,
     pub desired: Ruleset,
     /// Tables to write, in `desired` order.
-    pub changed: Vec<String>,
+    pub changed: Vec<TableName>,
 }
 
 /// What `iptables-restore` is given for a set of tables of a ruleset; a table missing
 /// from it is given as empty (builtin chains, ACCEPT).
-pub fn tables_text(ruleset: &Ruleset, names: &[String]) -> String {
+pub fn tables_text(ruleset: &Ruleset, names: &[TableName]) -> String {
     names
         .iter()
-        .map(|name| match ruleset.table(name) {
+        .map(|&name| match ruleset.table(name) {
             Some(t) => t.to_string(),
             None => Table::empty(name).to_string(),
         })
@@ -145,7 +145,7 @@ impl FamilyPlan {
     /// on the running ruleset all call this with the same record, so they agree.
     pub fn skip_applied(&mut self, applied: &Applied) {
         let (current, desired) = (&self.current, &self.desired);
-        self.changed.retain(|name| {
+        self.changed.retain(|&name| {
             let wanted = desired
                 .table(name)
                 .expect("changed tables are desired tables");
@@ -164,7 +164,7 @@ impl FamilyPlan {
     /// editing the running tables ([`crate::transaction`]): the chains the policy declares
     /// are rewritten, every other kept rule is left alone.
     pub fn edit_text(&self) -> String {
-        let policy_owns = |table: &str, chain: &str| {
+        let policy_owns = |table: TableName, chain: &str| {
             self.policy
                 .fragment
                 .table(table)
@@ -189,17 +189,17 @@ impl FamilyPlan {
     /// of `current`: the one account `plan --explain`, the apply summary and `status`
     /// share.
     pub fn fates(&self) -> Vec<(&Table, &Rule, Fate<'_>)> {
-        let mut again: HashMap<(&str, &str, &str), usize> = HashMap::new();
+        let mut again: HashMap<(TableName, &str, &str), usize> = HashMap::new();
         for t in &self.policy.fragment.tables {
             for r in &t.rules {
-                *again.entry((&t.name, &r.chain, &r.spec)).or_default() += 1;
+                *again.entry((t.name, &r.chain, &r.spec)).or_default() += 1;
             }
         }
         let mut out = Vec::new();
         for (t, own) in self.current.tables.iter().zip(&self.ownership.tables) {
-            let desired = self.desired.table(&t.name);
+            let desired = self.desired.table(t.name);
             for (r, reason) in t.rules.iter().zip(&own.rules) {
-                let mut written_again = || match again.get_mut(&(&t.name, &r.chain, &r.spec)) {
+                let mut written_again = || match again.get_mut(&(t.name, &r.chain, &r.spec)) {
                     Some(n) if *n > 0 => {
                         *n -= 1;
                         true
@@ -210,7 +210,7 @@ impl FamilyPlan {
                     t.chain(chain).is_some() && desired.and_then(|d| d.chain(chain)).is_none()
                 };
                 let fate = match reason {
-                    Some(reason) if self.policy.takes_over(&t.name, &r.chain) => {
+                    Some(reason) if self.policy.takes_over(t.name, &r.chain) => {
                         match survives_takeover(t, own, r, reason) {
                             Some(how) => Fate::SurvivesTakeover(reason, how),
                             None if written_again() => Fate::Policy,
@@ -220,7 +220,7 @@ impl FamilyPlan {
                     Some(_) if gone(&r.chain) || target_of(&r.spec).is_some_and(gone) => {
                         Fate::Unreferenced
                     }
-                    Some(reason) if self.policy.writes_to(&t.name, &r.chain) => {
+                    Some(reason) if self.policy.writes_to(t.name, &r.chain) => {
                         Fate::KeptAhead(reason)
                     }
                     Some(reason) => Fate::Kept(reason),
@@ -241,7 +241,7 @@ impl FamilyPlan {
             .tables
             .iter()
             .flat_map(|t| {
-                let desired = self.desired.table(&t.name);
+                let desired = self.desired.table(t.name);
                 t.chains
                     .iter()
                     .filter(move |c| {
@@ -459,7 +459,7 @@ mod tests {
             Mode::Start,
         )
         .unwrap();
-        assert_eq!(first.changed, ["filter"]);
+        assert_eq!(first.changed, [TableName::Filter]);
         assert_eq!(first.counts().removed, 1);
         let again = first.desired.to_string();
         let second = plan(

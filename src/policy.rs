@@ -17,7 +17,7 @@ use crate::family::Family;
 use crate::forwarding::{self, BridgeAccess, ForwardingView, RuleView};
 use crate::host_rule;
 use crate::ownership::{is_docker_chain, DockerFacts, OWN_MARK};
-use crate::ruleset::{self, builtin_chains, Ruleset};
+use crate::ruleset::{self, Ruleset, TableName};
 
 /// The template used when the config names none.
 pub const BUILTIN_TEMPLATE: &str = include_str!("../templates/policy.rules.j2");
@@ -42,7 +42,7 @@ impl Policy {
     }
 
     /// Whether the policy writes rules to `table`'s `chain`.
-    pub fn writes_to(&self, table: &str, chain: &str) -> bool {
+    pub fn writes_to(&self, table: TableName, chain: &str) -> bool {
         self.fragment
             .table(table)
             .is_some_and(|t| t.rules_of(chain).next().is_some())
@@ -51,7 +51,7 @@ impl Policy {
     /// Whether the policy takes over the contents of `table`'s `chain`: a user chain it
     /// declares (DOCKER-USER with `[containers]`). A builtin chain it declares only gets
     /// the policy's rules and chain policy; the kept rules in it stay.
-    pub fn takes_over(&self, table: &str, chain: &str) -> bool {
+    pub fn takes_over(&self, table: TableName, chain: &str) -> bool {
         self.fragment
             .table(table)
             .and_then(|t| t.chain(chain))
@@ -282,7 +282,6 @@ pub fn render(
         ))
         .hint("fix the template; `iptables-docker plan` shows what it renders")
     })?;
-    keep_running_policies(&mut fragment);
     check_fragment(&fragment).map_err(|m| {
         Error::config(format!("{name}: {m}")).hint("fix the template; nothing was applied")
     })?;
@@ -434,55 +433,21 @@ fn render_text(
     Ok(text)
 }
 
-/// The policy a builtin chain declared with `-` gets: "keep the one it runs with".
-pub const KEEP_POLICY: &str = "-";
-
-/// A builtin chain declared `:FORWARD - [0:0]` parses as a user chain; it is the builtin
-/// chain, with the running policy kept ([`KEEP_POLICY`]).
-pub fn keep_running_policies(fragment: &mut Ruleset) {
-    for table in &mut fragment.tables {
-        let builtins = builtin_chains(&table.name);
-        for chain in &mut table.chains {
-            if chain.policy.is_none() && builtins.contains(&chain.name.as_str()) {
-                chain.policy = Some(KEEP_POLICY.to_string());
-            }
-        }
-    }
-}
-
 /// A policy may set builtin chain policies (`-` keeps the running one), add its own chains
-/// and take over DOCKER-USER;
-/// it may not declare Docker's other chains, which are kept as Docker wrote them.
+/// and take over DOCKER-USER; it may not declare Docker's other chains, which are kept as
+/// Docker wrote them. (Table names, policy words and which chains may have a policy are
+/// checked by the parser.)
 fn check_fragment(fragment: &Ruleset) -> std::result::Result<(), String> {
     for table in &fragment.tables {
-        let builtins = builtin_chains(&table.name);
-        if builtins.is_empty() {
-            return Err(format!("unknown table '{}'", table.name));
-        }
         for chain in &table.chains {
-            let is_builtin = builtins.contains(&chain.name.as_str());
-            match &chain.policy {
-                Some(p) if !is_builtin => {
-                    return Err(format!(
-                        "':{} {p}': only builtin chains of table {} have a policy",
-                        chain.name, table.name
-                    ))
-                }
-                Some(p) if p != "ACCEPT" && p != "DROP" && p != KEEP_POLICY => {
-                    return Err(format!(
-                        "':{} {p}': policy must be ACCEPT or DROP",
-                        chain.name
-                    ))
-                }
-                None if is_docker_chain(&chain.name)
-                    && !(table.name == "filter" && chain.name == "DOCKER-USER") =>
-                {
-                    return Err(format!(
-                        "chain {} belongs to Docker; a policy may only take over DOCKER-USER",
-                        chain.name
-                    ))
-                }
-                _ => {}
+            if chain.policy.is_none()
+                && is_docker_chain(&chain.name)
+                && !(table.name == TableName::Filter && chain.name == "DOCKER-USER")
+            {
+                return Err(format!(
+                    "chain {} belongs to Docker; a policy may only take over DOCKER-USER",
+                    chain.name
+                ));
             }
         }
     }

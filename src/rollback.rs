@@ -90,7 +90,7 @@ fn merge_table(b: &Table, ob: &TableOwnership, n: &Table, on: &TableOwnership) -
         }
     }
     Table {
-        name: n.name.clone(),
+        name: n.name,
         chains: builtins.into_iter().chain(users).collect(),
         rules,
     }
@@ -100,7 +100,7 @@ fn merge_table(b: &Table, ob: &TableOwnership, n: &Table, on: &TableOwnership) -
 fn merged_builtins(b: &Table, n: &Table) -> Vec<Chain> {
     // A table the snapshot does not have was not loaded: all its policies were ACCEPT.
     let before = if b.chains.is_empty() {
-        Table::empty(&n.name).chains
+        Table::empty(n.name).chains
     } else {
         b.chains
             .iter()
@@ -112,7 +112,7 @@ fn merged_builtins(b: &Table, n: &Table) -> Vec<Chain> {
         .into_iter()
         .map(|c| match n.chain(&c.name) {
             Some(now) if c.name == "FORWARD" => Chain {
-                policy: now.policy.clone(),
+                policy: now.policy,
                 ..c
             },
             _ => c,

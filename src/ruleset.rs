@@ -10,14 +10,129 @@ use std::fmt;
 
 use crate::hash::StableHasher;
 
-/// The builtin chains of each table, in the order `iptables-save` prints them.
-pub fn builtin_chains(table: &str) -> &'static [&'static str] {
-    match table {
-        "filter" | "security" => &["INPUT", "FORWARD", "OUTPUT"],
-        "nat" => &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
-        "mangle" => &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
-        "raw" => &["PREROUTING", "OUTPUT"],
-        _ => &[],
+/// A netfilter table of the iptables family, as `iptables-save` names it (`*filter`) and
+/// `-t` takes it. These five are all the kernel's `ip_tables`/`ip6_tables` and
+/// iptables-nft know (iptables(8), TABLES).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum TableName {
+    Filter,
+    Nat,
+    Mangle,
+    Raw,
+    Security,
+}
+
+impl TableName {
+    /// Every table, in the order of iptables(8).
+    pub const ALL: [TableName; 5] = [
+        TableName::Filter,
+        TableName::Nat,
+        TableName::Mangle,
+        TableName::Raw,
+        TableName::Security,
+    ];
+
+    /// The name as iptables spells it (`filter`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableName::Filter => "filter",
+            TableName::Nat => "nat",
+            TableName::Mangle => "mangle",
+            TableName::Raw => "raw",
+            TableName::Security => "security",
+        }
+    }
+
+    /// The table's builtin chains, in the order `iptables-save` prints them.
+    pub fn builtin_chains(self) -> &'static [&'static str] {
+        match self {
+            TableName::Filter | TableName::Security => &["INPUT", "FORWARD", "OUTPUT"],
+            TableName::Nat => &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
+            TableName::Mangle => &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
+            TableName::Raw => &["PREROUTING", "OUTPUT"],
+        }
+    }
+
+    /// `names` as a list for people: `filter, nat`.
+    pub fn list(names: &[TableName]) -> String {
+        let names: Vec<&str> = names.iter().map(|t| t.as_str()).collect();
+        names.join(", ")
+    }
+
+    /// Whether `chain` is one of the table's builtin chains.
+    pub fn is_builtin(self, chain: &str) -> bool {
+        self.builtin_chains().contains(&chain)
+    }
+}
+
+impl std::str::FromStr for TableName {
+    type Err = String;
+
+    /// Errors: the message names the unknown table and the five known ones.
+    fn from_str(name: &str) -> Result<Self, String> {
+        TableName::ALL
+            .into_iter()
+            .find(|t| t.as_str() == name)
+            .ok_or_else(|| {
+                format!("unknown table '{name}' (iptables has filter, nat, mangle, raw, security)")
+            })
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The policy of a builtin chain, as `iptables-save` spells it (`:INPUT DROP [0:0]`) and
+/// `iptables -P` takes it: ACCEPT or DROP (the only two iptables(8) allows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChainPolicy {
+    Accept,
+    Drop,
+    /// `-` on a builtin chain, which `iptables-restore` reads as "keep the running policy".
+    /// `iptables-save` never writes it; a policy template or fragment may.
+    Keep,
+}
+
+impl ChainPolicy {
+    /// The word iptables uses (`ACCEPT`, `DROP`, `-`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChainPolicy::Accept => "ACCEPT",
+            ChainPolicy::Drop => "DROP",
+            ChainPolicy::Keep => "-",
+        }
+    }
+}
+
+impl std::str::FromStr for ChainPolicy {
+    type Err = String;
+
+    /// `ACCEPT`, `DROP` or `-`; errors name the word found.
+    fn from_str(word: &str) -> Result<Self, String> {
+        match word {
+            "ACCEPT" => Ok(ChainPolicy::Accept),
+            "DROP" => Ok(ChainPolicy::Drop),
+            "-" => Ok(ChainPolicy::Keep),
+            _ => Err(format!("unknown chain policy '{word}' (ACCEPT or DROP)")),
+        }
+    }
+}
+
+impl fmt::Display for ChainPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ChainPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -32,8 +147,8 @@ pub struct Counters {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
     pub name: String,
-    /// `Some(ACCEPT|DROP…)` for a builtin chain, `None` for a user chain.
-    pub policy: Option<String>,
+    /// `Some` for a builtin chain, `None` for a user chain (`-` in the text).
+    pub policy: Option<ChainPolicy>,
     pub counters: Option<Counters>,
 }
 
@@ -54,22 +169,23 @@ pub struct Rule {
 /// One `*table … COMMIT` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
-    pub name: String,
+    pub name: TableName,
     pub chains: Vec<Chain>,
     pub rules: Vec<Rule>,
 }
 
 impl Table {
     /// The table as the kernel has it before anything is loaded into it: its builtin
-    /// chains ([`builtin_chains`]) with policy ACCEPT and counters `[0:0]`, no rules.
-    pub fn empty(name: &str) -> Table {
+    /// chains ([`TableName::builtin_chains`]) with policy ACCEPT and counters `[0:0]`, no rules.
+    pub fn empty(name: TableName) -> Table {
         Table {
-            name: name.to_string(),
-            chains: builtin_chains(name)
+            name,
+            chains: name
+                .builtin_chains()
                 .iter()
                 .map(|c| Chain {
                     name: c.to_string(),
-                    policy: Some("ACCEPT".to_string()),
+                    policy: Some(ChainPolicy::Accept),
                     counters: Some(Counters::default()),
                 })
                 .collect(),
@@ -104,9 +220,9 @@ impl Table {
 
     /// A stable fingerprint of the content (no counters), recorded after an apply.
     pub fn fingerprint(&self) -> String {
-        let mut fp = Fingerprint::new(&self.name);
+        let mut fp = Fingerprint::new(self.name.as_str());
         for c in &self.chains {
-            fp.chain(&c.name, c.policy.as_deref().unwrap_or("-"));
+            fp.chain(&c.name, c.policy.map_or("-", ChainPolicy::as_str));
         }
         for r in &self.rules {
             fp.rule(&r.chain, &r.spec);
@@ -149,9 +265,9 @@ pub fn fingerprint_of(text: &str) -> String {
 /// The fingerprint of every table of an `iptables-save` text, read line by line without
 /// building the model (the same values [`Table::fingerprint`] gives for the parsed text).
 /// `None` if the text is not in the form `iptables-save` writes; then parse it.
-pub fn text_fingerprints(text: &str) -> Option<Vec<(String, String)>> {
+pub fn text_fingerprints(text: &str) -> Option<Vec<(TableName, String)>> {
     let mut out = Vec::new();
-    let mut open: Option<(String, Fingerprint)> = None;
+    let mut open: Option<(TableName, Fingerprint)> = None;
     // Lines are found with memchr (SIMD): this runs over the whole dump on every start.
     let mut start = 0;
     let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
@@ -163,15 +279,12 @@ pub fn text_fingerprints(text: &str) -> Option<Vec<(String, String)>> {
             continue;
         }
         if let Some(name) = line.strip_prefix('*') {
-            open = Some((name.to_string(), Fingerprint::new(name)));
+            open = Some((name.parse().ok()?, Fingerprint::new(name)));
             continue;
         }
         let (name, fp) = open.as_mut()?;
         if line == "COMMIT" {
-            out.push((
-                std::mem::take(name),
-                std::mem::replace(fp, Fingerprint::new("")).finish(),
-            ));
+            out.push((*name, std::mem::replace(fp, Fingerprint::new("")).finish()));
             open = None;
         } else if let Some(decl) = line.strip_prefix(':') {
             let mut parts = decl.split(' ');
@@ -199,7 +312,7 @@ pub struct Ruleset {
 }
 
 impl Ruleset {
-    pub fn table(&self, name: &str) -> Option<&Table> {
+    pub fn table(&self, name: TableName) -> Option<&Table> {
         self.tables.iter().find(|t| t.name == name)
     }
 
@@ -208,11 +321,11 @@ impl Ruleset {
     }
 
     /// The names of the tables of all `rulesets`, each once, in order of first appearance.
-    pub fn table_names<'a>(rulesets: &[&'a Ruleset]) -> Vec<&'a str> {
-        let mut names: Vec<&str> = Vec::new();
+    pub fn table_names(rulesets: &[&Ruleset]) -> Vec<TableName> {
+        let mut names = Vec::new();
         for table in rulesets.iter().flat_map(|rs| &rs.tables) {
-            if !names.contains(&table.name.as_str()) {
-                names.push(&table.name);
+            if !names.contains(&table.name) {
+                names.push(table.name);
             }
         }
         names
@@ -241,7 +354,9 @@ fn parse_counters(text: &str) -> Option<Counters> {
     })
 }
 
-fn parse_chain(decl: &str) -> Result<Chain, String> {
+/// A chain declaration of `table`. `-` is a user chain's policy word, and on a builtin
+/// chain (restore input) [`ChainPolicy::Keep`].
+fn parse_chain(table: TableName, decl: &str) -> Result<Chain, String> {
     let mut parts = decl.split(' ');
     let name = parts.next().filter(|n| !n.is_empty());
     let policy = parts.next();
@@ -258,9 +373,15 @@ fn parse_chain(decl: &str) -> Result<Chain, String> {
         None => None,
         Some(c) => Some(parse_counters(c).ok_or_else(|| format!("bad counters '{c}'"))?),
     };
+    let policy: ChainPolicy = policy.parse()?;
+    if policy != ChainPolicy::Keep && !table.is_builtin(name) {
+        return Err(format!(
+            "':{decl}': only builtin chains of table {table} have a policy"
+        ));
+    }
     Ok(Chain {
         name: name.to_string(),
-        policy: (policy != "-").then(|| policy.to_string()),
+        policy: (policy != ChainPolicy::Keep || table.is_builtin(name)).then_some(policy),
         counters,
     })
 }
@@ -312,14 +433,12 @@ pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
                     table.name
                 )));
             }
-            if name.is_empty() || name.contains(' ') {
-                return Err(err(format!("bad table name '{name}'")));
-            }
+            let name: TableName = name.parse().map_err(err)?;
             if ruleset.table(name).is_some() {
                 return Err(err(format!("table '{name}' appears twice")));
             }
             let table = Table {
-                name: name.to_string(),
+                name,
                 chains: Vec::new(),
                 rules: Vec::new(),
             };
@@ -333,7 +452,7 @@ pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
             let (table, _) = open.take().expect("a table is open");
             ruleset.tables.push(table);
         } else if let Some(decl) = line.strip_prefix(':') {
-            let chain = parse_chain(decl).map_err(err)?;
+            let chain = parse_chain(table.name, decl).map_err(err)?;
             if table.chain(&chain.name).is_some() {
                 return Err(err(format!("chain '{}' declared twice", chain.name)));
             }
@@ -366,12 +485,8 @@ impl fmt::Display for Counters {
 
 impl fmt::Display for Chain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            ":{} {}",
-            self.name,
-            self.policy.as_deref().unwrap_or("-")
-        )?;
+        let policy = self.policy.map_or("-", ChainPolicy::as_str);
+        write!(f, ":{} {policy}", self.name)?;
         if let Some(c) = self.counters {
             write!(f, " {c}")?;
         }
@@ -427,11 +542,11 @@ mod tests {
     fn text_fingerprints_match_the_model() {
         let text = "# x\n*filter\n:INPUT DROP [3:180]\n:f2b - [0:0]\n\
             [1:60] -A INPUT ! -i lo -j f2b\n-A f2b\nCOMMIT\n*raw\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
-        let model: Vec<(String, String)> = parse(text)
+        let model: Vec<(TableName, String)> = parse(text)
             .unwrap()
             .tables
             .iter()
-            .map(|t| (t.name.clone(), t.fingerprint()))
+            .map(|t| (t.name, t.fingerprint()))
             .collect();
         assert_eq!(text_fingerprints(text), Some(model));
         assert_eq!(text_fingerprints("*filter\n-A INPUT\n"), None);
@@ -471,6 +586,13 @@ mod tests {
             ("*filter\n:INPUT ACCEPT [x:1]\nCOMMIT\n", 2, "bad counters"),
             ("*filter\n:INPUT ACCEPT\n", 1, "no COMMIT"),
             ("*filter\nCOMMIT\n*filter\nCOMMIT\n", 3, "twice"),
+            ("*filter\nCOMMIT\n*nta\nCOMMIT\n", 3, "unknown table 'nta'"),
+            (
+                "*raw\n:OUTPUT REJECT [0:0]\nCOMMIT\n",
+                2,
+                "unknown chain policy 'REJECT'",
+            ),
+            ("*raw\n:x ACCEPT [0:0]\nCOMMIT\n", 2, "only builtin chains"),
             (
                 "*filter\n:INPUT ACCEPT\n-I INPUT -j DROP\nCOMMIT\n",
                 3,

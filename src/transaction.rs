@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::ownership::{DockerOwnership, TableOwnership};
-use crate::ruleset::{Chain, Rule, Ruleset, Table};
+use crate::ruleset::{Chain, Rule, Ruleset, Table, TableName};
 
 /// The `iptables-nft-restore --noflush` input that turns the `tables` of `now` (with its
 /// classification `own`) into those of `target`, touching no kept rule that `target` has
@@ -25,13 +25,13 @@ pub fn edit_script(
     now: &Ruleset,
     own: &DockerOwnership,
     target: &Ruleset,
-    tables: &[String],
-    rewrites: &dyn Fn(&str, &str) -> bool,
+    tables: &[TableName],
+    rewrites: &dyn Fn(TableName, &str) -> bool,
 ) -> String {
     let empty_own = TableOwnership::default();
     let mut out = String::new();
-    for name in tables {
-        let found = now.tables.iter().position(|t| &t.name == name);
+    for &name in tables {
+        let found = now.tables.iter().position(|t| t.name == name);
         let empty = Table::empty(name);
         let (cur, cur_own) =
             found.map_or((&empty, &empty_own), |i| (&now.tables[i], &own.tables[i]));
@@ -87,10 +87,8 @@ fn edit_table(
         .map(|c| c.name.as_str())
         .collect();
     for chain in &wanted.chains {
-        match &chain.policy {
-            Some(policy)
-                if cur.chain(&chain.name).and_then(|c| c.policy.as_ref()) != Some(policy) =>
-            {
+        match chain.policy {
+            Some(policy) if cur.chain(&chain.name).and_then(|c| c.policy) != Some(policy) => {
                 let _ = writeln!(out, ":{} {policy} [0:0]", chain.name);
             }
             Some(_) => {}
@@ -225,11 +223,11 @@ mod tests {
     use crate::ownership::classify;
     use crate::ruleset::parse;
 
-    fn script(now: &str, target: &str, rewrites: &dyn Fn(&str, &str) -> bool) -> String {
+    fn script(now: &str, target: &str, rewrites: &dyn Fn(TableName, &str) -> bool) -> String {
         let now = parse(now).unwrap();
         let target = parse(target).unwrap();
         let own = classify(&now, &[]);
-        let tables: Vec<String> = target.tables.iter().map(|t| t.name.clone()).collect();
+        let tables: Vec<TableName> = target.tables.iter().map(|t| t.name).collect();
         edit_script(&now, &own, &target, &tables, rewrites)
     }
 
@@ -258,7 +256,9 @@ mod tests {
             :DOCKER - [0:0]\n:DOCKER-USER - [0:0]\n:ufw-input - [0:0]\n\
             -A INPUT -j ufw-input\n-A FORWARD -j DOCKER-USER\n-A FORWARD -o docker0 -j DOCKER\n\
             -A DOCKER -d 172.17.0.2/32 -j ACCEPT\n-A DOCKER-USER -j DROP\n-A ufw-input -j RETURN\nCOMMIT\n";
-        let out = script(NOW, target, &|t, c| t == "filter" && c == "DOCKER-USER");
+        let out = script(NOW, target, &|t, c| {
+            t == TableName::Filter && c == "DOCKER-USER"
+        });
         assert_eq!(
             out,
             "*filter\n:DOCKER-USER - [0:0]\n:ufw-input - [0:0]\n-D INPUT -j ufw-input\n\

@@ -25,15 +25,16 @@ const SUPERSEDED: &[(&str, &str)] = &[(
      (it stayed behind after stop); a Docker <= 28.2.1 RETURN is kept last instead",
 )];
 
-/// `v6:filter` → (true, "filter").
-fn table_of(word: &str) -> (bool, &str) {
-    match word.strip_prefix("v6:") {
+/// `v6:filter` → (true, filter). An unknown table name is a broken expectation file.
+fn table_of(word: &str) -> (bool, TableName) {
+    let (v6, name) = match word.strip_prefix("v6:") {
         Some(t) => (true, t),
         None => (false, word),
-    }
+    };
+    (v6, name.parse().unwrap_or_else(|e| panic!("{e}")))
 }
 
-fn rule_lines(rs: &Ruleset, table: &str) -> Vec<String> {
+fn rule_lines(rs: &Ruleset, table: TableName) -> Vec<String> {
     rs.table(table)
         .map(|t| {
             t.rules
@@ -55,7 +56,7 @@ fn normalized(rs: &Ruleset) -> Ruleset {
             !t.rules.is_empty()
                 || t.chains
                     .iter()
-                    .any(|c| c.policy.as_deref().is_none_or(|p| p != "ACCEPT"))
+                    .any(|c| c.policy != Some(ChainPolicy::Accept))
         })
         .map(|t| {
             let mut t: Table = t.clone();
@@ -126,12 +127,18 @@ dump STOP
     }
 }
 
+/// The kinds of expectation lines that check the started ruleset (`KIND TABLE …`).
+const CHECKS: [&str; 6] = ["policy", "keep", "absent", "drop", "first", "before"];
+
 /// Checks one expectation line; `None` when it holds (or is a note).
 fn check_line(run: &Run, line: &str) -> Option<String> {
     let (kind, rest) = line.split_once(' ')?;
     if kind == "explain" {
         return (!run.explain.lines().any(|l| l == rest))
             .then(|| format!("plan --explain lacks: {rest}\n{}", run.explain));
+    }
+    if !CHECKS.contains(&kind) {
+        return None; // a note ("note order …")
     }
     let (table, rest) = rest.split_once(' ')?;
     let (v6, table) = table_of(table);
@@ -141,7 +148,8 @@ fn check_line(run: &Run, line: &str) -> Option<String> {
     let ok = match kind {
         "policy" => {
             let (chain, policy) = rest.split_once(' ')?;
-            policy_of(&run.started[family], table, chain).as_deref() == Some(policy)
+            let policy = policy.parse().unwrap_or_else(|e| panic!("{e}"));
+            policy_of(&run.started[family], table, chain) == Some(policy)
         }
         "keep" => present(rest),
         "absent" => !present(rest),
@@ -163,7 +171,7 @@ fn check_line(run: &Run, line: &str) -> Option<String> {
             let at = |rule: &str| after.iter().position(|r| r == rule);
             matches!((at(a), at(b)), (Some(a), Some(b)) if a < b)
         }
-        _ => return None,
+        _ => unreachable!("CHECKS lists the kinds"),
     };
     (!ok).then(|| format!("after start: {line}\n--- {table}:\n{}", after.join("\n")))
 }
@@ -175,7 +183,7 @@ fn stop_problem(before: &Ruleset, stopped: &Ruleset, kept: &[String]) -> Option<
     let before = normalized(before);
     let stopped = normalized(stopped);
     for table in &stopped.tables {
-        let Some(was) = before.table(&table.name) else {
+        let Some(was) = before.table(table.name) else {
             return Some(format!("table {} was not there before", table.name));
         };
         let mut old = was.rules.iter();

@@ -54,7 +54,7 @@ fn docker_view(table: &Table) -> (Vec<String>, Vec<String>) {
     let rules = table
         .rules
         .iter()
-        .filter(|r| !(table.name == "filter" && r.chain == "INPUT"))
+        .filter(|r| !(table.name == TableName::Filter && r.chain == "INPUT"))
         .map(|r| format!("-A {} {}", r.chain, r.spec))
         .collect();
     (chains, rules)
@@ -66,11 +66,11 @@ fn check_docker_kept(
     phase: &str,
     fixture: &Ruleset,
     after: &Ruleset,
-    forward_before: Option<&str>,
+    forward_before: Option<ChainPolicy>,
 ) -> Result<(), String> {
     for table in &fixture.tables {
         let found = after
-            .table(&table.name)
+            .table(table.name)
             .ok_or(format!("after {phase}: table {} is gone", table.name))?;
         let want = docker_view(table);
         let got = docker_view(found);
@@ -80,9 +80,9 @@ fn check_docker_kept(
                 table.name, want, got
             ));
         }
-        let want_input = rules(fixture, &table.name, "INPUT");
-        let got_input = rules(after, &table.name, "INPUT");
-        if table.name == "filter" && !got_input.starts_with(&want_input) {
+        let want_input = rules(fixture, table.name, "INPUT");
+        let got_input = rules(after, table.name, "INPUT");
+        if table.name == TableName::Filter && !got_input.starts_with(&want_input) {
             return Err(format!("after {phase}: Docker's INPUT rules are not first"));
         }
     }
@@ -90,7 +90,7 @@ fn check_docker_kept(
     if let Some(marker) = JUNK_MARKERS.iter().find(|m| text.contains(*m)) {
         return Err(format!("after {phase}: junk '{marker}' is left:\n{text}"));
     }
-    if policy_of(after, "filter", "FORWARD").as_deref() != forward_before {
+    if policy_of(after, TableName::Filter, "FORWARD") != forward_before {
         return Err(format!("after {phase}: FORWARD policy changed"));
     }
     Ok(())
@@ -132,21 +132,22 @@ echo "=== STOP"; {p}-save
     let before = parse(&s["BEFORE"]);
     let started = parse(&s["START"]);
     let stopped = parse(&s["STOP"]);
-    let forward_before = policy_of(&before, "filter", "FORWARD");
+    let forward_before = policy_of(&before, TableName::Filter, "FORWARD");
 
     for (phase, after) in [("start", &started), ("stop", &stopped)] {
-        check_docker_kept(phase, &fixture, after, forward_before.as_deref())?;
+        check_docker_kept(phase, &fixture, after, forward_before)?;
     }
-    let input = rules(&started, "filter", "INPUT");
-    let active = policy_of(&started, "filter", "INPUT").as_deref() == Some("DROP")
+    let input = rules(&started, TableName::Filter, "INPUT");
+    let active = policy_of(&started, TableName::Filter, "INPUT") == Some(ChainPolicy::Drop)
         && input.contains(&"-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT".to_string())
         && input.contains(&"-A INPUT -i lo -j ACCEPT".to_string());
     if !active {
         return Err(format!("after start: host policy not active: {input:#?}"));
     }
-    let open = policy_of(&stopped, "filter", "INPUT").as_deref() == Some("ACCEPT")
-        && rules(&stopped, "filter", "INPUT") == rules(&fixture, "filter", "INPUT")
-        && policy_of(&stopped, "filter", "OUTPUT").as_deref() == Some("ACCEPT");
+    let open = policy_of(&stopped, TableName::Filter, "INPUT") == Some(ChainPolicy::Accept)
+        && rules(&stopped, TableName::Filter, "INPUT")
+            == rules(&fixture, TableName::Filter, "INPUT")
+        && policy_of(&stopped, TableName::Filter, "OUTPUT") == Some(ChainPolicy::Accept);
     if !open {
         return Err("after stop: host not open".to_string());
     }
@@ -252,7 +253,7 @@ fn normalized(rs: &Ruleset) -> String {
             !t.rules.is_empty()
                 || t.chains
                     .iter()
-                    .any(|c| c.policy.as_deref() != Some("ACCEPT"))
+                    .any(|c| c.policy != Some(ChainPolicy::Accept))
         })
         .map(ToString::to_string)
         .collect()
@@ -263,7 +264,7 @@ fn normalized(rs: &Ruleset) -> String {
 /// its jump first in FORWARD: what every Docker since 17.06 makes, and never a rule of
 /// ours. Where Docker made it, nothing changes.
 fn with_docker_user_hook(rs: &mut Ruleset) {
-    let Some(filter) = rs.tables.iter_mut().find(|t| t.name == "filter") else {
+    let Some(filter) = rs.tables.iter_mut().find(|t| t.name == TableName::Filter) else {
         return;
     };
     if filter.chain("DOCKER-USER").is_some() {
@@ -299,7 +300,7 @@ fn with_docker_user_hook(rs: &mut Ruleset) {
 /// After start: fail2ban's jumps stand where they stood (first in INPUT and, where Docker
 /// made it, in DOCKER-USER), its FORWARD jump and ipset rule are kept.
 fn jumps_in_place(started: &Ruleset, before: &Ruleset) -> Result<(), String> {
-    let input = rules(started, "filter", "INPUT");
+    let input = rules(started, TableName::Filter, "INPUT");
     if input.first().map(String::as_str)
         != Some("-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd")
     {
@@ -316,11 +317,11 @@ fn jumps_in_place(started: &Ruleset, before: &Ruleset) -> Result<(), String> {
         return Err(format!("after start: {lost} is gone"));
     }
     if before
-        .table("filter")
+        .table(TableName::Filter)
         .and_then(|t| t.chain("DOCKER-USER"))
         .is_some()
     {
-        let user = rules(started, "filter", "DOCKER-USER");
+        let user = rules(started, TableName::Filter, "DOCKER-USER");
         if user.first().map(String::as_str)
             != Some("-A DOCKER-USER -p tcp -m multiport --dports 80,443 -j f2b-web")
         {

@@ -45,7 +45,7 @@ echo "=== SAVE"; iptables-{backend}-save -t filter
         "start/stop ran only {rounds} rounds during the writer"
     );
     let saved = parse(&s["SAVE"]);
-    let written: Vec<String> = rules(&saved, "filter", "DOCKER")
+    let written: Vec<String> = rules(&saved, TableName::Filter, "DOCKER")
         .into_iter()
         .filter(|r| r.contains("10.77."))
         .collect();
@@ -101,7 +101,7 @@ echo "=== SAVE"; iptables-{backend}-save -t filter
     );
     let s = sections(&ok(netns_sh(&script, 120)));
     let saved = parse(&s["SAVE"]);
-    let kept = rules(&saved, "filter", "DOCKER")
+    let kept = rules(&saved, TableName::Filter, "DOCKER")
         .iter()
         .filter(|r| r.contains("10.99.0.1"))
         .count();
@@ -111,8 +111,8 @@ echo "=== SAVE"; iptables-{backend}-save -t filter
         s["OUT"]
     );
     assert_eq!(
-        policy_of(&saved, "filter", "INPUT").as_deref(),
-        Some("DROP"),
+        policy_of(&saved, TableName::Filter, "INPUT"),
+        Some(ChainPolicy::Drop),
         "{backend}: the policy was not applied"
     );
     println!("{backend}: 1/1 rule written between save and restore kept");
@@ -476,8 +476,8 @@ export PATH=/run/work/nolegacy:$PATH"#;
     assert!(start.contains("Table does not exist"), "{start}");
     let nft = parse(&s["NFT"]);
     assert_eq!(
-        policy_of(&nft, "filter", "INPUT").as_deref(),
-        Some("DROP"),
+        policy_of(&nft, TableName::Filter, "INPUT"),
+        Some(ChainPolicy::Drop),
         "{start}"
     );
     let docker = docker_rules_of(&s["DOCKER"]);
@@ -509,8 +509,8 @@ fn auto_manages_legacy_where_it_works_and_follows_docker_into_nft() {
     );
     let legacy = parse(&s["LEGACY"]);
     assert_eq!(
-        policy_of(&legacy, "filter", "INPUT").as_deref(),
-        Some("DROP")
+        policy_of(&legacy, TableName::Filter, "INPUT"),
+        Some(ChainPolicy::Drop)
     );
     assert_eq!(docker_rules_of(&s["LEGACY"]), docker_rules_of(&s["DOCKER"]));
 
@@ -523,7 +523,10 @@ fn auto_manages_legacy_where_it_works_and_follows_docker_into_nft() {
         s["START"]
     );
     let nft = parse(&s["NFT"]);
-    assert_eq!(policy_of(&nft, "filter", "INPUT").as_deref(), Some("DROP"));
+    assert_eq!(
+        policy_of(&nft, TableName::Filter, "INPUT"),
+        Some(ChainPolicy::Drop)
+    );
     assert_eq!(docker_rules_of(&s["NFT"]), docker_rules_of(&s["DOCKER"]));
     let script = format!(
         r#"iptables-nft-restore < {FIXTURE}

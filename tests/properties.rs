@@ -26,13 +26,18 @@ use iptables_docker::pipeline::{plan, Mode};
 use iptables_docker::policy::{Policy, Template};
 use iptables_docker::presets::Preset;
 use iptables_docker::rule::RuleArgs;
-use iptables_docker::ruleset::{self, builtin_chains, Ruleset};
+use iptables_docker::ruleset::{self, ChainPolicy, Ruleset, TableName};
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 
 // ---- generated iptables-save text ------------------------------------------------------
 
-const TABLES: [&str; 4] = ["raw", "mangle", "nat", "filter"];
+const TABLES: [TableName; 4] = [
+    TableName::Raw,
+    TableName::Mangle,
+    TableName::Nat,
+    TableName::Filter,
+];
 
 const USER_CHAINS: &[&str] = &[
     "DOCKER",
@@ -163,7 +168,7 @@ struct GenRule {
 
 #[derive(Debug, Clone)]
 struct GenTable {
-    name: &'static str,
+    name: TableName,
     policies: Vec<(bool, Option<String>)>,
     users: Vec<(&'static str, Option<String>)>,
     rules: Vec<GenRule>,
@@ -184,8 +189,8 @@ fn gen_rule() -> impl Strategy<Value = GenRule> {
         })
 }
 
-fn gen_table(name: &'static str) -> impl Strategy<Value = GenTable> {
-    let builtins = builtin_chains(name).len();
+fn gen_table(name: TableName) -> impl Strategy<Value = GenTable> {
+    let builtins = name.builtin_chains().len();
     (
         prop::collection::vec((prop::bool::weighted(0.3), counters()), builtins),
         subsequence(USER_CHAINS, 0..=8)
@@ -216,7 +221,7 @@ fn render(tables: &[GenTable]) -> String {
     let mut out = String::new();
     for t in tables {
         out.push_str(&format!("*{}\n", t.name));
-        let builtins = builtin_chains(t.name);
+        let builtins = t.name.builtin_chains();
         let mut chains: Vec<&str> = builtins.to_vec();
         for (name, (drop, counters)) in builtins.iter().zip(&t.policies) {
             let policy = if *drop { "DROP" } else { "ACCEPT" };
@@ -344,7 +349,11 @@ fn neighbours_config(keep: &[String], containers: bool) -> Config {
 /// (README.md, "Published container ports").
 fn comparable(rs: &Ruleset, hook: bool) -> Ruleset {
     let mut rs = rs.clone();
-    for t in rs.tables.iter_mut().filter(|t| t.name == "filter" && !hook) {
+    for t in rs
+        .tables
+        .iter_mut()
+        .filter(|t| t.name == TableName::Filter && !hook)
+    {
         if t.rules_of("DOCKER-USER").next().is_none() {
             t.chains.retain(|c| c.name != "DOCKER-USER");
             t.rules.retain(|r| r.spec != "-j DOCKER-USER");
@@ -354,7 +363,7 @@ fn comparable(rs: &Ruleset, hook: bool) -> Ruleset {
         !t.rules.is_empty()
             || t.chains
                 .iter()
-                .any(|c| c.policy.as_deref() != Some("ACCEPT"))
+                .any(|c| c.policy != Some(ChainPolicy::Accept))
     });
     rs
 }
@@ -513,7 +522,7 @@ proptest! {
         let config = neighbours_config(&keep, containers);
         let alone = plan_of(&render(&tables), family, &config, Mode::Stop);
         if containers {
-            let filter = alone.table("filter");
+            let filter = alone.table(TableName::Filter);
             let user: Vec<_> = filter.iter().flat_map(|t| t.rules_of("DOCKER-USER")).collect();
             prop_assume!(user.iter().all(|r| r.spec == "-j RETURN" || r.spec.contains("f2b-")));
             let forward: Vec<_> = filter.iter().flat_map(|t| t.rules_of("FORWARD")).collect();
@@ -524,7 +533,7 @@ proptest! {
         }
         let started = plan_of(&alone.to_string(), family, &config, Mode::Start);
         let stopped = plan_of(&started.to_string(), family, &config, Mode::Stop);
-        let had_hook = alone.table("filter").is_some_and(|t| t.chain("DOCKER-USER").is_some());
+        let had_hook = alone.table(TableName::Filter).is_some_and(|t| t.chain("DOCKER-USER").is_some());
         let (stopped, alone) = (comparable(&stopped, had_hook), comparable(&alone, true));
         prop_assert!(
             stopped == alone,

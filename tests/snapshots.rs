@@ -47,7 +47,7 @@ fn rollback_brings_old_host_rules_back_and_keeps_new_docker_rules() {
         s["ROLLBACK"]
     );
     let after = parse(&s["AFTER"]);
-    let input = rules(&after, "filter", "INPUT").join("\n");
+    let input = rules(&after, TableName::Filter, "INPUT").join("\n");
     assert!(
         input.contains("--dport 5432"),
         "old host rule not back:\n{input}"
@@ -57,13 +57,13 @@ fn rollback_brings_old_host_rules_back_and_keeps_new_docker_rules() {
         "new host rule still there:\n{input}"
     );
     assert!(
-        rules(&after, "nat", "DOCKER")
+        rules(&after, TableName::Nat, "DOCKER")
             .iter()
             .any(|r| r.contains("--dport 9090")),
         "the new container's DNAT is gone"
     );
     assert!(
-        rules(&after, "filter", "DOCKER")
+        rules(&after, TableName::Filter, "DOCKER")
             .iter()
             .any(|r| r.contains("192.0.2.9/32")),
         "the new container's filter rule is gone"
@@ -75,12 +75,12 @@ fn rollback_brings_old_host_rules_back_and_keeps_new_docker_rules() {
         "rollback --confirm unconfirmed"
     );
     let back = parse(&s["AFTER_UNCONFIRMED"]);
-    let input = rules(&back, "filter", "INPUT").join("\n");
+    let input = rules(&back, TableName::Filter, "INPUT").join("\n");
     assert!(
         input.contains("--dport 6000") && !input.contains("--dport 5432"),
         "an unconfirmed rollback must put back what ran before it:\n{input}"
     );
-    assert!(rules(&back, "nat", "DOCKER")
+    assert!(rules(&back, TableName::Nat, "DOCKER")
         .iter()
         .any(|r| r.contains("--dport 9090")));
     // start A, start B, the rollback, start B again, the unconfirmed rollback.

@@ -15,7 +15,7 @@ use iptables_docker::compose::{changed_tables, compose};
 use iptables_docker::ownership::{classify, is_docker_chain, DockerOwnership, OWN_MARK};
 use iptables_docker::policy::Policy;
 use iptables_docker::rule::RuleArgs;
-use iptables_docker::ruleset::{self, builtin_chains, Ruleset};
+use iptables_docker::ruleset::{self, ChainPolicy, Ruleset};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -35,18 +35,13 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// The pipeline's promises hold for what `iptables-save` writes: known tables, and a
-/// policy on exactly the builtin chains. (The parser accepts more, e.g. `:DOCKER DROP`,
-/// which makes a chain builtin-like and its rules unreadable as Docker's.)
+/// The pipeline's promises hold for what `iptables-save` writes. The parser refuses
+/// unknown tables and policy words and a policy on a user chain; beyond that it accepts
+/// `-` on a builtin chain (restore input, never in a save).
 fn as_iptables_save_writes_it(rs: &Ruleset) -> bool {
-    rs.tables.iter().all(|t| {
-        let builtins = builtin_chains(&t.name);
-        !builtins.is_empty()
-            && t.chains.iter().all(|c| match c.policy.as_deref() {
-                Some(p) => builtins.contains(&c.name.as_str()) && matches!(p, "ACCEPT" | "DROP"),
-                None => !builtins.contains(&c.name.as_str()),
-            })
-    })
+    rs.tables
+        .iter()
+        .all(|t| t.chains.iter().all(|c| c.policy != Some(ChainPolicy::Keep)))
 }
 
 fn check_pipeline(rs: &Ruleset) {
@@ -112,7 +107,7 @@ fn jumps_to_a_missing_policy_chain(rs: &Ruleset, policy: &Policy) -> bool {
     rs.tables.iter().any(|t| {
         t.rules.iter().any(|r| {
             RuleArgs::parse(&r.spec).target().is_some_and(|target| {
-                t.chain(target).is_none() && policy.takes_over(&t.name, target)
+                t.chain(target).is_none() && policy.takes_over(t.name, target)
             })
         })
     })

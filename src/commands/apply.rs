@@ -16,7 +16,7 @@ use crate::guard;
 use crate::pipeline::{self, Applied, FamilyPlan, Mode};
 use crate::policy::{Policy, Template};
 use crate::report::{self, Level};
-use crate::ruleset;
+use crate::ruleset::{self, TableName};
 use crate::system;
 use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::{ChildLock, XtablesLock};
@@ -468,10 +468,10 @@ fn record_applied(
 ) -> Result<()> {
     let unreadable = |what: &str| Error::failed(format!("cannot read back {what}"));
     let mut kernel = ruleset::text_fingerprints(saved).ok_or_else(|| unreadable("the ruleset"))?;
-    for name in &plan.changed {
+    for &name in &plan.changed {
         let written = ruleset::text_fingerprints(&ipt.save(Some(name))?)
             .ok_or_else(|| unreadable(&format!("table {name}")))?;
-        kernel.retain(|(t, _)| t != name);
+        kernel.retain(|(t, _)| *t != name);
         kernel.extend(written);
     }
     state.record_applied(
@@ -489,7 +489,7 @@ fn report(plan: &FamilyPlan) {
     let written = if plan.changed.is_empty() {
         "nothing to change".to_string()
     } else {
-        format!("replaced tables {}", plan.changed.join(", "))
+        format!("replaced tables {}", TableName::list(&plan.changed))
     };
     let counts = plan.counts();
     report::info(format_args!(
@@ -505,7 +505,7 @@ fn report(plan: &FamilyPlan) {
             let loaded = plan
                 .policy
                 .fragment
-                .table(&table.name)
+                .table(table.name)
                 .map_or(0, |t| t.rules.len());
             report::debug(format_args!(
                 "{} {}: kept {}, replaced {} with {}{}",

@@ -65,6 +65,13 @@ pub fn man_page() -> Vec<u8> {
         }
     }
     out.extend_from_slice(
+        format!(
+            ".SH RULES\n.nf\n{}\n.fi\n",
+            roff_escape(crate::cli::RULE_SPEC_HELP)
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(
         b".SH \"EXIT STATUS\"\nLSB meanings where the LSB has one (systemd names them, e.g. \
           status=6/NOTCONFIGURED); the LSB leaves 150\\(en199 to applications.\n",
     );

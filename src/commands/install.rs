@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::guard;
 use crate::hash::stable_hash;
 use crate::report;
+use crate::ruleset::ChainPolicy;
 use crate::setup::files::{self, Action, Manifest, UNIT, UNIT_NAME};
 use crate::setup::record::{AlternativeRecord, Record, RecordDir};
 use crate::setup::{firewalls, preflight, rules, Transaction, Undo, GROUPS};
@@ -237,9 +238,9 @@ fn firewalld_off(backend: Backend, tx: &mut Transaction) -> Result<()> {
     tx.changed();
     done.into_iter().for_each(say);
     for (family, after) in rules::forward_policies(backend)? {
-        let before = forward.iter().find(|(f, _)| *f == family).map(|(_, p)| p);
-        if let Some(before) = before.filter(|p| **p != after && after == "ACCEPT") {
-            tx.journal(Undo::Forward(family, backend, after.clone()));
+        let before = forward.iter().find(|(f, _)| *f == family).map(|(_, p)| *p);
+        if let Some(before) = before.filter(|p| *p != after && after == ChainPolicy::Accept) {
+            tx.journal(Undo::Forward(family, backend, after));
             rules::set_forward_policy(family, backend, before)?;
             say(format!(
                 "kept the {family} FORWARD policy {before} (stopping firewalld had set it to ACCEPT)"

@@ -9,6 +9,7 @@ mod confirm;
 pub(crate) mod docs;
 mod install;
 mod plan;
+mod rules;
 mod snapshots;
 mod status;
 mod uninstall;
@@ -19,6 +20,7 @@ use crate::cli::{Cli, Command, Global};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::family::Family;
+use crate::host_rule::Action;
 use crate::pipeline::{self, FamilyPlan, Mode};
 use crate::policy::{Policy, Template};
 use crate::report;
@@ -48,6 +50,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plan(args) => plan::run(global, args),
         Command::Install(args) => install::run(global, args),
         Command::Uninstall(args) => uninstall::run(global, args),
+        Command::Allow(args) => rules::add(global, Action::Allow, args),
+        Command::Deny(args) => rules::add(global, Action::Deny, args),
+        Command::Reject(args) => rules::add(global, Action::Reject, args),
+        Command::Limit(args) => rules::add(global, Action::Limit, args),
+        Command::Rules => rules::list(global),
+        Command::Delete(args) => rules::delete(global, args),
         Command::Man => docs::print_man(),
         Command::Completions { shell } => docs::print_completions(*shell),
     }

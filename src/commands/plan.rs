@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::family::Family;
 use crate::guard;
 use crate::pipeline::{self, FamilyPlan, Fate, Mode};
-use crate::ruleset::{Ruleset, Table};
+use crate::ruleset::{Ruleset, Table, TableName};
 use crate::system::lock::ChildLock;
 use crate::system::state::StateDir;
 use crate::system::{self, iptables::Iptables};
@@ -107,7 +107,7 @@ fn summary(plan: &FamilyPlan) -> String {
     if plan.changed.is_empty() {
         "nothing to change".to_string()
     } else {
-        format!("tables to write: {}", plan.changed.join(", "))
+        format!("tables to write: {}", TableName::list(&plan.changed))
     }
 }
 
@@ -146,7 +146,7 @@ fn without_counters(ruleset: &Ruleset) -> String {
 /// A unified diff, per changed table, of the current table against the desired one.
 fn diff(plan: &FamilyPlan) -> String {
     let mut out = String::new();
-    for name in &plan.changed {
+    for &name in &plan.changed {
         let before = plan.current.table(name).map(table_text).unwrap_or_default();
         let after = plan.desired.table(name).map(table_text).unwrap_or_default();
         let diff = TextDiff::from_lines(&before, &after);
@@ -169,11 +169,11 @@ fn explain(plan: &FamilyPlan, origins: &HashMap<(String, String), String>) -> St
         for (chain, reason) in table.chains.iter().zip(&own.chains) {
             let kept = plan
                 .desired
-                .table(&table.name)
+                .table(table.name)
                 .is_some_and(|t| t.chain(&chain.name).is_some());
             match reason {
                 _ if chain.is_builtin() => {}
-                Some(_) if plan.policy.takes_over(&table.name, &chain.name) => {
+                Some(_) if plan.policy.takes_over(table.name, &chain.name) => {
                     out.push_str(&format!(
                         "replace {} chain {}  # the policy takes it over\n",
                         table.name, chain.name
@@ -194,11 +194,11 @@ fn explain(plan: &FamilyPlan, origins: &HashMap<(String, String), String>) -> St
             }
         }
     }
-    let mut again: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    let mut again: HashMap<(TableName, &str, &str), usize> = HashMap::new();
     for (table, rule, fate) in plan.fates() {
         if fate == Fate::Policy {
             *again
-                .entry((&table.name, &rule.chain, &rule.spec))
+                .entry((table.name, &rule.chain, &rule.spec))
                 .or_default() += 1;
         }
         out.push_str(&format!(
@@ -212,7 +212,7 @@ fn explain(plan: &FamilyPlan, origins: &HashMap<(String, String), String>) -> St
     }
     for table in &plan.policy.fragment.tables {
         for rule in &table.rules {
-            match again.get_mut(&(table.name.as_str(), rule.chain.as_str(), rule.spec.as_str())) {
+            match again.get_mut(&(table.name, rule.chain.as_str(), rule.spec.as_str())) {
                 Some(n) if *n > 0 => *n -= 1,
                 _ => {
                     let key = (rule.chain.clone(), rule.spec.clone());

@@ -13,7 +13,7 @@ use crate::family::Family;
 use crate::ownership::classify;
 use crate::pipeline::tables_text;
 use crate::rollback;
-use crate::ruleset;
+use crate::ruleset::{self, TableName};
 use crate::system;
 use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::{ChildLock, XtablesLock};
@@ -51,7 +51,7 @@ pub struct PutBack {
     running: ruleset::Ruleset,
     merged: ruleset::Ruleset,
     keep_chains: Vec<String>,
-    pub changed: Vec<String>,
+    pub changed: Vec<TableName>,
 }
 
 impl PutBack {
@@ -92,7 +92,7 @@ impl PutBack {
             Backend::Legacy => ipt.restore(&tables_text(&self.merged, &self.changed), false),
             Backend::Nft => {
                 let own = classify(&self.running, &self.keep_chains);
-                let edit = |_: &str, _: &str| false;
+                let edit = |_: TableName, _: &str| false;
                 ipt.edit(&edit_script(
                     &self.running,
                     &own,
@@ -201,7 +201,7 @@ pub fn rollback(global: &Global, args: &RollbackArgs) -> Result<()> {
         }
         println!(
             "{family}: snapshot {name} put back with Docker's rules as they are now; replaced tables {}",
-            put.changed.join(", ")
+            TableName::list(&put.changed)
         );
         done.push((ipt, put));
     }

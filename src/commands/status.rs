@@ -15,7 +15,7 @@ use crate::exposure::{self, Exposure, Reach};
 use crate::family::Family;
 use crate::pipeline::{Counts, FamilyPlan, Mode};
 use crate::policy::Template;
-use crate::ruleset::Ruleset;
+use crate::ruleset::{Ruleset, TableName};
 use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::ChildLock;
 use crate::system::state::{utc_iso8601, StateDir};
@@ -162,7 +162,7 @@ fn family_name(family: Family) -> &'static str {
 
 /// `- filter: -A INPUT …` / `+ …` lines for the tables that differ.
 fn drift_lines(plan: &FamilyPlan) -> Vec<String> {
-    let lines = |rs: &Ruleset, table: &str| -> Vec<String> {
+    let lines = |rs: &Ruleset, table: TableName| -> Vec<String> {
         rs.table(table)
             .map(|t| {
                 t.rules
@@ -173,7 +173,7 @@ fn drift_lines(plan: &FamilyPlan) -> Vec<String> {
             .unwrap_or_default()
     };
     let mut out = Vec::new();
-    for table in &plan.changed {
+    for &table in &plan.changed {
         let (now, want) = (lines(&plan.current, table), lines(&plan.desired, table));
         out.extend(
             now.iter()

@@ -14,6 +14,7 @@ pub mod rules;
 use crate::cli::Global;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
+use crate::ruleset::ChainPolicy;
 use crate::system::iptables::Backend;
 use crate::system::{file, host};
 
@@ -71,7 +72,7 @@ pub enum Undo {
     Record(Record, bool),
     Ufw(UfwRecord),
     Unit(&'static str, UnitRecord),
-    Forward(Family, Backend, String),
+    Forward(Family, Backend, ChainPolicy),
     Rules(rules::Move),
     Alternative(AlternativeRecord),
     File {
@@ -133,7 +134,7 @@ impl Undo {
                 None => Ok(()),
             },
             Undo::Forward(family, backend, policy) => {
-                rules::set_forward_policy(*family, *backend, policy)
+                rules::set_forward_policy(*family, *backend, *policy)
             }
             Undo::Rules(moved) => moved.undo(),
             Undo::Alternative(a) => restore_alternative(a).map(drop),

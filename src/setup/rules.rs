@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::family::Family;
-use crate::ruleset::{self, Ruleset, Table};
+use crate::ruleset::{self, ChainPolicy, Ruleset, Table, TableName};
 use crate::system::host;
 use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::{ChildLock, XtablesLock};
@@ -50,7 +50,7 @@ fn has_content(rs: &Ruleset) -> bool {
         || rs.tables.iter().any(|t| {
             t.chains
                 .iter()
-                .any(|c| c.policy.as_deref().is_some_and(|p| p != "ACCEPT"))
+                .any(|c| c.policy.is_some_and(|p| p != ChainPolicy::Accept))
         })
 }
 
@@ -58,7 +58,7 @@ fn has_content(rs: &Ruleset) -> bool {
 pub fn emptied(rs: &Ruleset) -> String {
     rs.tables
         .iter()
-        .map(|t| Table::empty(&t.name).to_string())
+        .map(|t| Table::empty(t.name).to_string())
         .collect()
 }
 
@@ -190,7 +190,7 @@ fn plan_family(
         tables: from_rs
             .tables
             .iter()
-            .filter(|t| to_rs.table(&t.name).is_none())
+            .filter(|t| to_rs.table(t.name).is_none())
             .cloned()
             .collect(),
     };
@@ -245,18 +245,18 @@ fn move_failed(
 }
 
 /// The FORWARD policy of each family's filter table in `backend`.
-pub fn forward_policies(backend: Backend) -> Result<Vec<(Family, String)>> {
+pub fn forward_policies(backend: Backend) -> Result<Vec<(Family, ChainPolicy)>> {
     let lock = ChildLock::new()?;
     let mut found = Vec::new();
     for family in families() {
         let Some(ipt) = tool(family, backend, &lock) else {
             continue;
         };
-        let rs = parse(&ipt.save(Some("filter"))?, &ipt)?;
+        let rs = parse(&ipt.save(Some(TableName::Filter))?, &ipt)?;
         if let Some(policy) = rs
-            .table("filter")
+            .table(TableName::Filter)
             .and_then(|t| t.chain("FORWARD"))
-            .and_then(|c| c.policy.clone())
+            .and_then(|c| c.policy)
         {
             found.push((family, policy));
         }
@@ -265,9 +265,17 @@ pub fn forward_policies(backend: Backend) -> Result<Vec<(Family, String)>> {
 }
 
 /// Sets the FORWARD policy of one family's filter table in `backend`.
-pub fn set_forward_policy(family: Family, backend: Backend, policy: &str) -> Result<()> {
+pub fn set_forward_policy(family: Family, backend: Backend, policy: ChainPolicy) -> Result<()> {
     let cmd = format!("{}-{}", family.command(), backend.name());
-    host::run(&cmd, &["-w", "-t", "filter", "-P", "FORWARD", policy]).map(drop)
+    let args = [
+        "-w",
+        "-t",
+        TableName::Filter.as_str(),
+        "-P",
+        "FORWARD",
+        policy.as_str(),
+    ];
+    host::run(&cmd, &args).map(drop)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::family::Family;
+use crate::ruleset::TableName;
 use crate::system::lock::ChildLock;
 use crate::system::process;
 
@@ -76,10 +77,10 @@ impl Iptables {
     }
 
     /// `iptables-save -c [-t table]`.
-    pub fn save(&self, table: Option<&str>) -> Result<String> {
+    pub fn save(&self, table: Option<TableName>) -> Result<String> {
         let mut args = vec!["-c"];
         if let Some(t) = table {
-            args.extend(["-t", t]);
+            args.extend(["-t", t.as_str()]);
         }
         let out = process::run(&self.save, &args, &self.env(), None)?;
         String::from_utf8(out)

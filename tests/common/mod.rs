@@ -9,7 +9,7 @@ pub mod systemd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use iptables_docker::ruleset::{self, Ruleset};
+pub use iptables_docker::ruleset::{self, ChainPolicy, Ruleset, TableName};
 
 /// The binary under test.
 pub fn bin() -> PathBuf {
@@ -223,7 +223,7 @@ pub fn parse(text: &str) -> Ruleset {
 }
 
 /// Rules of one chain, as `-A CHAIN spec` strings.
-pub fn rules(rs: &Ruleset, table: &str, chain: &str) -> Vec<String> {
+pub fn rules(rs: &Ruleset, table: TableName, chain: &str) -> Vec<String> {
     rs.table(table)
         .map(|t| {
             t.rules_of(chain)
@@ -233,6 +233,6 @@ pub fn rules(rs: &Ruleset, table: &str, chain: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-pub fn policy_of(rs: &Ruleset, table: &str, chain: &str) -> Option<String> {
-    rs.table(table)?.chain(chain)?.policy.clone()
+pub fn policy_of(rs: &Ruleset, table: TableName, chain: &str) -> Option<ChainPolicy> {
+    rs.table(table)?.chain(chain)?.policy
 }
