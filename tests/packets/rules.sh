@@ -114,7 +114,14 @@ reset_counted() {
         grep -qv '^\[0:0\]'
 }
 
-start() { "$BIN" --backend "$BACKEND" --config "$1" start >/dev/null; }
+# start CONFIG: start with CONFIG, then `status` must say "on" (exit 0): the kernel holds
+# the policy as rendered, so no start after it rewrites a table (iptables-save spells every
+# rendered rule the way the template writes it).
+start() {
+    "$BIN" --backend "$BACKEND" --config "$1" start >/dev/null
+    topo_check open "status after start with ${1##*/}: on, no drift" in_sync "$1"
+}
+in_sync() { "$BIN" --backend "$BACKEND" --config "$1" status >/dev/null 2>&1; }
 
 # services FAMILY WANT: `status --json` lists, for FAMILY (ipv4, ipv6), exactly the host
 # services WANT gives ("proto/port who [rate-limited]; ..."; who: everyone, everyone-but-NET
