@@ -4,6 +4,8 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
+
 use ipnet::IpNet;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -185,6 +187,41 @@ pub fn comment_filter(text: String) -> String {
         let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
         format!("-m comment --comment \"{escaped}\" ")
     }
+}
+
+/// Where each line the built-in template renders from the host rules comes from, for
+/// `plan --explain`: `(chain, rule spec)` → `[[rule]] 2 (limit: ssh)` or `[[allow]] 1`
+/// (numbered as `iptables-docker rules` numbers them). A custom template's other lines
+/// are simply not found here.
+pub fn rule_origins(config: &Config, family: Family) -> HashMap<(String, String), String> {
+    let spec = |line: &RuleView| {
+        let comment = comment_filter(line.tag.clone());
+        format!("{}{comment}-j {}", line.matches, line.target)
+    };
+    let mut origins = HashMap::new();
+    for (i, rule) in config.rules.iter().enumerate() {
+        let chain = match rule.direction {
+            host_rule::Direction::In => "INPUT",
+            host_rule::Direction::Out => "OUTPUT",
+        };
+        let what = match rule.description.as_str() {
+            "" => rule.action.to_string(),
+            text => format!("{}: {text}", rule.action),
+        };
+        for line in host_rule::lines(rule, i + 1, family) {
+            let origin = format!("[[rule]] {} ({what})", i + 1);
+            origins.insert((chain.to_string(), spec(&line)), origin);
+        }
+    }
+    for (i, allow) in config.allow.iter().enumerate() {
+        for line in host_rule::lines(&host_rule::Rule::from_allow(allow), 0, family) {
+            let origin = format!("[[allow]] {}", i + 1);
+            origins
+                .entry(("INPUT".to_string(), spec(&line)))
+                .or_insert(origin);
+        }
+    }
+    origins
 }
 
 /// The policy template's name (its path, for messages) and text: read once per run, so
