@@ -119,13 +119,19 @@ impl Rule {
         }
     }
 
-    /// The protocols of its lines: `[None]` for "every protocol".
+    /// The protocols of its lines ([`protocols`]).
     pub fn protocols(&self) -> Vec<Option<Proto>> {
-        match (self.proto, self.ports.is_empty()) {
-            (Some(p), _) => vec![Some(p)],
-            (None, false) => vec![Some(Proto::Tcp), Some(Proto::Udp)],
-            (None, true) => vec![None],
-        }
+        protocols(self.proto, !self.ports.is_empty())
+    }
+}
+
+/// The protocols the lines of a rule with `proto` match: `proto = "any"` (`None`) is tcp
+/// and udp when the rule names ports, every protocol (`[None]`) when it does not.
+pub fn protocols(proto: Option<Proto>, with_ports: bool) -> Vec<Option<Proto>> {
+    match (proto, with_ports) {
+        (Some(p), _) => vec![Some(p)],
+        (None, true) => vec![Some(Proto::Tcp), Some(Proto::Udp)],
+        (None, false) => vec![None],
     }
 }
 
@@ -230,7 +236,7 @@ impl Diagnostics<'_> {
         }
         let ports = r.port.as_ref().map_or_else(Vec::new, |p| self.port_list(p));
         let proto = match &r.proto {
-            Some(p) => self.choice(p, "protocol", &PROTOS).flatten(),
+            Some(p) => self.rule_proto(p),
             None if r.port.is_some() => Some(Proto::Tcp),
             None => None,
         };
@@ -251,8 +257,13 @@ impl Diagnostics<'_> {
         }
     }
 
+    /// `proto`: `tcp`, `udp` or `any` (`None`).
+    pub(crate) fn rule_proto(&mut self, proto: &Spanned<String>) -> Option<Proto> {
+        self.choice(proto, "protocol", &PROTOS).flatten()
+    }
+
     /// `port`: one or a list, never an empty list (a rule for no port would vanish).
-    fn port_list(&mut self, port: &Spanned<RawPorts>) -> Vec<Ports> {
+    pub(crate) fn port_list(&mut self, port: &Spanned<RawPorts>) -> Vec<Ports> {
         match port.get_ref() {
             RawPorts::One(one) => {
                 vec![self.ports(&Spanned::new(port.span(), one.clone()))]
