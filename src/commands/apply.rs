@@ -47,9 +47,14 @@ impl Verb {
 /// Plans one family from its `iptables-save` text, the apply record already consulted.
 type PlanOne<'a> = dyn Fn(Family, &str) -> Result<FamilyPlan> + 'a;
 
-/// Applies `verb`; with `confirm: Some(seconds)`, waits for the operator and rolls back
+/// Applies `verb`; with `confirm: Some(window)`, waits for the operator and rolls back
 /// without a confirmation.
-pub fn run(global: &Global, verb: Verb, force: bool, confirm: Option<u64>) -> Result<()> {
+pub fn run(
+    global: &Global,
+    verb: Verb,
+    force: bool,
+    confirm: Option<confirm::Window<'_>>,
+) -> Result<()> {
     system::require_root(verb.name())?;
     let state = StateDir::new(&global.state_dir);
     state.check_private()?;
@@ -88,7 +93,7 @@ fn apply_config(
     state: &StateDir,
     verb: Verb,
     force: bool,
-    confirm: Option<u64>,
+    confirm: Option<confirm::Window<'_>>,
 ) -> Result<()> {
     let (config, template) = load_policy(load_config(global)?)?;
     if !force {
@@ -112,8 +117,8 @@ fn apply_config(
     }
     state.set_degraded(None)?;
     match confirm {
-        Some(seconds) if !done.snapshots.is_empty() => {
-            confirm::await_operator(global, selection.backend, state, &done.snapshots, seconds)
+        Some(window) if !done.snapshots.is_empty() => {
+            confirm::await_operator(global, selection.backend, state, &done.snapshots, window)
         }
         _ => Ok(()),
     }

@@ -16,7 +16,7 @@ mod uninstall;
 mod write;
 
 use crate::backend::{self, Selection};
-use crate::cli::{Cli, Command, Global};
+use crate::cli::{ApplyArgs, Cli, Command, Global};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::family::Family;
@@ -36,8 +36,8 @@ pub fn run(cli: Cli) -> Result<()> {
         crate::system::journal_streams(),
     );
     match &cli.command {
-        Command::Start(args) => apply::run(global, apply::Verb::Start, args.force, args.confirm),
-        Command::Reload(args) => apply::run(global, apply::Verb::Reload, args.force, args.confirm),
+        Command::Start(args) => apply_with(global, apply::Verb::Start, args),
+        Command::Reload(args) => apply_with(global, apply::Verb::Reload, args),
         Command::Stop => apply::run(global, apply::Verb::Stop, true, None),
         Command::Check => check::run(global),
         Command::Confirm => confirm::confirm(global),
@@ -59,6 +59,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Man => docs::print_man(),
         Command::Completions { shell } => docs::print_completions(*shell),
     }
+}
+
+/// `start` or `reload` with its arguments.
+fn apply_with(global: &Global, verb: apply::Verb, args: &ApplyArgs) -> Result<()> {
+    let window = args.confirm.map(confirm::Window::ruleset);
+    apply::run(global, verb, args.force, window)
 }
 
 /// The families the configuration manages: IPv4, and IPv6 unless `ipv6 = false` or the

@@ -2,10 +2,14 @@
 //! rules, edited in place. [`crate::rulespec`] parses the SPEC and splices the text; here
 //! the edited text is validated by the configuration loader before the file is replaced
 //! atomically, the diff is shown, and `--apply` runs `reload` itself (lock, lockout guard,
-//! `--confirm`), putting the file back when that fails.
+//! `--confirm`), putting the file back when that fails. An edit holds the configuration's
+//! [`EditLock`] from reading the file to the end of its apply, so that edits made at the
+//! same moment queue; with `--confirm` the rollback watchdog holds it too and puts the
+//! file back itself when the change is not confirmed (its terminal may be gone by then).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use similar::TextDiff;
 
@@ -16,8 +20,10 @@ use crate::host_rule::{Action, OutboundPolicy, Rule};
 use crate::report;
 use crate::rulespec::{self, Shown, SpecError};
 use crate::system::file;
+use crate::system::lock::EditLock;
+use crate::system::pending::FileEdit;
 
-use super::apply;
+use super::{apply, confirm};
 
 /// The commented default configuration: what a missing file is created from.
 const DEFAULT_CONFIG: &str = include_str!("../../templates/config.toml");
@@ -142,7 +148,7 @@ pub fn add(global: &Global, action: Action, args: &RuleArgs) -> Result<()> {
         }
         rule.description = comment.clone();
     }
-    let path = config_path(global);
+    let (path, lock) = begin(global, action.as_str(), &args.apply)?;
     let current = read_text(&path)?;
     let old = current.as_deref().unwrap_or(DEFAULT_CONFIG);
     let entries = entries(&parse_current(old, &path)?);
@@ -160,14 +166,33 @@ pub fn add(global: &Global, action: Action, args: &RuleArgs) -> Result<()> {
     }
     let number = entries.iter().filter(|e| e.table.0 == "rule").count() + 1;
     let edit = Edit {
-        path: &path,
-        old,
-        existed: current.is_some(),
-        new,
+        shown: old,
+        file: FileEdit {
+            path: path.clone(),
+            before: current.clone(),
+            after: new,
+        },
     };
     let what = format!("added rule {number}: {}", Shown(&read_back));
-    edit.finish(global, &what, &args.apply)
+    edit.finish(global, &lock, &what, &args.apply)
 }
+
+/// What every edit (`verb`: allow, …, delete) starts with: root when it is to be applied
+/// (checked before anything else), the configuration file's path, and its lock.
+fn begin(global: &Global, verb: &str, apply: &EditApply) -> Result<(PathBuf, EditLock)> {
+    if apply.apply {
+        crate::system::require_root(&format!("{verb} … --apply"))?;
+    }
+    let path = config_path(global);
+    let lock = EditLock::acquire(&path, Duration::from_secs(global.wait))?;
+    Ok((path, lock))
+}
+
+/// What `rules` ends with: how to read the list, and where the kernel's view is.
+const LIST_FOOTER: &str = "\
+The first rule that matches a new connection decides. This is the file: `iptables-docker
+status` shows what the kernel enforces (it says DIFFERS until `reload` applies an edit),
+and the published container ports, which [containers] governs, not these rules.";
 
 /// `rules`.
 pub fn list(global: &Global) -> Result<()> {
@@ -200,6 +225,7 @@ pub fn list(global: &Global) -> Result<()> {
         OutboundPolicy::Reject => "reject",
     };
     println!("outbound policy: {outbound} (new connections that no `out` rule matches)");
+    println!("{LIST_FOOTER}");
     Ok(())
 }
 
@@ -226,7 +252,7 @@ fn named<'a>(entries: &'a [Entry], words: &[String], old: &str, path: &Path) -> 
 
 /// `delete N|SPEC`.
 pub fn delete(global: &Global, args: &DeleteArgs) -> Result<()> {
-    let path = config_path(global);
+    let (path, lock) = begin(global, "delete", &args.apply)?;
     let Some(old) = read_text(&path)? else {
         return Err(Error::failed(format!(
             "there is no configuration file at {}, so no rule to delete",
@@ -243,46 +269,51 @@ pub fn delete(global: &Global, args: &DeleteArgs) -> Result<()> {
         Shown(&entry.rule)
     );
     let edit = Edit {
-        path: &path,
-        old: &old,
-        existed: true,
-        new,
+        shown: &old,
+        file: FileEdit {
+            path: path.clone(),
+            before: Some(old.clone()),
+            after: new,
+        },
     };
-    edit.finish(global, &what, &args.apply)
+    edit.finish(global, &lock, &what, &args.apply)
 }
 
 /// An edit of the configuration file, not yet written.
 struct Edit<'a> {
-    path: &'a Path,
-    /// The file's text (the commented default when it does not exist).
-    old: &'a str,
-    existed: bool,
-    new: String,
+    /// The old side of the diff: the file's text, or the commented default when there is
+    /// no file yet.
+    shown: &'a str,
+    file: FileEdit,
 }
 
 impl Edit<'_> {
     /// Validates, shows (the diff; not with `--quiet`), writes and (with `--apply`)
-    /// applies the edit.
-    fn finish(&self, global: &Global, what: &str, apply: &EditApply) -> Result<()> {
-        load_edited(&self.new, self.path)?;
-        if apply.apply {
-            crate::system::require_root("reload")?;
-        }
-        let before = if self.existed {
-            self.path.display().to_string()
-        } else {
-            "the commented default configuration".to_string()
+    /// applies the edit, `lock` held.
+    fn finish(
+        &self,
+        global: &Global,
+        lock: &EditLock,
+        what: &str,
+        apply: &EditApply,
+    ) -> Result<()> {
+        let path = &self.file.path;
+        load_edited(&self.file.after, path)?;
+        let before = match self.file.before {
+            Some(_) => path.display().to_string(),
+            None => "the commented default configuration".to_string(),
         };
         if report::enabled(report::Level::Info) {
-            let diff = TextDiff::from_lines(self.old, &self.new);
-            let after = self.path.display().to_string();
+            let diff = TextDiff::from_lines(self.shown, &self.file.after);
+            let after = path.display().to_string();
             print!("{}", diff.unified_diff().header(&before, &after));
         }
-        file::write_atomic(self.path, self.new.as_bytes(), self.mode())?;
-        if !self.existed {
+        let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+        file::write_atomic(path, self.file.after.as_bytes(), mode)?;
+        if self.file.before.is_none() {
             report::info(format!(
                 "created {} from the commented default",
-                self.path.display()
+                path.display()
             ));
         }
         report::info(what);
@@ -290,29 +321,29 @@ impl Edit<'_> {
             report::info("not applied: `iptables-docker reload` applies it (or use --apply)");
             return Ok(());
         }
-        let global = Global {
-            config: Some(self.path.to_path_buf()),
-            ..global.clone()
-        };
-        apply::run(&global, apply::Verb::Reload, apply.force, apply.confirm)
-            .or_else(|e| self.put_back(e))
-    }
-
-    /// The mode of the file it replaces; 0644 for a new one.
-    fn mode(&self) -> u32 {
-        std::fs::metadata(self.path).map_or(0o644, |m| m.permissions().mode() & 0o7777)
-    }
-
-    /// After a failed `--apply`: the file as it was (none, if it was created).
-    fn put_back(&self, e: Error) -> Result<()> {
-        if self.existed {
-            file::write_atomic(self.path, self.old.as_bytes(), self.mode())?;
-        } else {
-            file::remove_file(self.path)?;
+        if apply.confirm.is_some() {
+            lock.share_with_children()?;
         }
-        Err(e.context(format!(
-            "not applied, {} is put back as it was",
-            self.path.display()
-        )))
+        let window = apply.confirm.map(|seconds| confirm::Window {
+            seconds,
+            edit: Some(&self.file),
+        });
+        apply::run(global, apply::Verb::Reload, apply.force, window).or_else(|e| self.put_back(e))
+    }
+
+    /// After a failed `--apply`: the file as it was (none, if it was created). Not after a
+    /// change that was not confirmed: the rollback watchdog has put the file back then, as
+    /// its outcome (in the error) says.
+    fn put_back(&self, e: Error) -> Result<()> {
+        let path = self.file.path.display();
+        if e.kind() == Kind::NotConfirmed {
+            return Err(e);
+        }
+        let done = if self.file.undo()? {
+            format!("not applied, {path} is put back as it was")
+        } else {
+            format!("not applied; {path} was changed by another program meanwhile, so it is left as it is")
+        };
+        Err(e.context(done))
     }
 }
