@@ -37,20 +37,28 @@ pub fn exit_codes_help() -> String {
 /// The rule SPEC of `allow|deny|reject|limit|delete`, with examples: their `--help` and
 /// the man page's RULES section.
 pub const RULE_SPEC_HELP: &str = "\
-Rule SPEC (ufw's grammar where it fits); one SPEC is one [[rule]] table of the
-configuration, added after the [[rule]] tables already there:
+Rule SPEC (ufw's grammar where it fits). One SPEC is one [[rule]] table of the
+configuration, added after the [[rule]] tables already there (before [ssh] and the
+[[allow]] tables). The rules judge new connections to and from this host (INPUT,
+OUTPUT) in that order, and the first that matches decides: a `deny` added after an
+`allow` of the same traffic does not block it (delete the allow first). Published
+container ports are not host rules: [containers] in the configuration governs them.
   PORTS[/tcp|/udp]          443/tcp, 80,443/tcp, 8000:8100/udp (or 8000-8100),
                             53 (tcp and udp), ssh (a name from /etc/services)
   from ADDR|any             sources: an address, a network, or a comma-separated list
+                            (IPv4 or IPv6: the rule is then for that family only)
   to ADDR|any [port PORTS]  destinations, and the destination ports
   proto tcp|udp|any         default: tcp and udp with ports, every protocol without
-  in|out [on IFACE]         after the action: INPUT (default) or OUTPUT, and the
-                            in- or out-interface (a trailing * is a wildcard)
+  in|out [on IFACE]         after the action: incoming (INPUT, the default) or
+                            outgoing (OUTPUT), and the interface the packet comes in
+                            or goes out on (a trailing * is a wildcard: wg*)
   log                       after the action: log the new connections it matches
   comment TEXT              its description (or --comment TEXT)
 A source port (from ADDR port P) is not supported. An identical rule that is already
 there is not added again. The file keeps its comments and layout; the change is shown
-as a diff and applied only with --apply (as `reload`, with --confirm over SSH).
+as a diff. Unlike ufw, nothing changes in the kernel until `iptables-docker reload`,
+or --apply here (needs root); over SSH add --confirm: unless you type `yes` in time,
+both the ruleset and the file are put back, even if the session is gone.
 
 Examples:
   iptables-docker allow 443/tcp --comment web

@@ -193,6 +193,9 @@ fn delete_n_and_delete_spec_remove_exactly_that_rule() {
             "allow 22/tcp  [ssh]",
             "3  allow from 10.0.0.0/8 to any port 9100 proto tcp  [[allow]]  # metrics",
             "outbound policy: accept (new connections that no `out` rule matches)",
+            "The first rule that matches a new connection decides. This is the file: `iptables-docker",
+            "status` shows what the kernel enforces (it says DIFFERS until `reload` applies an edit),",
+            "and the published container ports, which [containers] governs, not these rules.",
         ]
     );
     // Rule 2 and the blank line before it; the comment above it stays.
@@ -338,6 +341,19 @@ fn without_a_config_file_one_is_created_from_the_commented_default() {
     );
 }
 
+/// `status` reads the kernel and says the open ports as `rules` does (`8443/tcp`); an
+/// edit not applied yet is drift there, not an open port.
+fn assert_status_says_what_rules_says(status: &str, unapplied: &str) {
+    assert!(status.contains("iptables-docker: ON: "), "{status}");
+    assert!(status.contains("\n    8443/tcp: everyone\n"), "{status}");
+    assert!(
+        status.contains("\n    22/tcp (ssh): everyone\n"),
+        "{status}"
+    );
+    assert!(unapplied.contains("DIFFERS"), "{unapplied}");
+    assert!(!unapplied.contains("9443/tcp:"), "{unapplied}");
+}
+
 /// In a namespace, with a Docker fixture loaded: `allow --apply` makes the rule live
 /// through `reload`; `--apply --confirm` without a confirmation puts back both the
 /// ruleset and the file, with one keeps both.
@@ -353,6 +369,10 @@ id() { "$BIN" --config $C --backend legacy "$@"; }
 id start > /dev/null
 echo "=== APPLY"; id allow 8443/tcp --apply
 echo "=== LIVE"; dump
+echo "=== STATUS"; id status || true
+id -q allow 9443/tcp
+echo "=== UNAPPLIED"; id status 2>&1 || true
+id -q delete allow 9443/tcp
 cp $C /run/work/before
 rc=0; id deny from 192.0.2.7 --apply --confirm 2 < /dev/null > /run/work/out 2> /run/work/err || rc=$?
 echo "=== RC"; echo $rc
@@ -393,6 +413,7 @@ echo "=== GUARDED"; dump
         "{live:#?}"
     );
     assert!(s["LIVE"].contains(":INPUT DROP"), "{}", s["LIVE"]);
+    assert_status_says_what_rules_says(&s["STATUS"], &s["UNAPPLIED"]);
     // Not confirmed: the ruleset and the file as they were.
     assert_eq!(s["RC"].trim(), "152", "{}", s["ERR"]);
     let says = "not confirmed within 2 s: the previous ruleset was put back, \
@@ -431,21 +452,24 @@ fn an_unconfirmed_edit_is_undone_in_the_file_too_when_the_terminal_is_killed() {
 C=/run/work/config.toml
 printf '# mine\n[ssh]\nport = 22\n' > $C
 dump() { iptables-legacy-save | grep -v '^#'; }
-live() { for _ in $(seq 100); do iptables-legacy -S INPUT | grep -q -- '--dport 8443' && return 0; sleep 0.05; done; return 1; }
+# The watchdog runs (so the apply is recorded as pending), then has finished.
+watching() { for _ in $(seq 400); do pgrep -f '^/proc/self/exe .*confirm-watchdog' > /dev/null && return 0; sleep 0.05; done; return 1; }
+settled() { for _ in $(seq 600); do pgrep -f '^/proc/self/exe .*confirm-watchdog' > /dev/null || return 0; sleep 0.05; done; return 1; }
 id() { "$BIN" --config $C --backend legacy "$@"; }
 id start > /dev/null
 cp $C /run/work/before
 echo "=== BEFORE"; dump
-script -qfec "'$BIN' --config $C --backend legacy allow 8443/tcp --apply --confirm 3" /dev/null > /dev/null 2>&1 &
+script -qfec "'$BIN' --config $C --backend legacy allow 8443/tcp --apply --confirm 5" /dev/null > /dev/null 2>&1 &
 term=$!
-live
+watching
+echo "=== DURING"; dump
 kill -9 "$term"
 sleep 0.3
 echo "=== ALIVE"; pgrep -f "^$BIN --config $C --backend legacy allow" || echo none
 echo "=== FILE_DURING"; grep -c 'port = 8443' $C || true
 rc=0; id --wait 0 allow 9000/tcp > /dev/null 2> /run/work/err || rc=$?
 echo "=== LOCKED"; echo $rc; cat /run/work/err
-sleep 4
+settled
 echo "=== AFTER"; dump
 echo "=== FILE"; cmp $C /run/work/before && echo same
 echo "=== RELOAD"; id reload > /dev/null; dump
@@ -453,6 +477,10 @@ echo "=== RELOAD"; id reload > /dev/null; dump
     let s = sections(&ok(netns_sh(script, 90)));
     assert_eq!(s["ALIVE"].trim(), "none", "allow outlived its terminal");
     assert_eq!(s["FILE_DURING"].trim(), "1", "the edit was not written");
+    assert!(
+        s["DURING"].contains("--dport 8443 -j ACCEPT"),
+        "not applied"
+    );
     // The watchdog holds the lock until it has decided.
     let locked = &s["LOCKED"];
     assert!(

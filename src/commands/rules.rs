@@ -188,6 +188,12 @@ fn begin(global: &Global, verb: &str, apply: &EditApply) -> Result<(PathBuf, Edi
     Ok((path, lock))
 }
 
+/// What `rules` ends with: how to read the list, and where the kernel's view is.
+const LIST_FOOTER: &str = "\
+The first rule that matches a new connection decides. This is the file: `iptables-docker
+status` shows what the kernel enforces (it says DIFFERS until `reload` applies an edit),
+and the published container ports, which [containers] governs, not these rules.";
+
 /// `rules`.
 pub fn list(global: &Global) -> Result<()> {
     let config = Config::load(global.config.as_deref())?;
@@ -219,6 +225,7 @@ pub fn list(global: &Global) -> Result<()> {
         OutboundPolicy::Reject => "reject",
     };
     println!("outbound policy: {outbound} (new connections that no `out` rule matches)");
+    println!("{LIST_FOOTER}");
     Ok(())
 }
 
