@@ -82,19 +82,19 @@ EOF
 want() {
     local word=$1 label=$2
     shift 2
-    topo_check open "$label: $word" got "$word" topo_exec bash -c "$(declare -f probe); probe $*"
+    check open "$label: $word" got "$word" topo_exec bash -c "$(declare -f probe); probe $*"
 }
 # want_from_host WORD LABEL DST PROTO PORT: the same, from the host (outbound).
 want_from_host() {
     local word=$1 label=$2
     shift 2
-    topo_check open "$label: $word" got "$word" probe - "$@"
+    check open "$label: $word" got "$word" probe - "$@"
 }
 # want_from_side WORD LABEL PROTO PORT: from the neighbour on iptd-h2.
 want_from_side() {
     local word=$1 label=$2
     shift 2
-    topo_check open "$label: $word" got "$word" \
+    check open "$label: $word" got "$word" \
         ip netns exec iptd-side bash -c "$(declare -f probe); probe $SIDE 203.0.113.1 $*"
 }
 # got WORD CMD...: CMD prints WORD (shown when it does not).
@@ -163,7 +163,7 @@ for fam in 4 6; do
     want timeout "v$fam allow: another source falls through to the drop" "$b" "$h" tcp 5001
     want timeout "v$fam deny" "$a" "$h" tcp 5002
     want refused "v$fam reject tcp" "$a" "$h" tcp 5003
-    topo_check open "v$fam reject tcp: the tcp-reset line counted it" reset_counted "$fam" 5003
+    check open "v$fam reject tcp: the tcp-reset line counted it" reset_counted "$fam" 5003
     want refused "v$fam reject udp (ICMP port unreachable)" "$a" "$h" udp 5003
     for port in 5004 5010 5011; do
         want open "v$fam port list, proto any: tcp $port" "$a" "$h" tcp "$port"
@@ -211,5 +211,4 @@ done
 "$BIN" --backend "$BACKEND" stop >/dev/null
 want_from_host open "after stop: the unlisted destination again" "$C2" tcp 7000
 
-echo "rules: $TOPO_PASS passed, $TOPO_FAIL failed"
-[[ $TOPO_FAIL -eq 0 ]]
+checks_done
