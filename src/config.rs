@@ -18,7 +18,7 @@ use crate::forwarding::{
     Bridges, Forward, PortForward, RawBridges, RawForward, RawPortForward, RawSourceNat, SourceNat,
 };
 use crate::fragments::{self, Fragment};
-use crate::host_rule::{OutboundPolicy, RawOutbound, RawRule, Rule};
+use crate::host_rule::{OutboundPolicy, RawOutbound, RawPorts, RawRule, Rule};
 use crate::presets::Preset;
 
 /// The default location of the configuration file.
@@ -136,12 +136,15 @@ pub struct Containers {
     pub allow: Vec<ContainerAllow>,
 }
 
-/// A published host port (as written in `docker run -p`) and who may reach it.
+/// Published host ports (as written in `docker run -p`) and who may reach them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerAllow {
     pub description: String,
-    pub proto: Proto,
-    pub ports: Ports,
+    /// `None` (`proto = "any"`): tcp and udp.
+    pub proto: Option<Proto>,
+    /// The ports and ranges, never empty (one DOCKER-USER rule each: conntrack's
+    /// `--ctorigdstport` takes one port or range).
+    pub ports: Vec<Ports>,
     pub host: Option<IpNet>,
     pub from: Vec<IpNet>,
 }
@@ -228,9 +231,8 @@ struct RawContainers {
 #[serde(deny_unknown_fields)]
 struct RawContainerAllow {
     description: Option<Spanned<String>>,
-    #[serde(default = "default_proto")]
-    proto: Spanned<String>,
-    port: Spanned<RawPort>,
+    proto: Option<Spanned<String>>,
+    port: Spanned<RawPorts>,
     host: Option<Spanned<String>>,
     from: Spanned<Vec<Spanned<String>>>,
 }
@@ -312,20 +314,6 @@ impl Diagnostics<'_> {
         list.as_ref().map_or_else(anywhere, |l| self.sources(l))
     }
 
-    /// What an `[[allow]]` and a `[[containers.allow]]` share: description, protocol, ports.
-    fn service(
-        &mut self,
-        description: &Option<Spanned<String>>,
-        proto: &Spanned<String>,
-        port: &Spanned<RawPort>,
-    ) -> (String, Proto, Ports) {
-        (
-            self.description(description),
-            self.proto(proto),
-            self.ports(port),
-        )
-    }
-
     /// A description becomes a rule comment: a control character (a newline…) would
     /// break the rendered policy, so it is refused here, where it can be located.
     pub(crate) fn description(&mut self, text: &Option<Spanned<String>>) -> String {
@@ -398,11 +386,10 @@ impl Diagnostics<'_> {
 
     /// One host service of an `[[allow]]`-shaped table.
     pub(crate) fn allow(&mut self, a: &RawAllow) -> Allow {
-        let (description, proto, ports) = self.service(&a.description, &a.proto, &a.port);
         Allow {
-            description,
-            proto,
-            ports,
+            description: self.description(&a.description),
+            proto: self.proto(&a.proto),
+            ports: self.ports(&a.port),
             from: self.cidrs_or_anywhere(&a.from),
         }
     }
@@ -461,17 +448,18 @@ impl Diagnostics<'_> {
                 .allow
                 .iter()
                 .map(|a| {
-                    let (description, proto, ports) =
-                        self.service(&a.description, &a.proto, &a.port);
                     let host = a.host.as_ref().and_then(|h| {
                         parse_cidr(h.get_ref())
                             .map_err(|e| self.push(h.span(), e))
                             .ok()
                     });
                     ContainerAllow {
-                        description,
-                        proto,
-                        ports,
+                        description: self.description(&a.description),
+                        proto: a
+                            .proto
+                            .as_ref()
+                            .map_or(Some(Proto::Tcp), |p| self.rule_proto(p)),
+                        ports: self.port_list(&a.port),
                         host,
                         from: self.sources(&a.from),
                     }
