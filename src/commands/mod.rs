@@ -86,7 +86,7 @@ fn select_backend(global: &Global, config: &Config, follow_docker: bool) -> Resu
         (None, Some(path)) => (config.backend, format!("`backend` in {}", path.display())),
         (None, None) => (config.backend, "default".to_string()),
     };
-    backend::select(choice, &origin, &probe::facts(), follow_docker)
+    backend::select(choice, &origin, &probe::facts(choice), follow_docker)
 }
 
 /// The one validation every command shares (`start`, `reload`, `plan`, `status`,
