@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # bench/run.sh — the iptables-docker benchmark (see bench/README.md).
 #
-#   bash bench/run.sh [--sizes 1000,10000,20000] [--runs 5] [--out bench/results.md]
-#                     [--bin target/release/iptables-docker] [--quiet-wait 60]
+#   bash bench/run.sh [--sizes 20000,50000] [--shapes 28,20.10] [--runs 5]
+#                     [--nft-sizes 20000] [--nft-shapes 28] [--nft-runs 3]
+#                     [--out bench/results.md] [--bin target/release/iptables-docker]
+#                     [--quiet-wait 20] [--quiet-budget 120]
 #
-# Needs root, python3, strace, unshare (util-linux) and iptables-legacy. Builds the release
-# binary if --bin is not given and it is missing. Every measurement runs in a throwaway
+# Needs root, python3, strace, unshare (util-linux), iptables-legacy and iptables-nft. Builds
+# the release binary if --bin is not given and it is missing. Every measurement runs in a throwaway
 # network + mount + PID namespace with a private /run (so a private xtables lock and state
 # dir): this machine's own firewall is never read or written, and no process started here
 # outlives the script (the PID namespace dies with it). Before each timed cycle it waits up
@@ -34,27 +36,38 @@ if [[ "${1:-}" == "--inside" ]]; then
 fi
 
 # ---- outside ----------------------------------------------------------------------------
-sizes=1000,10000,20000
+sizes=20000,50000
+nft_sizes=20000
+shapes=28,20.10
+nft_shapes=28
 runs=5
+nft_runs=3
+quiet_budget=120
 out="$here/results.md"
 bin=""
 bin_given=""
-quiet_wait=60
+quiet_wait=20
 while [[ $# -gt 0 ]]; do
     case $1 in
     --sizes) sizes=$2; shift 2 ;;
+    --nft-sizes) nft_sizes=$2; shift 2 ;;
+    --shapes) shapes=$2; shift 2 ;;
+    --nft-shapes) nft_shapes=$2; shift 2 ;;
+    --nft-runs) nft_runs=$2; shift 2 ;;
+    --quiet-budget) quiet_budget=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --bin) bin=$2; bin_given=1; shift 2 ;;
     --quiet-wait) quiet_wait=$2; shift 2 ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 
 [[ $(id -u) -eq 0 ]] || { echo "run.sh: must run as root (namespaces, iptables)" >&2; exit 4; }
 for tool in python3 strace unshare iptables-legacy iptables-legacy-save iptables-legacy-restore \
-    ip6tables-legacy-save ip6tables-legacy-restore; do
+    ip6tables-legacy-save ip6tables-legacy-restore iptables-nft-save iptables-nft-restore \
+    ip6tables-nft-save ip6tables-nft-restore; do
     command -v "$tool" > /dev/null || {
         echo "run.sh: $tool not found (apt-get install iptables strace util-linux python3)" >&2
         exit 4
@@ -96,8 +109,9 @@ export IPTD_BENCH_OUTER_NET IPTD_BENCH_OUTER_MNT IPTD_BENCH_BIN
 # unshare ignores SIGTERM/SIGINT while it waits; killing it kills the namespace's PID 1
 # (--kill-child), and with it every process the benchmark started.
 unshare --net --mount --pid --fork --mount-proc --kill-child \
-    bash "$here/run.sh" --inside --sizes "$sizes" --runs "$runs" --out "$out" \
-    --git "$git" --quiet-wait "$quiet_wait" &
+    bash "$here/run.sh" --inside --sizes "$sizes" --nft-sizes "$nft_sizes" --shapes "$shapes" \
+    --nft-shapes "$nft_shapes" --runs "$runs" --nft-runs "$nft_runs" --out "$out" \
+    --git "$git" --quiet-wait "$quiet_wait" --quiet-budget "$quiet_budget" &
 child=$!
 trap 'kill -KILL "$child" 2> /dev/null; cleanup; exit 130' INT
 trap 'kill -KILL "$child" 2> /dev/null; cleanup; exit 143' TERM HUP

@@ -27,11 +27,13 @@ pub enum Choice {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
     /// Why iptables-legacy cannot work here (its binaries missing, or the kernel has no
-    /// legacy tables: what `iptables-legacy` said); `None` when it works.
+    /// legacy tables: what `iptables-legacy` said); `None` when it works (or not probed:
+    /// an explicit choice is taken as it is).
     pub legacy_unusable: Option<String>,
     /// Why iptables-nft cannot work here; `None` when it works.
     pub nft_unusable: Option<String>,
-    /// Docker-written rules found in each backend's IPv4 ruleset.
+    /// Docker's rules found in each backend's IPv4 filter FORWARD chain (its jumps to
+    /// DOCKER-USER and its other chains); probed only for `auto`.
     pub docker_rules_legacy: usize,
     pub docker_rules_nft: usize,
     /// Docker's own nftables firewall backend, and how it was recognised.
@@ -113,16 +115,17 @@ pub fn select(
     }
     if legacy > 0 {
         return Err(Error::new(Kind::Split, format!(
-            "Docker's rules live in both iptables-legacy ({legacy}) and iptables-nft ({nft}): \
-             whichever backend the policy goes to, the other's rules see every packet"
+            "Docker's rules live in both iptables-legacy and iptables-nft (FORWARD jumps to \
+             Docker's chains: {legacy} and {nft}): whichever backend the policy goes to, the \
+             other's rules see every packet"
         ))
         .hint("point `iptables` at one backend and restart Docker (`iptables-docker install` does the first), or choose with --backend"));
     }
     pick(
         Backend::Nft,
         format!(
-            "auto: Docker's rules live in iptables-nft ({nft} rules; `iptables` points there); \
-             `iptables-docker install` moves them to legacy"
+            "auto: Docker's rules live in iptables-nft ({nft} rules in FORWARD; `iptables` \
+             points there); `iptables-docker install` moves them to legacy"
         ),
     )
 }

@@ -34,6 +34,43 @@ pub fn exit_codes_help() -> String {
     text
 }
 
+/// The rule SPEC of `allow|deny|reject|limit|delete`, with examples: their `--help` and
+/// the man page's RULES section.
+pub const RULE_SPEC_HELP: &str = "\
+Rule SPEC (ufw's grammar where it fits). One SPEC is one [[rule]] table of the
+configuration, added after the [[rule]] tables already there (before [ssh] and the
+[[allow]] tables). The rules judge new connections to and from this host (INPUT,
+OUTPUT) in that order, and the first that matches decides: a `deny` added after an
+`allow` of the same traffic does not block it (delete the allow first). Published
+container ports are not host rules: [containers] in the configuration governs them.
+  PORTS[/tcp|/udp]          443/tcp, 80,443/tcp, 8000:8100/udp (or 8000-8100),
+                            53 (tcp and udp), ssh (a name from /etc/services)
+  from ADDR|any             sources: an address, a network, or a comma-separated list
+                            (IPv4 or IPv6: the rule is then for that family only)
+  to ADDR|any [port PORTS]  destinations, and the destination ports
+  proto tcp|udp|any         default: tcp and udp with ports, every protocol without
+  in|out [on IFACE]         after the action: incoming (INPUT, the default) or
+                            outgoing (OUTPUT), and the interface the packet comes in
+                            or goes out on (a trailing * is a wildcard: wg*)
+  log                       after the action: log the new connections it matches
+  comment TEXT              its description (or --comment TEXT)
+A source port (from ADDR port P) is not supported. An identical rule that is already
+there is not added again. The file keeps its comments and layout; the change is shown
+as a diff. Unlike ufw, nothing changes in the kernel until `iptables-docker reload`,
+or --apply here (needs root); over SSH add --confirm: unless you type `yes` in time,
+both the ruleset and the file are put back, even if the session is gone.
+
+Examples:
+  iptables-docker allow 443/tcp --comment web
+  iptables-docker allow from 203.0.113.0/24 to any port 22 proto tcp
+  iptables-docker limit 22/tcp
+  iptables-docker deny from 192.0.2.7
+  iptables-docker reject out to any port 25 proto tcp
+  iptables-docker allow in on wg0 53
+  iptables-docker rules
+  iptables-docker delete 2
+  iptables-docker delete allow 443/tcp --apply --confirm";
+
 #[derive(Debug, Clone, Args)]
 pub struct Global {
     /// Configuration file [default: /etc/iptables-docker/config.toml; built-in policy if absent]
@@ -103,6 +140,29 @@ pub enum Command {
     /// completion, put back what install recorded (alternatives, ufw/firewalld). Keeps the
     /// config unless --purge.
     Uninstall(UninstallArgs),
+    /// Add a rule that accepts new connections (a `[[rule]]` of the configuration, after
+    /// the rules already there): e.g. `allow 443/tcp`, `allow from 203.0.113.0/24 to any
+    /// port 22 proto tcp`. Shows the change to the file; applies it only with --apply.
+    #[command(after_help = RULE_SPEC_HELP)]
+    Allow(RuleArgs),
+    /// Add a rule that drops new connections (see `allow`): e.g. `deny from 192.0.2.7`.
+    #[command(after_help = RULE_SPEC_HELP)]
+    Deny(RuleArgs),
+    /// Add a rule that refuses new connections with a TCP reset or an ICMP port-unreachable
+    /// (see `allow`): e.g. `reject out to any port 25 proto tcp`.
+    #[command(after_help = RULE_SPEC_HELP)]
+    Reject(RuleArgs),
+    /// Add a rule that accepts new connections but drops a source that opens 6 or more
+    /// within 30 s, as ufw's limit (see `allow`): e.g. `limit 22/tcp`.
+    #[command(after_help = RULE_SPEC_HELP)]
+    Limit(RuleArgs),
+    /// List the configuration's host rules, numbered, in evaluation order: the `[[rule]]`
+    /// tables, `[ssh]` (not numbered), the `[[allow]]` tables. Changes nothing.
+    Rules,
+    /// Remove a rule from the configuration, by its number in `rules` or by its SPEC (e.g.
+    /// `delete 3`, `delete allow 443/tcp`). Shows the change; applies it only with --apply.
+    #[command(after_help = RULE_SPEC_HELP)]
+    Delete(DeleteArgs),
     /// Print the man page (roff, section 8) to stdout. Changes nothing.
     Man,
     /// Print the completion script for SHELL to stdout. Changes nothing.
@@ -111,6 +171,48 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// Applying an edit of the configuration: `--apply` reloads as `reload` does.
+#[derive(Debug, Args)]
+pub struct EditApply {
+    /// Apply the edited configuration as `reload` does (lock, lockout guard, snapshot);
+    /// if that fails or is not confirmed, the file is put back as it was
+    #[arg(long)]
+    pub apply: bool,
+    /// With --apply: keep the new ruleset (and file) only if confirmed within SECONDS
+    /// [default when given without a value: 30], as `reload --confirm`
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "30",
+          requires = "apply")]
+    pub confirm: Option<u64>,
+    /// With --apply: apply even if the policy would not accept the SSH connection this
+    /// runs over
+    #[arg(long, requires = "apply")]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RuleArgs {
+    /// The rule, as ufw writes it: `443/tcp`, `80,443/tcp`, `8000:8100/udp`, `53` (tcp and
+    /// udp), `ssh` (/etc/services); `[in|out [on IFACE]] [log] [proto tcp|udp|any] [from
+    /// ADDR|any] [to ADDR|any [port PORTS]]`; ADDR may be a comma-separated list
+    #[arg(required = true, value_name = "SPEC")]
+    pub spec: Vec<String>,
+    /// The rule's description (`description = "TEXT"`; ufw's `comment TEXT` works too)
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+    #[command(flatten)]
+    pub apply: EditApply,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The rule's number in `iptables-docker rules`, or its SPEC with the action first
+    /// (`allow 443/tcp`)
+    #[arg(required = true, value_name = "N|SPEC")]
+    pub rule: Vec<String>,
+    #[command(flatten)]
+    pub apply: EditApply,
 }
 
 #[derive(Debug, Args)]

@@ -18,7 +18,7 @@ use crate::forwarding::{
     Bridges, Forward, PortForward, RawBridges, RawForward, RawPortForward, RawSourceNat, SourceNat,
 };
 use crate::fragments::{self, Fragment};
-use crate::host_rule::{OutboundPolicy, RawOutbound, RawRule, Rule};
+use crate::host_rule::{OutboundPolicy, RawOutbound, RawPorts, RawRule, Rule};
 use crate::presets::Preset;
 
 /// The default location of the configuration file.
@@ -59,9 +59,9 @@ pub struct Config {
     pub port_forward: Vec<PortForward>,
     /// The drop-in fragments of `rules.d` beside the file ([`crate::fragments`]).
     pub fragments: Vec<Fragment>,
-    /// Each interface the file names, with where (`file:line:col`): checked against the
-    /// host's interfaces by [`Config::warnings`].
-    pub interface_sites: Vec<(String, String)>,
+    /// Each interface the file names, with where (`file:line:col`) and what follows
+    /// while it is missing: checked against the host's interfaces by [`Config::warnings`].
+    pub interface_sites: Vec<(String, String, &'static str)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,12 +136,15 @@ pub struct Containers {
     pub allow: Vec<ContainerAllow>,
 }
 
-/// A published host port (as written in `docker run -p`) and who may reach it.
+/// Published host ports (as written in `docker run -p`) and who may reach them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerAllow {
     pub description: String,
-    pub proto: Proto,
-    pub ports: Ports,
+    /// `None` (`proto = "any"`): tcp and udp.
+    pub proto: Option<Proto>,
+    /// The ports and ranges, never empty (one DOCKER-USER rule each: conntrack's
+    /// `--ctorigdstport` takes one port or range).
+    pub ports: Vec<Ports>,
     pub host: Option<IpNet>,
     pub from: Vec<IpNet>,
 }
@@ -228,9 +231,8 @@ struct RawContainers {
 #[serde(deny_unknown_fields)]
 struct RawContainerAllow {
     description: Option<Spanned<String>>,
-    #[serde(default = "default_proto")]
-    proto: Spanned<String>,
-    port: Spanned<RawPort>,
+    proto: Option<Spanned<String>>,
+    port: Spanned<RawPorts>,
     host: Option<Spanned<String>>,
     from: Spanned<Vec<Spanned<String>>>,
 }
@@ -256,8 +258,9 @@ pub(crate) struct Diagnostics<'a> {
     found: Vec<String>,
     /// `ipv6 = false`: an IPv6 source would be ignored, so it is refused.
     ipv6: bool,
-    /// Each interface named, with where: [`Config::interface_sites`].
-    interface_sites: Vec<(String, String)>,
+    /// Each interface named, with where and what it means while the interface is
+    /// missing: [`Config::interface_sites`].
+    interface_sites: Vec<(String, String, &'static str)>,
 }
 
 impl Diagnostics<'_> {
@@ -311,20 +314,6 @@ impl Diagnostics<'_> {
         list.as_ref().map_or_else(anywhere, |l| self.sources(l))
     }
 
-    /// What an `[[allow]]` and a `[[containers.allow]]` share: description, protocol, ports.
-    fn service(
-        &mut self,
-        description: &Option<Spanned<String>>,
-        proto: &Spanned<String>,
-        port: &Spanned<RawPort>,
-    ) -> (String, Proto, Ports) {
-        (
-            self.description(description),
-            self.proto(proto),
-            self.ports(port),
-        )
-    }
-
     /// A description becomes a rule comment: a control character (a newline…) would
     /// break the rendered policy, so it is refused here, where it can be located.
     pub(crate) fn description(&mut self, text: &Option<Spanned<String>>) -> String {
@@ -370,12 +359,18 @@ impl Diagnostics<'_> {
         found.map(|(_, t)| *t)
     }
 
-    /// An interface name ([`Self::interface`]), remembered with where it was written for
+    /// An interface name ([`Self::interface`]), remembered with where it was written and
+    /// what follows while it is missing (`unmatched`, the end of a sentence: `, so …`, or
+    /// empty) for
     /// [`Config::warnings`].
-    pub(crate) fn located_interface(&mut self, name: &Spanned<String>) -> Option<String> {
+    pub(crate) fn located_interface(
+        &mut self,
+        name: &Spanned<String>,
+        unmatched: &'static str,
+    ) -> Option<String> {
         let valid = self.interface(name)?;
         let at = self.at(name.span());
-        self.interface_sites.push((valid.clone(), at));
+        self.interface_sites.push((valid.clone(), at, unmatched));
         Some(valid)
     }
 
@@ -391,11 +386,10 @@ impl Diagnostics<'_> {
 
     /// One host service of an `[[allow]]`-shaped table.
     pub(crate) fn allow(&mut self, a: &RawAllow) -> Allow {
-        let (description, proto, ports) = self.service(&a.description, &a.proto, &a.port);
         Allow {
-            description,
-            proto,
-            ports,
+            description: self.description(&a.description),
+            proto: self.proto(&a.proto),
+            ports: self.ports(&a.port),
             from: self.cidrs_or_anywhere(&a.from),
         }
     }
@@ -437,6 +431,10 @@ impl Diagnostics<'_> {
     }
 }
 
+/// What a missing `[containers] external_interfaces` entry means.
+const EXTERNAL_UNMATCHED: &str =
+    ", so published ports arriving on the real external interface are not restricted";
+
 impl Diagnostics<'_> {
     fn containers(&mut self, c: &RawContainers) -> Containers {
         Containers {
@@ -444,23 +442,24 @@ impl Diagnostics<'_> {
             external_interfaces: c
                 .external_interfaces
                 .iter()
-                .filter_map(|i| self.located_interface(i))
+                .filter_map(|i| self.located_interface(i, EXTERNAL_UNMATCHED))
                 .collect(),
             allow: c
                 .allow
                 .iter()
                 .map(|a| {
-                    let (description, proto, ports) =
-                        self.service(&a.description, &a.proto, &a.port);
                     let host = a.host.as_ref().and_then(|h| {
                         parse_cidr(h.get_ref())
                             .map_err(|e| self.push(h.span(), e))
                             .ok()
                     });
                     ContainerAllow {
-                        description,
-                        proto,
-                        ports,
+                        description: self.description(&a.description),
+                        proto: a
+                            .proto
+                            .as_ref()
+                            .map_or(Some(Proto::Tcp), |p| self.rule_proto(p)),
+                        ports: self.port_list(&a.port),
                         host,
                         from: self.sources(&a.from),
                     }
@@ -657,17 +656,16 @@ impl Config {
     pub fn warnings(&self, present: &[String]) -> Vec<String> {
         self.interface_sites
             .iter()
-            .filter(|(name, _)| {
+            .filter(|(name, _, _)| {
                 !present.iter().any(|p| match name.strip_suffix('+') {
                     Some(prefix) => p.starts_with(prefix),
                     None => p == name,
                 })
             })
-            .map(|(name, at)| {
+            .map(|(name, at, unmatched)| {
                 format!(
                     "{at}: there is no interface '{name}' on this host (yet): its rules match \
-                     nothing until it exists, so published ports arriving on the real \
-                     external interface are not restricted"
+                     nothing until it exists{unmatched}"
                 )
             })
             .collect()
@@ -815,6 +813,17 @@ mod tests {
             c.warnings(&present)[0].starts_with("/etc/x.toml:2:39: there is no interface 'eth9'")
         );
         assert_eq!(c.warnings(&present[..2]).len(), 2);
+        assert!(c.warnings(&present)[0].ends_with("are not restricted"));
+        // A host rule's interface: what follows is about that rule, not published ports.
+        let c = parse("[[rule]]\naction = \"allow\"\ninterface = \"wg1\"\n").unwrap();
+        let warnings = c.warnings(&present);
+        assert_eq!(
+            warnings,
+            [
+                "/etc/x.toml:3:13: there is no interface 'wg1' on this host (yet): its rules \
+              match nothing until it exists"
+            ]
+        );
     }
 
     #[test]

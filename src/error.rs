@@ -16,6 +16,10 @@ use std::fmt;
 pub enum Kind {
     /// The operation failed; the running firewall was left (or put back) as it was. LSB 1.
     Failed,
+    /// The command line cannot be used (a rule SPEC with a word that is not allowed there;
+    /// clap reports its own usage errors with the same code). LSB 2, "invalid or excess
+    /// argument(s)".
+    Usage,
     /// Not run as root. LSB 4, "user had insufficient privilege" (`NOPERMISSION`).
     NotRoot,
     /// A program it needs is missing (an iptables binary, update-alternatives). LSB 5,
@@ -50,6 +54,7 @@ impl Kind {
     pub fn exit_code(self) -> i32 {
         match self {
             Kind::Failed => 1,
+            Kind::Usage => 2,
             Kind::Off => 3,
             Kind::NotRoot => 4,
             Kind::NotInstalled => 5,
@@ -219,6 +224,7 @@ mod tests {
     fn every_kind_has_a_distinct_documented_code() {
         let kinds = [
             Kind::Failed,
+            Kind::Usage,
             Kind::NotRoot,
             Kind::NotInstalled,
             Kind::Config,

@@ -11,7 +11,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::config::{Allow, Diagnostics, Ports, Proto, RawPort};
+use crate::config::{parse_cidr, Allow, Diagnostics, Ports, Proto, RawPort};
 use crate::family::Family;
 use crate::forwarding::{basic, in_family, port_match, same_family, RuleView};
 
@@ -119,13 +119,19 @@ impl Rule {
         }
     }
 
-    /// The protocols of its lines: `[None]` for "every protocol".
+    /// The protocols of its lines ([`protocols`]).
     pub fn protocols(&self) -> Vec<Option<Proto>> {
-        match (self.proto, self.ports.is_empty()) {
-            (Some(p), _) => vec![Some(p)],
-            (None, false) => vec![Some(Proto::Tcp), Some(Proto::Udp)],
-            (None, true) => vec![None],
-        }
+        protocols(self.proto, !self.ports.is_empty())
+    }
+}
+
+/// The protocols the lines of a rule with `proto` match: `proto = "any"` (`None`) is tcp
+/// and udp when the rule names ports, every protocol (`[None]`) when it does not.
+pub fn protocols(proto: Option<Proto>, with_ports: bool) -> Vec<Option<Proto>> {
+    match (proto, with_ports) {
+        (Some(p), _) => vec![Some(p)],
+        (None, true) => vec![Some(Proto::Tcp), Some(Proto::Udp)],
+        (None, false) => vec![None],
     }
 }
 
@@ -230,14 +236,17 @@ impl Diagnostics<'_> {
         }
         let ports = r.port.as_ref().map_or_else(Vec::new, |p| self.port_list(p));
         let proto = match &r.proto {
-            Some(p) => self.choice(p, "protocol", &PROTOS).flatten(),
+            Some(p) => self.rule_proto(p),
             None if r.port.is_some() => Some(Proto::Tcp),
             None => None,
         };
         let from = r.from.as_ref().map_or_else(Vec::new, |l| self.sources(l));
         let to = r.to.as_ref().map_or_else(Vec::new, |l| self.sources(l));
         self.same_families(r, &from, &to);
-        let interface = r.interface.as_ref().and_then(|i| self.located_interface(i));
+        let interface = r
+            .interface
+            .as_ref()
+            .and_then(|i| self.located_interface(i, ""));
         Rule {
             description: self.description(&r.description),
             action: action.unwrap_or(Action::Allow),
@@ -251,8 +260,13 @@ impl Diagnostics<'_> {
         }
     }
 
+    /// `proto`: `tcp`, `udp` or `any` (`None`).
+    pub(crate) fn rule_proto(&mut self, proto: &Spanned<String>) -> Option<Proto> {
+        self.choice(proto, "protocol", &PROTOS).flatten()
+    }
+
     /// `port`: one or a list, never an empty list (a rule for no port would vanish).
-    fn port_list(&mut self, port: &Spanned<RawPorts>) -> Vec<Ports> {
+    pub(crate) fn port_list(&mut self, port: &Spanned<RawPorts>) -> Vec<Ports> {
         match port.get_ref() {
             RawPorts::One(one) => {
                 vec![self.ports(&Spanned::new(port.span(), one.clone()))]
@@ -275,14 +289,15 @@ impl Diagnostics<'_> {
         let (Some(raw_from), Some(raw_to)) = (&r.from, &r.to) else {
             return;
         };
-        let pairs = [(raw_from, from, to, "to"), (raw_to, to, from, "from")];
-        for (raw, nets, others, other_key) in pairs {
-            let spans = raw.get_ref().iter().map(Spanned::span);
-            for (net, span) in nets.iter().zip(spans) {
-                if !others.iter().any(|o| same_family(o, net)) {
+        for (raw, others, other_key) in [(raw_from, to, "to"), (raw_to, from, "from")] {
+            for entry in raw.get_ref() {
+                let Ok(net) = parse_cidr(entry.get_ref()) else {
+                    continue; // already reported
+                };
+                if !others.iter().any(|o| same_family(o, &net)) {
                     let family = if net.addr().is_ipv4() { "IPv4" } else { "IPv6" };
                     self.push(
-                        span,
+                        entry.span(),
                         format!(
                             "'{net}' is {family} but `{other_key}` lists no {family} address: \
                              a rule's sources and destinations must share a family"
@@ -542,7 +557,7 @@ mod tests {
             "[outbound]\npolicy = \"drop\"\n\
              [[rule]]\naction = \"permit\"\nproto = \"icmp\"\ndirection = \"up\"\n\
              [[rule]]\naction = \"limit\"\ndirection = \"out\"\nport = [22, \"x\", 70000]\n\
-             [[rule]]\naction = \"deny\"\nfrom = [\"10.0.0.0/8\"]\nto = [\"2001:db8::1\"]\n\
+             [[rule]]\naction = \"deny\"\nfrom = [\"10.0.0.300\", \"10.0.0.0/8\"]\nto = [\"2001:db8::1\"]\n\
              [[rule]]\naction = \"allow\"\nport = []\nfrom = []\ninterface = \"a/b\"\n",
         )
         .unwrap_err()
@@ -555,7 +570,8 @@ mod tests {
             "/etc/x.toml:9:13: `limit` rate-limits new connections per source",
             "/etc/x.toml:10:13: bad port 'x' (expected 80, \"80\" or \"8000-8100\")",
             "/etc/x.toml:10:18: port 70000 is out of range (1-65535)",
-            "/etc/x.toml:13:9: '10.0.0.0/8' is IPv4 but `to` lists no IPv4 address",
+            "/etc/x.toml:13:9: '10.0.0.300' is not an IP address or CIDR",
+            "/etc/x.toml:13:23: '10.0.0.0/8' is IPv4 but `to` lists no IPv4 address",
             "/etc/x.toml:14:7: '2001:db8::1/128' is IPv6 but `from` lists no IPv6 address",
             "/etc/x.toml:17:8: an empty port list matches no port",
             "/etc/x.toml:18:8: an empty source list matches no one",

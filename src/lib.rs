@@ -31,6 +31,7 @@ pub mod report;
 pub mod rollback;
 pub mod rule;
 pub mod ruleset;
+pub mod rulespec;
 pub mod setup;
 pub mod system;
 pub mod transaction;

@@ -114,6 +114,56 @@ pub fn inputs_fingerprint(
     ruleset::fingerprint_of(&format!("{binary} {mode:?} {config:?} {}", template.source))
 }
 
+/// What must be read back from the kernel to know its fingerprint of `desired` once
+/// written over `current` (`None`: the table did not run): `Some(chains)` when the kernel
+/// will print `desired` as it is except, perhaps, the rules of `chains` (the chains holding
+/// a rule that does not run in that chain now, in that order: a policy rule the template
+/// may spell otherwise than iptables does); `None` when the whole table must be read back
+/// (a chain `current` lacks, whose place in the kernel's order is the kernel's to choose,
+/// or rules not grouped by chain). A kept rule is the kernel's own text, and iptables
+/// prints again what it loaded from its own text (restoring Docker's rules byte for byte
+/// relies on the same).
+pub fn read_back_chains<'a>(current: Option<&Table>, desired: &'a Table) -> Option<Vec<&'a str>> {
+    let empty = Table::empty(desired.name);
+    let current = current.unwrap_or(&empty);
+    let mut running = current.chains.iter();
+    let in_order = desired
+        .chains
+        .iter()
+        .all(|c| running.any(|r| r.name == c.name));
+    let index: HashMap<&str, usize> = (desired.chains.iter().enumerate())
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    let mut last = 0;
+    let grouped = desired
+        .rules
+        .iter()
+        .all(|r| match index.get(r.chain.as_str()) {
+            Some(&i) if i >= last => {
+                last = i;
+                true
+            }
+            _ => false,
+        });
+    if !in_order || !grouped {
+        return None;
+    }
+    let runs_now = |chain: &str| {
+        let mut now = current.rules_of(chain).map(|r| r.spec.as_str());
+        desired
+            .rules_of(chain)
+            .all(|r| now.any(|spec| spec == r.spec))
+    };
+    Some(
+        desired
+            .chains
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|c| !runs_now(c))
+            .collect(),
+    )
+}
+
 /// The plan for one family.
 #[derive(Debug, Clone)]
 pub struct FamilyPlan {
@@ -442,6 +492,41 @@ mod tests {
         assert_eq!(
             Applied::parse("inputs 0123\nfilter a b\n"),
             Applied::default()
+        );
+    }
+
+    #[test]
+    fn only_the_chains_holding_new_rules_are_read_back() {
+        let saved = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+            :DOCKER - [0:0]\n:ufw-input - [0:0]\n-A INPUT -j ufw-input\n\
+            -A FORWARD -o docker0 -j DOCKER\n-A DOCKER -d 172.17.0.2/32 -j ACCEPT\nCOMMIT\n";
+        let current = ruleset::parse(saved).unwrap();
+        let plan_as = |mode| {
+            let config = Config::builtin();
+            plan(Family::V4, saved, "t", &config, &Template::builtin(), mode).unwrap()
+        };
+        let (start, stop) = (plan_as(Mode::Start), plan_as(Mode::Stop));
+        let filter = |p: &FamilyPlan| p.desired.table(TableName::Filter).unwrap().clone();
+        let now = current.table(TableName::Filter);
+        assert_eq!(read_back_chains(now, &filter(&start)), Some(vec!["INPUT"]));
+        // stop keeps Docker's rules and drops ufw's: the kernel prints what it printed.
+        let stopped = filter(&stop);
+        assert_eq!(read_back_chains(now, &stopped), Some(vec![]));
+        assert_eq!(
+            stopped.fingerprint_with(&[]),
+            ruleset::text_fingerprints(&stopped.to_string()).unwrap()[0].1
+        );
+        // A chain that does not run yet: its place is the kernel's to choose.
+        let mut new_chain = filter(&stop);
+        new_chain.chains.insert(3, new_chain.chains[3].clone());
+        new_chain.chains[3].name = "AAA".into();
+        assert_eq!(read_back_chains(now, &new_chain), None);
+        // The fingerprint with a chain read back is the fingerprint of that text.
+        let started = filter(&start);
+        let read: Vec<String> = started.rules_of("INPUT").map(|r| r.spec.clone()).collect();
+        assert_eq!(
+            started.fingerprint_with(&[("INPUT", read)]),
+            started.fingerprint()
         );
     }
 

@@ -4,11 +4,13 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
+
 use ipnet::IpNet;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use crate::config::{Config, Ports, Proto};
+use crate::config::{Config, ContainerAllow, Ports, Proto};
 use crate::diagnostic;
 use crate::error::{Error, Result};
 use crate::family::Family;
@@ -161,6 +163,25 @@ fn allow_view<'a>(
     })
 }
 
+/// The views of one `[[containers.allow]]`: one per protocol and port or range, in order.
+fn published_views(family: Family, a: &ContainerAllow) -> Vec<AllowView<'_>> {
+    let mut views = Vec::new();
+    for proto in host_rule::protocols(a.proto, true).into_iter().flatten() {
+        for ports in &a.ports {
+            let host = a.host.as_ref();
+            views.extend(allow_view(
+                family,
+                &a.description,
+                proto,
+                *ports,
+                host,
+                &a.from,
+            ));
+        }
+    }
+    views
+}
+
 /// `-s CIDR ` as iptables-save prints it; nothing for "anywhere".
 fn source_filter(cidr: String) -> String {
     if cidr == "0.0.0.0/0" || cidr == "::/0" {
@@ -185,6 +206,41 @@ pub fn comment_filter(text: String) -> String {
         let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
         format!("-m comment --comment \"{escaped}\" ")
     }
+}
+
+/// Where each line the built-in template renders from the host rules comes from, for
+/// `plan --explain`: `(chain, rule spec)` → `[[rule]] 2 (limit: ssh)` or `[[allow]] 1`
+/// (numbered as `iptables-docker rules` numbers them). A custom template's other lines
+/// are simply not found here.
+pub fn rule_origins(config: &Config, family: Family) -> HashMap<(String, String), String> {
+    let spec = |line: &RuleView| {
+        let comment = comment_filter(line.tag.clone());
+        format!("{}{comment}-j {}", line.matches, line.target)
+    };
+    let mut origins = HashMap::new();
+    for (i, rule) in config.rules.iter().enumerate() {
+        let chain = match rule.direction {
+            host_rule::Direction::In => "INPUT",
+            host_rule::Direction::Out => "OUTPUT",
+        };
+        let what = match rule.description.as_str() {
+            "" => rule.action.to_string(),
+            text => format!("{}: {text}", rule.action),
+        };
+        for line in host_rule::lines(rule, i + 1, family) {
+            let origin = format!("[[rule]] {} ({what})", i + 1);
+            origins.insert((chain.to_string(), spec(&line)), origin);
+        }
+    }
+    for (i, allow) in config.allow.iter().enumerate() {
+        for line in host_rule::lines(&host_rule::Rule::from_allow(allow), 0, family) {
+            let origin = format!("[[allow]] {}", i + 1);
+            origins
+                .entry(("INPUT".to_string(), spec(&line)))
+                .or_insert(origin);
+        }
+    }
+    origins
 }
 
 /// The policy template's name (its path, for messages) and text: read once per run, so
@@ -268,16 +324,7 @@ fn context<'a>(config: &'a Config, family: Family, facts: &DockerFacts) -> Conte
         allow: c
             .allow
             .iter()
-            .filter_map(|a| {
-                allow_view(
-                    family,
-                    &a.description,
-                    a.proto,
-                    a.ports,
-                    a.host.as_ref(),
-                    &a.from,
-                )
-            })
+            .flat_map(|a| published_views(family, a))
             .collect(),
     });
     let rules = host_rule::view(family, &config.rules, &config.allow, config.outbound);
@@ -633,6 +680,54 @@ mod tests {
         assert!(
             text.contains("-A INPUT -p tcp -m tcp --dport 23 -j DROP\n"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn published_port_lists_and_both_protocols_are_one_docker_user_rule_each() {
+        let config = Config::parse(
+            "[containers]\n[[containers.allow]]\ndescription = \"app\"\nproto = \"any\"\n\
+             port = [8080, \"9000-9001\"]\nfrom = [\"192.0.2.0/24\", \"2001:db8::/32\"]\n",
+            std::path::Path::new("/etc/x.toml"),
+        )
+        .unwrap();
+        let text = rendered(&config, Family::V4);
+        let returns: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("--ctorigdstport"))
+            .collect();
+        let line = |proto: &str, port: &str| {
+            format!(
+                "-A DOCKER-USER -s 192.0.2.0/24 -p {proto} -m conntrack --ctorigdstport {port} \
+                 -m comment --comment \"iptables-docker: app\" -j RETURN"
+            )
+        };
+        assert_eq!(
+            returns,
+            [
+                line("tcp", "8080"),
+                line("tcp", "9000:9001"),
+                line("udp", "8080"),
+                line("udp", "9000:9001")
+            ]
+        );
+        let v6 = rendered(&config, Family::V6);
+        assert_eq!(v6.matches("-s 2001:db8::/32 -p ").count(), 4, "{v6}");
+        let err = Config::parse(
+            "[containers]\n[[containers.allow]]\nproto = \"sctp\"\nport = []\nfrom = [\"192.0.2.0/24\"]\n",
+            std::path::Path::new("/etc/x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(
+                "/etc/x.toml:3:9: unknown protocol 'sctp' (expected \"tcp\", \"udp\" or \"any\")"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("/etc/x.toml:4:8: an empty port list matches no port"),
+            "{err}"
         );
     }
 }

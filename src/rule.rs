@@ -59,6 +59,22 @@ impl<'a> Iterator for Words<'a> {
             self.rest = start;
             return None;
         }
+        // The common word, neither quoted nor escaped, found byte by byte (all four
+        // delimiters are ASCII): this runs over every word of every saved rule.
+        let plain = start
+            .bytes()
+            .position(|b| matches!(b, b' ' | b'\t' | b'"' | b'\\'));
+        match plain.map(|i| (i, start.as_bytes()[i])) {
+            None => {
+                self.rest = "";
+                return Some(Cow::Borrowed(start));
+            }
+            Some((i, b' ' | b'\t')) => {
+                self.rest = &start[i + 1..];
+                return Some(Cow::Borrowed(&start[..i]));
+            }
+            Some(_) => {}
+        }
         let mut owned: Option<String> = None;
         let mut quoted = false;
         let mut chars = start.char_indices();
@@ -110,7 +126,38 @@ pub fn target_of(spec: &str) -> Option<&str> {
 }
 
 /// Where the rule's `-j`/`-g` option starts (a byte offset into `spec`), and its target.
+/// Classification and composition ask this of every rule, several times.
 pub fn jump(spec: &str) -> Option<(usize, &str)> {
+    let bytes = spec.as_bytes();
+    if memchr::memchr2(b'"', b'\\', bytes).is_some() {
+        return jump_in_words(spec);
+    }
+    // Neither quotes nor escapes: a word is what lies between blanks, and only a word
+    // that starts with '-' can be the option.
+    let blank = |b: &u8| matches!(b, b' ' | b'\t');
+    let word_at = |at: usize| {
+        let len = bytes[at..]
+            .iter()
+            .position(blank)
+            .unwrap_or(bytes.len() - at);
+        &spec[at..at + len]
+    };
+    for at in memchr::memchr_iter(b'-', bytes) {
+        if at > 0 && !blank(&bytes[at - 1]) {
+            continue;
+        }
+        let option = word_at(at);
+        if matches!(option, "-j" | "--jump" | "-g" | "--goto") {
+            let rest = at + option.len();
+            let next = rest + bytes[rest..].iter().position(|b| !blank(b))?;
+            return Some((at, word_at(next)));
+        }
+    }
+    None
+}
+
+/// [`jump`] for a spec with quotes or escapes, read word by word.
+fn jump_in_words(spec: &str) -> Option<(usize, &str)> {
     let mut words = words(spec);
     while let Some(word) = words.next() {
         if let Cow::Borrowed(option @ ("-j" | "--jump" | "-g" | "--goto")) = word {
@@ -238,6 +285,24 @@ mod tests {
             words("-j DOCKER").nth(1),
             Some(Cow::Borrowed("DOCKER"))
         ));
+    }
+
+    #[test]
+    fn jump_reads_plain_specs_as_the_word_reader_does() {
+        for spec in [
+            "-o docker0 -j DOCKER",
+            "-d 172.17.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT",
+            "-i\t-j\t\tRETURN",
+            "  -g  f2b-sshd ",
+            "-m set --match-set x-j src -j DROP",
+            "-s 10.0.0.0/8 -p tcp --dport 1-9 --jump LOG --log-level 4",
+            "-j",
+            "-j ",
+            "-p tcp",
+            "",
+        ] {
+            assert_eq!(jump(spec), jump_in_words(spec), "{spec:?}");
+        }
     }
 
     #[test]

@@ -220,12 +220,31 @@ impl Table {
 
     /// A stable fingerprint of the content (no counters), recorded after an apply.
     pub fn fingerprint(&self) -> String {
+        self.fingerprint_with(&[])
+    }
+
+    /// The fingerprint of this table with the rules of some chains replaced:
+    /// `read_back` gives, per chain, its rule specs as the kernel spells them, in order.
+    /// With replacements, the table's rules must be grouped by chain in chain order (as
+    /// `iptables-save` prints them); [`Table::fingerprint`] when `read_back` is empty.
+    pub fn fingerprint_with(&self, read_back: &[(&str, Vec<String>)]) -> String {
         let mut fp = Fingerprint::new(self.name.as_str());
         for c in &self.chains {
             fp.chain(&c.name, c.policy.map_or("-", ChainPolicy::as_str));
         }
-        for r in &self.rules {
-            fp.rule(&r.chain, &r.spec);
+        if read_back.is_empty() {
+            for r in &self.rules {
+                fp.rule(&r.chain, &r.spec);
+            }
+            return fp.finish();
+        }
+        for c in &self.chains {
+            match read_back.iter().find(|(name, _)| *name == c.name) {
+                Some((_, specs)) => specs.iter().for_each(|spec| fp.rule(&c.name, spec)),
+                None => self
+                    .rules_of(&c.name)
+                    .for_each(|r| fp.rule(&r.chain, &r.spec)),
+            }
         }
         fp.finish()
     }

@@ -103,11 +103,14 @@ fn the_rollback_happens_even_when_the_terminal_is_killed() {
         r#"{SETUP}
 script -qfec '"$BIN" start --confirm 2' /dev/null > /dev/null 2>&1 &
 term=$!
+# Killed once the watchdog runs; the outcome is read once it has finished (no fixed
+# sleeps: a loaded machine stretches them).
+for _ in $(seq 400); do pgrep -f '^/proc/self/exe .*confirm-watchdog' > /dev/null && break; sleep 0.05; done
 applied
 kill -9 "$term"
 sleep 0.3
 echo "=== ALIVE"; pgrep -f "^$BIN start" || echo none
-sleep 3
+for _ in $(seq 600); do pgrep -f '^/proc/self/exe .*confirm-watchdog' > /dev/null || break; sleep 0.05; done
 echo "=== AFTER"; dump
 "#
     );

@@ -1,6 +1,7 @@
 //! `plan --explain` against a saved ruleset (no root, no kernel): every running rule is
 //! kept (with the reason), replaced by the policy, written again by it, or removed (with
-//! the reason), and the policy's new rules are listed as added — consistent with the plan.
+//! the reason), and the policy's new rules are listed as added (those of a [[rule]] or
+//! [[allow]] table with its number) — consistent with the plan.
 
 use std::process::Command;
 
@@ -28,6 +29,12 @@ COMMIT
 
 const CONFIG: &str = "ipv6 = false
 keep_chains = [\"f2b-*\"]
+[[rule]]
+description = \"ssh\"
+action = \"limit\"
+port = 22
+[[allow]]
+port = 9100
 [containers]
 restrict = true
 ";
@@ -72,6 +79,15 @@ fn explain_says_what_happens_to_every_rule_and_why() {
     assert!(line("keep    filter -A DOCKER -d 172.17.0.2/32").contains("in a kept chain"));
     assert!(
         line("add     filter -A DOCKER-USER -m conntrack --ctstate DNAT").ends_with("# the policy")
+    );
+    // Lines of the host rules say which table of the configuration they come from.
+    assert!(
+        line("add     filter -A INPUT -p tcp -m tcp --dport 22 -m recent --set")
+            .ends_with("# the policy: [[rule]] 1 (limit: ssh)")
+    );
+    assert!(
+        line("add     filter -A INPUT -p tcp -m tcp --dport 9100 -j ACCEPT")
+            .ends_with("# the policy: [[allow]] 1")
     );
     // `-i lo` is written again, not added a second time.
     assert!(

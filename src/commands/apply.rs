@@ -47,9 +47,14 @@ impl Verb {
 /// Plans one family from its `iptables-save` text, the apply record already consulted.
 type PlanOne<'a> = dyn Fn(Family, &str) -> Result<FamilyPlan> + 'a;
 
-/// Applies `verb`; with `confirm: Some(seconds)`, waits for the operator and rolls back
+/// Applies `verb`; with `confirm: Some(window)`, waits for the operator and rolls back
 /// without a confirmation.
-pub fn run(global: &Global, verb: Verb, force: bool, confirm: Option<u64>) -> Result<()> {
+pub fn run(
+    global: &Global,
+    verb: Verb,
+    force: bool,
+    confirm: Option<confirm::Window<'_>>,
+) -> Result<()> {
     system::require_root(verb.name())?;
     let state = StateDir::new(&global.state_dir);
     state.check_private()?;
@@ -88,7 +93,7 @@ fn apply_config(
     state: &StateDir,
     verb: Verb,
     force: bool,
-    confirm: Option<u64>,
+    confirm: Option<confirm::Window<'_>>,
 ) -> Result<()> {
     let (config, template) = load_policy(load_config(global)?)?;
     if !force {
@@ -112,8 +117,8 @@ fn apply_config(
     }
     state.set_degraded(None)?;
     match confirm {
-        Some(seconds) if !done.snapshots.is_empty() => {
-            confirm::await_operator(global, selection.backend, state, &done.snapshots, seconds)
+        Some(window) if !done.snapshots.is_empty() => {
+            confirm::await_operator(global, selection.backend, state, &done.snapshots, window)
         }
         _ => Ok(()),
     }
@@ -349,29 +354,58 @@ fn transact(
 type Planned<'a> = (&'a Iptables, FamilyPlan, String);
 
 /// Plans every family not unchanged since the last apply, and checks that each policy
-/// loads (`iptables-restore --test`). The xtables lock is held.
+/// loads (`iptables-restore --test`), before anything is written. The xtables lock is
+/// held. A family's test runs while the next family is saved and planned.
 fn plan_families<'a>(
     tools: &'a [Iptables],
     state: &StateDir,
     plan_one: &PlanOne<'_>,
     inputs: &str,
 ) -> Result<Vec<Planned<'a>>> {
-    let mut plans = Vec::new();
-    for ipt in tools {
-        let saved = ipt.save(None)?;
-        let applied = state.applied(ipt.family);
-        if applied.unchanged_since(inputs, &saved) {
-            report::info(format_args!(
-                "{}: unchanged since the last apply; nothing to change",
-                ipt.family
-            ));
-            continue;
+    std::thread::scope(|scope| {
+        let mut plans = Vec::new();
+        let mut tests = Vec::new();
+        let mut failed = None;
+        for ipt in tools {
+            match plan_family(ipt, state, plan_one, inputs) {
+                Ok(Some((plan, saved))) => {
+                    let policy = plan.policy.clone();
+                    tests.push(scope.spawn(move || test_policy(ipt, &policy)));
+                    plans.push((ipt, plan, saved));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
-        let plan = plan_one(ipt.family, &saved)?;
-        test_policy(ipt, &plan.policy)?;
-        plans.push((ipt, plan, saved));
+        // In family order: the first family's refusal is the one reported.
+        for test in tests {
+            test.join().expect("a policy test does not panic")?;
+        }
+        failed.map_or(Ok(plans), Err)
+    })
+}
+
+/// One family's plan and the `iptables-save` text it was planned from; `None` when the
+/// family is unchanged since the last apply.
+fn plan_family(
+    ipt: &Iptables,
+    state: &StateDir,
+    plan_one: &PlanOne<'_>,
+    inputs: &str,
+) -> Result<Option<(FamilyPlan, String)>> {
+    let saved = ipt.save(None)?;
+    if state.applied(ipt.family).unchanged_since(inputs, &saved) {
+        report::info(format_args!(
+            "{}: unchanged since the last apply; nothing to change",
+            ipt.family
+        ));
+        return Ok(None);
     }
-    Ok(plans)
+    let plan = plan_one(ipt.family, &saved)?;
+    Ok(Some((plan, saved)))
 }
 
 /// Under Docker's own nftables firewall backend there is no DOCKER-USER chain to hold the
@@ -458,7 +492,10 @@ fn roll_back(plans: &[Planned<'_>], keep_chains: &[String], cause: Error) -> Err
 }
 
 /// Records what the kernel holds now: the tables this apply wrote are read back, the
-/// others are as `saved` had them (the xtables lock is still held).
+/// others are as `saved` had them (the xtables lock is still held). Of a written table,
+/// only the chains whose rules the kernel may spell otherwise than the plan are read
+/// ([`pipeline::read_back_chains`]: on a large Docker host, the policy's few chains
+/// instead of tens of thousands of Docker's rules), else the whole table.
 fn record_applied(
     state: &StateDir,
     ipt: &Iptables,
@@ -469,9 +506,18 @@ fn record_applied(
     let unreadable = |what: &str| Error::failed(format!("cannot read back {what}"));
     let mut kernel = ruleset::text_fingerprints(saved).ok_or_else(|| unreadable("the ruleset"))?;
     for &name in &plan.changed {
+        kernel.retain(|(t, _)| *t != name);
+        let desired = plan.desired.table(name);
+        let chains = desired.and_then(|d| pipeline::read_back_chains(plan.current.table(name), d));
+        if let (Some(desired), Some(chains)) = (desired, chains) {
+            let read = (chains.into_iter())
+                .map(|chain| Ok((chain, ipt.chain_rules(name.as_str(), chain)?)))
+                .collect::<Result<Vec<_>>>()?;
+            kernel.push((name, desired.fingerprint_with(&read)));
+            continue;
+        }
         let written = ruleset::text_fingerprints(&ipt.save(Some(name))?)
             .ok_or_else(|| unreadable(&format!("table {name}")))?;
-        kernel.retain(|(t, _)| *t != name);
         kernel.extend(written);
     }
     state.record_applied(

@@ -1,7 +1,8 @@
 //! Confirm or roll back: after `start --confirm`, the operator confirms on the terminal or
 //! with `iptables-docker confirm`; a watchdog detached from the terminal (its own session)
 //! puts the previous ruleset back at the deadline otherwise — with Docker's rules as they
-//! are then, not as they were.
+//! are then, not as they were — and, when the apply followed an edit of the configuration
+//! file (`allow … --apply --confirm`), that file as it was before the edit.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use crate::ruleset;
 use crate::system;
 use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::{ChildLock, XtablesLock};
-use crate::system::pending::{self, Pending, Status};
+use crate::system::pending::{self, FileEdit, Pending, Status};
 use crate::system::state::StateDir;
 
 use super::load_config;
@@ -40,15 +41,34 @@ pub fn confirm(global: &Global) -> Result<()> {
     }
 }
 
+/// A `--confirm`: how long the operator has, and the edit of the configuration file that
+/// a rollback undoes too (`allow … --apply --confirm`).
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    pub seconds: u64,
+    pub edit: Option<&'a FileEdit>,
+}
+
+impl Window<'_> {
+    /// A confirmation of the ruleset alone (`start|reload|rollback --confirm`).
+    pub fn ruleset(seconds: u64) -> Self {
+        Window {
+            seconds,
+            edit: None,
+        }
+    }
+}
+
 /// Records the pending apply, starts the watchdog, and waits for the outcome.
 pub fn await_operator(
     global: &Global,
     backend: Backend,
     state: &StateDir,
     snapshots: &[(Family, PathBuf)],
-    seconds: u64,
+    window: Window<'_>,
 ) -> Result<()> {
-    let pending = Pending::create(state, snapshots)?;
+    let seconds = window.seconds;
+    let pending = Pending::create(state, snapshots, window.edit)?;
     let deadline = now_ms() + u128::from(seconds) * 1000;
     spawn_watchdog(global, backend, &pending.token, deadline)?;
     eprintln!(
@@ -118,6 +138,7 @@ pub fn watchdog(global: &Global, token: &str, deadline_ms: u128) -> Result<()> {
     let pending = Pending::open(&state, token);
     while now_ms() < deadline_ms {
         if pending.status() != Status::Waiting {
+            pending.forget_edit();
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -129,7 +150,27 @@ pub fn watchdog(global: &Global, token: &str, deadline_ms: u128) -> Result<()> {
         Ok(()) => "the previous ruleset was put back".to_string(),
         Err(e) => format!("putting the previous ruleset back FAILED: {e}"),
     };
-    pending.finish_rollback(&outcome)
+    let file = match pending.file_edit() {
+        Ok(edit) => edit.map(|edit| undo_edit(&edit)),
+        Err(e) => Some(format!("; putting the configuration file back FAILED: {e}")),
+    };
+    pending.finish_rollback(&format!("{outcome}{}", file.unwrap_or_default()))
+}
+
+/// Puts the edited configuration file back (after the ruleset, whose rollback reads the
+/// edited configuration: it loads, and an edit of rules changes neither the backend nor
+/// the kept chains); what happened, as the end of the outcome.
+fn undo_edit(edit: &FileEdit) -> String {
+    let path = edit.path.display();
+    match edit.undo() {
+        Ok(true) if edit.before.is_some() => format!(", and {path} as it was"),
+        Ok(true) => format!(", and {path}, which the edit created, removed"),
+        Ok(false) => format!(
+            "; {path} was changed again since the edit, so it was left as it is: \
+             check it before the next reload"
+        ),
+        Err(e) => format!("; putting {path} back FAILED: {e}"),
+    }
 }
 
 /// Puts each family's snapshot back, merged with Docker's rules as they are now.

@@ -65,6 +65,13 @@ pub fn man_page() -> Vec<u8> {
         }
     }
     out.extend_from_slice(
+        format!(
+            ".SH RULES\n.nf\n{}\n.fi\n",
+            roff_escape(crate::cli::RULE_SPEC_HELP)
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(
         b".SH \"EXIT STATUS\"\nLSB meanings where the LSB has one (systemd names them, e.g. \
           status=6/NOTCONFIGURED); the LSB leaves 150\\(en199 to applications.\n",
     );
@@ -102,8 +109,10 @@ fn configuration_section() -> String {
          from Docker bridges accepted; OUTPUT ACCEPT; FORWARD left to Docker. Every problem \
          in the file is reported with file:line:col and nothing is applied (exit 6). The \
          file, the template and their directories must be root's and writable by root alone. \
-         After editing: iptables\\-docker plan \\-\\-diff, then systemctl reload \
-         iptables\\-docker (with \\-\\-confirm over SSH).\n.SS Examples\n",
+         After editing: iptables\\-docker plan \\-\\-diff to see the change, then \
+         iptables\\-docker reload (over SSH: reload \\-\\-confirm) or systemctl reload \
+         iptables\\-docker. Host rules can also be edited from the command line, without an \
+         editor: allow, deny, reject, limit, rules, delete (see RULES).\n.SS Examples\n",
     );
     for block in README.split("```toml\n").skip(1) {
         out += &literal(block.split("```").next().unwrap_or(""));

@@ -9,16 +9,18 @@ mod confirm;
 pub(crate) mod docs;
 mod install;
 mod plan;
+mod rules;
 mod snapshots;
 mod status;
 mod uninstall;
 mod write;
 
 use crate::backend::{self, Selection};
-use crate::cli::{Cli, Command, Global};
+use crate::cli::{ApplyArgs, Cli, Command, Global};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::family::Family;
+use crate::host_rule::Action;
 use crate::pipeline::{self, FamilyPlan, Mode};
 use crate::policy::{Policy, Template};
 use crate::report;
@@ -34,8 +36,8 @@ pub fn run(cli: Cli) -> Result<()> {
         crate::system::journal_streams(),
     );
     match &cli.command {
-        Command::Start(args) => apply::run(global, apply::Verb::Start, args.force, args.confirm),
-        Command::Reload(args) => apply::run(global, apply::Verb::Reload, args.force, args.confirm),
+        Command::Start(args) => apply_with(global, apply::Verb::Start, args),
+        Command::Reload(args) => apply_with(global, apply::Verb::Reload, args),
         Command::Stop => apply::run(global, apply::Verb::Stop, true, None),
         Command::Check => check::run(global),
         Command::Confirm => confirm::confirm(global),
@@ -48,9 +50,21 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plan(args) => plan::run(global, args),
         Command::Install(args) => install::run(global, args),
         Command::Uninstall(args) => uninstall::run(global, args),
+        Command::Allow(args) => rules::add(global, Action::Allow, args),
+        Command::Deny(args) => rules::add(global, Action::Deny, args),
+        Command::Reject(args) => rules::add(global, Action::Reject, args),
+        Command::Limit(args) => rules::add(global, Action::Limit, args),
+        Command::Rules => rules::list(global),
+        Command::Delete(args) => rules::delete(global, args),
         Command::Man => docs::print_man(),
         Command::Completions { shell } => docs::print_completions(*shell),
     }
+}
+
+/// `start` or `reload` with its arguments.
+fn apply_with(global: &Global, verb: apply::Verb, args: &ApplyArgs) -> Result<()> {
+    let window = args.confirm.map(confirm::Window::ruleset);
+    apply::run(global, verb, args.force, window)
 }
 
 /// The families the configuration manages: IPv4, and IPv6 unless `ipv6 = false` or the
@@ -72,7 +86,7 @@ fn select_backend(global: &Global, config: &Config, follow_docker: bool) -> Resu
         (None, Some(path)) => (config.backend, format!("`backend` in {}", path.display())),
         (None, None) => (config.backend, "default".to_string()),
     };
-    backend::select(choice, &origin, &probe::facts(), follow_docker)
+    backend::select(choice, &origin, &probe::facts(choice), follow_docker)
 }
 
 /// The one validation every command shares (`start`, `reload`, `plan`, `status`,

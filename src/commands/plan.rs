@@ -80,7 +80,8 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
             println!("# WARNING: {warning}");
         }
         if args.explain {
-            print!("{}", explain(&plan));
+            let origins = crate::policy::rule_origins(&config, plan.family);
+            print!("{}", explain(&plan, &origins));
         } else if args.diff {
             print!("{}", diff(&plan));
         } else {
@@ -161,7 +162,8 @@ fn diff(plan: &FamilyPlan) -> String {
 
 /// Every current chain and rule with what start does with it and why, then the rules the
 /// policy adds.
-fn explain(plan: &FamilyPlan) -> String {
+/// `origins`: where the policy's rule lines come from ([`crate::policy::rule_origins`]).
+fn explain(plan: &FamilyPlan, origins: &HashMap<(String, String), String>) -> String {
     let mut out = String::new();
     for (table, own) in plan.current.tables.iter().zip(&plan.ownership.tables) {
         for (chain, reason) in table.chains.iter().zip(&own.chains) {
@@ -212,10 +214,16 @@ fn explain(plan: &FamilyPlan) -> String {
         for rule in &table.rules {
             match again.get_mut(&(table.name, rule.chain.as_str(), rule.spec.as_str())) {
                 Some(n) if *n > 0 => *n -= 1,
-                _ => out.push_str(&format!(
-                    "add     {} -A {} {}  # the policy\n",
-                    table.name, rule.chain, rule.spec
-                )),
+                _ => {
+                    let key = (rule.chain.clone(), rule.spec.clone());
+                    let from = origins
+                        .get(&key)
+                        .map_or(String::new(), |o| format!(": {o}"));
+                    out.push_str(&format!(
+                        "add     {} -A {} {}  # the policy{from}\n",
+                        table.name, rule.chain, rule.spec
+                    ))
+                }
             }
         }
     }

@@ -212,7 +212,8 @@ pub fn rollback(global: &Global, args: &RollbackArgs) -> Result<()> {
     );
     match args.confirm {
         Some(seconds) if !before.is_empty() => {
-            confirm::await_operator(global, backend, &state, &before, seconds)
+            let window = confirm::Window::ruleset(seconds);
+            confirm::await_operator(global, backend, &state, &before, window)
         }
         _ => Ok(()),
     }

@@ -477,13 +477,17 @@ fn family_text(f: &FamilyReport, verbose: bool) -> String {
         out += "    none\n";
     }
     for s in &e.services {
-        let port = s.port.as_deref().map_or(String::new(), |p| format!("/{p}"));
+        // `443/tcp`, as `iptables-docker rules` and ufw write it.
+        let service = s
+            .port
+            .as_deref()
+            .map_or(s.proto.clone(), |p| format!("{p}/{}", s.proto));
         let what = if s.description.is_empty() {
             String::new()
         } else {
             format!(" ({})", s.description)
         };
-        out += &format!("    {}{port}{what}: {}\n", s.proto, s.reach);
+        out += &format!("    {service}{what}: {}\n", s.reach);
         out += &notes_text(&s.notes);
     }
     out += &format!("  every other port: {}\n", e.other_ports);

@@ -50,6 +50,8 @@ pub struct Iptables {
     pub backend: Backend,
     save: PathBuf,
     restore: PathBuf,
+    /// `iptables-<backend>` itself (`-S CHAIN`).
+    list: PathBuf,
     child_lock: PathBuf,
 }
 
@@ -68,6 +70,7 @@ impl Iptables {
             backend,
             save: find(&format!("{base}-save"), backend)?,
             restore: find(&format!("{base}-restore"), backend)?,
+            list: find(&base, backend)?,
             child_lock: child_lock.path().to_path_buf(),
         })
     }
@@ -82,9 +85,32 @@ impl Iptables {
         if let Some(t) = table {
             args.extend(["-t", t.as_str()]);
         }
-        let out = process::run(&self.save, &args, &self.env(), None)?;
+        let out = process::run_large_output(&self.save, &args, &self.env())?;
         String::from_utf8(out)
             .map_err(|_| Error::failed(format!("{} printed invalid UTF-8", self.save.display())))
+    }
+
+    /// The rules of one chain as the kernel holds them (`iptables -t TABLE -S CHAIN`),
+    /// spelled as `iptables-save` spells them, without `-A CHAIN`. Reads one chain where
+    /// `save` would print the whole table.
+    pub fn chain_rules(&self, table: &str, chain: &str) -> Result<Vec<String>> {
+        let out = process::run(
+            &self.list,
+            &["-w", "-t", table, "-S", chain],
+            &self.env(),
+            None,
+        )?;
+        let text = String::from_utf8(out)
+            .map_err(|_| Error::failed(format!("{} printed invalid UTF-8", self.list.display())))?;
+        let prefix = format!("-A {chain}");
+        Ok(text
+            .lines()
+            .filter_map(|line| match line.strip_prefix(&prefix)? {
+                "" => Some(""),
+                rest => rest.strip_prefix(' '),
+            })
+            .map(str::to_string)
+            .collect())
     }
 
     /// `iptables-restore -c [--test]`: each table in `text` is replaced atomically.

@@ -2,8 +2,15 @@
 //! `--confirm` leaves `pending-<token>` (listing the snapshots to go back to); whoever
 //! renames it first wins: `iptables-docker confirm` to `confirmed-<token>`, the watchdog
 //! at the deadline to `rollback-<token>`. The watchdog then writes `outcome-<token>`.
+//!
+//! An apply that follows an edit of the configuration file (`allow … --apply --confirm`)
+//! also records the edit ([`FileEdit`]): a line `config <path>` in `pending-<token>`, the
+//! text it wrote in `after-<token>` and, when the file existed, the text it replaced in
+//! `before-<token>`. The rollback puts that file back too, so that an unconfirmed rule
+//! does not return with the next reload or boot.
 
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use crate::error::Result;
 use crate::family::Family;
@@ -14,6 +21,39 @@ use crate::system::state::StateDir;
 pub struct Pending {
     dir: PathBuf,
     pub token: String,
+}
+
+/// An edit of the configuration file that a rollback undoes with the ruleset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEdit {
+    pub path: PathBuf,
+    /// The text it replaced; `None` when the edit created the file.
+    pub before: Option<String>,
+    /// The text it wrote.
+    pub after: String,
+}
+
+impl FileEdit {
+    /// Puts the file back as it was before the edit (removes it when the edit created it,
+    /// keeps the mode it has now) — unless it has changed since the edit: then it is left
+    /// alone and the answer is false.
+    pub fn undo(&self) -> Result<bool> {
+        let now = file::read_if_exists(&self.path)?;
+        if now.as_deref() != Some(self.after.as_bytes()) {
+            return Ok(false);
+        }
+        match &self.before {
+            Some(text) => {
+                let mode = std::fs::metadata(&self.path)
+                    .map_or(0o644, |m| m.permissions().mode() & 0o7777);
+                file::write_atomic(&self.path, text.as_bytes(), mode)?;
+            }
+            None => {
+                file::remove_file(&self.path)?;
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// Which side won, or none yet.
@@ -27,6 +67,13 @@ pub enum Status {
     RolledBack(String),
 }
 
+/// The tag of the `pending-<token>` line that names the edited configuration file.
+const CONFIG: &str = "config";
+
+fn corrupt(path: &Path, e: impl std::fmt::Display) -> crate::error::Error {
+    crate::error::Error::failed(format!("cannot read {}: {e}", path.display()))
+}
+
 fn confirm_dir(state: &StateDir) -> PathBuf {
     state.root.join("confirm")
 }
@@ -36,13 +83,18 @@ impl Pending {
         self.dir.join(format!("{stage}-{}", self.token))
     }
 
-    /// Records a new pending apply with the snapshots it would go back to.
-    pub fn create(state: &StateDir, snapshots: &[(Family, PathBuf)]) -> Result<Self> {
+    /// Records a new pending apply with the snapshots it would go back to and the edit of
+    /// the configuration file it follows, if any.
+    pub fn create(
+        state: &StateDir,
+        snapshots: &[(Family, PathBuf)],
+        edit: Option<&FileEdit>,
+    ) -> Result<Self> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let token = format!("{}-{}", now.as_millis(), std::process::id());
-        let text: String = snapshots
+        let mut text: String = snapshots
             .iter()
             .map(|(f, p)| format!("{} {}\n", f.tag(), p.display()))
             .collect();
@@ -50,6 +102,13 @@ impl Pending {
             dir: confirm_dir(state),
             token,
         };
+        if let Some(edit) = edit {
+            text.push_str(&format!("{CONFIG} {}\n", edit.path.display()));
+            file::write_private(&pending.path("after"), &edit.after)?;
+            if let Some(before) = &edit.before {
+                file::write_private(&pending.path("before"), before)?;
+            }
+        }
         file::write_private(&pending.path("pending"), &text)?;
         Ok(pending)
     }
@@ -61,8 +120,9 @@ impl Pending {
         }
     }
 
-    /// The snapshots recorded at creation (read from whichever stage the file is in).
-    pub fn snapshots(&self) -> Result<Vec<(Family, PathBuf)>> {
+    /// The lines recorded at creation (read from whichever stage the file is in), each
+    /// split into its tag and its path.
+    fn records(&self) -> Result<Vec<(String, PathBuf)>> {
         let path = ["pending", "rollback"]
             .iter()
             .map(|s| self.path(s))
@@ -71,12 +131,40 @@ impl Pending {
         let text = fs_err::read_to_string(path)?;
         Ok(text
             .lines()
-            .filter_map(|l| {
-                let (tag, path) = l.split_once(' ')?;
+            .filter_map(|l| l.split_once(' '))
+            .map(|(tag, path)| (tag.to_string(), PathBuf::from(path)))
+            .collect())
+    }
+
+    /// The snapshots recorded at creation.
+    pub fn snapshots(&self) -> Result<Vec<(Family, PathBuf)>> {
+        let records = self.records()?;
+        Ok(records
+            .into_iter()
+            .filter_map(|(tag, path)| {
                 let family = Family::ALL.into_iter().find(|f| f.tag() == tag)?;
-                Some((family, PathBuf::from(path)))
+                Some((family, path))
             })
             .collect())
+    }
+
+    /// The edit of the configuration file recorded at creation, if any.
+    pub fn file_edit(&self) -> Result<Option<FileEdit>> {
+        let records = self.records()?;
+        let Some((_, path)) = records.into_iter().find(|(tag, _)| tag == CONFIG) else {
+            return Ok(None);
+        };
+        let text = |stage: &str| -> Result<Option<String>> {
+            file::read_if_exists(&self.path(stage))?
+                .map(|bytes| String::from_utf8(bytes).map_err(|e| corrupt(&self.path(stage), e)))
+                .transpose()
+        };
+        let after = text("after")?.ok_or_else(|| corrupt(&self.path("after"), "missing"))?;
+        Ok(Some(FileEdit {
+            path,
+            before: text("before")?,
+            after,
+        }))
     }
 
     /// The watchdog's claim at the deadline; false when the operator confirmed first.
@@ -87,7 +175,15 @@ impl Pending {
     pub fn finish_rollback(&self, outcome: &str) -> Result<()> {
         file::write_private(&self.path("outcome"), outcome)?;
         let _ = std::fs::remove_file(self.path("rollback"));
+        self.forget_edit();
         Ok(())
+    }
+
+    /// Removes the recorded edit of the configuration file, once decided.
+    pub fn forget_edit(&self) {
+        for stage in ["before", "after"] {
+            let _ = std::fs::remove_file(self.path(stage));
+        }
     }
 
     pub fn status(&self) -> Status {
@@ -107,6 +203,7 @@ impl Pending {
         for stage in ["confirmed", "outcome"] {
             let _ = std::fs::remove_file(self.path(stage));
         }
+        self.forget_edit();
     }
 }
 
@@ -136,4 +233,45 @@ pub fn has_pending(state: &StateDir) -> bool {
         .flatten()
         .flatten()
         .any(|e| e.file_name().to_string_lossy().starts_with("pending-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_edit_is_recorded_with_the_handshake_and_undone_only_if_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(&dir.path().join("state"));
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "new\n").unwrap();
+        let edit = FileEdit {
+            path: path.clone(),
+            before: Some("old\n".into()),
+            after: "new\n".into(),
+        };
+        let snapshot = (Family::V4, dir.path().join("snap v4"));
+        let pending =
+            Pending::create(&state, std::slice::from_ref(&snapshot), Some(&edit)).unwrap();
+        assert_eq!(pending.snapshots().unwrap(), [snapshot]);
+        assert_eq!(pending.file_edit().unwrap().as_ref(), Some(&edit));
+        assert!(pending.claim_rollback());
+        assert_eq!(pending.file_edit().unwrap().as_ref(), Some(&edit));
+        assert!(edit.undo().unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
+        // Changed since (by hand, or undone already): left alone.
+        assert!(!edit.undo().unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
+        pending.finish_rollback("done").unwrap();
+        assert_eq!(pending.status(), Status::RolledBack("done".into()));
+        let created = FileEdit {
+            before: None,
+            ..edit
+        };
+        std::fs::write(&path, "new\n").unwrap();
+        assert!(created.undo().unwrap());
+        assert!(!path.exists());
+        let plain = Pending::create(&state, &[], None).unwrap();
+        assert_eq!(plain.file_edit().unwrap(), None);
+    }
 }

@@ -13,7 +13,8 @@
 #      line counted the SYN; a port list with proto any passes tcp and udp on each port
 #      and range, not beside; limit: a source's 6th new connection within 30 s is cut,
 #      another source still gets in; a deny rule before [ssh] blocks ssh from one source.
-#      Each in IPv4 and IPv6.
+#      Each in IPv4 and IPv6; and `status --json` lists what these rules open, read back
+#      from the kernel: the allowed, listed and limited ports, not the denied or rejected.
 #   2. interface: a rule bound to iptd-h2 lets that neighbour in, not the client on iptd-h.
 #   3. outbound deny, then reject: the host reaches the listed destination port, not an
 #      unlisted port nor an unlisted address (timeout with deny, refused with reject);
@@ -113,7 +114,38 @@ reset_counted() {
         grep -qv '^\[0:0\]'
 }
 
-start() { "$BIN" --backend "$BACKEND" --config "$1" start >/dev/null; }
+# start CONFIG: start with CONFIG, then `status` must say "on" (exit 0): the kernel holds
+# the policy as rendered, so no start after it rewrites a table (iptables-save spells every
+# rendered rule the way the template writes it).
+start() {
+    "$BIN" --backend "$BACKEND" --config "$1" start >/dev/null
+    topo_check open "status after start with ${1##*/}: on, no drift" in_sync "$1"
+}
+in_sync() { "$BIN" --backend "$BACKEND" --config "$1" status >/dev/null 2>&1; }
+
+# services FAMILY WANT: `status --json` lists, for FAMILY (ipv4, ipv6), exactly the host
+# services WANT gives ("proto/port who [rate-limited]; ..."; who: everyone, everyone-but-NET
+# or only-NET).
+services() {
+    "$BIN" --backend "$BACKEND" --config /run/work/actions.toml status --json >/run/work/status.json || true
+    python3 - "$@" <<'PY'
+import json, sys
+family, want = sys.argv[1], sys.argv[2]
+doc = json.load(open("/run/work/status.json"))
+f = next(x for x in doc["families"] if x["family"] == family)
+def who(r):
+    if r["kind"] == "everyone":
+        return "everyone" + "".join("-but-" + e for e in r["except"])
+    return r["kind"] + "".join("-" + n for n in r.get("sources", []))
+got = "; ".join(
+    "%s/%s %s%s" % (s["proto"], s["port"], who(s["reach"]),
+                    " rate-limited" if any("rate-limited" in n for n in s["notes"]) else "")
+    for s in f["services"])
+if got != want:
+    print("  got:  " + got + "\n  want: " + want)
+    sys.exit(1)
+PY
+}
 
 topo_setup
 ip netns add iptd-side
@@ -177,6 +209,13 @@ for fam in 4 6; do
     done
     want timeout "v$fam limit: the 6th within 30 s is cut" "$a" "$h" tcp 5005
     want open "v$fam limit: another source still gets in" "$b" "$h" tcp 5005
+done
+m4=32 m6=128
+for fam in ipv4 ipv6; do
+    if [[ $fam == ipv4 ]]; then a=$C1/$m4 b=$C2/$m4; else a=$C1_6/$m6 b=$C2_6/$m6; fi
+    want="tcp/5001 sources-$a; tcp/5004 everyone; tcp/5010:5011 everyone; udp/5004 everyone; "
+    want+="udp/5010:5011 everyone; tcp/5005 everyone rate-limited; tcp/22 everyone-but-$b"
+    topo_check open "$fam status lists what the rules open, no more" services "$fam" "$want"
 done
 
 echo "== 2. interface ($BACKEND)"
