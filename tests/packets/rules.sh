@@ -119,7 +119,7 @@ reset_counted() {
 # rendered rule the way the template writes it).
 start() {
     "$BIN" --backend "$BACKEND" --config "$1" start >/dev/null
-    topo_check open "status after start with ${1##*/}: on, no drift" in_sync "$1"
+    check open "status after start with ${1##*/}: on, no drift" in_sync "$1"
 }
 in_sync() { "$BIN" --backend "$BACKEND" --config "$1" status >/dev/null 2>&1; }
 
@@ -215,7 +215,7 @@ for fam in ipv4 ipv6; do
     if [[ $fam == ipv4 ]]; then a=$C1/$m4 b=$C2/$m4; else a=$C1_6/$m6 b=$C2_6/$m6; fi
     want="tcp/5001 sources-$a; tcp/5004 everyone; tcp/5010:5011 everyone; udp/5004 everyone; "
     want+="udp/5010:5011 everyone; tcp/5005 everyone rate-limited; tcp/22 everyone-but-$b"
-    topo_check open "$fam status lists what the rules open, no more" services "$fam" "$want"
+    check open "$fam status lists what the rules open, no more" services "$fam" "$want"
 done
 
 echo "== 2. interface ($BACKEND)"
