@@ -59,9 +59,9 @@ pub struct Config {
     pub port_forward: Vec<PortForward>,
     /// The drop-in fragments of `rules.d` beside the file ([`crate::fragments`]).
     pub fragments: Vec<Fragment>,
-    /// Each interface the file names, with where (`file:line:col`): checked against the
-    /// host's interfaces by [`Config::warnings`].
-    pub interface_sites: Vec<(String, String)>,
+    /// Each interface the file names, with where (`file:line:col`) and what follows
+    /// while it is missing: checked against the host's interfaces by [`Config::warnings`].
+    pub interface_sites: Vec<(String, String, &'static str)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,8 +258,9 @@ pub(crate) struct Diagnostics<'a> {
     found: Vec<String>,
     /// `ipv6 = false`: an IPv6 source would be ignored, so it is refused.
     ipv6: bool,
-    /// Each interface named, with where: [`Config::interface_sites`].
-    interface_sites: Vec<(String, String)>,
+    /// Each interface named, with where and what it means while the interface is
+    /// missing: [`Config::interface_sites`].
+    interface_sites: Vec<(String, String, &'static str)>,
 }
 
 impl Diagnostics<'_> {
@@ -358,12 +359,18 @@ impl Diagnostics<'_> {
         found.map(|(_, t)| *t)
     }
 
-    /// An interface name ([`Self::interface`]), remembered with where it was written for
+    /// An interface name ([`Self::interface`]), remembered with where it was written and
+    /// what follows while it is missing (`unmatched`, the end of a sentence: `, so …`, or
+    /// empty) for
     /// [`Config::warnings`].
-    pub(crate) fn located_interface(&mut self, name: &Spanned<String>) -> Option<String> {
+    pub(crate) fn located_interface(
+        &mut self,
+        name: &Spanned<String>,
+        unmatched: &'static str,
+    ) -> Option<String> {
         let valid = self.interface(name)?;
         let at = self.at(name.span());
-        self.interface_sites.push((valid.clone(), at));
+        self.interface_sites.push((valid.clone(), at, unmatched));
         Some(valid)
     }
 
@@ -424,6 +431,10 @@ impl Diagnostics<'_> {
     }
 }
 
+/// What a missing `[containers] external_interfaces` entry means.
+const EXTERNAL_UNMATCHED: &str =
+    ", so published ports arriving on the real external interface are not restricted";
+
 impl Diagnostics<'_> {
     fn containers(&mut self, c: &RawContainers) -> Containers {
         Containers {
@@ -431,7 +442,7 @@ impl Diagnostics<'_> {
             external_interfaces: c
                 .external_interfaces
                 .iter()
-                .filter_map(|i| self.located_interface(i))
+                .filter_map(|i| self.located_interface(i, EXTERNAL_UNMATCHED))
                 .collect(),
             allow: c
                 .allow
@@ -645,17 +656,16 @@ impl Config {
     pub fn warnings(&self, present: &[String]) -> Vec<String> {
         self.interface_sites
             .iter()
-            .filter(|(name, _)| {
+            .filter(|(name, _, _)| {
                 !present.iter().any(|p| match name.strip_suffix('+') {
                     Some(prefix) => p.starts_with(prefix),
                     None => p == name,
                 })
             })
-            .map(|(name, at)| {
+            .map(|(name, at, unmatched)| {
                 format!(
                     "{at}: there is no interface '{name}' on this host (yet): its rules match \
-                     nothing until it exists, so published ports arriving on the real \
-                     external interface are not restricted"
+                     nothing until it exists{unmatched}"
                 )
             })
             .collect()
@@ -803,6 +813,17 @@ mod tests {
             c.warnings(&present)[0].starts_with("/etc/x.toml:2:39: there is no interface 'eth9'")
         );
         assert_eq!(c.warnings(&present[..2]).len(), 2);
+        assert!(c.warnings(&present)[0].ends_with("are not restricted"));
+        // A host rule's interface: what follows is about that rule, not published ports.
+        let c = parse("[[rule]]\naction = \"allow\"\ninterface = \"wg1\"\n").unwrap();
+        let warnings = c.warnings(&present);
+        assert_eq!(
+            warnings,
+            [
+                "/etc/x.toml:3:13: there is no interface 'wg1' on this host (yet): its rules \
+              match nothing until it exists"
+            ]
+        );
     }
 
     #[test]

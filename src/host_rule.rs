@@ -243,7 +243,10 @@ impl Diagnostics<'_> {
         let from = r.from.as_ref().map_or_else(Vec::new, |l| self.sources(l));
         let to = r.to.as_ref().map_or_else(Vec::new, |l| self.sources(l));
         self.same_families(r, &from, &to);
-        let interface = r.interface.as_ref().and_then(|i| self.located_interface(i));
+        let interface = r
+            .interface
+            .as_ref()
+            .and_then(|i| self.located_interface(i, ""));
         Rule {
             description: self.description(&r.description),
             action: action.unwrap_or(Action::Allow),
