@@ -36,14 +36,14 @@ pub const LIMIT_HITS: u32 = 6;
 pub const LIMIT_SECONDS: u32 = 30;
 
 impl Action {
-    /// The word of the configuration (`allow`, `deny`, `reject`, `limit`).
+    /// The word of the configuration and of a SPEC (`allow`, `deny`, `reject`, `limit`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Allow => "allow",
-            Action::Deny => "deny",
-            Action::Reject => "reject",
-            Action::Limit => "limit",
-        }
+        word_of(&ACTIONS, self)
+    }
+
+    /// The action `word` names (`allow`, `deny`, `reject`, `limit`), if any.
+    pub fn named(word: &str) -> Option<Action> {
+        named(&ACTIONS, word)
     }
 
     /// Whether a matching new connection can get in (allow, and limit under its rate).
@@ -79,6 +79,24 @@ pub enum OutboundPolicy {
     Deny,
     /// Rejected: the local program gets "connection refused" at once.
     Reject,
+}
+
+impl OutboundPolicy {
+    /// The word of `[outbound] policy` (`accept`, `deny`, `reject`).
+    pub fn as_str(self) -> &'static str {
+        word_of(&POLICIES, self)
+    }
+}
+
+/// The word of `proto` (`tcp`, `udp`; `any` for `None`).
+pub fn proto_word(proto: Option<Proto>) -> &'static str {
+    word_of(&PROTOS, proto)
+}
+
+/// The protocol `word` names: `tcp`, `udp`, or `any` (`Some(None)`); `None` for another
+/// word.
+pub fn proto_named(word: &str) -> Option<Option<Proto>> {
+    named(&PROTOS, word)
 }
 
 /// One `[[rule]]` (or an `[[allow]]`, see [`Rule::from_allow`]), validated.
@@ -192,6 +210,21 @@ pub(crate) struct RawRule {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawOutbound {
     policy: Option<Spanned<String>>,
+}
+
+// ---- the words of the configuration ---------------------------------------------------
+
+/// The word of `value` in `table`, whose entries name every value of `T` once.
+fn word_of<T: PartialEq>(table: &[(&'static str, T)], value: T) -> &'static str {
+    table
+        .iter()
+        .find(|(_, v)| *v == value)
+        .map_or("", |(word, _)| word)
+}
+
+/// The value `word` names in `table`, if any.
+fn named<T: Copy>(table: &[(&str, T)], word: &str) -> Option<T> {
+    table.iter().find(|(w, _)| *w == word).map(|(_, v)| *v)
 }
 
 // ---- validation ------------------------------------------------------------------------
@@ -499,11 +532,7 @@ pub fn view(
             .flat_map(|a| lines(&Rule::from_allow(a), 0, family))
             .collect(),
         output: render(outbound_rules),
-        outbound_policy: match outbound {
-            OutboundPolicy::Accept => "accept",
-            OutboundPolicy::Deny => "deny",
-            OutboundPolicy::Reject => "reject",
-        },
+        outbound_policy: outbound.as_str(),
     }
 }
 

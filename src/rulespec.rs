@@ -28,28 +28,7 @@ use std::ops::Range;
 use ipnet::IpNet;
 
 use crate::config::{parse_cidr, Allow, Ports, Proto};
-use crate::host_rule::{Action, Direction, Rule};
-
-/// The action named `word` (`allow`, `deny`, `reject`, `limit`).
-pub fn action_named(word: &str) -> Option<Action> {
-    [Action::Allow, Action::Deny, Action::Reject, Action::Limit]
-        .into_iter()
-        .find(|a| a.as_str() == word)
-}
-
-/// `tcp`, `udp`, or `any` (`None`: tcp and udp with ports, every protocol without).
-fn proto_named(word: &str) -> Option<Option<Proto>> {
-    match word {
-        "tcp" => Some(Some(Proto::Tcp)),
-        "udp" => Some(Some(Proto::Udp)),
-        "any" => Some(None),
-        _ => None,
-    }
-}
-
-fn proto_name(proto: Option<Proto>) -> &'static str {
-    proto.map_or("any", Proto::as_str)
-}
+use crate::host_rule::{proto_named, proto_word, Action, Direction, Rule};
 
 /// A rule that allows nothing yet: `action`, in, every protocol, port and address.
 fn new_rule(action: Action) -> Rule {
@@ -199,7 +178,7 @@ pub fn parse(action: Action, words: &[String], services: &str) -> Parsed<Rule> {
 /// Parses the SPEC of `delete`: an action first, then as [`parse`].
 pub fn parse_with_action(words: &[String], services: &str) -> Parsed<Rule> {
     let first = words.first().map_or("", String::as_str);
-    let action = action_named(first).ok_or_else(|| {
+    let action = Action::named(first).ok_or_else(|| {
         SpecError::new(
             first,
             "expected a rule number (see `iptables-docker rules`) or an action: allow, deny, \
@@ -280,8 +259,8 @@ fn protocol(
             word,
             format!(
                 "/etc/services lists it for {} only, not {}",
-                proto_name(implied),
-                proto_name(given)
+                proto_word(implied),
+                proto_word(given)
             ),
         )),
     }
@@ -484,7 +463,7 @@ pub fn to_table(rule: &Rule) -> toml_edit::Table {
         t["direction"] = value("out");
     }
     if !rule.ports.is_empty() || rule.proto.is_some() {
-        t["proto"] = value(proto_name(rule.proto));
+        t["proto"] = value(proto_word(rule.proto));
     }
     match rule.ports.as_slice() {
         [] => {}

@@ -16,7 +16,7 @@ use similar::TextDiff;
 use crate::cli::{DeleteArgs, EditApply, Global, RuleArgs};
 use crate::config::{self, Allow, Config, Proto};
 use crate::error::{Error, Kind, Result};
-use crate::host_rule::{Action, OutboundPolicy, Rule};
+use crate::host_rule::{Action, Rule};
 use crate::report;
 use crate::rulespec::{self, Shown, SpecError};
 use crate::system::file;
@@ -219,11 +219,7 @@ pub fn list(global: &Global) -> Result<()> {
         }
         println!("{line}");
     }
-    let outbound = match config.outbound {
-        OutboundPolicy::Accept => "accept",
-        OutboundPolicy::Deny => "deny",
-        OutboundPolicy::Reject => "reject",
-    };
+    let outbound = config.outbound.as_str();
     println!("outbound policy: {outbound} (new connections that no `out` rule matches)");
     println!("{LIST_FOOTER}");
     Ok(())
