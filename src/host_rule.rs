@@ -11,7 +11,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::config::{parse_cidr, Allow, Diagnostics, Ports, Proto, RawPort};
+use crate::config::{parse_cidr, Allow, Diagnostics, Ports, Proto, RawPort, Ssh};
 use crate::family::Family;
 use crate::forwarding::{basic, in_family, port_match, same_family, RuleView};
 
@@ -122,19 +122,36 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// An `[[allow]]`: allow, in, one protocol, one port or range, its sources.
+    /// An `[[allow]]`: allow, in, one protocol, one port or range, its sources. The
+    /// default sources `["0.0.0.0/0", "::/0"]` become no `from` (anywhere, both
+    /// families), as a `[[rule]]` writes it, so the two forms of one rule compare equal.
     pub fn from_allow(a: &Allow) -> Self {
+        let anywhere = matches!(a.from.as_slice(), [x, y]
+            if x.prefix_len() == 0 && y.prefix_len() == 0 && x.addr().is_ipv4() != y.addr().is_ipv4());
         Rule {
             description: a.description.clone(),
             action: Action::Allow,
             direction: Direction::In,
             proto: Some(a.proto),
             ports: vec![a.ports],
-            from: a.from.clone(),
+            from: if anywhere { Vec::new() } else { a.from.clone() },
             to: Vec::new(),
             interface: None,
             log: false,
         }
+    }
+
+    /// `[ssh]` as the rule it is: allow tcp to its port from its `allow_from`.
+    pub fn from_ssh(ssh: &Ssh) -> Self {
+        Rule::from_allow(&Allow {
+            description: String::new(),
+            proto: Proto::Tcp,
+            ports: Ports {
+                first: ssh.port,
+                last: ssh.port,
+            },
+            from: ssh.allow_from.clone(),
+        })
     }
 
     /// The protocols of its lines ([`protocols`]).
@@ -624,11 +641,17 @@ mod tests {
 
     #[test]
     fn an_allow_table_is_an_allow_rule() {
-        let c = parse("[[allow]]\nport = \"8000-8100\"\nproto = \"udp\"\n").unwrap();
+        let c = parse(
+            "[[allow]]\nport = \"8000-8100\"\nproto = \"udp\"\nfrom = [\"192.0.2.0/24\"]\n\
+             [[allow]]\nport = 80\n",
+        )
+        .unwrap();
         let rule = Rule::from_allow(&c.allow[0]);
         assert_eq!((rule.action, rule.proto), (Action::Allow, Some(Proto::Udp)));
         assert_eq!(rule.ports, [c.allow[0].ports]);
         assert_eq!(rule.from, c.allow[0].from);
+        // The default sources (0.0.0.0/0 and ::/0) are anywhere, as a [[rule]] has it.
+        assert!(Rule::from_allow(&c.allow[1]).from.is_empty());
     }
 
     #[test]

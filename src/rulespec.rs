@@ -27,7 +27,7 @@ use std::ops::Range;
 
 use ipnet::IpNet;
 
-use crate::config::{parse_cidr, Allow, Ports, Proto};
+use crate::config::{parse_cidr, Ports, Proto};
 use crate::host_rule::{proto_named, proto_word, Action, Direction, Rule};
 
 /// A rule that allows nothing yet: `action`, in, every protocol, port and address.
@@ -53,18 +53,6 @@ pub fn same_rule(a: &Rule, b: &Rule) -> bool {
         ..r.clone()
     };
     plain(a) == plain(b)
-}
-
-/// An `[[allow]]` table (or `[ssh]`) as the rule it is ([`Rule::from_allow`]), with the
-/// sources `["0.0.0.0/0", "::/0"]` as anywhere (no `from`), as a `[[rule]]` writes it.
-pub fn from_allow(allow: &Allow) -> Rule {
-    let mut rule = Rule::from_allow(allow);
-    let anywhere = matches!(rule.from.as_slice(), [a, b]
-        if a.prefix_len() == 0 && b.prefix_len() == 0 && a.addr().is_ipv4() != b.addr().is_ipv4());
-    if anywhere {
-        rule.from.clear();
-    }
-    rule
 }
 
 /// A word of a SPEC that cannot be used, and what is allowed there.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use similar::TextDiff;
 
 use crate::cli::{DeleteArgs, EditApply, Global, RuleArgs};
-use crate::config::{self, Allow, Config, Proto};
+use crate::config::{self, Config};
 use crate::error::{Error, Kind, Result};
 use crate::host_rule::{Action, Rule};
 use crate::report;
@@ -40,15 +40,6 @@ struct Entry {
 /// The rules of `config` in evaluation order: the `[[rule]]` tables, `[ssh]`, the
 /// `[[allow]]` tables; numbered from 1, `[ssh]` not.
 fn entries(config: &Config) -> Vec<Entry> {
-    let ssh = Allow {
-        description: String::new(),
-        proto: Proto::Tcp,
-        ports: config::Ports {
-            first: config.ssh.port,
-            last: config.ssh.port,
-        },
-        from: config.ssh.allow_from.clone(),
-    };
     let rules = config.rules.iter().cloned().enumerate();
     let mut out: Vec<Entry> = rules
         .map(|(index, rule)| Entry {
@@ -60,13 +51,13 @@ fn entries(config: &Config) -> Vec<Entry> {
     out.push(Entry {
         number: None,
         table: ("ssh", 0),
-        rule: rulespec::from_allow(&ssh),
+        rule: Rule::from_ssh(&config.ssh),
     });
     for (index, allow) in config.allow.iter().enumerate() {
         out.push(Entry {
             number: Some(config.rules.len() + index + 1),
             table: ("allow", index),
-            rule: rulespec::from_allow(allow),
+            rule: Rule::from_allow(allow),
         });
     }
     out
