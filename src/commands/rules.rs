@@ -107,7 +107,15 @@ fn parse_current(text: &str, path: &Path) -> Result<Config> {
 /// when the text with it does not load.
 fn with_rule(text: &str, path: &Path, rule: &Rule) -> Result<(String, Rule)> {
     let new = rulespec::append_rule(text, rule).map_err(|e| edit_error(path, e))?;
-    let config = load_edited(&new, path)?;
+    let config = load_edited(&new, path).map_err(|e| {
+        let first = text.lines().count() + 1;
+        e.hint(format!(
+            "the lines from {first} on are the rule as it would be appended, shown as \
+             `{}`; {} was not changed",
+            Shown(rule),
+            path.display()
+        ))
+    })?;
     let read_back = config.rules.last().cloned().unwrap_or_else(|| rule.clone());
     Ok((new, read_back))
 }
@@ -221,8 +229,11 @@ fn named<'a>(entries: &'a [Entry], words: &[String], old: &str, path: &Path) -> 
     let listed = "`iptables-docker rules` lists them with their numbers; nothing was changed";
     if let [n] = words {
         if n.bytes().all(|b| b.is_ascii_digit()) {
-            let n: usize = n.parse().unwrap_or(0);
-            let found = entries.iter().find(|e| e.number == Some(n));
+            // Too large for a number: no rule has it (said with the digits as given).
+            let number = n.parse::<usize>().ok();
+            let found = entries
+                .iter()
+                .find(|e| e.number.is_some() && e.number == number);
             return found.ok_or_else(|| {
                 Error::failed(format!("there is no rule {n} in {}", path.display())).hint(listed)
             });
