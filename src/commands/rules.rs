@@ -261,6 +261,7 @@ pub fn delete(global: &Global, args: &DeleteArgs) -> Result<()> {
     let entry = named(&entries, &args.rule, &old, &path)?;
     let (key, index) = entry.table;
     let new = rulespec::remove_table(&old, key, index).map_err(|e| edit_error(&path, e))?;
+    load_edited(&new, &path)?;
     let what = format!(
         "deleted rule {}: {}",
         entry.number.unwrap_or(0),
@@ -286,8 +287,8 @@ struct Edit<'a> {
 }
 
 impl Edit<'_> {
-    /// Validates, shows (the diff; not with `--quiet`), writes and (with `--apply`)
-    /// applies the edit, `lock` held.
+    /// Shows (the diff; not with `--quiet`), writes and (with `--apply`) applies the
+    /// edit, `lock` held. The new text has been validated ([`load_edited`]) by then.
     fn finish(
         &self,
         global: &Global,
@@ -296,7 +297,6 @@ impl Edit<'_> {
         apply: &EditApply,
     ) -> Result<()> {
         let path = &self.file.path;
-        load_edited(&self.file.after, path)?;
         let before = match self.file.before {
             Some(_) => path.display().to_string(),
             None => "the commented default configuration".to_string(),
