@@ -384,14 +384,11 @@ fn context<'a>(config: &'a Config, family: Family, facts: &DockerFacts) -> Conte
 /// `[[rule]]` tables or the `[outbound]` policy without a word.
 fn needed(config: &Config) -> Vec<(&'static str, &'static str)> {
     let mut needed = Vec::new();
-    let (out, inbound): (Vec<_>, Vec<_>) = config
-        .rules
-        .iter()
-        .partition(|r| r.direction == host_rule::Direction::Out);
-    if !inbound.is_empty() {
+    let has = |direction| config.rules.iter().any(|r| r.direction == direction);
+    if has(host_rule::Direction::In) {
         needed.push(("rules", "[[rule]] tables (direction \"in\")"));
     }
-    if !out.is_empty() {
+    if has(host_rule::Direction::Out) {
         needed.push(("outbound.rules", "[[rule]] tables with direction \"out\""));
     }
     if config.outbound != host_rule::OutboundPolicy::Accept {
