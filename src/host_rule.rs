@@ -102,8 +102,11 @@ pub fn proto_named(word: &str) -> Option<Option<Proto>> {
 /// One `[[rule]]` (or an `[[allow]]`, see [`Rule::from_allow`]), validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
+    /// `description`: the rule comment (`iptables-docker: TEXT`); empty: none.
     pub description: String,
+    /// What a matching new connection gets.
     pub action: Action,
+    /// INPUT (in, the default) or OUTPUT (out).
     pub direction: Direction,
     /// `None` (`proto = "any"`): tcp and udp when there are ports, every protocol when
     /// there are none.

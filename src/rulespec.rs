@@ -58,7 +58,9 @@ pub fn same_rule(a: &Rule, b: &Rule) -> bool {
 /// A word of a SPEC that cannot be used, and what is allowed there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecError {
+    /// The word of the SPEC as given (`443/icmp`), or the keyword that lacks its value.
     pub word: String,
+    /// What is wrong with it and what is allowed there.
     pub message: String,
 }
 
@@ -104,8 +106,9 @@ impl<'a> Words<'a> {
     }
 }
 
-/// A `/etc/services` lookup: the port of service `name` (or alias), and whether it is
-/// listed for tcp and udp (`None`).
+/// A `/etc/services` lookup (services(5): `name port/proto [aliases…]`, `#` comments):
+/// the port of service `name` (or alias), and its protocol, `None` when it is listed for
+/// both tcp and udp. `None` when no line names it.
 pub fn service(services: &str, name: &str) -> Option<(u16, Option<Proto>)> {
     let mut found: Option<(u16, Option<Proto>)> = None;
     for line in services.lines() {
@@ -537,7 +540,8 @@ pub fn append_rule(text: &str, rule: &Rule) -> Result<String, EditError> {
     Ok(out)
 }
 
-/// The number of tables of the array of tables `key` (`rule`, `allow`).
+/// The number of tables of the array of tables `key` (`rule`, `allow`). An error when
+/// `text` is not TOML or `key` is not written as `[[key]]` tables.
 pub fn count(text: &str, key: &str) -> Result<usize, EditError> {
     Ok(table_lines(text, key)?.len())
 }
