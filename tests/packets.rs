@@ -1,8 +1,9 @@
 //! Real packets: the shell scenarios under tests/packets and tests/docker build hosts from
 //! namespaces, veth and a docker0 bridge (and, for the second, a real dockerd: Debian's 20.10
-//! and 28.5, each with Docker's iptables on legacy and on nft), and count PASS/FAIL over real
-//! TCP/UDP connections. Each runs in private namespaces and checks,
-//! afterwards, that the machine's own network state is unchanged (exit 99 otherwise).
+//! and 28.5, each with Docker's iptables on legacy and on nft), and check reachability over
+//! real TCP/UDP connections, one `ok N - …` / `not ok N - …` line per check
+//! (tests/common/checks.sh). Each runs in private namespaces and checks, afterwards, that
+//! the machine's own network state is unchanged (exit 99 otherwise).
 
 mod common;
 
@@ -11,9 +12,10 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Runs `bash script args` (killed after 600 s) and asserts its `closing` summary line reads
-/// "… 0 failed"; prints that line and the run's wall time.
-fn run_scenario(script: &str, args: &[&str], envs: &[(&str, &str)], closing: &str) {
+/// Runs `bash script args` (killed after 600 s); every check it reports must pass, its plan
+/// line must count them ([`common::assert_checks_passed`]); prints the counts and the run's
+/// wall time.
+fn run_scenario(script: &str, args: &[&str], envs: &[(&str, &str)]) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
     let started = Instant::now();
     let out = Command::new("timeout")
@@ -25,21 +27,11 @@ fn run_scenario(script: &str, args: &[&str], envs: &[(&str, &str)], closing: &st
         .env_remove("SSH_CONNECTION")
         .output()
         .expect("run bash");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let summary = stdout
-        .lines()
-        .find(|l| l.starts_with(closing))
-        .unwrap_or_else(|| panic!("{script}: no summary line\n{stdout}\n{stderr}"));
+    let counts = common::assert_checks_passed(script, &out, &[]);
     println!(
-        "{script} {}: {summary} in {:.0} s",
+        "{script} {}: {counts} in {:.0} s",
         args.join(" "),
         started.elapsed().as_secs_f64()
-    );
-    assert!(
-        out.status.success() && summary.ends_with(" 0 failed"),
-        "{script} ({}):\n{stdout}\n--- stderr\n{stderr}",
-        out.status
     );
 }
 
@@ -48,7 +40,7 @@ fn run_scenario(script: &str, args: &[&str], envs: &[(&str, &str)], closing: &st
 fn published_ports_host_services_and_egress_with_real_packets() {
     let script = "tests/packets/published-ports.sh";
     common::require_netns(script, &["curl", "python3", "busybox"]);
-    run_scenario(script, &[], &[], "packets:");
+    run_scenario(script, &[], &[]);
 }
 
 /// One real dockerd at a time: four daemons with containers on a small shared machine only
@@ -58,7 +50,7 @@ static DOCKERD: Mutex<()> = Mutex::new(());
 /// A story of tests/docker (see story.sh) on a real dockerd: `docker` is "bookworm" (the
 /// machine's docker.io, 20.10 on Debian 12) or "sid" (docker.io 28.5 from a cached Debian sid
 /// root, built here first by tests/systemd/rootfs.sh); `backend` is Docker's iptables and ours.
-fn real_dockerd(script: &str, closing: &str, docker: &str, backend: &str) {
+fn real_dockerd(script: &str, docker: &str, backend: &str) {
     let host_daemon: &[&str] = match docker {
         "bookworm" => &["dockerd", "containerd", "runc"],
         _ => &["debootstrap", "chroot"],
@@ -76,12 +68,7 @@ fn real_dockerd(script: &str, closing: &str, docker: &str, backend: &str) {
         "sid" => sid_rootfs(),
         _ => String::new(),
     };
-    run_scenario(
-        script,
-        &[docker, backend],
-        &[("DK_ROOTFS", &rootfs)],
-        closing,
-    );
+    run_scenario(script, &[docker, backend], &[("DK_ROOTFS", &rootfs)]);
 }
 
 /// The cached Debian sid root with docker.io 28.5 (built on first use, ~3 min, ~500 MB).
@@ -111,25 +98,25 @@ fn sid_rootfs() -> String {
 #[test]
 #[ignore = "needs root, network namespaces, ../shared and docker.io (cargo test -- --include-ignored)"]
 fn real_dockerd_20_10_on_iptables_legacy() {
-    real_dockerd("tests/docker/firewall.sh", "dockerd:", "bookworm", "legacy");
+    real_dockerd("tests/docker/firewall.sh", "bookworm", "legacy");
 }
 
 #[test]
 #[ignore = "needs root, network namespaces, ../shared and docker.io (cargo test -- --include-ignored)"]
 fn real_dockerd_20_10_on_iptables_nft() {
-    real_dockerd("tests/docker/firewall.sh", "dockerd:", "bookworm", "nft");
+    real_dockerd("tests/docker/firewall.sh", "bookworm", "nft");
 }
 
 #[test]
 #[ignore = "needs root, network namespaces, ../shared, debootstrap and a Debian sid root (cargo test -- --include-ignored)"]
 fn real_dockerd_28_5_on_iptables_legacy() {
-    real_dockerd("tests/docker/firewall.sh", "dockerd:", "sid", "legacy");
+    real_dockerd("tests/docker/firewall.sh", "sid", "legacy");
 }
 
 #[test]
 #[ignore = "needs root, network namespaces, ../shared, debootstrap and a Debian sid root (cargo test -- --include-ignored)"]
 fn real_dockerd_28_5_on_iptables_nft() {
-    real_dockerd("tests/docker/firewall.sh", "dockerd:", "sid", "nft");
+    real_dockerd("tests/docker/firewall.sh", "sid", "nft");
 }
 
 #[test]
@@ -137,7 +124,7 @@ fn real_dockerd_28_5_on_iptables_nft() {
 fn every_entry_of_status_json_is_what_real_connections_find() {
     let script = "tests/packets/status-exposure.sh";
     common::require_netns(script, &["curl", "python3", "busybox"]);
-    run_scenario(script, &[], &[], "status:");
+    run_scenario(script, &[], &[]);
 }
 
 // concurrent.sh on iptables-nft, with the apply before the nft edit transaction: a `docker
@@ -147,35 +134,25 @@ fn every_entry_of_status_json_is_what_real_connections_find() {
 #[test]
 #[ignore = "needs root, network namespaces, ../shared and docker.io (cargo test -- --include-ignored)"]
 fn containers_published_during_reloads_keep_their_rules_20_10_legacy() {
-    real_dockerd(
-        "tests/docker/concurrent.sh",
-        "concurrent:",
-        "bookworm",
-        "legacy",
-    );
+    real_dockerd("tests/docker/concurrent.sh", "bookworm", "legacy");
 }
 
 #[test]
 #[ignore = "needs root, network namespaces, ../shared, debootstrap and a Debian sid root (cargo test -- --include-ignored)"]
 fn containers_published_during_reloads_keep_their_rules_28_5_legacy() {
-    real_dockerd("tests/docker/concurrent.sh", "concurrent:", "sid", "legacy");
+    real_dockerd("tests/docker/concurrent.sh", "sid", "legacy");
 }
 
 #[test]
 #[ignore = "needs root, network namespaces, ../shared and docker.io (cargo test -- --include-ignored)"]
 fn containers_published_during_reloads_keep_their_rules_20_10_nft() {
-    real_dockerd(
-        "tests/docker/concurrent.sh",
-        "concurrent:",
-        "bookworm",
-        "nft",
-    );
+    real_dockerd("tests/docker/concurrent.sh", "bookworm", "nft");
 }
 
 #[test]
 #[ignore = "needs root, network namespaces, ../shared, debootstrap and a Debian sid root (cargo test -- --include-ignored)"]
 fn containers_published_during_reloads_keep_their_rules_28_5_nft() {
-    real_dockerd("tests/docker/concurrent.sh", "concurrent:", "sid", "nft");
+    real_dockerd("tests/docker/concurrent.sh", "sid", "nft");
 }
 
 #[test]
@@ -183,7 +160,32 @@ fn containers_published_during_reloads_keep_their_rules_28_5_nft() {
 fn fail2ban_bans_a_vpn_behind_the_host_and_ipv6_host_traffic_with_real_packets() {
     let script = "tests/packets/neighbours.sh";
     common::require_netns(script, &["curl", "python3", "busybox"]);
-    run_scenario(script, &[], &[], "neighbours:");
+    run_scenario(script, &[], &[]);
+}
+
+/// The reader of the scripts' results (tests/common/checks.sh, [`common::Checks`]) passes
+/// only a whole run: a failed check, a script that dies before its plan line, a plan that
+/// does not count the results, or a required check missing are failures.
+#[test]
+fn script_results_pass_only_when_complete_and_clean() {
+    let whole =
+        "ok 1 - a\n       | not ok 7 - quoted\nok 2 - b (open)\n1..2\n# 2 passed, 0 failed\n";
+    assert_eq!(common::Checks::read(whole).problem(&["b"]), None);
+    let cases = [
+        ("ok 1 - a\nnot ok 2 - b: blocked\n1..2\n", "failed checks"),
+        ("ok 1 - a\nok 2 - b\n", "no plan line"),
+        ("ok 1 - a\n1..2\n", "the plan says 1..2"),
+        ("ok 1 - a\nok 1 - b\n1..2\n", "the plan says 1..2"),
+        ("1..0\n", "nothing was checked"),
+        ("ok 1 - a\n1..1\n", "did not pass: [\"b\"]"),
+    ];
+    for (stdout, why) in cases {
+        let problem = common::Checks::read(stdout).problem(&["b"]);
+        assert!(
+            problem.as_deref().is_some_and(|p| p.contains(why)),
+            "{stdout:?}: {problem:?}"
+        );
+    }
 }
 
 /// tests/packets/rules.sh: each `[[rule]]` action, port lists, an interface-bound rule and
@@ -191,7 +193,7 @@ fn fail2ban_bans_a_vpn_behind_the_host_and_ipv6_host_traffic_with_real_packets()
 fn rules_with_real_packets(backend: &str) {
     let script = "tests/packets/rules.sh";
     common::require_netns(script, &["python3"]);
-    run_scenario(script, &[backend], &[], "rules:");
+    run_scenario(script, &[backend], &[]);
 }
 
 #[test]

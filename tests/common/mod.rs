@@ -236,3 +236,93 @@ pub fn rules(rs: &Ruleset, table: TableName, chain: &str) -> Vec<String> {
 pub fn policy_of(rs: &Ruleset, table: TableName, chain: &str) -> Option<ChainPolicy> {
     rs.table(table)?.chain(chain)?.policy
 }
+
+/// What a shell script under tests/ reported in the format of tests/common/checks.sh:
+/// `ok N - WHAT` / `not ok N - WHAT` lines, then the plan `1..N` and `# P passed, F failed`.
+#[derive(Debug, Default)]
+pub struct Checks {
+    pub passed: Vec<String>,
+    pub failed: Vec<String>,
+    /// N of the plan line; `None` when the script printed none (it died before the end).
+    pub plan: Option<usize>,
+    /// Result lines whose number is not the next one (a second run's output mixed in).
+    pub out_of_order: usize,
+}
+
+impl Checks {
+    /// Reads `stdout`; lines of any other shape (indented details, headings, program
+    /// output) are not results.
+    pub fn read(stdout: &str) -> Checks {
+        let mut checks = Checks::default();
+        for line in stdout.lines() {
+            let (ok, rest) = match line.strip_prefix("not ok ") {
+                Some(rest) => (false, rest),
+                None => match line.strip_prefix("ok ") {
+                    Some(rest) => (true, rest),
+                    None => {
+                        let plan = line.strip_prefix("1..").and_then(|n| n.parse().ok());
+                        checks.plan = plan.or(checks.plan);
+                        continue;
+                    }
+                },
+            };
+            let Some((number, what)) = rest.split_once(" - ") else {
+                continue;
+            };
+            let next = checks.passed.len() + checks.failed.len() + 1;
+            if number.parse() != Ok(next) {
+                checks.out_of_order += 1;
+            }
+            let list = if ok {
+                &mut checks.passed
+            } else {
+                &mut checks.failed
+            };
+            list.push(what.to_string());
+        }
+        checks
+    }
+
+    /// Why these results are not a pass, or `None`: a failed check, no plan line, a plan
+    /// that does not count the results, or a check of `required` that did not pass (a
+    /// script that stopped checking it).
+    pub fn problem(&self, required: &[&str]) -> Option<String> {
+        let count = self.passed.len() + self.failed.len();
+        if !self.failed.is_empty() {
+            return Some(format!("failed checks:\n  {}", self.failed.join("\n  ")));
+        }
+        match self.plan {
+            None => return Some("no plan line (1..N): the script stopped early".into()),
+            Some(0) => return Some("the plan is 1..0: nothing was checked".into()),
+            Some(n) if n != count || self.out_of_order > 0 => {
+                return Some(format!("the plan says 1..{n}, the script reported {count}"))
+            }
+            Some(_) => {}
+        }
+        let missing: Vec<&str> = required
+            .iter()
+            .filter(|r| !self.passed.iter().any(|p| p.starts_with(**r)))
+            .copied()
+            .collect();
+        (!missing.is_empty()).then(|| format!("checks that did not pass: {missing:?}"))
+    }
+}
+
+/// Asserts that `script` (its `out`) passed: exit 0 and [`Checks::problem`] finds nothing
+/// with `required`. Returns "N checks passed".
+pub fn assert_checks_passed(script: &str, out: &Output, required: &[&str]) -> String {
+    let stdout = stdout(out);
+    let checks = Checks::read(&stdout);
+    let problem = match checks.problem(required) {
+        None if out.status.success() => None,
+        None => Some(format!("it exited with {}", out.status)),
+        problem => problem,
+    };
+    if let Some(problem) = problem {
+        panic!(
+            "{script}: {problem}\n--- stdout\n{stdout}\n--- stderr\n{}",
+            stderr(out)
+        );
+    }
+    format!("{} checks passed", checks.passed.len())
+}

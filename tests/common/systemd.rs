@@ -5,7 +5,7 @@
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -62,11 +62,12 @@ fn build_deb_now() -> String {
     deb
 }
 
-/// ansible-core from PyPI (`pip install --target`, for the containers' CPython 3.11),
-/// cached in target/ansible-site and made once per test binary; returns that directory.
-/// Fails the test when `python3 -m pip` does not work here.
-pub fn ansible_site(suite: &str) -> PathBuf {
-    static SITE: OnceLock<PathBuf> = OnceLock::new();
+/// ansible-core from PyPI (`pip install --target`, for CPython `python` — the
+/// containers' own: 3.11 on Debian 12, 3.13 on 13), cached in target/ansible-site-PYTHON;
+/// made by one test at a time (they share it); returns that directory. Fails the test
+/// when `python3 -m pip` does not work here.
+pub fn ansible_site(suite: &str, python: &str) -> PathBuf {
+    static MAKING: Mutex<()> = Mutex::new(());
     let pip_works = || {
         Command::new("python3")
             .args(["-m", "pip", "--version"])
@@ -78,20 +79,16 @@ pub fn ansible_site(suite: &str) -> PathBuf {
         "{suite} cannot run: `python3 -m pip` does not work (bash .ci/run installs \
          python3-pip); nothing was proven"
     );
-    SITE.get_or_init(install_ansible_site).clone()
-}
-
-fn install_ansible_site() -> PathBuf {
-    let site = repo().join("target/ansible-site");
+    let _making = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    let site = repo().join(format!("target/ansible-site-{python}"));
     if !site.join("ansible").is_dir() {
         let pip = Command::new("timeout")
             .args([
                 "600", "python3", "-m", "pip", "install", "--quiet", "--target",
             ])
             .arg(&site)
+            .args(["--python-version", python])
             .args([
-                "--python-version",
-                "3.11",
                 "--implementation",
                 "cp",
                 "--platform",
@@ -110,8 +107,8 @@ fn install_ansible_site() -> PathBuf {
     site
 }
 
-/// Runs tests/systemd/`script` with `env`; it must end with "# all passed", report no
-/// "FAIL - " line, and report every one of `checks` as an "ok   - " line (a script that stopped
+/// Runs tests/systemd/`script` with `env`; it must pass every check it reports and report
+/// each of `checks` as passed ([`super::assert_checks_passed`]: a script that stopped
 /// checking one fails here). Returns its standard output.
 pub fn run_systemd_script(script: &str, env: &[(&str, &OsStr)], checks: &[&str]) -> String {
     // The script's trap powers the containers off and removes their overlays on any exit;
@@ -127,32 +124,11 @@ pub fn run_systemd_script(script: &str, env: &[(&str, &OsStr)], checks: &[&str])
         cmd.env(key, value);
     }
     let out = cmd.output().expect("run bash");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let report = format!(
-        "--- stdout\n{stdout}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && stdout.contains("# all passed"),
-        "tests/systemd/{script} failed ({}):\n{report}",
-        out.status
-    );
-    // The scripts' own failures are "FAIL - " lines (checks.sh); quoted program output
-    // (Ansible's "FAILED!" for a host the test makes fail on purpose) is indented.
-    assert!(
-        !stdout.lines().any(|l| l.starts_with("FAIL - ")),
-        "{report}"
-    );
-    for check in checks {
-        assert!(
-            stdout
-                .lines()
-                .any(|l| l.starts_with("ok   - ") && l[7..].starts_with(check)),
-            "no passing check `{check}`:\n{report}"
-        );
-    }
+    let counts = super::assert_checks_passed(&format!("tests/systemd/{script}"), &out, checks);
+    let stdout = super::stdout(&out);
     if let Some(timings) = stdout.lines().find(|l| l.starts_with("# timings")) {
         eprintln!("{timings}");
     }
+    eprintln!("tests/systemd/{script}: {counts}");
     stdout
 }

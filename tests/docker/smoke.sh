@@ -23,7 +23,7 @@
 #     E  the whole filter table replaced by a restore without any Docker chain (a naive firewall
 #        script) while dockerd runs; then restart.
 #  7. stop everything; the outer half of dk_enter_sandbox verifies the host is untouched.
-# Closing line: "smoke: N passed, N failed".
+# Reports its checks as tests/common/checks.sh says (the plan line last).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -73,22 +73,6 @@ docker_user_rules() {
 
 # has_drop_rule: our DROP rule is in DOCKER-USER.
 has_drop_rule() { docker_user_rules | grep -qxF -- "${DROP_RULE[*]}"; }
-
-# not CMD...: invert a command's status (for check).
-not() { ! "$@"; }
-
-# check LABEL CONDITION...: assertion with a PASS/FAIL line, counted with the topology checks.
-check() {
-    local label=$1
-    shift
-    if "$@"; then
-        TOPO_PASS=$((TOPO_PASS + 1))
-        echo "PASS: $label"
-    else
-        TOPO_FAIL=$((TOPO_FAIL + 1))
-        echo "FAIL: $label"
-    fi
-}
 
 # observe TITLE: print the excerpt plus a one-line summary of the jump and DOCKER-USER.
 observe() {
@@ -154,16 +138,16 @@ docker ps --format '{{.Names}}\t{{.Ports}}\t{{.Networks}}'
 phase "client namespace + reachability"
 topo_setup
 reach "baseline" open
-check "raw TCP (busybox nc listener, topo_tcp) .20 -> 8082 open" topo_tcp "$C2" 8082
-check "topo_tcp reports a closed port as failure (.20 -> 8099)" not topo_tcp "$C2" 8099
-check "topo_http reports a closed port as failure (.20 -> 8099)" not topo_http "$C2" 8099
+check open "raw TCP (busybox nc listener, topo_tcp) .20 -> 8082 open" topo_tcp "$C2" 8082
+check blocked "topo_tcp reports a closed port as failure (.20 -> 8099)" topo_tcp "$C2" 8099
+check blocked "topo_http reports a closed port as failure (.20 -> 8099)" topo_http "$C2" 8099
 
 # ---- 4. Docker's rules -----------------------------------------------------------------------
 phase "Docker's IPv4 rules (iptables-legacy-save, counters zeroed)"
 dk_iptables_save
 echo "sysctl: $(sysctl net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables 2>/dev/null | tr '\n' ' ')"
-check "the daemon's rules are in the legacy backend" test "$(jump_positions)" = 1
-check "iptables-nft has no Docker rules (nft backend untouched)" \
+check open "the daemon's rules are in the legacy backend" test "$(jump_positions)" = 1
+check open "iptables-nft has no Docker rules (nft backend untouched)" \
     bash -c '! iptables-nft-save 2>/dev/null | grep -q DOCKER'
 
 # ---- 5. DOCKER-USER rule ---------------------------------------------------------------------
@@ -196,8 +180,8 @@ fi
 # ---- 6A. plain restart -----------------------------------------------------------------------
 phase "A: graceful dockerd restart with the rule in place"
 restart_observed A
-check "A: our DROP rule survives the restart" has_drop_rule
-check "A: exactly one jump, at position 1" test "$(jump_positions)" = 1
+check open "A: our DROP rule survives the restart" has_drop_rule
+check open "A: exactly one jump, at position 1" test "$(jump_positions)" = 1
 reach "A after restart" blocked
 
 # ---- 6B. DOCKER-USER replaced by a restore ---------------------------------------------------
@@ -210,8 +194,8 @@ restore_filter "$DK_DIR/filter-B.rules"
 observe "B: after restore (dockerd running)"
 reach "B after restore" blocked
 restart_observed B
-check "B: exactly one jump, at position 1" test "$(jump_positions)" = 1
-check "B: our DROP rule survives the restart" has_drop_rule
+check open "B: exactly one jump, at position 1" test "$(jump_positions)" = 1
+check open "B: our DROP rule survives the restart" has_drop_rule
 reach "B after restart" blocked
 
 # ---- 6C. jump moved to the end ---------------------------------------------------------------
@@ -225,8 +209,8 @@ observe "C: after restore (dockerd running)"
 # With the jump last, Docker's own ACCEPTs for published ports win: the DROP no longer applies.
 reach "C after restore (jump last)" open
 restart_observed C
-check "C: exactly one jump, at position 1" test "$(jump_positions)" = 1
-check "C: our DROP rule survives the restart" has_drop_rule
+check open "C: exactly one jump, at position 1" test "$(jump_positions)" = 1
+check open "C: our DROP rule survives the restart" has_drop_rule
 reach "C after restart" blocked
 
 # ---- 6D. jump deleted ------------------------------------------------------------------------
@@ -246,8 +230,8 @@ D_AFTER_RUN=$(jump_positions)
 docker rm -f probe-d >/dev/null
 restore_filter "$DK_DIR/filter-D.rules"
 restart_observed D
-check "D: exactly one jump, at position 1" test "$(jump_positions)" = 1
-check "D: our DROP rule survives the restart" has_drop_rule
+check open "D: exactly one jump, at position 1" test "$(jump_positions)" = 1
+check open "D: our DROP rule survives the restart" has_drop_rule
 reach "D after restart" blocked
 
 # ---- 6E. whole filter table replaced ---------------------------------------------------------
@@ -257,10 +241,10 @@ restore_filter "$DK_DIR/filter-E.rules"
 observe "E: after restore (dockerd running)"
 reach "E after restore (no filter rules at all)" open
 restart_observed E
-check "E: exactly one jump, at position 1" test "$(jump_positions)" = 1
+check open "E: exactly one jump, at position 1" test "$(jump_positions)" = 1
 # Docker <= 28.2.1 puts "-j RETURN" in a new DOCKER-USER, >= 28.2.2 leaves it empty.
 docker_user_default() { local r; r=$(docker_user_rules); [[ "$r" == "-j RETURN" || -z "$r" ]]; }
-check "E: DOCKER-USER back with Docker's default content" docker_user_default
+check open "E: DOCKER-USER back with Docker's default content" docker_user_default
 echo "--- E: full filter table after restart"
 dk_iptables_save filter
 reach "E after restart (our rule is gone)" open
@@ -273,5 +257,4 @@ phase "stop"
 topo_teardown
 dk_stop
 phase "done in $((SECONDS - T0))s"
-echo "smoke: $TOPO_PASS passed, $TOPO_FAIL failed"
-((TOPO_FAIL == 0))
+checks_done

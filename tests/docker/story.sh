@@ -12,7 +12,7 @@
 # image, sets up the client namespace (topology.sh) and a private state directory, and writes
 # two configurations: /run/work/plain.toml (ssh from 198.51.100.10 only) and
 # /run/work/containers.toml (the same plus [containers]: 8080 and 8083 from .10 only).
-# Then: `ours CONFIG ARGS...` runs the binary, `check`/`expect` count PASS/FAIL (topology.sh),
+# Then: `ours CONFIG ARGS...` runs the binary, `check`/`expect` report checks (tests/common/checks.sh, topology.sh),
 # `has PATTERN [grep options]` greps stdin, `phase TEXT` prints a timed heading. BIN is the
 # binary; B the backend, IPT its iptables, OTHER the other backend's.
 set -euo pipefail
@@ -57,8 +57,6 @@ TOPO_IPV6=0 # the daemons here run without --ipv6; IPv6 is covered by tests/pack
     OTHER=iptables-$([[ $B == legacy ]] && echo nft || echo legacy)
 }
 
-check() { topo_check "$@"; }
-expect() { topo_expect "$@" || true; }
 # has PATTERN [grep options]: stdin has a line matching PATTERN. Reads all of its input: a
 # `grep -q` that quits early makes the writer die of SIGPIPE, which pipefail turns into a failure.
 has() { grep -e "$@" >/dev/null; }

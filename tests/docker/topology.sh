@@ -16,7 +16,9 @@
 #   topo_http  SRC PORT [DST] [T]       HTTP GET from SRC; 0 if the body contains "iptd-ok"
 #   topo_tcp   SRC PORT [DST] [T]       bare TCP connect from SRC; 0 if the handshake completes
 #   topo_expect open|blocked WHAT SRC PORT [DST]
-#                                       topo_http + PASS/FAIL line + counters (TOPO_PASS/TOPO_FAIL)
+#                                       topo_http, reported as one check (tests/common/checks.sh)
+#   expect open|blocked WHAT SRC PORT [DST]
+#                                       the same; a failure does not stop a `set -e` script
 #   topo_exec CMD...                    run CMD in the client namespace
 #
 # Defaults: DST = TOPO_HOST_IP (198.51.100.1; TOPO_HOST_IP6 when SRC is IPv6), T = TOPO_TIMEOUT
@@ -34,8 +36,8 @@
 : "${TOPO_CLIENT_IP6_2:=2001:db8:c::20}"
 : "${TOPO_TIMEOUT:=2}"
 : "${TOPO_IPV6:=1}" # also give both ends IPv6 addresses (2001:db8:c::/64)
-TOPO_PASS=${TOPO_PASS:-0}
-TOPO_FAIL=${TOPO_FAIL:-0}
+# shellcheck source=../common/checks.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../common/checks.sh"
 
 topo_exec() { ip netns exec "$TOPO_NS" "$@"; }
 
@@ -106,32 +108,19 @@ s.close()
 EOF
 }
 
-# topo_expect open|blocked LABEL SRC PORT [DST]: check with topo_http, print one PASS/FAIL line,
-# count it. Returns 0 on PASS, 1 on FAIL (callers in `set -e` scripts: use `|| true` to go on).
+# topo_expect open|blocked LABEL SRC PORT [DST]: topo_http from SRC, reported as one check
+# (tests/common/checks.sh). Returns 1 when it fails (callers in `set -e` scripts: use
+# `|| true` to go on).
 topo_expect() {
     local want=$1 label=$2 src=$3 port=$4 dst=${5:-} got
     if topo_http "$src" "$port" ${dst:+"$dst"}; then got=open; else got=blocked; fi
     if [[ "$got" == "$want" ]]; then
-        TOPO_PASS=$((TOPO_PASS + 1))
-        printf 'PASS: %-52s %s -> :%s %s\n' "$label" "$src" "$port" "$got"
+        pass "$label: $src -> :$port $got"
     else
-        TOPO_FAIL=$((TOPO_FAIL + 1))
-        printf 'FAIL: %-52s %s -> :%s %s (expected %s)\n' "$label" "$src" "$port" "$got" "$want"
+        fail "$label: $src -> :$port $got, expected $want"
         return 1
     fi
 }
 
-# topo_check open|blocked LABEL CMD...: run CMD (success = "open"), print one PASS/FAIL line
-# and count it with the topo_expect checks. For probes other than HTTP from the client.
-topo_check() {
-    local want=$1 label=$2 got
-    shift 2
-    if "$@"; then got=open; else got=blocked; fi
-    if [[ $got == "$want" ]]; then
-        TOPO_PASS=$((TOPO_PASS + 1))
-        printf 'PASS: %-60s %s\n' "$label" "$got"
-    else
-        TOPO_FAIL=$((TOPO_FAIL + 1))
-        printf 'FAIL: %-60s %s (expected %s)\n' "$label" "$got" "$want"
-    fi
-}
+# expect open|blocked LABEL SRC PORT [DST]: topo_expect that lets a `set -e` script go on.
+expect() { topo_expect "$@" || true; }

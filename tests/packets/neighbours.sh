@@ -28,8 +28,6 @@ CASES=$(readlink -f "$HERE/../../../shared/cases")
 export CASES
 . "$HERE/lib.sh" # enters private namespaces; serve, CONTAINERS
 CONTAINERS=(nbctr vpnc nbctr4)
-check() { topo_check "$@"; }
-expect() { topo_expect "$@" || true; }
 
 # A clean firewall and state between scenes: every table of both families emptied.
 reset_firewall() {
@@ -288,5 +286,4 @@ expect blocked "to_host = limited: the outside does not reach host:9100" "$TOPO_
 "$BIN" --config /run/work/limited.toml stop
 check open "after stop: a container reaches host:5432 again" from_ctr 5432
 
-echo "neighbours: $TOPO_PASS passed, $TOPO_FAIL failed"
-[[ $TOPO_FAIL -eq 0 ]]
+checks_done

@@ -83,19 +83,19 @@ EOF
 want() {
     local word=$1 label=$2
     shift 2
-    topo_check open "$label: $word" got "$word" topo_exec bash -c "$(declare -f probe); probe $*"
+    check open "$label: $word" got "$word" topo_exec bash -c "$(declare -f probe); probe $*"
 }
 # want_from_host WORD LABEL DST PROTO PORT: the same, from the host (outbound).
 want_from_host() {
     local word=$1 label=$2
     shift 2
-    topo_check open "$label: $word" got "$word" probe - "$@"
+    check open "$label: $word" got "$word" probe - "$@"
 }
 # want_from_side WORD LABEL PROTO PORT: from the neighbour on iptd-h2.
 want_from_side() {
     local word=$1 label=$2
     shift 2
-    topo_check open "$label: $word" got "$word" \
+    check open "$label: $word" got "$word" \
         ip netns exec iptd-side bash -c "$(declare -f probe); probe $SIDE 203.0.113.1 $*"
 }
 # got WORD CMD...: CMD prints WORD (shown when it does not).
@@ -119,7 +119,7 @@ reset_counted() {
 # rendered rule the way the template writes it).
 start() {
     "$BIN" --backend "$BACKEND" --config "$1" start >/dev/null
-    topo_check open "status after start with ${1##*/}: on, no drift" in_sync "$1"
+    check open "status after start with ${1##*/}: on, no drift" in_sync "$1"
 }
 in_sync() { "$BIN" --backend "$BACKEND" --config "$1" status >/dev/null 2>&1; }
 
@@ -195,7 +195,7 @@ for fam in 4 6; do
     want timeout "v$fam allow: another source falls through to the drop" "$b" "$h" tcp 5001
     want timeout "v$fam deny" "$a" "$h" tcp 5002
     want refused "v$fam reject tcp" "$a" "$h" tcp 5003
-    topo_check open "v$fam reject tcp: the tcp-reset line counted it" reset_counted "$fam" 5003
+    check open "v$fam reject tcp: the tcp-reset line counted it" reset_counted "$fam" 5003
     want refused "v$fam reject udp (ICMP port unreachable)" "$a" "$h" udp 5003
     for port in 5004 5010 5011; do
         want open "v$fam port list, proto any: tcp $port" "$a" "$h" tcp "$port"
@@ -215,7 +215,7 @@ for fam in ipv4 ipv6; do
     if [[ $fam == ipv4 ]]; then a=$C1/$m4 b=$C2/$m4; else a=$C1_6/$m6 b=$C2_6/$m6; fi
     want="tcp/5001 sources-$a; tcp/5004 everyone; tcp/5010:5011 everyone; udp/5004 everyone; "
     want+="udp/5010:5011 everyone; tcp/5005 everyone rate-limited; tcp/22 everyone-but-$b"
-    topo_check open "$fam status lists what the rules open, no more" services "$fam" "$want"
+    check open "$fam status lists what the rules open, no more" services "$fam" "$want"
 done
 
 echo "== 2. interface ($BACKEND)"
@@ -250,5 +250,4 @@ done
 "$BIN" --backend "$BACKEND" stop >/dev/null
 want_from_host open "after stop: the unlisted destination again" "$C2" tcp 7000
 
-echo "rules: $TOPO_PASS passed, $TOPO_FAIL failed"
-[[ $TOPO_FAIL -eq 0 ]]
+checks_done

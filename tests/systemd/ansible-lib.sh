@@ -2,8 +2,9 @@
 # tests/systemd/ansible-lib.sh — what the Ansible scripts (ansible.sh, fleet.sh) share:
 # their rootfs, and reading ansible-playbook's output. Source it after lib.sh.
 
-# The rootfs of both: python3 and python3-apt for Ansible's modules (the role's apt deb),
-# openssh-server for the fleet's hosts. One package list, so one cache entry.
+# The fleet's rootfs (Debian 12): openssh-server for its hosts and controller; python3 and
+# python3-apt for Ansible's modules (the role's apt deb). ansible.sh, connection local,
+# boots the suite's own root (sd_rootfs), which has both Pythons' pieces already.
 ansible_rootfs() {
     IPTD_ROOTFS_EXTRA="openssh-server python3 python3-apt" \
         "$(dirname -- "${BASH_SOURCE[0]}")/rootfs.sh"

@@ -1,39 +1,12 @@
 # shellcheck shell=bash
-# tests/systemd/checks.sh — the assertions of the tests/systemd scripts, one line each:
-# "ok   - WHAT" or "FAIL - WHAT: why" (tests/common/systemd.rs reads them), counted in
-# $failures. Source it after lib.sh.
+# tests/systemd/checks.sh — the checks of the tests/systemd scripts: those all shell tests
+# share (tests/common/checks.sh: pass, fail, expect_in, expect_same, …, checks_done; one
+# "ok N - WHAT" / "not ok N - WHAT" line each, the plan last), and the ones about a
+# booted Debian. Source it after lib.sh.
 
-failures=0
-pass() { printf 'ok   - %s\n' "$*"; }
-fail() {
-    printf 'FAIL - %s\n' "$*"
-    failures=$((failures + 1))
-}
-# expect_in DESCRIPTION NEEDLE HAYSTACK: HAYSTACK contains the fixed string NEEDLE.
-expect_in() {
-    if [[ $3 == *"$2"* ]]; then pass "$1"; else
-        fail "$1: expected '$2' in:"
-        printf '%s\n' "$3" | sed 's/^/       | /'
-    fi
-}
-# expect_not_in DESCRIPTION NEEDLE HAYSTACK
-expect_not_in() {
-    if [[ $3 != *"$2"* ]]; then pass "$1"; else
-        fail "$1: did not expect '$2' in:"
-        printf '%s\n' "$3" | sed 's/^/       | /'
-    fi
-}
-# expect_eq DESCRIPTION EXPECTED ACTUAL
-expect_eq() {
-    if [[ $2 == "$3" ]]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
-}
-# expect_same DESCRIPTION BEFORE AFTER: multi-line texts equal, else a diff.
-expect_same() {
-    if [[ $2 == "$3" ]]; then pass "$1"; else
-        fail "$1:"
-        diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") | sed 's/^/       | /' || true
-    fi
-}
+# shellcheck source=../common/checks.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../common/checks.sh"
+
 # expect_unit_gone DESCRIPTION STATE: STATE's "iptables-docker.service: ..." line (from
 # `systemctl is-enabled`) says the unit does not exist: "Failed to get unit file state"
 # (systemd 252, Debian 12) or "not-found" (systemd 257, Debian 13).

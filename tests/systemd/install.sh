@@ -531,8 +531,4 @@ sd_cleanup
 
 printf '# timings: rootfs %ss, boot %ss, refusals+rollback %ss, ./install %ss, no-op install %ss, reboot %ss, uninstall %ss, total %ss\n' \
     "$t_rootfs" "$t_boot" "$t_refusals" "$t_install" "$t_noop" "$t_reboot" "$t_uninstall" "$(since "$t0")"
-if ((failures > 0)); then
-    printf '# %d FAILED\n' "$failures"
-    exit 1
-fi
-echo "# all passed"
+checks_done
