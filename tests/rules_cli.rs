@@ -225,8 +225,22 @@ fn delete_n_and_delete_spec_remove_exactly_that_rule() {
             &["delete", "99999999999999999999999"],
             "there is no rule 99999999999999999999999 in",
         ),
+        (
+            &["delete", "allow", "22/tcp"],
+            "`allow 22/tcp` is the [ssh] table of",
+        ),
     ];
     assert_refused(&t.path, &refused, 1);
+}
+
+/// An `[[allow]]` that says what `[ssh]` says is still deleted by its SPEC (`[ssh]`, first
+/// in evaluation order, used to hide it: "no rule is `allow 22/tcp`").
+#[test]
+fn delete_spec_finds_an_allow_that_ssh_repeats() {
+    let t = temp_config(Some("[ssh]\nport = 22\n\n[[allow]]\nport = 22\n"));
+    let (rc, _, err) = run(&t.path, &["delete", "allow", "22/tcp"]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(read(&t.path), "[ssh]\nport = 22\n");
 }
 
 /// Runs each command line of `cases`: it exits `code`, its stderr says what the case

@@ -241,9 +241,22 @@ fn named<'a>(entries: &'a [Entry], words: &[String], old: &str, path: &Path) -> 
     }
     let rule = rulespec::parse_with_action(words, &services()).map_err(bad_spec)?;
     let (_, read_back) = with_rule(old, path, &rule)?;
-    let found = find(entries, &read_back).filter(|e| e.number.is_some());
+    let numbered: Vec<&Entry> = entries.iter().filter(|e| e.number.is_some()).collect();
+    let found = numbered
+        .into_iter()
+        .find(|e| rulespec::same_rule(&e.rule, &read_back));
     found.ok_or_else(|| {
         let spec = Shown(&read_back);
+        if find(entries, &read_back).is_some() {
+            return Error::failed(format!(
+                "`{spec}` is the [ssh] table of {}, which delete does not remove",
+                path.display()
+            ))
+            .hint(
+                "edit [ssh] (port, allow_from) in the file, or put a deny rule for the \
+                 sources to shut out before it; nothing was changed",
+            );
+        }
         Error::failed(format!("no rule of {} is `{spec}`", path.display())).hint(listed)
     })
 }
