@@ -191,6 +191,7 @@ pub struct EditApply {
     pub force: bool,
 }
 
+/// `allow|deny|reject|limit SPEC… [--comment TEXT]` and how to apply the edit.
 #[derive(Debug, Args)]
 pub struct RuleArgs {
     /// The rule, as ufw writes it: `443/tcp`, `80,443/tcp`, `8000:8100/udp`, `53` (tcp and
@@ -205,6 +206,7 @@ pub struct RuleArgs {
     pub apply: EditApply,
 }
 
+/// `delete N|SPEC…` and how to apply the edit.
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// The rule's number in `iptables-docker rules`, or its SPEC with the action first

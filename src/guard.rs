@@ -189,8 +189,7 @@ pub fn refusal(config: &Config, c: &Connection) -> Option<String> {
             _ => {}
         }
     }
-    let ssh =
-        c.port == config.ssh.port && config.ssh.allow_from.iter().any(|n| n.contains(&c.client));
+    let ssh = rule_matches(&Rule::from_ssh(&config.ssh), c) == Some(true);
     let allowed = config
         .allow
         .iter()

@@ -11,7 +11,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::config::{parse_cidr, Allow, Diagnostics, Ports, Proto, RawPort};
+use crate::config::{parse_cidr, Allow, Diagnostics, Ports, Proto, RawPort, Ssh};
 use crate::family::Family;
 use crate::forwarding::{basic, in_family, port_match, same_family, RuleView};
 
@@ -36,14 +36,14 @@ pub const LIMIT_HITS: u32 = 6;
 pub const LIMIT_SECONDS: u32 = 30;
 
 impl Action {
-    /// The word of the configuration (`allow`, `deny`, `reject`, `limit`).
+    /// The word of the configuration and of a SPEC (`allow`, `deny`, `reject`, `limit`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Allow => "allow",
-            Action::Deny => "deny",
-            Action::Reject => "reject",
-            Action::Limit => "limit",
-        }
+        word_of(&ACTIONS, self)
+    }
+
+    /// The action `word` names (`allow`, `deny`, `reject`, `limit`), if any.
+    pub fn named(word: &str) -> Option<Action> {
+        named(&ACTIONS, word)
     }
 
     /// Whether a matching new connection can get in (allow, and limit under its rate).
@@ -81,11 +81,32 @@ pub enum OutboundPolicy {
     Reject,
 }
 
+impl OutboundPolicy {
+    /// The word of `[outbound] policy` (`accept`, `deny`, `reject`).
+    pub fn as_str(self) -> &'static str {
+        word_of(&POLICIES, self)
+    }
+}
+
+/// The word of `proto` (`tcp`, `udp`; `any` for `None`).
+pub fn proto_word(proto: Option<Proto>) -> &'static str {
+    word_of(&PROTOS, proto)
+}
+
+/// The protocol `word` names: `tcp`, `udp`, or `any` (`Some(None)`); `None` for another
+/// word.
+pub fn proto_named(word: &str) -> Option<Option<Proto>> {
+    named(&PROTOS, word)
+}
+
 /// One `[[rule]]` (or an `[[allow]]`, see [`Rule::from_allow`]), validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
+    /// `description`: the rule comment (`iptables-docker: TEXT`); empty: none.
     pub description: String,
+    /// What a matching new connection gets.
     pub action: Action,
+    /// INPUT (in, the default) or OUTPUT (out).
     pub direction: Direction,
     /// `None` (`proto = "any"`): tcp and udp when there are ports, every protocol when
     /// there are none.
@@ -104,19 +125,36 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// An `[[allow]]`: allow, in, one protocol, one port or range, its sources.
+    /// An `[[allow]]`: allow, in, one protocol, one port or range, its sources. The
+    /// default sources `["0.0.0.0/0", "::/0"]` become no `from` (anywhere, both
+    /// families), as a `[[rule]]` writes it, so the two forms of one rule compare equal.
     pub fn from_allow(a: &Allow) -> Self {
+        let anywhere = matches!(a.from.as_slice(), [x, y]
+            if x.prefix_len() == 0 && y.prefix_len() == 0 && x.addr().is_ipv4() != y.addr().is_ipv4());
         Rule {
             description: a.description.clone(),
             action: Action::Allow,
             direction: Direction::In,
             proto: Some(a.proto),
             ports: vec![a.ports],
-            from: a.from.clone(),
+            from: if anywhere { Vec::new() } else { a.from.clone() },
             to: Vec::new(),
             interface: None,
             log: false,
         }
+    }
+
+    /// `[ssh]` as the rule it is: allow tcp to its port from its `allow_from`.
+    pub fn from_ssh(ssh: &Ssh) -> Self {
+        Rule::from_allow(&Allow {
+            description: String::new(),
+            proto: Proto::Tcp,
+            ports: Ports {
+                first: ssh.port,
+                last: ssh.port,
+            },
+            from: ssh.allow_from.clone(),
+        })
     }
 
     /// The protocols of its lines ([`protocols`]).
@@ -192,6 +230,21 @@ pub(crate) struct RawRule {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawOutbound {
     policy: Option<Spanned<String>>,
+}
+
+// ---- the words of the configuration ---------------------------------------------------
+
+/// The word of `value` in `table`, whose entries name every value of `T` once.
+fn word_of<T: PartialEq>(table: &[(&'static str, T)], value: T) -> &'static str {
+    table
+        .iter()
+        .find(|(_, v)| *v == value)
+        .map_or("", |(word, _)| word)
+}
+
+/// The value `word` names in `table`, if any.
+fn named<T: Copy>(table: &[(&str, T)], word: &str) -> Option<T> {
+    table.iter().find(|(w, _)| *w == word).map(|(_, v)| *v)
 }
 
 // ---- validation ------------------------------------------------------------------------
@@ -499,11 +552,7 @@ pub fn view(
             .flat_map(|a| lines(&Rule::from_allow(a), 0, family))
             .collect(),
         output: render(outbound_rules),
-        outbound_policy: match outbound {
-            OutboundPolicy::Accept => "accept",
-            OutboundPolicy::Deny => "deny",
-            OutboundPolicy::Reject => "reject",
-        },
+        outbound_policy: outbound.as_str(),
     }
 }
 
@@ -595,11 +644,17 @@ mod tests {
 
     #[test]
     fn an_allow_table_is_an_allow_rule() {
-        let c = parse("[[allow]]\nport = \"8000-8100\"\nproto = \"udp\"\n").unwrap();
+        let c = parse(
+            "[[allow]]\nport = \"8000-8100\"\nproto = \"udp\"\nfrom = [\"192.0.2.0/24\"]\n\
+             [[allow]]\nport = 80\n",
+        )
+        .unwrap();
         let rule = Rule::from_allow(&c.allow[0]);
         assert_eq!((rule.action, rule.proto), (Action::Allow, Some(Proto::Udp)));
         assert_eq!(rule.ports, [c.allow[0].ports]);
         assert_eq!(rule.from, c.allow[0].from);
+        // The default sources (0.0.0.0/0 and ::/0) are anywhere, as a [[rule]] has it.
+        assert!(Rule::from_allow(&c.allow[1]).from.is_empty());
     }
 
     #[test]

@@ -209,9 +209,11 @@ pub fn comment_filter(text: String) -> String {
 }
 
 /// Where each line the built-in template renders from the host rules comes from, for
-/// `plan --explain`: `(chain, rule spec)` → `[[rule]] 2 (limit: ssh)` or `[[allow]] 1`
-/// (numbered as `iptables-docker rules` numbers them). A custom template's other lines
-/// are simply not found here.
+/// `plan --explain`: `(chain, rule spec)` → `[[rule]] 2 (limit: ssh)` or `[[allow]] 1`,
+/// each numbered within its own array of tables (`iptables-docker rules` numbers the
+/// `[[rule]]` tables 1, 2, … and the `[[allow]]` tables after them). A line that two
+/// tables render alike names the first of them, which the kernel meets first. A custom
+/// template's other lines are simply not found here.
 pub fn rule_origins(config: &Config, family: Family) -> HashMap<(String, String), String> {
     let spec = |line: &RuleView| {
         let comment = comment_filter(line.tag.clone());
@@ -229,7 +231,9 @@ pub fn rule_origins(config: &Config, family: Family) -> HashMap<(String, String)
         };
         for line in host_rule::lines(rule, i + 1, family) {
             let origin = format!("[[rule]] {} ({what})", i + 1);
-            origins.insert((chain.to_string(), spec(&line)), origin);
+            origins
+                .entry((chain.to_string(), spec(&line)))
+                .or_insert(origin);
         }
     }
     for (i, allow) in config.allow.iter().enumerate() {
@@ -384,14 +388,11 @@ fn context<'a>(config: &'a Config, family: Family, facts: &DockerFacts) -> Conte
 /// `[[rule]]` tables or the `[outbound]` policy without a word.
 fn needed(config: &Config) -> Vec<(&'static str, &'static str)> {
     let mut needed = Vec::new();
-    let (out, inbound): (Vec<_>, Vec<_>) = config
-        .rules
-        .iter()
-        .partition(|r| r.direction == host_rule::Direction::Out);
-    if !inbound.is_empty() {
+    let has = |direction| config.rules.iter().any(|r| r.direction == direction);
+    if has(host_rule::Direction::In) {
         needed.push(("rules", "[[rule]] tables (direction \"in\")"));
     }
-    if !out.is_empty() {
+    if has(host_rule::Direction::Out) {
         needed.push(("outbound.rules", "[[rule]] tables with direction \"out\""));
     }
     if config.outbound != host_rule::OutboundPolicy::Accept {
@@ -649,6 +650,21 @@ mod tests {
             text.contains("-A DOCKER-USER -i eth0 -m conntrack --ctstate DNAT"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_line_two_rules_render_alike_comes_from_the_first() {
+        let config = Config::parse(
+            "[[rule]]\naction = \"deny\"\nport = 23\n[[rule]]\naction = \"deny\"\nport = 23\n",
+            std::path::Path::new("/etc/x.toml"),
+        )
+        .unwrap();
+        let origins = rule_origins(&config, Family::V4);
+        let key = (
+            "INPUT".to_string(),
+            "-p tcp -m tcp --dport 23 -j DROP".to_string(),
+        );
+        assert_eq!(origins[&key], "[[rule]] 1 (deny)");
     }
 
     #[test]

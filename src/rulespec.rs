@@ -27,29 +27,8 @@ use std::ops::Range;
 
 use ipnet::IpNet;
 
-use crate::config::{parse_cidr, Allow, Ports, Proto};
-use crate::host_rule::{Action, Direction, Rule};
-
-/// The action named `word` (`allow`, `deny`, `reject`, `limit`).
-pub fn action_named(word: &str) -> Option<Action> {
-    [Action::Allow, Action::Deny, Action::Reject, Action::Limit]
-        .into_iter()
-        .find(|a| a.as_str() == word)
-}
-
-/// `tcp`, `udp`, or `any` (`None`: tcp and udp with ports, every protocol without).
-fn proto_named(word: &str) -> Option<Option<Proto>> {
-    match word {
-        "tcp" => Some(Some(Proto::Tcp)),
-        "udp" => Some(Some(Proto::Udp)),
-        "any" => Some(None),
-        _ => None,
-    }
-}
-
-fn proto_name(proto: Option<Proto>) -> &'static str {
-    proto.map_or("any", Proto::as_str)
-}
+use crate::config::{parse_cidr, Ports, Proto};
+use crate::host_rule::{proto_named, proto_word, Action, Direction, Rule};
 
 /// A rule that allows nothing yet: `action`, in, every protocol, port and address.
 fn new_rule(action: Action) -> Rule {
@@ -76,22 +55,12 @@ pub fn same_rule(a: &Rule, b: &Rule) -> bool {
     plain(a) == plain(b)
 }
 
-/// An `[[allow]]` table (or `[ssh]`) as the rule it is ([`Rule::from_allow`]), with the
-/// sources `["0.0.0.0/0", "::/0"]` as anywhere (no `from`), as a `[[rule]]` writes it.
-pub fn from_allow(allow: &Allow) -> Rule {
-    let mut rule = Rule::from_allow(allow);
-    let anywhere = matches!(rule.from.as_slice(), [a, b]
-        if a.prefix_len() == 0 && b.prefix_len() == 0 && a.addr().is_ipv4() != b.addr().is_ipv4());
-    if anywhere {
-        rule.from.clear();
-    }
-    rule
-}
-
 /// A word of a SPEC that cannot be used, and what is allowed there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecError {
+    /// The word of the SPEC as given (`443/icmp`), or the keyword that lacks its value.
     pub word: String,
+    /// What is wrong with it and what is allowed there.
     pub message: String,
 }
 
@@ -137,8 +106,9 @@ impl<'a> Words<'a> {
     }
 }
 
-/// A `/etc/services` lookup: the port of service `name` (or alias), and whether it is
-/// listed for tcp and udp (`None`).
+/// A `/etc/services` lookup (services(5): `name port/proto [aliases…]`, `#` comments):
+/// the port of service `name` (or alias), and its protocol, `None` when it is listed for
+/// both tcp and udp. `None` when no line names it.
 pub fn service(services: &str, name: &str) -> Option<(u16, Option<Proto>)> {
     let mut found: Option<(u16, Option<Proto>)> = None;
     for line in services.lines() {
@@ -199,7 +169,7 @@ pub fn parse(action: Action, words: &[String], services: &str) -> Parsed<Rule> {
 /// Parses the SPEC of `delete`: an action first, then as [`parse`].
 pub fn parse_with_action(words: &[String], services: &str) -> Parsed<Rule> {
     let first = words.first().map_or("", String::as_str);
-    let action = action_named(first).ok_or_else(|| {
+    let action = Action::named(first).ok_or_else(|| {
         SpecError::new(
             first,
             "expected a rule number (see `iptables-docker rules`) or an action: allow, deny, \
@@ -280,8 +250,8 @@ fn protocol(
             word,
             format!(
                 "/etc/services lists it for {} only, not {}",
-                proto_name(implied),
-                proto_name(given)
+                proto_word(implied),
+                proto_word(given)
             ),
         )),
     }
@@ -484,7 +454,7 @@ pub fn to_table(rule: &Rule) -> toml_edit::Table {
         t["direction"] = value("out");
     }
     if !rule.ports.is_empty() || rule.proto.is_some() {
-        t["proto"] = value(proto_name(rule.proto));
+        t["proto"] = value(proto_word(rule.proto));
     }
     match rule.ports.as_slice() {
         [] => {}
@@ -570,7 +540,8 @@ pub fn append_rule(text: &str, rule: &Rule) -> Result<String, EditError> {
     Ok(out)
 }
 
-/// The number of tables of the array of tables `key` (`rule`, `allow`).
+/// The number of tables of the array of tables `key` (`rule`, `allow`). An error when
+/// `text` is not TOML or `key` is not written as `[[key]]` tables.
 pub fn count(text: &str, key: &str) -> Result<usize, EditError> {
     Ok(table_lines(text, key)?.len())
 }

@@ -149,3 +149,133 @@ echo "=== AFTER"; dump
     assert!(s["ERR2"].contains("directory /run/work"), "{}", s["ERR2"]);
     assert_eq!(s["AFTER"], s["BEFORE"]);
 }
+
+/// Receives syslog datagrams on journald's socket path (the namespace's private /run) into
+/// /run/work/syslog; `$logger` is its PID.
+const SYSLOG: &str = r#"mkdir -p /run/systemd/journal
+python3 -c 'import socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/run/systemd/journal/dev-log")
+while True:
+    open("/run/work/syslog", "ab").write(s.recv(65536) + b"\n")' &
+logger=$!
+for _ in $(seq 100); do [ -S /run/systemd/journal/dev-log ] && break; sleep 0.05; done
+watchdog_done() { for _ in $(seq 600); do pgrep -f '^/proc/self/exe .*confirm-watchdog' > /dev/null || return 0; sleep 0.05; done; return 1; }
+"#;
+
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn the_last_good_policy_is_only_the_confirmed_one_and_a_lone_rollback_is_reported() {
+    require_netns("confirm", &[]);
+    let script = format!(
+        r#"{SETUP}{SYSLOG}
+cfg="--config /run/work/config.toml"
+printf '[ssh]\nport = 22\n' > /run/work/config.toml
+"$BIN" $cfg start > /dev/null 2>&1
+cp /run/iptd/last-good-v4 /run/work/good0
+# Not confirmed, the session gone: killed once the watchdog runs.
+"$BIN" $cfg allow 8443/tcp --apply --confirm 2 < /dev/null > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 400); do pgrep -f '^/proc/self/exe .*confirm-watchdog' > /dev/null && break; sleep 0.05; done
+kill -9 $pid
+watchdog_done
+echo "=== GOOD"; cmp /run/iptd/last-good-v4 /run/work/good0 && echo same
+echo "=== STATUS"; "$BIN" $cfg status || true
+echo "=== JSON"; "$BIN" $cfg status --json 2> /dev/null || true
+echo "=== SYSLOG"; cat /run/work/syslog 2> /dev/null || true
+# An unconfirmed reload with its terminal there: last good unchanged as well.
+printf '[ssh]\nport = 2222\n' > /run/work/config.toml
+rc=0; "$BIN" $cfg reload --confirm 1 < /dev/null > /dev/null 2>&1 || rc=$?
+echo "=== RELOAD"; echo $rc; cmp /run/iptd/last-good-v4 /run/work/good0 && echo same
+# Confirmed from another session: the new policy becomes the last good one.
+"$BIN" $cfg reload --confirm 5 < /dev/null > /dev/null 2>&1 &
+pid=$!
+until "$BIN" confirm > /dev/null 2>&1; do sleep 0.05; done
+wait $pid
+echo "=== CONFIRMED"; grep -q -- "--dport 2222" /run/iptd/last-good-v4 && echo yes || echo no
+echo "=== STATUS2"; "$BIN" $cfg status || true
+kill $logger
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 90)));
+    assert_eq!(
+        s["GOOD"].trim(),
+        "same",
+        "last good holds the unconfirmed policy"
+    );
+    assert!(
+        s["STATUS"].contains("last change NOT CONFIRMED: made with --confirm, rolled back at ")
+            && s["STATUS"].contains("the previous ruleset was put back"),
+        "{}",
+        s["STATUS"]
+    );
+    let json: serde_json::Value = serde_json::from_str(&s["JSON"]).expect("status --json");
+    let rollback = &json["last_rollback"];
+    assert!(
+        rollback["at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{json}"
+    );
+    assert!(
+        rollback["outcome"]
+            .as_str()
+            .is_some_and(|o| o.contains("config.toml as it was")),
+        "{json}"
+    );
+    assert!(
+        s["SYSLOG"].contains("iptables-docker[")
+            && s["SYSLOG"].contains("was not confirmed in time"),
+        "nothing in the journal: {}",
+        s["SYSLOG"]
+    );
+    assert_eq!(s["RELOAD"].lines().collect::<Vec<_>>(), ["152", "same"]);
+    assert_eq!(
+        s["CONFIRMED"].trim(),
+        "yes",
+        "the confirmed policy is not the last good"
+    );
+    assert!(!s["STATUS2"].contains("NOT CONFIRMED"), "{}", s["STATUS2"]);
+}
+
+/// The apply process dies as the kernel is changed (a PATH stand-in for the restore kills
+/// it, then runs the real one): the watchdog and its record existed before, so the previous
+/// ruleset still comes back.
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn the_watchdog_runs_before_the_kernel_changes() {
+    require_netns("confirm", &[]);
+    let script = format!(
+        r#"{SETUP}{SYSLOG}
+real=$(command -v iptables-legacy-restore)
+mkdir -p /run/work/die
+cat > /run/work/die/iptables-legacy-restore <<STANDIN
+#!/bin/bash
+case " \$* " in *" --test "*) ;; *)
+  ls /run/iptd/confirm > /run/work/at-write 2>&1
+  pgrep -f '^/proc/self/exe .*confirm-watchdog' > /dev/null && echo watchdog >> /run/work/at-write
+  kill -9 \$PPID;;
+esac
+exec $real "\$@"
+STANDIN
+chmod +x /run/work/die/iptables-legacy-restore
+rc=0; PATH=/run/work/die:$PATH "$BIN" start --confirm 2 < /dev/null > /dev/null 2>&1 || rc=$?
+echo "=== RC"; echo $rc
+echo "=== AT WRITE"; cat /run/work/at-write
+echo "=== DURING"; dump
+watchdog_done
+echo "=== AFTER"; dump
+kill $logger
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 60)));
+    assert_eq!(s["RC"].trim(), "137", "the stand-in did not kill the apply");
+    let at_write: Vec<&str> = s["AT WRITE"].lines().collect();
+    assert!(
+        at_write.iter().any(|l| l.starts_with("pending-")) && at_write.contains(&"watchdog"),
+        "at the first write: {at_write:?}"
+    );
+    assert!(
+        s["DURING"].contains(":INPUT DROP"),
+        "the write did not happen"
+    );
+    assert_eq!(s["AFTER"], s["BEFORE"], "not rolled back");
+}

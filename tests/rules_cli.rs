@@ -220,8 +220,27 @@ fn delete_n_and_delete_spec_remove_exactly_that_rule() {
         (&["delete", "1"][..], "there is no rule 1"),
         (&["delete", "deny", "22"], "no rule of"),
         (&["delete", "22"], "there is no rule 22"),
+        // More digits than a number holds: still the number as given (was "rule 0").
+        (
+            &["delete", "99999999999999999999999"],
+            "there is no rule 99999999999999999999999 in",
+        ),
+        (
+            &["delete", "allow", "22/tcp"],
+            "`allow 22/tcp` is the [ssh] table of",
+        ),
     ];
     assert_refused(&t.path, &refused, 1);
+}
+
+/// An `[[allow]]` that says what `[ssh]` says is still deleted by its SPEC (`[ssh]`, first
+/// in evaluation order, used to hide it: "no rule is `allow 22/tcp`").
+#[test]
+fn delete_spec_finds_an_allow_that_ssh_repeats() {
+    let t = temp_config(Some("[ssh]\nport = 22\n\n[[allow]]\nport = 22\n"));
+    let (rc, _, err) = run(&t.path, &["delete", "allow", "22/tcp"]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(read(&t.path), "[ssh]\nport = 22\n");
 }
 
 /// Runs each command line of `cases`: it exits `code`, its stderr says what the case
@@ -301,6 +320,13 @@ fn an_edit_the_loader_refuses_is_not_written() {
         t.path.display()
     );
     assert!(err.starts_with(&says), "{err}");
+    // The lines named are not in the file: the hint says they are the rule's, as appended.
+    let lines = read(&t.path).lines().count();
+    let hint = format!(
+        "hint: the lines from {} on are the rule as it would be appended, shown as `",
+        lines + 1
+    );
+    assert!(err.contains(&hint), "{err}");
     // A file that does not load is not edited at all.
     let broken = temp_config(Some("[ssh]\nport = 70000\n"));
     let (rc, _, err) = run(&broken.path, &["allow", "80"]);

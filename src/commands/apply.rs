@@ -20,6 +20,7 @@ use crate::ruleset::{self, TableName};
 use crate::system;
 use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::{ChildLock, XtablesLock};
+use crate::system::pending;
 use crate::system::state::StateDir;
 
 use super::{
@@ -110,17 +111,23 @@ fn apply_config(
         backend: selection.backend,
         families: managed_families(&config),
         keep_chains: &kept,
+        confirm,
     };
     let done = transact(global, state, verb, &scope, &inputs, &plan_one)?;
-    for plan in &done.plans {
-        state.record_last_good(plan.family, &last_good(&config, &template, plan)?)?;
-    }
+    let good = (done.plans.iter())
+        .map(|plan| Ok((plan.family, last_good(&config, &template, plan)?)))
+        .collect::<Result<Vec<_>>>()?;
     state.set_degraded(None)?;
-    match confirm {
-        Some(window) if !done.snapshots.is_empty() => {
-            confirm::await_operator(global, selection.backend, state, &done.snapshots, window)
+    match done.armed {
+        // Last good only once confirmed: an unconfirmed policy may be the lockout.
+        Some(armed) => armed.await_operator(global, state, &good),
+        None => {
+            pending::clear_outcomes(state);
+            for (family, good) in &good {
+                state.record_last_good(*family, good)?;
+            }
+            Ok(())
         }
-        _ => Ok(()),
     }
 }
 
@@ -191,6 +198,7 @@ fn stop(global: &Global, state: &StateDir) -> Result<()> {
         backend: selection.backend,
         families,
         keep_chains: &keep,
+        confirm: None,
     };
     transact(global, state, Verb::Stop, &scope, &inputs, &plan_one)?;
     state.set_degraded(None)
@@ -250,6 +258,7 @@ fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
             backend: selection.backend,
             families: bare,
             keep_chains: &keep,
+            confirm: None,
         };
         transact(global, state, Verb::Start, &scope, &inputs, &plan_one)?;
         said.extend(
@@ -296,18 +305,20 @@ fn fallback_policies(
         .collect()
 }
 
-/// What an apply covers: the backend, the families, the chains kept as Docker's are.
+/// What an apply covers: the backend, the families, the chains kept as Docker's are, and
+/// the `--confirm` window, if one was asked for.
 struct Scope<'a> {
     backend: Backend,
     families: Vec<Family>,
     keep_chains: &'a [String],
+    confirm: Option<confirm::Window<'a>>,
 }
 
 /// What an apply wrote.
 struct Done {
     plans: Vec<FamilyPlan>,
-    /// The snapshots taken of the families that changed.
-    snapshots: Vec<(Family, PathBuf)>,
+    /// With `--confirm`, when a family changed: the watchdog armed before the first write.
+    armed: Option<confirm::Armed>,
 }
 
 /// Under the xtables lock: plans every family of `scope` with `plan_one`, checks each
@@ -330,7 +341,13 @@ fn transact(
         .collect::<Result<Vec<_>>>()?;
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     let mut plans = plan_families(&tools, state, plan_one, inputs)?;
-    let snapshots = write_families(state, &mut plans, scope.keep_chains, plan_one)?;
+    let arm = |snapshots: &[(Family, PathBuf)]| match scope.confirm {
+        Some(window) if !snapshots.is_empty() => {
+            confirm::arm(global, scope.backend, state, snapshots, window).map(Some)
+        }
+        _ => Ok(None),
+    };
+    let armed = write_families(state, &mut plans, scope.keep_chains, plan_one, &arm)?;
     for (ipt, plan, saved) in &plans {
         record_applied(state, ipt, plan, saved, inputs)?;
         if !plan.changed.is_empty() {
@@ -346,9 +363,12 @@ fn transact(
     drop(lock);
     Ok(Done {
         plans: plans.into_iter().map(|(_, plan, _)| plan).collect(),
-        snapshots,
+        armed,
     })
 }
+
+/// Given the snapshots just written, starts the `--confirm` watchdog if one is due.
+type Arm<'a> = dyn Fn(&[(Family, PathBuf)]) -> Result<Option<confirm::Armed>> + 'a;
 
 /// One family's tools, plan and the `iptables-save` text it was planned from.
 type Planned<'a> = (&'a Iptables, FamilyPlan, String);
@@ -433,15 +453,18 @@ fn check_docker_nftables(selection: &Selection, config: &Config, mode: Mode) -> 
     Ok(())
 }
 
-/// Snapshots every family that changes, then writes them one transaction each
-/// ([`write::apply`]: on nft re-planned with `plan_one` when the edit no longer applies);
-/// if one fails, puts back those written. The snapshots written, per family.
+/// Snapshots every family that changes, hands the snapshots to `arm` (which starts the
+/// `--confirm` watchdog, so that it runs before the kernel changes), then writes them one
+/// transaction each ([`write::apply`]: on nft re-planned with `plan_one` when the edit no
+/// longer applies); if one fails, puts back those written and withdraws the watchdog
+/// (left armed when putting back failed: its rollback is one more try). What `arm` gave.
 fn write_families(
     state: &StateDir,
     plans: &mut [Planned<'_>],
     keep_chains: &[String],
     plan_one: &PlanOne<'_>,
-) -> Result<Vec<(Family, PathBuf)>> {
+    arm: &Arm<'_>,
+) -> Result<Option<confirm::Armed>> {
     let mut snapshots = Vec::new();
     let snapshot = StateDir::new_snapshot_name();
     for (ipt, plan, saved) in plans.iter() {
@@ -452,6 +475,7 @@ fn write_families(
             ));
         }
     }
+    let armed = arm(&snapshots)?;
     for done in 0..plans.len() {
         let (ipt, plan, saved) = &mut plans[done];
         if plan.changed.is_empty() {
@@ -460,10 +484,16 @@ fn write_families(
         let family = ipt.family;
         let replan = |saved: &str| plan_one(family, saved);
         if let Err(err) = write::apply(ipt, plan, saved, &replan) {
-            return Err(roll_back(&plans[..=done], keep_chains, err));
+            let err = roll_back(&plans[..=done], keep_chains, err);
+            if err.kind() != Kind::RollbackFailed {
+                if let Some(armed) = armed {
+                    armed.cancel();
+                }
+            }
+            return Err(err);
         }
     }
-    Ok(snapshots)
+    Ok(armed)
 }
 
 /// Puts the changed tables of every family written so far back as they were found.

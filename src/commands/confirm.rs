@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cli::Global;
 use crate::error::{Error, Kind, Result};
+use crate::fallback::LastGood;
 use crate::family::Family;
 use crate::ruleset;
 use crate::system;
@@ -59,52 +60,98 @@ impl Window<'_> {
     }
 }
 
-/// Records the pending apply, starts the watchdog, and waits for the outcome.
-pub fn await_operator(
+/// A `--confirm` apply made safe before the kernel changes: its pending record exists and
+/// its watchdog runs (in its own session, so a terminal that dies takes neither along).
+/// Whatever happens to the applying process from here on, the watchdog rolls back at the
+/// deadline unless the change is confirmed.
+pub struct Armed {
+    pending: Pending,
+    seconds: u64,
+}
+
+/// Records the pending apply with the snapshots it goes back to and starts the watchdog,
+/// whose deadline is `window.seconds` from now until [`Armed::await_operator`] sets it
+/// again once the new ruleset runs. Call it after the snapshots are written and before
+/// the first table is.
+pub fn arm(
     global: &Global,
     backend: Backend,
     state: &StateDir,
     snapshots: &[(Family, PathBuf)],
     window: Window<'_>,
-) -> Result<()> {
-    let seconds = window.seconds;
+) -> Result<Armed> {
+    pending::clear_outcomes(state);
     let pending = Pending::create(state, snapshots, window.edit)?;
-    let deadline = now_ms() + u128::from(seconds) * 1000;
-    spawn_watchdog(global, backend, &pending.token, deadline)?;
-    eprintln!(
-        "Type `yes` within {seconds} s to keep the new ruleset (or run `iptables-docker confirm` \
-         from another session); otherwise the previous ruleset comes back."
-    );
-    let state_for_input = state.clone();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines().map_while(|l| l.ok()) {
-            if matches!(line.trim(), "yes" | "y") {
-                pending::confirm_all(&state_for_input);
-                break;
-            }
+    let deadline = now_ms() + u128::from(window.seconds) * 1000;
+    if let Err(e) = spawn_watchdog(global, backend, &pending.token, deadline) {
+        pending.cancel();
+        return Err(e);
+    }
+    Ok(Armed {
+        pending,
+        seconds: window.seconds,
+    })
+}
+
+impl Armed {
+    /// The apply wrote nothing (it failed and undid itself): no rollback is due.
+    pub fn cancel(self) {
+        self.pending.cancel();
+    }
+
+    /// The new ruleset runs: keeps `last_good` (per family) as the last good policy to
+    /// be, starts the window, and waits for the operator or the watchdog's outcome.
+    pub fn await_operator(
+        self,
+        global: &Global,
+        state: &StateDir,
+        last_good: &[(Family, LastGood)],
+    ) -> Result<()> {
+        for (family, good) in last_good {
+            self.pending.record_last_good(*family, good)?;
         }
-    });
-    let give_up = deadline + u128::from(global.wait) * 1000 + 30_000;
-    loop {
-        match pending.status() {
-            Status::Confirmed => {
-                pending.clean_up();
-                println!("confirmed: the new ruleset stays");
-                return Ok(());
+        let (seconds, pending) = (self.seconds, self.pending);
+        let deadline = now_ms() + u128::from(seconds) * 1000;
+        pending.set_deadline(deadline)?;
+        eprintln!(
+            "Type `yes` within {seconds} s to keep the new ruleset (or run `iptables-docker \
+             confirm` from another session); otherwise the previous ruleset comes back."
+        );
+        let state_for_input = state.clone();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines().map_while(|l| l.ok()) {
+                if matches!(line.trim(), "yes" | "y") {
+                    pending::confirm_all(&state_for_input);
+                    break;
+                }
             }
-            Status::RolledBack(outcome) => {
-                pending.clean_up();
-                return Err(Error::new(
-                    Kind::NotConfirmed,
-                    format!("not confirmed within {seconds} s: {outcome}"),
-                ));
-            }
-            Status::Waiting | Status::RollingBack if now_ms() < give_up => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            _ => {
-                return Err(Error::failed("the rollback watchdog did not report back")
-                    .hint("check `iptables-docker status`; snapshots are in the state directory"))
+        });
+        let give_up = deadline + u128::from(global.wait) * 1000 + 30_000;
+        loop {
+            match pending.status() {
+                Status::Confirmed => {
+                    pending.settle_confirmed(state);
+                    pending.clean_up();
+                    println!("confirmed: the new ruleset stays");
+                    return Ok(());
+                }
+                Status::RolledBack(outcome) => {
+                    pending.clean_up();
+                    return Err(Error::new(
+                        Kind::NotConfirmed,
+                        format!("not confirmed within {seconds} s: {outcome}"),
+                    ));
+                }
+                Status::Waiting | Status::RollingBack if now_ms() < give_up => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                _ => {
+                    return Err(
+                        Error::failed("the rollback watchdog did not report back").hint(
+                            "check `iptables-docker status`; snapshots are in the state directory",
+                        ),
+                    )
+                }
             }
         }
     }
@@ -136,12 +183,18 @@ fn spawn_watchdog(global: &Global, backend: Backend, token: &str, deadline: u128
 pub fn watchdog(global: &Global, token: &str, deadline_ms: u128) -> Result<()> {
     let state = StateDir::new(&global.state_dir);
     let pending = Pending::open(&state, token);
-    while now_ms() < deadline_ms {
-        if pending.status() != Status::Waiting {
-            pending.forget_edit();
-            return Ok(());
+    while now_ms() < pending.deadline().unwrap_or(deadline_ms) {
+        match pending.status() {
+            Status::Waiting => std::thread::sleep(Duration::from_millis(100)),
+            Status::Confirmed => {
+                pending.settle_confirmed(&state);
+                return Ok(());
+            }
+            _ => {
+                pending.forget_edit();
+                return Ok(());
+            }
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
     if !pending.claim_rollback() {
         return Ok(());
@@ -154,7 +207,11 @@ pub fn watchdog(global: &Global, token: &str, deadline_ms: u128) -> Result<()> {
         Ok(edit) => edit.map(|edit| undo_edit(&edit)),
         Err(e) => Some(format!("; putting the configuration file back FAILED: {e}")),
     };
-    pending.finish_rollback(&format!("{outcome}{}", file.unwrap_or_default()))
+    let outcome = format!("{outcome}{}", file.unwrap_or_default());
+    system::syslog::warning(&format!(
+        "a change made with --confirm was not confirmed in time: {outcome}"
+    ));
+    pending.finish_rollback(&outcome)
 }
 
 /// Puts the edited configuration file back (after the ruleset, whose rollback reads the

@@ -14,9 +14,9 @@ use std::time::Duration;
 use similar::TextDiff;
 
 use crate::cli::{DeleteArgs, EditApply, Global, RuleArgs};
-use crate::config::{self, Allow, Config, Proto};
+use crate::config::{self, Config};
 use crate::error::{Error, Kind, Result};
-use crate::host_rule::{Action, OutboundPolicy, Rule};
+use crate::host_rule::{Action, Rule};
 use crate::report;
 use crate::rulespec::{self, Shown, SpecError};
 use crate::system::file;
@@ -40,15 +40,6 @@ struct Entry {
 /// The rules of `config` in evaluation order: the `[[rule]]` tables, `[ssh]`, the
 /// `[[allow]]` tables; numbered from 1, `[ssh]` not.
 fn entries(config: &Config) -> Vec<Entry> {
-    let ssh = Allow {
-        description: String::new(),
-        proto: Proto::Tcp,
-        ports: config::Ports {
-            first: config.ssh.port,
-            last: config.ssh.port,
-        },
-        from: config.ssh.allow_from.clone(),
-    };
     let rules = config.rules.iter().cloned().enumerate();
     let mut out: Vec<Entry> = rules
         .map(|(index, rule)| Entry {
@@ -60,13 +51,13 @@ fn entries(config: &Config) -> Vec<Entry> {
     out.push(Entry {
         number: None,
         table: ("ssh", 0),
-        rule: rulespec::from_allow(&ssh),
+        rule: Rule::from_ssh(&config.ssh),
     });
     for (index, allow) in config.allow.iter().enumerate() {
         out.push(Entry {
             number: Some(config.rules.len() + index + 1),
             table: ("allow", index),
-            rule: rulespec::from_allow(allow),
+            rule: Rule::from_allow(allow),
         });
     }
     out
@@ -116,7 +107,15 @@ fn parse_current(text: &str, path: &Path) -> Result<Config> {
 /// when the text with it does not load.
 fn with_rule(text: &str, path: &Path, rule: &Rule) -> Result<(String, Rule)> {
     let new = rulespec::append_rule(text, rule).map_err(|e| edit_error(path, e))?;
-    let config = load_edited(&new, path)?;
+    let config = load_edited(&new, path).map_err(|e| {
+        let first = text.lines().count() + 1;
+        e.hint(format!(
+            "the lines from {first} on are the rule as it would be appended, shown as \
+             `{}`; {} was not changed",
+            Shown(rule),
+            path.display()
+        ))
+    })?;
     let read_back = config.rules.last().cloned().unwrap_or_else(|| rule.clone());
     Ok((new, read_back))
 }
@@ -219,11 +218,7 @@ pub fn list(global: &Global) -> Result<()> {
         }
         println!("{line}");
     }
-    let outbound = match config.outbound {
-        OutboundPolicy::Accept => "accept",
-        OutboundPolicy::Deny => "deny",
-        OutboundPolicy::Reject => "reject",
-    };
+    let outbound = config.outbound.as_str();
     println!("outbound policy: {outbound} (new connections that no `out` rule matches)");
     println!("{LIST_FOOTER}");
     Ok(())
@@ -234,8 +229,11 @@ fn named<'a>(entries: &'a [Entry], words: &[String], old: &str, path: &Path) -> 
     let listed = "`iptables-docker rules` lists them with their numbers; nothing was changed";
     if let [n] = words {
         if n.bytes().all(|b| b.is_ascii_digit()) {
-            let n: usize = n.parse().unwrap_or(0);
-            let found = entries.iter().find(|e| e.number == Some(n));
+            // Too large for a number: no rule has it (said with the digits as given).
+            let number = n.parse::<usize>().ok();
+            let found = entries
+                .iter()
+                .find(|e| e.number.is_some() && e.number == number);
             return found.ok_or_else(|| {
                 Error::failed(format!("there is no rule {n} in {}", path.display())).hint(listed)
             });
@@ -243,9 +241,22 @@ fn named<'a>(entries: &'a [Entry], words: &[String], old: &str, path: &Path) -> 
     }
     let rule = rulespec::parse_with_action(words, &services()).map_err(bad_spec)?;
     let (_, read_back) = with_rule(old, path, &rule)?;
-    let found = find(entries, &read_back).filter(|e| e.number.is_some());
+    let numbered: Vec<&Entry> = entries.iter().filter(|e| e.number.is_some()).collect();
+    let found = numbered
+        .into_iter()
+        .find(|e| rulespec::same_rule(&e.rule, &read_back));
     found.ok_or_else(|| {
         let spec = Shown(&read_back);
+        if find(entries, &read_back).is_some() {
+            return Error::failed(format!(
+                "`{spec}` is the [ssh] table of {}, which delete does not remove",
+                path.display()
+            ))
+            .hint(
+                "edit [ssh] (port, allow_from) in the file, or put a deny rule for the \
+                 sources to shut out before it; nothing was changed",
+            );
+        }
         Error::failed(format!("no rule of {} is `{spec}`", path.display())).hint(listed)
     })
 }
@@ -263,6 +274,7 @@ pub fn delete(global: &Global, args: &DeleteArgs) -> Result<()> {
     let entry = named(&entries, &args.rule, &old, &path)?;
     let (key, index) = entry.table;
     let new = rulespec::remove_table(&old, key, index).map_err(|e| edit_error(&path, e))?;
+    load_edited(&new, &path)?;
     let what = format!(
         "deleted rule {}: {}",
         entry.number.unwrap_or(0),
@@ -288,8 +300,8 @@ struct Edit<'a> {
 }
 
 impl Edit<'_> {
-    /// Validates, shows (the diff; not with `--quiet`), writes and (with `--apply`)
-    /// applies the edit, `lock` held.
+    /// Shows (the diff; not with `--quiet`), writes and (with `--apply`) applies the
+    /// edit, `lock` held. The new text has been validated ([`load_edited`]) by then.
     fn finish(
         &self,
         global: &Global,
@@ -298,7 +310,6 @@ impl Edit<'_> {
         apply: &EditApply,
     ) -> Result<()> {
         let path = &self.file.path;
-        load_edited(&self.file.after, path)?;
         let before = match self.file.before {
             Some(_) => path.display().to_string(),
             None => "the commented default configuration".to_string(),

@@ -164,7 +164,7 @@ pub fn rollback(global: &Global, args: &RollbackArgs) -> Result<()> {
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     let families = managed_families(&config);
     let taken = StateDir::new_snapshot_name();
-    let mut done: Vec<(Iptables, PutBack)> = Vec::new();
+    let mut puts: Vec<(Iptables, PutBack)> = Vec::new();
     let mut before = Vec::new();
     for (family, path) in files.iter().filter(|(f, _)| families.contains(f)) {
         let ipt = Iptables::new(*family, backend, &child_lock)?;
@@ -177,8 +177,42 @@ pub fn rollback(global: &Global, args: &RollbackArgs) -> Result<()> {
             continue;
         }
         before.push((*family, state.write_backup(&taken, *family, &running)?));
-        if let Err(e) = put.apply(&ipt) {
-            let undo: Vec<String> = done
+        puts.push((ipt, put));
+    }
+    // With --confirm, the watchdog runs before the first table is written.
+    let armed = match args.confirm {
+        Some(seconds) if !before.is_empty() => Some(confirm::arm(
+            global,
+            backend,
+            &state,
+            &before,
+            confirm::Window::ruleset(seconds),
+        )?),
+        _ => None,
+    };
+    if let Err(e) = put_all(&puts, &name, &taken) {
+        if let Some(armed) = armed.filter(|_| e.kind() != crate::error::Kind::RollbackFailed) {
+            armed.cancel();
+        }
+        return Err(e);
+    }
+    drop(lock);
+    println!(
+        "`iptables-docker status` now reports drift from the configured policy until the next \
+         start/reload"
+    );
+    match armed {
+        Some(armed) => armed.await_operator(global, &state, &[]),
+        None => Ok(()),
+    }
+}
+
+/// Writes each family's put-back in turn; if one fails, undoes those written.
+fn put_all(puts: &[(Iptables, PutBack)], name: &str, taken: &str) -> Result<()> {
+    for (written, (ipt, put)) in puts.iter().enumerate() {
+        let family = ipt.family;
+        if let Err(e) = put.apply(ipt) {
+            let undo: Vec<String> = puts[..written]
                 .iter()
                 .filter_map(|(i, p)| p.undo(i).err().map(|e| e.to_string()))
                 .collect();
@@ -203,18 +237,6 @@ pub fn rollback(global: &Global, args: &RollbackArgs) -> Result<()> {
             "{family}: snapshot {name} put back with Docker's rules as they are now; replaced tables {}",
             TableName::list(&put.changed)
         );
-        done.push((ipt, put));
     }
-    drop(lock);
-    println!(
-        "`iptables-docker status` now reports drift from the configured policy until the next \
-         start/reload"
-    );
-    match args.confirm {
-        Some(seconds) if !before.is_empty() => {
-            let window = confirm::Window::ruleset(seconds);
-            confirm::await_operator(global, backend, &state, &before, window)
-        }
-        _ => Ok(()),
-    }
+    Ok(())
 }

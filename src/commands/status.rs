@@ -141,10 +141,21 @@ struct Report {
     last_apply: Option<String>,
     newest_snapshot: Option<String>,
     pending_confirmation: bool,
+    /// The last change made with `--confirm` was not confirmed and its watchdog rolled it
+    /// back while nobody waited for it (the terminal was gone); cleared by the next apply.
+    last_rollback: Option<RollbackReport>,
     /// The configuration's error when it does not load (then `drift` is empty: unchecked).
     config_error: Option<String>,
     families: Vec<FamilyReport>,
     warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct RollbackReport {
+    /// UTC ISO 8601 time the watchdog finished the rollback.
+    at: String,
+    /// What the watchdog did, as it reported it.
+    outcome: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -380,6 +391,10 @@ fn report(global: &Global) -> Result<(Report, Option<Error>)> {
             .pop()
             .map(|p| p.display().to_string()),
         pending_confirmation: pending::has_pending(&state_dir),
+        last_rollback: pending::last_rollback(&state_dir).map(|(at, outcome)| RollbackReport {
+            at: utc_iso8601(at, false),
+            outcome,
+        }),
         config_error: config_error.as_ref().map(ToString::to_string),
         warnings,
         families,
@@ -451,6 +466,13 @@ fn render_text(r: &Report, verbose: bool) -> String {
     );
     if r.pending_confirmation {
         out += "an apply made with --confirm is waiting for `iptables-docker confirm`\n";
+    }
+    if let Some(r) = &r.last_rollback {
+        out += &format!(
+            "last change NOT CONFIRMED: made with --confirm, rolled back at {}: {}\n",
+            r.at,
+            r.outcome.trim_end()
+        );
     }
     for f in &r.families {
         out += &family_text(f, verbose);

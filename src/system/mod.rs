@@ -9,6 +9,7 @@ pub mod pending;
 pub mod probe;
 pub mod process;
 pub mod state;
+pub mod syslog;
 pub mod trust;
 
 use crate::error::{Error, Kind, Result};

@@ -8,11 +8,21 @@
 //! text it wrote in `after-<token>` and, when the file existed, the text it replaced in
 //! `before-<token>`. The rollback puts that file back too, so that an unconfirmed rule
 //! does not return with the next reload or boot.
+//!
+//! The record and the watchdog exist before the kernel is changed; the apply then writes
+//! `deadline-<token>` (milliseconds since the epoch: the window starts once the new
+//! ruleset runs) and the policy it loaded as candidates for the last good policy,
+//! `good-v4-<token>` / `good-v6-<token>`. Whoever sees the confirmation first moves them
+//! to `<state>/last-good-*` ([`Pending::settle_confirmed`]); a rollback removes them, so
+//! the last good policy is never one that was not confirmed. `outcome-<token>` stays
+//! when nobody waited for it (the terminal was gone): `status` reports it
+//! ([`last_rollback`]) until the next apply clears it ([`clear_outcomes`]).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
+use crate::fallback::LastGood;
 use crate::family::Family;
 use crate::system::file;
 use crate::system::state::StateDir;
@@ -179,11 +189,53 @@ impl Pending {
         Ok(())
     }
 
-    /// Removes the recorded edit of the configuration file, once decided.
+    /// Removes what only matters while undecided: the recorded edit of the configuration
+    /// file, the deadline and the last good candidates not moved into place.
     pub fn forget_edit(&self) {
-        for stage in ["before", "after"] {
+        for stage in ["before", "after", "deadline", "good-v4", "good-v6"] {
             let _ = std::fs::remove_file(self.path(stage));
         }
+    }
+
+    /// Starts the window: the deadline, in milliseconds since the Unix epoch.
+    pub fn set_deadline(&self, deadline_ms: u128) -> Result<()> {
+        file::write_private(&self.path("deadline"), &deadline_ms.to_string())
+    }
+
+    /// The deadline set by [`Pending::set_deadline`], if any.
+    pub fn deadline(&self) -> Option<u128> {
+        std::fs::read_to_string(self.path("deadline"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn candidate(&self, family: Family) -> PathBuf {
+        self.path(&format!("good-{}", family.tag()))
+    }
+
+    /// Keeps `good` as the last good policy of `family` to be, once confirmed.
+    pub fn record_last_good(&self, family: Family, good: &LastGood) -> Result<()> {
+        file::write_private(&self.candidate(family), &good.to_string())
+    }
+
+    /// After the confirmation: the last good candidates become the last good policy (each
+    /// moved by whoever comes first), and the undecided records go.
+    pub fn settle_confirmed(&self, state: &StateDir) {
+        for family in Family::ALL {
+            let _ = std::fs::rename(self.candidate(family), state.last_good_path(family));
+        }
+        self.forget_edit();
+    }
+
+    /// Withdraws a record whose apply wrote nothing (it failed and undid itself): the
+    /// watchdog, finding it gone, ends without a rollback.
+    pub fn cancel(&self) {
+        if std::fs::rename(self.path("pending"), self.path("cancelled")).is_ok() {
+            let _ = std::fs::remove_file(self.path("cancelled"));
+        }
+        self.forget_edit();
     }
 
     pub fn status(&self) -> Status {
@@ -221,9 +273,42 @@ pub fn confirm_all(state: &StateDir) -> usize {
         .filter_map(|n| n.strip_prefix("pending-"))
         .filter(|token| {
             let pending = Pending::open(state, token);
-            std::fs::rename(pending.path("pending"), pending.path("confirmed")).is_ok()
+            let won = std::fs::rename(pending.path("pending"), pending.path("confirmed")).is_ok();
+            if won {
+                pending.settle_confirmed(state);
+            }
+            won
         })
         .count()
+}
+
+/// The `outcome-<token>` files in `<state>/confirm`.
+fn outcomes(state: &StateDir) -> Vec<PathBuf> {
+    std::fs::read_dir(confirm_dir(state))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("outcome-"))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// The newest rollback nobody waited for: when the watchdog finished it, and its outcome.
+pub fn last_rollback(state: &StateDir) -> Option<(std::time::SystemTime, String)> {
+    outcomes(state)
+        .into_iter()
+        .filter_map(|path| {
+            let when = std::fs::metadata(&path).ok()?.modified().ok()?;
+            Some((when, std::fs::read_to_string(&path).ok()?))
+        })
+        .max_by_key(|(when, _)| *when)
+}
+
+/// Forgets the rollbacks [`last_rollback`] reports, once a later apply has run.
+pub fn clear_outcomes(state: &StateDir) {
+    for path in outcomes(state) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Whether an apply made with `--confirm` is waiting for its confirmation.
@@ -273,5 +358,40 @@ mod tests {
         assert!(!path.exists());
         let plain = Pending::create(&state, &[], None).unwrap();
         assert_eq!(plain.file_edit().unwrap(), None);
+    }
+
+    fn good(applied_at: u64) -> LastGood {
+        LastGood {
+            applied_at,
+            config: ("built-in".into(), "-".into()),
+            template: ("built-in".into(), "-".into()),
+            keep_chains: Vec::new(),
+            fragment: crate::ruleset::parse("*filter\n:INPUT DROP [0:0]\nCOMMIT\n").unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_last_good_candidate_is_kept_only_once_confirmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(&dir.path().join("state"));
+        state.record_last_good(Family::V4, &good(1)).unwrap();
+        let rolled = Pending::create(&state, &[], None).unwrap();
+        rolled.record_last_good(Family::V4, &good(2)).unwrap();
+        assert!(rolled.claim_rollback());
+        rolled.finish_rollback("put back").unwrap();
+        assert_eq!(state.last_good(Family::V4), Some(good(1)));
+        assert_eq!(
+            last_rollback(&state).map(|(_, o)| o).as_deref(),
+            Some("put back")
+        );
+        clear_outcomes(&state);
+        assert_eq!(last_rollback(&state), None);
+
+        let kept = Pending::open(&state, &format!("{}-x", rolled.token));
+        file::write_private(&kept.path("pending"), "").unwrap();
+        kept.record_last_good(Family::V4, &good(3)).unwrap();
+        assert_eq!(confirm_all(&state), 1);
+        assert_eq!(state.last_good(Family::V4), Some(good(3)));
+        assert!(!kept.candidate(Family::V4).exists());
     }
 }

@@ -135,7 +135,8 @@ impl StateDir {
             .unwrap_or_default()
     }
 
-    fn last_good_path(&self, family: Family) -> PathBuf {
+    /// `<state>/last-good-v4` or `-v6`.
+    pub fn last_good_path(&self, family: Family) -> PathBuf {
         self.root.join(format!("last-good-{}", family.tag()))
     }
 
