@@ -53,18 +53,20 @@ pub fn compose(
     policy: &Policy,
 ) -> Result<Ruleset, String> {
     let empty = TableOwnership::default();
-    let mut tables = Vec::new();
-    for name in Ruleset::table_names(&[current, &policy.fragment]) {
+    let names = Ruleset::table_names(&[current, &policy.fragment]);
+    let composed = crate::ruleset::per_table(&names, |&name| {
         let index = current.tables.iter().position(|t| t.name == name);
         let missing = Table::empty(name);
         let (cur, own) = match index {
             Some(i) => (&current.tables[i], &ownership.tables[i]),
             None => (&missing, &empty),
         };
-        let pol = policy.fragment.table(name);
-        tables.push(compose_table(name, cur, own, pol)?);
-    }
-    Ok(Ruleset { tables })
+        compose_table(name, cur, own, policy.fragment.table(name))
+    });
+    // In table order: the first table's error is the one reported.
+    Ok(Ruleset {
+        tables: composed.into_iter().collect::<Result<_, _>>()?,
+    })
 }
 
 const ZERO: Option<Counters> = Some(Counters {

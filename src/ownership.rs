@@ -349,11 +349,7 @@ pub fn classify_keeping(
         sets: compile(keep_sets),
         docker_user_is_ours: docker_user_is_ours(ruleset, keep_chains, &facts),
     };
-    let tables = ruleset
-        .tables
-        .iter()
-        .map(|t| classify_table(t, &facts, &keep))
-        .collect();
+    let tables = crate::ruleset::per_table(&ruleset.tables, |t| classify_table(t, &facts, &keep));
     DockerOwnership { tables, facts }
 }
 

@@ -383,11 +383,20 @@ fn plan_families<'a>(
     inputs: &str,
 ) -> Result<Vec<Planned<'a>>> {
     std::thread::scope(|scope| {
+        // The other families' saves run while the first is saved and planned (read-only;
+        // the lock is held), instead of each after the family before it is planned.
+        let later = (tools.iter().skip(1))
+            .map(|ipt| Some(scope.spawn(move || ipt.save(None))))
+            .collect::<Vec<_>>();
         let mut plans = Vec::new();
         let mut tests = Vec::new();
         let mut failed = None;
-        for ipt in tools {
-            match plan_family(ipt, state, plan_one, inputs) {
+        for (ipt, save) in tools.iter().zip(std::iter::once(None).chain(later)) {
+            let saved = match save {
+                Some(save) => save.join().expect("a save does not panic"),
+                None => ipt.save(None),
+            };
+            match saved.and_then(|saved| plan_family(ipt, saved, state, plan_one, inputs)) {
                 Ok(Some((plan, saved))) => {
                     let policy = plan.policy.clone();
                     tests.push(scope.spawn(move || test_policy(ipt, &policy)));
@@ -408,15 +417,15 @@ fn plan_families<'a>(
     })
 }
 
-/// One family's plan and the `iptables-save` text it was planned from; `None` when the
-/// family is unchanged since the last apply.
+/// One family's plan from its `iptables-save` text `saved`, with that text; `None` when
+/// the family is unchanged since the last apply.
 fn plan_family(
     ipt: &Iptables,
+    saved: String,
     state: &StateDir,
     plan_one: &PlanOne<'_>,
     inputs: &str,
 ) -> Result<Option<(FamilyPlan, String)>> {
-    let saved = ipt.save(None)?;
     if state.applied(ipt.family).unchanged_since(inputs, &saved) {
         report::info(format_args!(
             "{}: unchanged since the last apply; nothing to change",

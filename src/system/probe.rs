@@ -15,15 +15,26 @@ pub const DAEMON_JSON: &str = "/etc/docker/daemon.json";
 /// for its filter FORWARD chain, once: whether it answers and whether Docker's jumps are
 /// there (a whole `iptables-save` of a host with 20,000 published ports takes ~150 ms).
 pub fn facts(choice: Choice) -> Facts {
-    let docker_nftables = docker_nftables();
     if choice != Choice::Auto {
         return Facts {
-            docker_nftables,
+            docker_nftables: docker_nftables(),
             ..Facts::default()
         };
     }
-    let (legacy_unusable, docker_rules_legacy) = forward_chain(Backend::Legacy);
-    let (nft_unusable, docker_rules_nft) = forward_chain(Backend::Nft);
+    // Three read-only commands that do not depend on each other, run at once: on legacy,
+    // `-S FORWARD` copies the whole filter table out of the kernel (~20 ms at 20,000
+    // published ports), which covers the other two.
+    let (docker_nftables, (legacy_unusable, docker_rules_legacy), (nft_unusable, docker_rules_nft)) =
+        std::thread::scope(|s| {
+            let nft = s.spawn(|| forward_chain(Backend::Nft));
+            let docker = s.spawn(docker_nftables);
+            let legacy = forward_chain(Backend::Legacy);
+            (
+                docker.join().expect("the nftables probe does not panic"),
+                legacy,
+                nft.join().expect("the iptables-nft probe does not panic"),
+            )
+        });
     Facts {
         legacy_unusable,
         nft_unusable,
