@@ -52,12 +52,7 @@ fn normalized(rs: &Ruleset) -> Ruleset {
     let tables = rs
         .tables
         .iter()
-        .filter(|t| {
-            !t.rules.is_empty()
-                || t.chains
-                    .iter()
-                    .any(|c| c.policy != Some(ChainPolicy::Accept))
-        })
+        .filter(|t| holds_something(t))
         .map(|t| {
             let mut t: Table = t.clone();
             t.chains.iter_mut().for_each(|c| c.counters = None);

@@ -249,12 +249,7 @@ const LOOKS_LIKE_DOCKER: &str = "*filter\n-A FORWARD -i docker0 -o wg0 -j ACCEPT
 fn normalized(rs: &Ruleset) -> String {
     rs.tables
         .iter()
-        .filter(|t| {
-            !t.rules.is_empty()
-                || t.chains
-                    .iter()
-                    .any(|c| c.policy != Some(ChainPolicy::Accept))
-        })
+        .filter(|t| holds_something(t))
         .map(ToString::to_string)
         .collect()
 }

@@ -326,3 +326,14 @@ pub fn assert_checks_passed(script: &str, out: &Output, required: &[&str]) -> St
     }
     format!("{} checks passed", checks.passed.len())
 }
+
+/// Whether a saved table holds anything: a rule, or a chain whose policy is not ACCEPT. A
+/// table iptables-legacy once loaded but that holds nothing is the same firewall as no
+/// table, so comparisons leave such tables out.
+pub fn holds_something(table: &ruleset::Table) -> bool {
+    !table.rules.is_empty()
+        || table
+            .chains
+            .iter()
+            .any(|c| c.policy != Some(ChainPolicy::Accept))
+}
