@@ -4,6 +4,8 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
+
 use crate::ownership::{DockerOwnership, Reason, TableOwnership, DOCKER_USER};
 use crate::policy::Policy;
 use crate::rule::target_of;
@@ -82,24 +84,23 @@ fn compose_table(
 ) -> Result<Table, String> {
     let pol_chain = |chain: &str| pol.and_then(|p| p.chain(chain));
     let owns = |chain: &str| pol_chain(chain).is_some_and(|c| !c.is_builtin());
+    let by_chain = cur.rules_by_chain();
     let builtins = builtin_chains_of(name, cur, pol);
     let gone = gone_chains(cur, own, owns);
-    let users = user_chains_of(name, cur, own, pol, owns, &gone)?;
+    let users = user_chains_of(name, cur, own, pol, owns, &gone, &by_chain)?;
     let is_gone = |r: &Rule| {
-        gone.contains(&r.chain.as_str()) || target_of(&r.spec).is_some_and(|t| gone.contains(&t))
+        !gone.is_empty()
+            && (gone.contains(&r.chain.as_str())
+                || target_of(&r.spec).is_some_and(|t| gone.contains(&t)))
     };
 
     // The kept rules of `chain`; of a chain the policy owns, those that survive the
     // takeover in the way `only` says.
     let kept = |chain: &str, only: Option<Takeover>| -> Vec<Rule> {
-        cur.rules
-            .iter()
-            .zip(&own.rules)
-            .filter_map(|(r, reason)| Some((r, reason.as_ref()?)))
+        (by_chain.get(chain).into_iter().flatten())
+            .filter_map(|&i| Some((&cur.rules[i], own.rules[i].as_ref()?)))
             .filter(|(r, reason)| {
-                r.chain == chain
-                    && !is_gone(r)
-                    && (only.is_none() || survives_takeover(cur, own, r, reason) == only)
+                !is_gone(r) && (only.is_none() || survives_takeover(cur, own, r, reason) == only)
             })
             .map(|(r, _)| Rule {
                 counters: r.counters.or(ZERO),
@@ -174,6 +175,7 @@ fn user_chains_of(
     pol: Option<&Table>,
     owns: impl Fn(&str) -> bool,
     gone: &[&str],
+    by_chain: &HashMap<&str, Vec<usize>>,
 ) -> Result<Vec<Chain>, String> {
     let mut users: Vec<Chain> = cur
         .chains
@@ -186,7 +188,7 @@ fn user_chains_of(
         })
         .collect();
     users.retain(|u| !gone.contains(&u.name.as_str()));
-    drop_unreferenced(&mut users, cur, own, owns);
+    drop_unreferenced(&mut users, cur, own, owns, by_chain);
     for chain in pol
         .iter()
         .flat_map(|p| &p.chains)
@@ -235,6 +237,7 @@ fn drop_unreferenced(
     cur: &Table,
     own: &TableOwnership,
     owns: impl Fn(&str) -> bool,
+    by_chain: &HashMap<&str, Vec<usize>>,
 ) {
     let mut reached: Vec<String> = cur
         .chains
@@ -251,11 +254,11 @@ fn drop_unreferenced(
     let mut next = 0;
     while let Some(chain) = reached.get(next).cloned() {
         next += 1;
-        for (rule, reason) in cur.rules.iter().zip(&own.rules) {
-            let Some(reason) = reason else { continue };
-            if rule.chain != chain
-                || owns(&chain) && survives_takeover(cur, own, rule, reason).is_none()
-            {
+        for &i in by_chain.get(chain.as_str()).into_iter().flatten() {
+            let (rule, Some(reason)) = (&cur.rules[i], &own.rules[i]) else {
+                continue;
+            };
+            if owns(&chain) && survives_takeover(cur, own, rule, reason).is_none() {
                 continue;
             }
             if let Some(target) = target_of(&rule.spec) {

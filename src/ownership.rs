@@ -216,14 +216,23 @@ fn dnat_address(value: &str) -> &str {
 impl DockerFacts {
     /// Learns bridges and addresses from the rules of every Docker chain, in every table,
     /// but DOCKER-USER, whose rules are the admin's (and may name external interfaces).
-    /// Rules marked as ours are skipped too: they are not kept.
+    /// Rules marked as ours are skipped too: they are not kept. Each table is read on a
+    /// thread of its own.
     pub fn learn(ruleset: &Ruleset) -> Self {
+        let per_table = crate::ruleset::per_table(&ruleset.tables, Self::learn_table);
         let mut facts = DockerFacts::default();
-        let docker_rules = ruleset
-            .tables
-            .iter()
-            .flat_map(|t| t.rules.iter())
-            .filter(|r| is_docker_chain(&r.chain) && r.chain != "DOCKER-USER");
+        for learned in per_table {
+            facts.bridges.extend(learned.bridges);
+            facts.addresses.extend(learned.addresses);
+        }
+        facts
+    }
+
+    /// [`DockerFacts::learn`] of one table.
+    fn learn_table(table: &Table) -> Self {
+        let mut facts = DockerFacts::default();
+        let docker_rules =
+            (table.rules.iter()).filter(|r| is_docker_chain(&r.chain) && r.chain != "DOCKER-USER");
         for rule in docker_rules {
             if is_our_rule(&rule.spec) {
                 continue;

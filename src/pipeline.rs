@@ -426,19 +426,24 @@ impl Fate<'_> {
 /// Plans one family: `saved` is `iptables-save -c` output (`source` names it in errors).
 /// A pure function of the saved ruleset, the configuration and the template text; the
 /// apply record plays no part ([`FamilyPlan::skip_applied`] is the one place it may).
+/// `rendered` sees the policy once it is rendered, before it is composed.
 pub fn plan(
     family: Family,
     saved: &str,
     source: &str,
-    config: &Config,
-    template: &Template,
+    (config, template): (&Config, &Template),
     mode: Mode,
+    rendered: &dyn Fn(&Policy),
 ) -> Result<FamilyPlan> {
     let current = parse_saved(saved, source)?;
     let keep = (config.kept_chains(), config.kept_sets());
-    plan_with(family, current, (&keep.0, &keep.1), |facts| match mode {
-        Mode::Start => policy::render(config, template, family, facts),
-        Mode::Stop => Ok(Policy::open()),
+    plan_with(family, current, (&keep.0, &keep.1), |facts| {
+        let policy = match mode {
+            Mode::Start => policy::render(config, template, family, facts)?,
+            Mode::Stop => Policy::open(),
+        };
+        rendered(&policy);
+        Ok(policy)
     })
 }
 
@@ -503,7 +508,15 @@ mod tests {
         let current = ruleset::parse(saved).unwrap();
         let plan_as = |mode| {
             let config = Config::builtin();
-            plan(Family::V4, saved, "t", &config, &Template::builtin(), mode).unwrap()
+            plan(
+                Family::V4,
+                saved,
+                "t",
+                (&config, &Template::builtin()),
+                mode,
+                &|_| {},
+            )
+            .unwrap()
         };
         let (start, stop) = (plan_as(Mode::Start), plan_as(Mode::Stop));
         let filter = |p: &FamilyPlan| p.desired.table(TableName::Filter).unwrap().clone();
@@ -539,9 +552,9 @@ mod tests {
             Family::V4,
             saved,
             "t",
-            &config,
-            &Template::builtin(),
+            (&config, &Template::builtin()),
             Mode::Start,
+            &|_| {},
         )
         .unwrap();
         assert_eq!(first.changed, [TableName::Filter]);
@@ -551,9 +564,9 @@ mod tests {
             Family::V4,
             &again,
             "t",
-            &config,
-            &Template::builtin(),
+            (&config, &Template::builtin()),
             Mode::Start,
+            &|_| {},
         )
         .unwrap();
         assert!(second.changed.is_empty());

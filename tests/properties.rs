@@ -373,9 +373,9 @@ fn plan_of(text: &str, family: Family, config: &Config, mode: Mode) -> Ruleset {
         family,
         text,
         "generated",
-        config,
-        &Template::builtin(),
+        (config, &Template::builtin()),
         mode,
+        &|_| {},
     )
     .unwrap_or_else(|e| panic!("plan failed: {e}\n{text}"));
     p.desired
@@ -489,7 +489,7 @@ proptest! {
         let mode = if stop { Mode::Stop } else { Mode::Start };
         let config = start_config(&keep, containers);
         let once = plan_of(&text, family, &config, mode);
-        let again = plan(family, &once.to_string(), "planned", &config, &Template::builtin(), mode)
+        let again = plan(family, &once.to_string(), "planned", (&config, &Template::builtin()), mode, &|_| {})
             .expect("plans again");
         prop_assert!(
             again.desired == once,

@@ -13,7 +13,7 @@ use crate::error::{Error, Kind, Result};
 use crate::fallback::{self, LastGood};
 use crate::family::Family;
 use crate::guard;
-use crate::pipeline::{self, Applied, FamilyPlan, Mode};
+use crate::pipeline::{self, Applied, Counts, FamilyPlan, Mode};
 use crate::policy::{Policy, Template};
 use crate::report::{self, Level};
 use crate::ruleset::{self, TableName};
@@ -45,8 +45,14 @@ impl Verb {
     }
 }
 
-/// Plans one family from its `iptables-save` text, the apply record already consulted.
-type PlanOne<'a> = dyn Fn(Family, &str) -> Result<FamilyPlan> + 'a;
+/// Plans one family from its `iptables-save` text, the apply record already consulted;
+/// hands a policy that needs `iptables-restore --test` to the [`Tester`] as soon as it is
+/// rendered.
+type PlanOne<'a> = dyn Fn(Family, &str, &Tester<'_>) -> Result<FamilyPlan> + Sync + 'a;
+
+/// Where a rendered policy goes to be checked (`iptables-restore --test`) while its family
+/// is composed; a no-op for a re-plan, whose policy was checked the first time.
+type Tester<'a> = dyn Fn(&Policy) + 'a;
 
 /// Applies `verb`; with `confirm: Some(window)`, waits for the operator and rolls back
 /// without a confirmation.
@@ -104,8 +110,16 @@ fn apply_config(
     check_docker_nftables(&selection, &config, Mode::Start)?;
     let inputs =
         pipeline::inputs_fingerprint(&system::binary_identity(), Mode::Start, &config, &template);
-    let plan_one =
-        |family, saved: &str| plan_running(family, saved, (&config, &template), Mode::Start, state);
+    let plan_one = |family, saved: &str, tester: &Tester<'_>| {
+        plan_running(
+            family,
+            saved,
+            (&config, &template),
+            Mode::Start,
+            state,
+            tester,
+        )
+    };
     let kept = config.kept_chains();
     let scope = Scope {
         backend: selection.backend,
@@ -114,8 +128,8 @@ fn apply_config(
         confirm,
     };
     let done = transact(global, state, verb, &scope, &inputs, &plan_one)?;
-    let good = (done.plans.iter())
-        .map(|plan| Ok((plan.family, last_good(&config, &template, plan)?)))
+    let good = (done.policies.iter())
+        .map(|(family, policy)| Ok((*family, last_good(&config, &template, policy)?)))
         .collect::<Result<Vec<_>>>()?;
     state.set_degraded(None)?;
     match done.armed {
@@ -131,7 +145,7 @@ fn apply_config(
     }
 }
 
-fn last_good(config: &Config, template: &Template, plan: &FamilyPlan) -> Result<LastGood> {
+fn last_good(config: &Config, template: &Template, policy: &Policy) -> Result<LastGood> {
     let config_file = match &config.path {
         Some(path) => (
             path.display().to_string(),
@@ -151,21 +165,26 @@ fn last_good(config: &Config, template: &Template, plan: &FamilyPlan) -> Result<
         config: config_file,
         template: (template_name, ruleset::fingerprint_of(&template.source)),
         keep_chains: config.kept_chains(),
-        fragment: plan.policy.fragment.clone(),
+        fragment: policy.fragment.clone(),
     })
 }
 
-/// Plans `family` with a fixed `policy` (open, a last good or the minimal one).
+/// Plans `family` with a fixed `policy` (open, a last good or the minimal one), handed to
+/// `tester` before it is composed.
 fn plan_fixed(
     family: Family,
     saved: &str,
     keep: (&[String], &[String]),
     policy: &Policy,
     state: &StateDir,
+    tester: &Tester<'_>,
 ) -> Result<FamilyPlan> {
     let source = format!("{}-save output", family.command());
     let current = pipeline::parse_saved(saved, &source)?;
-    let mut plan = pipeline::plan_with(family, current, keep, |_| Ok(policy.clone()))?;
+    let mut plan = pipeline::plan_with(family, current, keep, |_| {
+        tester(policy);
+        Ok(policy.clone())
+    })?;
     plan.skip_applied(&state.applied(family));
     Ok(plan)
 }
@@ -192,8 +211,11 @@ fn stop(global: &Global, state: &StateDir) -> Result<()> {
         &Config::builtin(),
         &Template::builtin(),
     );
+    // The open policy is ours and fixed: there is nothing in it to check.
     let open = Policy::open();
-    let plan_one = |family, saved: &str| plan_fixed(family, saved, (&keep, &sets), &open, state);
+    let plan_one = |family, saved: &str, _: &Tester<'_>| {
+        plan_fixed(family, saved, (&keep, &sets), &open, state, &|_| {})
+    };
     let scope = Scope {
         backend: selection.backend,
         families,
@@ -247,12 +269,12 @@ fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
             .map(|(_, p, _)| p.fragment.to_string())
             .collect();
         let inputs = ruleset::fingerprint_of(&format!("fallback {text}"));
-        let plan_one = |family, saved: &str| {
+        let plan_one = |family, saved: &str, tester: &Tester<'_>| {
             let (_, policy, _) = fallbacks
                 .iter()
                 .find(|(f, ..)| *f == family)
                 .expect("a fallback per family");
-            plan_fixed(family, saved, (&keep, &[]), policy, state)
+            plan_fixed(family, saved, (&keep, &[]), policy, state, tester)
         };
         let scope = Scope {
             backend: selection.backend,
@@ -316,7 +338,8 @@ struct Scope<'a> {
 
 /// What an apply wrote.
 struct Done {
-    plans: Vec<FamilyPlan>,
+    /// The policy of each family planned.
+    policies: Vec<(Family, Policy)>,
     /// With `--confirm`, when a family changed: the watchdog armed before the first write.
     armed: Option<confirm::Armed>,
 }
@@ -347,13 +370,13 @@ fn transact(
         }
         _ => Ok(None),
     };
-    let armed = write_families(state, &mut plans, scope.keep_chains, plan_one, &arm)?;
-    for (ipt, plan, saved) in &plans {
-        record_applied(state, ipt, plan, saved, inputs)?;
+    let written = write_families(state, &mut plans, scope.keep_chains, plan_one, &arm, inputs)?;
+    for ((ipt, plan, _), (applied, counts)) in plans.iter().zip(&written.records) {
+        state.record_applied(ipt.family, applied)?;
         if !plan.changed.is_empty() {
             state.record_removed_chains(ipt.family, &plan.removed_chains())?;
         }
-        report(plan);
+        report(plan, counts);
     }
     report::info(format_args!(
         "{}: done in {} ms",
@@ -361,9 +384,16 @@ fn transact(
         started.elapsed().as_millis()
     ));
     drop(lock);
+    let policies = (plans.iter())
+        .map(|(_, plan, _)| (plan.family, plan.policy.clone()))
+        .collect();
+    // The command ends with this apply, and freeing a large Docker host's rulesets one
+    // string at a time (hundreds of thousands) takes longer than everything after the
+    // write: the memory goes back at exit.
+    std::mem::forget(plans);
     Ok(Done {
-        plans: plans.into_iter().map(|(_, plan, _)| plan).collect(),
-        armed,
+        policies,
+        armed: written.armed,
     })
 }
 
@@ -374,8 +404,10 @@ type Arm<'a> = dyn Fn(&[(Family, PathBuf)]) -> Result<Option<confirm::Armed>> + 
 type Planned<'a> = (&'a Iptables, FamilyPlan, String);
 
 /// Plans every family not unchanged since the last apply, and checks that each policy
-/// loads (`iptables-restore --test`), before anything is written. The xtables lock is
-/// held. A family's test runs while the next family is saved and planned.
+/// handed to the [`Tester`] loads (`iptables-restore --test`), before anything is
+/// written. The xtables lock is held. The checks run on a thread of their own, each from
+/// the moment its policy is rendered, while that family is composed and the next one
+/// planned.
 fn plan_families<'a>(
     tools: &'a [Iptables],
     state: &StateDir,
@@ -388,20 +420,23 @@ fn plan_families<'a>(
         let later = (tools.iter().skip(1))
             .map(|ipt| Some(scope.spawn(move || ipt.save(None))))
             .collect::<Vec<_>>();
+        let (to_check, checks) = std::sync::mpsc::channel::<(&Iptables, Policy)>();
+        // In family order: the first family's refusal is the one reported.
+        let checker = scope.spawn(move || {
+            (checks.into_iter()).try_for_each(|(ipt, policy)| test_policy(ipt, &policy))
+        });
         let mut plans = Vec::new();
-        let mut tests = Vec::new();
         let mut failed = None;
         for (ipt, save) in tools.iter().zip(std::iter::once(None).chain(later)) {
             let saved = match save {
                 Some(save) => save.join().expect("a save does not panic"),
                 None => ipt.save(None),
             };
-            match saved.and_then(|saved| plan_family(ipt, saved, state, plan_one, inputs)) {
-                Ok(Some((plan, saved))) => {
-                    let policy = plan.policy.clone();
-                    tests.push(scope.spawn(move || test_policy(ipt, &policy)));
-                    plans.push((ipt, plan, saved));
-                }
+            // A send fails only once the checker has stopped at a refusal, reported below.
+            let tester = |policy: &Policy| drop(to_check.send((ipt, policy.clone())));
+            match saved.and_then(|saved| plan_family(ipt, saved, state, plan_one, &tester, inputs))
+            {
+                Ok(Some(planned)) => plans.push((ipt, planned.0, planned.1)),
                 Ok(None) => {}
                 Err(e) => {
                     failed = Some(e);
@@ -409,10 +444,8 @@ fn plan_families<'a>(
                 }
             }
         }
-        // In family order: the first family's refusal is the one reported.
-        for test in tests {
-            test.join().expect("a policy test does not panic")?;
-        }
+        drop(to_check);
+        checker.join().expect("a policy check does not panic")?;
         failed.map_or(Ok(plans), Err)
     })
 }
@@ -424,6 +457,7 @@ fn plan_family(
     saved: String,
     state: &StateDir,
     plan_one: &PlanOne<'_>,
+    tester: &Tester<'_>,
     inputs: &str,
 ) -> Result<Option<(FamilyPlan, String)>> {
     if state.applied(ipt.family).unchanged_since(inputs, &saved) {
@@ -433,7 +467,7 @@ fn plan_family(
         ));
         return Ok(None);
     }
-    let plan = plan_one(ipt.family, &saved)?;
+    let plan = plan_one(ipt.family, &saved, tester)?;
     Ok(Some((plan, saved)))
 }
 
@@ -462,50 +496,114 @@ fn check_docker_nftables(selection: &Selection, config: &Config, mode: Mode) -> 
     Ok(())
 }
 
+/// What the writes left, per family planned (in order): the apply record of what the
+/// kernel then holds, and the family's rules counted by owner (for the summary).
+struct Written {
+    armed: Option<confirm::Armed>,
+    records: Vec<(Applied, Counts)>,
+}
+
 /// Snapshots every family that changes, hands the snapshots to `arm` (which starts the
-/// `--confirm` watchdog, so that it runs before the kernel changes), then writes them one
-/// transaction each ([`write::apply`]: on nft re-planned with `plan_one` when the edit no
-/// longer applies); if one fails, puts back those written and withdraws the watchdog
-/// (left armed when putting back failed: its rollback is one more try). What `arm` gave.
+/// `--confirm` watchdog, so that it runs before the kernel changes), then writes the
+/// families at once, one transaction each on a thread of its own ([`write::apply`]: on
+/// nft re-planned with `plan_one` when the edit no longer applies), each read back once
+/// written ([`read_back`]); the families' tables are the kernel's separate objects, and
+/// the summary is counted meanwhile. If a write fails, puts back every family and
+/// withdraws the watchdog (left armed when putting back failed: its rollback is one more
+/// try).
 fn write_families(
     state: &StateDir,
     plans: &mut [Planned<'_>],
     keep_chains: &[String],
     plan_one: &PlanOne<'_>,
     arm: &Arm<'_>,
-) -> Result<Option<confirm::Armed>> {
-    let mut snapshots = Vec::new();
+    inputs: &str,
+) -> Result<Written> {
     let snapshot = StateDir::new_snapshot_name();
-    for (ipt, plan, saved) in plans.iter() {
-        if !plan.changed.is_empty() {
-            snapshots.push((
+    let snapshots = (plans.iter())
+        .filter(|(_, plan, _)| !plan.changed.is_empty())
+        .map(|(ipt, _, saved)| {
+            Ok((
                 ipt.family,
                 state.write_backup(&snapshot, ipt.family, saved)?,
-            ));
-        }
-    }
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let armed = arm(&snapshots)?;
-    for done in 0..plans.len() {
-        let (ipt, plan, saved) = &mut plans[done];
-        if plan.changed.is_empty() {
-            continue;
-        }
-        let family = ipt.family;
-        let replan = |saved: &str| plan_one(family, saved);
-        if let Err(err) = write::apply(ipt, plan, saved, &replan) {
-            let err = roll_back(&plans[..=done], keep_chains, err);
-            if err.kind() != Kind::RollbackFailed {
-                if let Some(armed) = armed {
-                    armed.cancel();
+    let (outcomes, mut tallies) = std::thread::scope(|scope| {
+        let tallies = scope.spawn(|| {
+            plans
+                .iter()
+                .map(|(_, p, s)| tally(p, s))
+                .collect::<Vec<_>>()
+        });
+        let writes = (plans.iter())
+            .map(|(ipt, plan, _)| scope.spawn(move || write_one(ipt, plan, plan_one)))
+            .collect::<Vec<_>>();
+        let outcomes = (writes.into_iter())
+            .map(|w| w.join().expect("a write does not panic"))
+            .collect::<Vec<_>>();
+        (outcomes, tallies.join().expect("counting does not panic"))
+    });
+    let mut failed = None;
+    let mut read = Vec::new();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Ok((replanned, chains)) => {
+                if let Some((plan, saved)) = replanned {
+                    tallies[i] = tally(&plan, &saved);
+                    (plans[i].1, plans[i].2) = (plan, saved);
                 }
+                read.push(chains);
             }
-            return Err(err);
+            Err(e) => failed = failed.or(Some(e)),
         }
     }
-    Ok(armed)
+    if let Some(err) = failed {
+        let err = roll_back(plans, keep_chains, err);
+        if err.kind() != Kind::RollbackFailed {
+            if let Some(armed) = armed {
+                armed.cancel();
+            }
+        }
+        return Err(err);
+    }
+    let records = (plans.iter().zip(tallies).zip(read))
+        .map(|(((_, plan, _), (counts, saved)), read)| {
+            Ok((applied(plan, saved?, &read?, inputs), counts))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Written { armed, records })
 }
 
-/// Puts the changed tables of every family written so far back as they were found.
+/// One family's write, if it changes, and then what the kernel holds of it
+/// ([`read_back`]). The plan that was written comes back when nft had to plan again.
+#[allow(clippy::type_complexity)]
+fn write_one(
+    ipt: &Iptables,
+    plan: &FamilyPlan,
+    plan_one: &PlanOne<'_>,
+) -> Result<(Option<(FamilyPlan, String)>, Result<ReadBack>)> {
+    let replanned = if plan.changed.is_empty() {
+        None
+    } else {
+        let replan = |saved: &str| plan_one(ipt.family, saved, &|_| {});
+        write::apply(ipt, plan, &replan)?
+    };
+    let read = read_back(ipt, replanned.as_ref().map_or(plan, |(p, _)| p));
+    Ok((replanned, read))
+}
+
+/// What the summary and the apply record take from a plan and the `iptables-save` text
+/// it was planned from, found while the kernel is written: the rules counted by owner, and
+/// each table's fingerprint in that text.
+fn tally(plan: &FamilyPlan, saved: &str) -> (Counts, Result<Vec<(TableName, String)>>) {
+    let fingerprints = ruleset::text_fingerprints(saved)
+        .ok_or_else(|| Error::failed("cannot read back the ruleset"));
+    (plan.counts(), fingerprints)
+}
+
+/// Puts the changed tables of every family written (or tried) back as they were found.
 fn roll_back(plans: &[Planned<'_>], keep_chains: &[String], cause: Error) -> Error {
     let mut failures = Vec::new();
     for (ipt, plan, _) in plans.iter().rev() {
@@ -530,22 +628,16 @@ fn roll_back(plans: &[Planned<'_>], keep_chains: &[String], cause: Error) -> Err
     }
 }
 
-/// Records what the kernel holds now: the tables this apply wrote are read back, the
-/// others are as `saved` had them (the xtables lock is still held). Of a written table,
-/// only the chains whose rules the kernel may spell otherwise than the plan are read
+/// The kernel's fingerprints, per table, of the tables `plan` changed, read back once
+/// written (the xtables lock is still held). Of a written table, only the chains whose
+/// rules the kernel may spell otherwise than the plan are read
 /// ([`pipeline::read_back_chains`]: on a large Docker host, the policy's few chains
 /// instead of tens of thousands of Docker's rules), else the whole table.
-fn record_applied(
-    state: &StateDir,
-    ipt: &Iptables,
-    plan: &FamilyPlan,
-    saved: &str,
-    inputs: &str,
-) -> Result<()> {
-    let unreadable = |what: &str| Error::failed(format!("cannot read back {what}"));
-    let mut kernel = ruleset::text_fingerprints(saved).ok_or_else(|| unreadable("the ruleset"))?;
+type ReadBack = Vec<(TableName, String)>;
+
+fn read_back(ipt: &Iptables, plan: &FamilyPlan) -> Result<ReadBack> {
+    let mut kernel = Vec::new();
     for &name in &plan.changed {
-        kernel.retain(|(t, _)| *t != name);
         let desired = plan.desired.table(name);
         let chains = desired.and_then(|d| pipeline::read_back_chains(plan.current.table(name), d));
         if let (Some(desired), Some(chains)) = (desired, chains) {
@@ -556,13 +648,19 @@ fn record_applied(
             continue;
         }
         let written = ruleset::text_fingerprints(&ipt.save(Some(name))?)
-            .ok_or_else(|| unreadable(&format!("table {name}")))?;
+            .ok_or_else(|| Error::failed(format!("cannot read back table {name}")))?;
         kernel.extend(written);
     }
-    state.record_applied(
-        ipt.family,
-        &Applied::recorded(inputs, &plan.desired, &kernel),
-    )
+    Ok(kernel)
+}
+
+/// The apply record of `plan`: the tables it wrote as read back (`written`), the others
+/// as the save it was planned from had them (`saved`, that save's fingerprints).
+fn applied(plan: &FamilyPlan, saved: ReadBack, written: &ReadBack, inputs: &str) -> Applied {
+    let mut kernel = saved;
+    kernel.retain(|(t, _)| !plan.changed.contains(t));
+    kernel.extend(written.iter().cloned());
+    Applied::recorded(inputs, &plan.desired, &kernel)
 }
 
 /// "1 rule", "2 rules".
@@ -570,13 +668,12 @@ fn plural(n: usize, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
-fn report(plan: &FamilyPlan) {
+fn report(plan: &FamilyPlan, counts: &Counts) {
     let written = if plan.changed.is_empty() {
         "nothing to change".to_string()
     } else {
         format!("replaced tables {}", TableName::list(&plan.changed))
     };
-    let counts = plan.counts();
     report::info(format_args!(
         "{}: kept {} and {} on request; removed {}; {written}",
         plan.family,

@@ -138,16 +138,19 @@ fn load_policy(config: Config) -> Result<(Config, Template)> {
 }
 
 /// Plans one family of the running ruleset as `start` does: the pure plan, then the
-/// apply record in `state` skips the tables the last apply left as they are.
+/// apply record in `state` skips the tables the last apply left as they are. `rendered`
+/// is handed the policy as soon as it is rendered, before it is composed with the
+/// running rules (`start` checks it with `iptables-restore --test` meanwhile).
 fn plan_running(
     family: Family,
     saved: &str,
-    (config, template): (&Config, &Template),
+    inputs: (&Config, &Template),
     mode: Mode,
     state: &StateDir,
+    rendered: &dyn Fn(&Policy),
 ) -> Result<FamilyPlan> {
     let source = format!("{}-save output", family.command());
-    let mut plan = pipeline::plan(family, saved, &source, config, template, mode)?;
+    let mut plan = pipeline::plan(family, saved, &source, inputs, mode, rendered)?;
     plan.skip_applied(&state.applied(family));
     Ok(plan)
 }

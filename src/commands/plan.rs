@@ -33,7 +33,12 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
                 let text = fs_err::read_to_string(path)?;
                 let source = path.display().to_string();
                 plans.push(pipeline::plan(
-                    family, &text, &source, &config, &template, mode,
+                    family,
+                    &text,
+                    &source,
+                    (&config, &template),
+                    mode,
+                    &|_| {},
                 )?);
             }
         }
@@ -49,6 +54,7 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
                 (&config, &template),
                 mode,
                 &state,
+                &|_| {},
             )?);
         }
     }

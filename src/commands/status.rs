@@ -241,7 +241,14 @@ fn families(
             .and_then(|o| o.save(None))
             .map(|t| rule_count(&t))
             .unwrap_or(0);
-        let plan = plan_running(family, &saved, (config, &template), Mode::Start, &state)?;
+        let plan = plan_running(
+            family,
+            &saved,
+            (config, &template),
+            Mode::Start,
+            &state,
+            &|_| {},
+        )?;
         test_policy(&ipt, &plan.policy)?;
         let exposure = exposure::analyse(
             family,

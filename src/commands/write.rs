@@ -47,29 +47,32 @@ fn retrying(family: Family, mut once: impl FnMut() -> Result<()>) -> Result<()> 
     }
 }
 
-/// Writes `plan` (planned from `saved`). On nft, `replan` plans again from a fresh save
-/// when the edit no longer applies; `plan` and `saved` are then the plan that was written.
+/// Writes `plan`. On nft, `replan` plans again from a fresh save when the edit no longer
+/// applies; the plan that was written then comes back, with the `iptables-save` text it
+/// was planned from (`None`: `plan` itself was written).
 pub fn apply(
     ipt: &Iptables,
-    plan: &mut FamilyPlan,
-    saved: &mut String,
+    plan: &FamilyPlan,
     replan: &dyn Fn(&str) -> Result<FamilyPlan>,
-) -> Result<()> {
+) -> Result<Option<(FamilyPlan, String)>> {
     if ipt.backend == Backend::Legacy {
-        return ipt.restore(&plan.restore_text(), false);
+        return ipt.restore(&plan.restore_text(), false).map(|()| None);
     }
+    let mut replanned: Option<(FamilyPlan, String)> = None;
     let mut first = true;
     retrying(ipt.family, || {
         if !first {
-            *saved = ipt.save(None)?;
-            *plan = replan(saved)?;
+            let saved = ipt.save(None)?;
+            replanned = Some((replan(&saved)?, saved));
         }
         first = false;
+        let plan = replanned.as_ref().map_or(plan, |(p, _)| p);
         if plan.changed.is_empty() {
             return Ok(());
         }
         ipt.edit(&plan.edit_text())
-    })
+    })?;
+    Ok(replanned)
 }
 
 /// Undoes a written `plan`. Legacy (still under the lock): its tables as they were found.
