@@ -460,14 +460,64 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
 }
 
 /// Parses `iptables-save` (or `-c`) output. Comment and blank lines are skipped.
+///
+/// A text of well-formed `*table … COMMIT` blocks, each table once, is parsed a table
+/// per thread (the blocks are found by a scan of the lines that start with `*` or read
+/// `COMMIT`); any other text, line by line in one pass, which finds its first error.
+/// Either way the result, and the first error with its line number, are the same.
 pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
+    let Some(blocks) = table_blocks(text).filter(|b| b.len() > 1) else {
+        return parse_from(text, 0);
+    };
+    let parsed = per_table(&blocks, |&(before, block)| parse_from(block, before));
+    let mut ruleset = Ruleset::default();
+    for table in parsed {
+        ruleset.tables.extend(table?.tables);
+    }
+    Ok(ruleset)
+}
+
+/// The `*table … COMMIT` blocks of `text`, each with the number of lines before it;
+/// `None` unless the text is only such blocks, comments and blank lines, each table
+/// once.
+fn table_blocks(text: &str) -> Option<Vec<(usize, &str)>> {
+    let mut blocks = Vec::new();
+    let mut names = Vec::new();
+    let mut open: Option<(usize, usize)> = None;
+    let (mut start, mut number) = (0, 0);
+    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+    for end in ends {
+        let line = text[start..end].trim_end_matches('\r');
+        match (line.as_bytes().first(), open) {
+            (Some(b'*'), None) => {
+                names.push(line);
+                open = Some((start, number));
+            }
+            (Some(b'*'), Some(_)) => return None,
+            (_, Some((from, before))) if line == "COMMIT" => {
+                blocks.push((before, &text[from..end]));
+                open = None;
+            }
+            (_, None) if !(line.trim().is_empty() || line.starts_with('#')) => return None,
+            _ => {}
+        }
+        (start, number) = (end + 1, number + 1);
+    }
+    names.sort_unstable();
+    names.dedup();
+    (open.is_none() && names.len() == blocks.len()).then_some(blocks)
+}
+
+/// [`parse`] of `text`, one line after the other; `before` lines precede it (for the
+/// line numbers of errors).
+fn parse_from(text: &str, before: usize) -> Result<Ruleset, ParseError> {
     let mut ruleset = Ruleset::default();
     let mut open: Option<(Table, usize)> = None;
     for (index, line) in text.lines().enumerate() {
         // `lines` takes one `\r` before `\n` as part of the line end; take any more too,
         // or a rule would keep one and write it out as a line end ("x\r\r\n" ≠ "x\r\n").
         let line = line.trim_end_matches('\r');
-        let number = index + 1;
+        let number = before + index + 1;
         let err = |message: String| ParseError {
             line: number,
             message,
@@ -508,7 +558,9 @@ pub fn parse(text: &str) -> Result<Ruleset, ParseError> {
             table.chains.push(chain);
         } else {
             let rule = parse_rule(line).map_err(err)?;
-            if table.chain(&rule.chain).is_none() {
+            // Rules come chain by chain: most have the chain of the rule before.
+            let same = table.rules.last().is_some_and(|r| r.chain == rule.chain);
+            if !same && table.chain(&rule.chain).is_none() {
                 return Err(err(format!(
                     "rule for chain '{}', which table '{}' does not declare",
                     rule.chain, table.name
@@ -647,11 +699,30 @@ mod tests {
                 3,
                 "expected '-A",
             ),
+            // Several tables (parsed a table per thread): the first error, its line.
+            (
+                "# x\n*raw\nCOMMIT\n\n*nat\n:PREROUTING ACCEPT\n-A INPUT -j DROP\nCOMMIT\n\
+                 *filter\n:INPUT ACCEPT [x:1]\nCOMMIT\n",
+                7,
+                "does not declare",
+            ),
+            ("*raw\nCOMMIT\n*nat\nCOMMIT\n-A X\n", 5, "outside"),
+            ("*raw\nCOMMIT\n*nat\n*filter\nCOMMIT\n", 4, "no COMMIT"),
+            ("*raw\nCOMMIT\n*nat\nCOMMIT\n*raw\nCOMMIT\n", 5, "twice"),
         ];
         for (text, line, needle) in cases {
             let err = parse(text).unwrap_err();
             assert_eq!(err.line, line, "{text:?}: {err}");
             assert!(err.message.contains(needle), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn several_tables_parse_as_in_one_pass() {
+        let text = "# Generated\n*raw\n:PREROUTING ACCEPT [1:2]\n-A PREROUTING -j DROP\nCOMMIT\n\
+            # Completed\n\n*nat\n:PREROUTING ACCEPT [0:0]\n:DOCKER - [0:0]\n\
+            -A PREROUTING -j DOCKER\nCOMMIT\n*filter\n:INPUT DROP [0:0]\nCOMMIT\n";
+        assert_eq!(table_blocks(text).map(|b| b.len()), Some(3));
+        assert_eq!(parse(text).unwrap(), parse_from(text, 0).unwrap());
     }
 }

@@ -103,10 +103,22 @@ fn apply_config(
     confirm: Option<confirm::Window<'_>>,
 ) -> Result<()> {
     let (config, template) = load_policy(load_config(global)?)?;
-    if !force {
-        guard::check(&config, &guard::host_connections(&config))?;
-    }
-    let selection = backend(global, &config)?;
+    // The backends are probed (read-only) while the lockout guard reads the sessions.
+    let (guarded, selection) = std::thread::scope(|s| {
+        let probe = s.spawn(|| super::select_backend(global, &config, true));
+        let guarded = if force {
+            Ok(())
+        } else {
+            guard::check(&config, &guard::host_connections(&config))
+        };
+        (
+            guarded,
+            probe.join().expect("the backend probe does not panic"),
+        )
+    });
+    guarded?;
+    let selection = selection?;
+    say_backend(&selection);
     check_docker_nftables(&selection, &config, Mode::Start)?;
     let inputs =
         pipeline::inputs_fingerprint(&system::binary_identity(), Mode::Start, &config, &template);
