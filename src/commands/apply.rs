@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::backend::Selection;
+use crate::backend::{Choice, Selection};
 use crate::cli::Global;
 use crate::config::{Config, Ssh};
 use crate::error::{Error, Kind, Result};
@@ -79,11 +79,61 @@ pub fn run(
     }
 }
 
-/// The backend, said in the log.
-fn backend(global: &Global, config: &Config) -> Result<Selection> {
-    let selection = super::select_backend(global, config, true)?;
+/// The xtables lock, taken before the backend is chosen; the private lock file our
+/// children wait on instead; and what iptables-legacy held while the backends were probed.
+struct Held {
+    lock: XtablesLock,
+    child_lock: ChildLock,
+    /// Each family's `iptables-legacy-save` text, in family order, saved under the lock
+    /// (`None` where iptables-legacy is not installed, or nft was asked for).
+    legacy: Option<Vec<Result<String>>>,
+}
+
+/// Takes the xtables lock, then at once: chooses the backend (the probe's commands wait
+/// on our child lock file) and says it, runs `alongside` (start's lockout guard), and saves
+/// `families` from iptables-legacy — the product's default, saved next on most hosts
+/// (read-only; set aside when the choice is nft). A refusal of `alongside` comes first.
+fn hold_and_select(
+    global: &Global,
+    config: &Config,
+    families: &[Family],
+    alongside: impl FnOnce() -> Result<()>,
+) -> Result<(Selection, Held)> {
+    let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
+    let child_lock = ChildLock::new()?;
+    let legacy = (global.backend.unwrap_or(config.backend) != Choice::Nft)
+        .then(|| {
+            (families.iter())
+                .map(|f| Iptables::new(*f, Backend::Legacy, &child_lock))
+                .collect::<Result<Vec<_>>>()
+                .ok()
+        })
+        .flatten();
+    let (alongside, selection, legacy) = std::thread::scope(|s| {
+        let probe = s.spawn(|| super::select_backend(global, config, true, Some(&child_lock)));
+        let saves = legacy.as_ref().map(|tools| {
+            (tools.iter())
+                .map(|ipt| s.spawn(move || ipt.save(None)))
+                .collect::<Vec<_>>()
+        });
+        let alongside = alongside();
+        let legacy = saves.map(|saves| {
+            (saves.into_iter())
+                .map(|save| save.join().expect("a save does not panic"))
+                .collect()
+        });
+        let selection = probe.join().expect("the backend probe does not panic");
+        (alongside, selection, legacy)
+    });
+    alongside?;
+    let selection = selection?;
     say_backend(&selection);
-    Ok(selection)
+    let held = Held {
+        lock,
+        child_lock,
+        legacy,
+    };
+    Ok((selection, held))
 }
 
 fn say_backend(selection: &Selection) {
@@ -103,22 +153,14 @@ fn apply_config(
     confirm: Option<confirm::Window<'_>>,
 ) -> Result<()> {
     let (config, template) = load_policy(load_config(global)?)?;
-    // The backends are probed (read-only) while the lockout guard reads the sessions.
-    let (guarded, selection) = std::thread::scope(|s| {
-        let probe = s.spawn(|| super::select_backend(global, &config, true));
-        let guarded = if force {
-            Ok(())
-        } else {
-            guard::check(&config, &guard::host_connections(&config))
-        };
-        (
-            guarded,
-            probe.join().expect("the backend probe does not panic"),
-        )
-    });
-    guarded?;
-    let selection = selection?;
-    say_backend(&selection);
+    let families = managed_families(&config);
+    let guard = || {
+        if force {
+            return Ok(());
+        }
+        guard::check(&config, &guard::host_connections(&config))
+    };
+    let (selection, held) = hold_and_select(global, &config, &families, guard)?;
     check_docker_nftables(&selection, &config, Mode::Start)?;
     let inputs =
         pipeline::inputs_fingerprint(&system::binary_identity(), Mode::Start, &config, &template);
@@ -135,11 +177,11 @@ fn apply_config(
     let kept = config.kept_chains();
     let scope = Scope {
         backend: selection.backend,
-        families: managed_families(&config),
+        families,
         keep_chains: &kept,
         confirm,
     };
-    let done = transact(global, state, verb, &scope, &inputs, &plan_one)?;
+    let done = transact(global, state, verb, &scope, &inputs, &plan_one, Some(held))?;
     let good = (done.policies.iter())
         .map(|(family, policy)| Ok((*family, last_good(&config, &template, policy)?)))
         .collect::<Result<Vec<_>>>()?;
@@ -216,7 +258,7 @@ fn stop(global: &Global, state: &StateDir) -> Result<()> {
             (Config::builtin(), families, keep, Vec::new())
         }
     };
-    let selection = backend(global, &config)?;
+    let (selection, held) = hold_and_select(global, &config, &families, || Ok(()))?;
     let inputs = pipeline::inputs_fingerprint(
         &system::binary_identity(),
         Mode::Stop,
@@ -234,7 +276,15 @@ fn stop(global: &Global, state: &StateDir) -> Result<()> {
         keep_chains: &keep,
         confirm: None,
     };
-    transact(global, state, Verb::Stop, &scope, &inputs, &plan_one)?;
+    transact(
+        global,
+        state,
+        Verb::Stop,
+        &scope,
+        &inputs,
+        &plan_one,
+        Some(held),
+    )?;
     state.set_degraded(None)
 }
 
@@ -258,8 +308,12 @@ fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
     let (families, keep) = fallback_scope(state);
     // The configuration's [ssh] and backend when the file itself reads (the template failed).
     let config = Config::load(global.config.as_deref()).ok();
-    let selection =
-        super::select_backend(global, config.as_ref().unwrap_or(&Config::builtin()), true)?;
+    let selection = super::select_backend(
+        global,
+        config.as_ref().unwrap_or(&Config::builtin()),
+        true,
+        None,
+    )?;
     let ssh = config.map(|c| c.ssh);
     let child_lock = ChildLock::new()?;
     let mut bare = Vec::new();
@@ -294,7 +348,7 @@ fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
             keep_chains: &keep,
             confirm: None,
         };
-        transact(global, state, Verb::Start, &scope, &inputs, &plan_one)?;
+        transact(global, state, Verb::Start, &scope, &inputs, &plan_one, None)?;
         said.extend(
             fallbacks
                 .iter()
@@ -356,9 +410,10 @@ struct Done {
     armed: Option<confirm::Armed>,
 }
 
-/// Under the xtables lock: plans every family of `scope` with `plan_one`, checks each
-/// policy with `iptables-restore --test`, snapshots, writes the changed tables, rolls every
-/// family back if a write fails, and records what the kernel holds then.
+/// Under the xtables lock (`held`, or taken now): plans every family of `scope` with
+/// `plan_one`, checks each policy with `iptables-restore --test`, snapshots, writes the
+/// changed tables, rolls every family back if a write fails, and records what the kernel
+/// holds then.
 fn transact(
     global: &Global,
     state: &StateDir,
@@ -366,16 +421,24 @@ fn transact(
     scope: &Scope<'_>,
     inputs: &str,
     plan_one: &PlanOne<'_>,
+    held: Option<Held>,
 ) -> Result<Done> {
     let started = Instant::now();
-    let child_lock = ChildLock::new()?;
+    let (lock, child_lock, saved) = match held {
+        Some(h) => (h.lock, h.child_lock, h.legacy),
+        None => {
+            let child_lock = ChildLock::new()?;
+            let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
+            (lock, child_lock, None)
+        }
+    };
+    let saved = saved.filter(|_| scope.backend == Backend::Legacy);
     let tools = scope
         .families
         .iter()
         .map(|f| Iptables::new(*f, scope.backend, &child_lock))
         .collect::<Result<Vec<_>>>()?;
-    let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
-    let mut plans = plan_families(&tools, state, plan_one, inputs)?;
+    let mut plans = plan_families(&tools, saved, state, plan_one, inputs)?;
     let arm = |snapshots: &[(Family, PathBuf)]| match scope.confirm {
         Some(window) if !snapshots.is_empty() => {
             confirm::arm(global, scope.backend, state, snapshots, window).map(Some)
@@ -415,13 +478,15 @@ type Arm<'a> = dyn Fn(&[(Family, PathBuf)]) -> Result<Option<confirm::Armed>> + 
 /// One family's tools, plan and the `iptables-save` text it was planned from.
 type Planned<'a> = (&'a Iptables, FamilyPlan, String);
 
-/// Plans every family not unchanged since the last apply, and checks that each policy
+/// Plans every family not unchanged since the last apply, from its save (`saved`, when
+/// the families were saved already: one per tool, in order), and checks that each policy
 /// handed to the [`Tester`] loads (`iptables-restore --test`), before anything is
 /// written. The xtables lock is held. The checks run on a thread of their own, each from
 /// the moment its policy is rendered, while that family is composed and the next one
 /// planned.
 fn plan_families<'a>(
     tools: &'a [Iptables],
+    saved: Option<Vec<Result<String>>>,
     state: &StateDir,
     plan_one: &PlanOne<'_>,
     inputs: &str,
@@ -430,8 +495,9 @@ fn plan_families<'a>(
         // The other families' saves run while the first is saved and planned (read-only;
         // the lock is held), instead of each after the family before it is planned.
         let later = (tools.iter().skip(1))
-            .map(|ipt| Some(scope.spawn(move || ipt.save(None))))
+            .map(|ipt| saved.is_none().then(|| scope.spawn(move || ipt.save(None))))
             .collect::<Vec<_>>();
+        let mut early = saved.map(Vec::into_iter);
         let (to_check, checks) = std::sync::mpsc::channel::<(&Iptables, Policy)>();
         // In family order: the first family's refusal is the one reported.
         let checker = scope.spawn(move || {
@@ -440,9 +506,10 @@ fn plan_families<'a>(
         let mut plans = Vec::new();
         let mut failed = None;
         for (ipt, save) in tools.iter().zip(std::iter::once(None).chain(later)) {
-            let saved = match save {
-                Some(save) => save.join().expect("a save does not panic"),
-                None => ipt.save(None),
+            let saved = match (early.as_mut().and_then(Iterator::next), save) {
+                (Some(text), _) => text,
+                (None, Some(save)) => save.join().expect("a save does not panic"),
+                (None, None) => ipt.save(None),
             };
             // A send fails only once the checker has stopped at a refusal, reported below.
             let tester = |policy: &Policy| drop(to_check.send((ipt, policy.clone())));

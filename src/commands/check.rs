@@ -18,7 +18,7 @@ use super::{load_config, managed_families, test_policy};
 pub fn run(global: &Global) -> Result<()> {
     let config = load_config(global)?;
     let backend = match crate::system::is_root() {
-        true => super::select_backend(global, &config, true)?.backend,
+        true => super::select_backend(global, &config, true, None)?.backend,
         false => Backend::Legacy, // not run: iptables-restore --test needs root
     };
     let tested = render_and_test(&config, backend)?;

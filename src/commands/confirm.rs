@@ -233,7 +233,7 @@ fn undo_edit(edit: &FileEdit) -> String {
 /// Puts each family's snapshot back, merged with Docker's rules as they are now.
 fn roll_back(global: &Global, pending: &Pending) -> Result<()> {
     let config = load_config(global)?;
-    let backend = super::select_backend(global, &config, true)?.backend;
+    let backend = super::select_backend(global, &config, true, None)?.backend;
     let child_lock = ChildLock::new()?;
     let _lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     for (family, snapshot) in pending.snapshots()? {

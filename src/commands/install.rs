@@ -51,7 +51,7 @@ pub fn run(global: &Global, args: &InstallArgs) -> Result<()> {
     preflight(global, "install")?;
     // The same validation as start, before anything on the host changes.
     let config = super::load_config(global)?;
-    let selection = super::select_backend(global, &config, false)?;
+    let selection = super::select_backend(global, &config, false, None)?;
     let target = selection.backend;
     // The package's unit runs a plain `start`, which decides the backend again from the
     // config (auto by default): only a command-line choice would not carry over to it.

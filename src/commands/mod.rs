@@ -25,6 +25,7 @@ use crate::pipeline::{self, FamilyPlan, Mode};
 use crate::policy::{Policy, Template};
 use crate::report;
 use crate::system::iptables::Iptables;
+use crate::system::lock::ChildLock;
 use crate::system::state::StateDir;
 use crate::system::{probe, trust};
 
@@ -80,13 +81,20 @@ fn managed_families(config: &Config) -> Vec<Family> {
 /// The backend to manage, decided from `--backend`, else the config's `backend`, else
 /// auto, against what the host provides ([`crate::backend::select`]). `follow_docker`:
 /// whether auto also goes where Docker's rules are (not for install, which moves them).
-fn select_backend(global: &Global, config: &Config, follow_docker: bool) -> Result<Selection> {
+/// `held`: our children's lock file, when we hold the xtables lock already.
+fn select_backend(
+    global: &Global,
+    config: &Config,
+    follow_docker: bool,
+    held: Option<&ChildLock>,
+) -> Result<Selection> {
     let (choice, origin) = match (global.backend, &config.path) {
         (Some(choice), _) => (choice, "--backend".to_string()),
         (None, Some(path)) => (config.backend, format!("`backend` in {}", path.display())),
         (None, None) => (config.backend, "default".to_string()),
     };
-    backend::select(choice, &origin, &probe::facts(choice), follow_docker)
+    let facts = probe::facts(choice, held.map(ChildLock::path));
+    backend::select(choice, &origin, &facts, follow_docker)
 }
 
 /// The one validation every command shares (`start`, `reload`, `plan`, `status`,

@@ -45,7 +45,7 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
     } else {
         system::require_root("plan")?;
         let state = StateDir::new(&global.state_dir);
-        let backend = super::select_backend(global, &config, true)?.backend;
+        let backend = super::select_backend(global, &config, true, None)?.backend;
         for family in managed_families(&config) {
             let saved = Iptables::new(family, backend, &child_lock)?.save(None)?;
             plans.push(plan_running(
@@ -62,7 +62,7 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
         warn_lockout(&config);
     }
     let tested = match system::is_root() && !offline {
-        true => Some(super::select_backend(global, &config, true)?.backend),
+        true => Some(super::select_backend(global, &config, true, None)?.backend),
         false => None,
     };
     for plan in plans {

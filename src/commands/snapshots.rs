@@ -159,7 +159,7 @@ pub fn rollback(global: &Global, args: &RollbackArgs) -> Result<()> {
     let state = StateDir::new(&global.state_dir);
     state.check_private()?;
     let (name, files) = find(&state, args.snapshot.as_deref())?;
-    let backend = super::select_backend(global, &config, true)?.backend;
+    let backend = super::select_backend(global, &config, true, None)?.backend;
     let child_lock = ChildLock::new()?;
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     let families = managed_families(&config);

@@ -356,7 +356,7 @@ fn report(global: &Global) -> Result<(Report, Option<Error>)> {
         Err(e) => return Err(e),
     };
     let state_dir = StateDir::new(&global.state_dir);
-    let selection = super::select_backend(global, &config, true)?;
+    let selection = super::select_backend(global, &config, true, None)?;
     let mut families = families(global, &config, selection.backend)?;
     let mut warnings = Vec::new();
     if let Some(e) = &config_error {

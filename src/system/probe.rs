@@ -3,6 +3,8 @@
 //! legacy answers `can't initialize iptables table 'filter': Table does not exist`), where
 //! Docker's rules live, and whether Docker runs its own nftables firewall backend.
 
+use std::path::Path;
+
 use crate::backend::{daemon_json_selects_nftables, nft_tables_have_docker, Choice, Facts};
 use crate::family::Family;
 use crate::system::iptables::Backend;
@@ -14,7 +16,9 @@ pub const DAEMON_JSON: &str = "/etc/docker/daemon.json";
 /// no more than whether Docker runs its nftables firewall; `auto` also asks each backend
 /// for its filter FORWARD chain, once: whether it answers and whether Docker's jumps are
 /// there (a whole `iptables-save` of a host with 20,000 published ports takes ~150 ms).
-pub fn facts(choice: Choice) -> Facts {
+/// `child_lock`: the lock file the iptables commands wait on while we hold the xtables
+/// lock ourselves (`XTABLES_LOCKFILE`); `None`, the usual one.
+pub fn facts(choice: Choice, child_lock: Option<&Path>) -> Facts {
     if choice != Choice::Auto {
         return Facts {
             docker_nftables: docker_nftables(),
@@ -26,9 +30,9 @@ pub fn facts(choice: Choice) -> Facts {
     // published ports), which covers the other two.
     let (docker_nftables, (legacy_unusable, docker_rules_legacy), (nft_unusable, docker_rules_nft)) =
         std::thread::scope(|s| {
-            let nft = s.spawn(|| forward_chain(Backend::Nft));
+            let nft = s.spawn(|| forward_chain(Backend::Nft, child_lock));
             let docker = s.spawn(docker_nftables);
-            let legacy = forward_chain(Backend::Legacy);
+            let legacy = forward_chain(Backend::Legacy, child_lock);
             (
                 docker.join().expect("the nftables probe does not panic"),
                 legacy,
@@ -44,13 +48,12 @@ pub fn facts(choice: Choice) -> Facts {
     }
 }
 
-fn run(program: &str, args: &[&str]) -> Option<std::process::Output> {
-    duct::cmd(program, args)
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .ok()
+fn run(program: &str, args: &[&str], child_lock: Option<&Path>) -> Option<std::process::Output> {
+    let mut cmd = duct::cmd(program, args);
+    if let Some(lock) = child_lock {
+        cmd = cmd.env("XTABLES_LOCKFILE", lock);
+    }
+    cmd.stdout_capture().stderr_capture().unchecked().run().ok()
 }
 
 /// Why `backend` cannot work here, if it cannot (its binaries missing, or what
@@ -59,7 +62,7 @@ fn run(program: &str, args: &[&str]) -> Option<std::process::Output> {
 /// FORWARD rules are Docker's (they name a DOCKER chain: every Docker version that writes
 /// iptables rules jumps from FORWARD to DOCKER-USER and its other chains, see
 /// ../shared/fixtures/docker).
-fn forward_chain(backend: Backend) -> (Option<String>, usize) {
+fn forward_chain(backend: Backend, child_lock: Option<&Path>) -> (Option<String>, usize) {
     for family in Family::ALL {
         for suffix in ["", "-save", "-restore"] {
             let name = format!("{}-{}{suffix}", family.command(), backend.name());
@@ -69,7 +72,7 @@ fn forward_chain(backend: Backend) -> (Option<String>, usize) {
         }
     }
     let program = format!("iptables-{}", backend.name());
-    match run(&program, &["-w", "5", "-S", "FORWARD"]) {
+    match run(&program, &["-w", "5", "-S", "FORWARD"], child_lock) {
         Some(out) if out.status.success() => {
             let docker = String::from_utf8_lossy(&out.stdout)
                 .lines()
@@ -100,7 +103,7 @@ fn docker_nftables() -> Option<String> {
             "{DAEMON_JSON} sets \"firewall-backend\": \"nftables\""
         ));
     }
-    let out = run("nft", &["list", "tables"])?;
+    let out = run("nft", &["list", "tables"], None)?;
     nft_tables_have_docker(&String::from_utf8_lossy(&out.stdout))
         .then(|| "`nft list tables` shows Docker's docker-bridges tables".to_string())
 }
