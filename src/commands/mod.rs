@@ -12,6 +12,7 @@ mod plan;
 mod rules;
 mod snapshots;
 mod status;
+mod transact;
 mod uninstall;
 mod write;
 
