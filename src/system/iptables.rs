@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::ruleset::TableName;
 use crate::system::lock::ChildLock;
-use crate::system::process;
+use crate::system::process::{self, LargeOutput};
 
 /// Which iptables implementation to drive.
 /// In the install record and on the command line: `legacy`, `nft`.
@@ -89,20 +89,24 @@ impl Iptables {
     /// table instead of the sum on a host with more than one CPU. Without that list (the
     /// module not loaded), or on nft (one netlink dump), one process saves everything.
     pub fn save(&self, table: Option<TableName>) -> Result<String> {
-        match (table, self.legacy_tables()) {
-            (None, Some(names)) if names.len() > 1 => {
-                let texts = std::thread::scope(|scope| {
-                    let saves = (names.iter())
-                        .map(|name| scope.spawn(move || self.save_one(Some(name))))
-                        .collect::<Vec<_>>();
-                    (saves.into_iter())
-                        .map(|save| save.join().expect("a save does not panic"))
-                        .collect::<Result<Vec<_>>>()
-                })?;
-                Ok(texts.concat())
-            }
-            (table, _) => self.save_one(table.map(TableName::as_str)),
+        let outputs = match (table, self.legacy_tables()) {
+            (None, Some(names)) if names.len() > 1 => std::thread::scope(|scope| {
+                let saves = (names.iter())
+                    .map(|name| scope.spawn(move || self.save_one(Some(name))))
+                    .collect::<Vec<_>>();
+                (saves.into_iter())
+                    .map(|save| save.join().expect("a save does not panic"))
+                    .collect::<Result<Vec<_>>>()
+            })?,
+            (table, _) => vec![self.save_one(table.map(TableName::as_str))?],
+        };
+        // One buffer of the final size: the texts are not held twice.
+        let mut text = Vec::with_capacity(outputs.iter().map(LargeOutput::size).sum());
+        for output in outputs {
+            output.append_to(&mut text)?;
         }
+        String::from_utf8(text)
+            .map_err(|_| Error::failed(format!("{} printed invalid UTF-8", self.save.display())))
     }
 
     /// The tables the kernel has for this family on the legacy backend (`None`: nft, or
@@ -120,14 +124,12 @@ impl Iptables {
     }
 
     /// One `iptables-save -c [-t table]` process.
-    fn save_one(&self, table: Option<&str>) -> Result<String> {
+    fn save_one(&self, table: Option<&str>) -> Result<LargeOutput> {
         let mut args = vec!["-c"];
         if let Some(t) = table {
             args.extend(["-t", t]);
         }
-        let out = process::run_large_output(&self.save, &args, &self.env())?;
-        String::from_utf8(out)
-            .map_err(|_| Error::failed(format!("{} printed invalid UTF-8", self.save.display())))
+        process::run_large_output(&self.save, &args, &self.env())
     }
 
     /// The rules of one chain as the kernel holds them (`iptables -t TABLE -S CHAIN`),

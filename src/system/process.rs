@@ -28,29 +28,61 @@ pub fn run(
 
 /// [`run`] for a program that prints megabytes (`iptables-save` on a host with tens of
 /// thousands of Docker rules), without input: its stdout goes to an unnamed temporary
-/// file, read once it has exited. Through a pipe it would stop every 64 KiB until we
-/// read; measured at 80,000 rules, a save into a file takes 15–20 ms less. Without a
-/// writable temporary directory (`$TMPDIR`, else `/tmp`), through a pipe all the same.
+/// file, read once it has exited ([`LargeOutput::append_to`]). Through a pipe it would
+/// stop every 64 KiB until we read; measured at 80,000 rules, a save into a file takes
+/// 15–20 ms less. Without a writable temporary directory (`$TMPDIR`, else `/tmp`), through
+/// a pipe all the same.
 pub fn run_large_output(
     program: impl AsRef<OsStr>,
     args: &[&str],
     env: &[(&str, &OsStr)],
-) -> Result<Vec<u8>> {
+) -> Result<LargeOutput> {
     let program = Path::new(program.as_ref());
     let cannot =
         |e: std::io::Error| Error::failed(format!("cannot run `{}`: {e}", program.display()));
     // No writable temporary directory: through a pipe, as `run` does.
     let Ok(mut file) = tempfile::tempfile() else {
-        return run(program, args, env, None);
+        return run(program, args, env, None).map(LargeOutput::Read);
     };
     let out = command(program, args, env)
         .stdout_file(file.try_clone().map_err(cannot)?)
         .run()
         .map_err(cannot)?;
-    let mut out = checked(program, args, out)?;
+    checked(program, args, out)?;
     file.seek(SeekFrom::Start(0)).map_err(cannot)?;
-    file.read_to_end(&mut out).map_err(cannot)?;
-    Ok(out)
+    Ok(LargeOutput::File(file))
+}
+
+/// What [`run_large_output`] captured: in its temporary file, or read already.
+#[derive(Debug)]
+pub enum LargeOutput {
+    File(std::fs::File),
+    Read(Vec<u8>),
+}
+
+impl LargeOutput {
+    /// The size in bytes (0 when the file cannot say).
+    pub fn size(&self) -> usize {
+        match self {
+            LargeOutput::File(file) => file
+                .metadata()
+                .map_or(0, |m| usize::try_from(m.len()).unwrap_or(0)),
+            LargeOutput::Read(bytes) => bytes.len(),
+        }
+    }
+
+    /// Appends the output to `out`: several outputs go into one buffer without a copy in
+    /// between (the save of every table, one process per table).
+    pub fn append_to(self, out: &mut Vec<u8>) -> Result<()> {
+        match self {
+            LargeOutput::File(mut file) => {
+                file.read_to_end(out)
+                    .map_err(|e| Error::failed(format!("cannot read the saved ruleset: {e}")))?;
+            }
+            LargeOutput::Read(bytes) => out.extend_from_slice(&bytes),
+        }
+        Ok(())
+    }
 }
 
 fn command(program: &Path, args: &[&str], env: &[(&str, &OsStr)]) -> duct::Expression {
@@ -108,7 +140,14 @@ mod tests {
             &["-c", "head -c 300000 /dev/zero; echo \"$X\""],
             &[("X", OsStr::new("x"))],
         );
-        assert_eq!(out.unwrap().len(), 300_002);
+        let out = out.unwrap();
+        assert_eq!(out.size(), 300_002);
+        let mut bytes = b"first".to_vec();
+        out.append_to(&mut bytes).unwrap();
+        assert_eq!(
+            (bytes.len(), &bytes[..5], bytes[300_005]),
+            (300_007, &b"first"[..], b'x')
+        );
         let err = run_large_output("sh", &["-c", "echo oops >&2; exit 3"], &[]).unwrap_err();
         assert!(err.to_string().ends_with("(exit status: 3): oops"), "{err}");
         let err = run("/nonexistent/prog", &[], &[], None).unwrap_err();
