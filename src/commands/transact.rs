@@ -21,7 +21,7 @@ use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::state::StateDir;
 
 use super::apply::Verb;
-use super::{confirm, test_policy, write};
+use super::{check_policy, confirm, write};
 
 /// Plans one family from its `iptables-save` text, the apply record already consulted;
 /// hands a policy that needs `iptables-restore --test` to the [`Tester`] as soon as it is
@@ -184,7 +184,8 @@ type Planned<'a> = (&'a Iptables, FamilyPlan, String);
 
 /// Plans every family not unchanged since the last apply, from its save (`saved`, when
 /// the families were saved already: one per tool, in order), and checks that each policy
-/// handed to the [`Tester`] loads (`iptables-restore --test`), before anything is
+/// handed to the [`Tester`] loads ([`super::check_policy`], which also learns how the
+/// kernel prints its rules: the plan's [`pipeline::Spelling`]), before anything is
 /// written. The xtables lock is held. The checks run on a thread of their own, each from
 /// the moment its policy is rendered, while that family is composed and the next one
 /// planned.
@@ -205,7 +206,9 @@ fn plan_families<'a>(
         let (to_check, checks) = std::sync::mpsc::channel::<(&Iptables, Policy)>();
         // In family order: the first family's refusal is the one reported.
         let checker = scope.spawn(move || {
-            (checks.into_iter()).try_for_each(|(ipt, policy)| test_policy(ipt, &policy))
+            (checks.into_iter())
+                .map(|(ipt, policy)| Ok((ipt.family, check_policy(ipt, &policy)?)))
+                .collect::<Result<Vec<_>>>()
         });
         let mut plans = Vec::new();
         let mut failed = None;
@@ -228,7 +231,12 @@ fn plan_families<'a>(
             }
         }
         drop(to_check);
-        checker.join().expect("a policy check does not panic")?;
+        let spellings = checker.join().expect("a policy check does not panic")?;
+        for (family, spelling) in spellings {
+            if let Some((_, plan, _)) = plans.iter_mut().find(|(ipt, ..)| ipt.family == family) {
+                plan.spelling = spelling;
+            }
+        }
         failed.map_or(Ok(plans), Err)
     })
 }
@@ -393,7 +401,8 @@ type ReadBack = Vec<(TableName, String)>;
 /// xtables lock is still held). Of a written table, only the chains whose rules the
 /// kernel may spell otherwise than the plan are read ([`pipeline::read_back_chains`]: on
 /// a large Docker host, the policy's few chains instead of tens of thousands of Docker's
-/// rules), else the whole table.
+/// rules), and not even those when the plan knows how the kernel prints its policy
+/// ([`pipeline::Spelling`]); else the whole table.
 fn read_back(ipt: &Iptables, plan: &FamilyPlan) -> Result<ReadBack> {
     let mut kernel = Vec::new();
     for &name in &plan.changed {
@@ -401,7 +410,13 @@ fn read_back(ipt: &Iptables, plan: &FamilyPlan) -> Result<ReadBack> {
         let chains = desired.and_then(|d| pipeline::read_back_chains(plan.current.table(name), d));
         if let (Some(desired), Some(chains)) = (desired, chains) {
             let read = (chains.into_iter())
-                .map(|chain| Ok((chain, ipt.chain_rules(name.as_str(), chain)?)))
+                .map(|chain| {
+                    let rules = match &plan.spelling {
+                        Some(spelling) => spelling.chain_as_printed(desired, chain),
+                        None => ipt.chain_rules(name.as_str(), chain)?,
+                    };
+                    Ok((chain, rules))
+                })
                 .collect::<Result<Vec<_>>>()?;
             kernel.push((name, desired.fingerprint_with(&read)));
             continue;
