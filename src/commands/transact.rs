@@ -1,8 +1,9 @@
 //! The transaction `start`, `reload` and `stop` share, under the xtables lock: the lock
 //! taken before the backend is chosen, each family saved and planned, its policy checked
-//! (`iptables-restore --test`) while it is composed, a snapshot of what runs, the changed
-//! tables written (one transaction per family, the families at once), every family put
-//! back if a write fails, and the apply record of what the kernel then holds.
+//! while it is composed (loaded apart, else `iptables-restore --test`:
+//! [`super::check_policy`]), a snapshot of what runs, the changed tables written (one
+//! transaction per family, the families at once), every family put back if a write
+//! fails, and the apply record of what the kernel then holds.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,17 +25,18 @@ use super::apply::Verb;
 use super::{check_policy, confirm, write};
 
 /// Plans one family from its `iptables-save` text, the apply record already consulted;
-/// hands a policy that needs `iptables-restore --test` to the [`Tester`] as soon as it is
-/// rendered.
+/// hands a policy that needs checking to the [`Tester`] as soon as it is rendered.
 pub(super) type PlanOne<'a> = dyn Fn(Family, &str, &Tester<'_>) -> Result<FamilyPlan> + Sync + 'a;
 
-/// Where a rendered policy goes to be checked (`iptables-restore --test`) while its family
+/// Where a rendered policy goes to be checked ([`super::check_policy`]) while its family
 /// is composed; a no-op for a re-plan, whose policy was checked the first time.
 pub(super) type Tester<'a> = dyn Fn(&Policy) + 'a;
 
 /// The xtables lock, taken before the backend is chosen; the private lock file our
 /// children wait on instead; and what iptables-legacy held while the backends were probed.
 pub(super) struct Held {
+    /// When the command asked for the lock (what "done in" counts from).
+    since: Instant,
     lock: XtablesLock,
     child_lock: ChildLock,
     /// Each family's `iptables-legacy-save` text, in family order, saved under the lock
@@ -52,6 +54,7 @@ pub(super) fn hold_and_select(
     families: &[Family],
     alongside: impl FnOnce() -> Result<()>,
 ) -> Result<(Selection, Held)> {
+    let since = Instant::now();
     let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
     let child_lock = ChildLock::new()?;
     let legacy = (global.backend.unwrap_or(config.backend) != Choice::Nft)
@@ -82,6 +85,7 @@ pub(super) fn hold_and_select(
     let selection = selection?;
     say_backend(&selection);
     let held = Held {
+        since,
         lock,
         child_lock,
         legacy,
@@ -115,9 +119,8 @@ pub(super) struct Done {
 }
 
 /// Under the xtables lock (`held`, or taken now): plans every family of `scope` with
-/// `plan_one`, checks each policy with `iptables-restore --test`, snapshots, writes the
-/// changed tables, rolls every family back if a write fails, and records what the kernel
-/// holds then.
+/// `plan_one`, checks each policy, snapshots, writes the changed tables, rolls every
+/// family back if a write fails, and records what the kernel holds then.
 pub(super) fn transact(
     global: &Global,
     state: &StateDir,
@@ -127,13 +130,13 @@ pub(super) fn transact(
     plan_one: &PlanOne<'_>,
     held: Option<Held>,
 ) -> Result<Done> {
-    let started = Instant::now();
-    let (lock, child_lock, saved) = match held {
-        Some(h) => (h.lock, h.child_lock, h.legacy),
+    let (started, lock, child_lock, saved) = match held {
+        Some(h) => (h.since, h.lock, h.child_lock, h.legacy),
         None => {
+            let started = Instant::now();
             let child_lock = ChildLock::new()?;
             let lock = XtablesLock::acquire(Duration::from_secs(global.wait))?;
-            (lock, child_lock, None)
+            (started, lock, child_lock, None)
         }
     };
     let saved = saved.filter(|_| scope.backend == Backend::Legacy);
