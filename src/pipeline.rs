@@ -174,50 +174,6 @@ pub struct FamilyPlan {
     pub desired: Ruleset,
     /// Tables to write, in `desired` order.
     pub changed: Vec<TableName>,
-    /// How the kernel prints the policy's rules, when that was learned before the write
-    /// ([`Spelling`]); else the written chains are read back.
-    pub spelling: Option<Spelling>,
-}
-
-/// How the kernel prints each rule of a policy fragment, learned by loading the fragment
-/// on its own and saving it back: (table, chain, rule as rendered) → the rule as
-/// `iptables-save` prints it (`-p tcp --dport 22` → `-p tcp -m tcp --dport 22`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Spelling(HashMap<(TableName, String, String), String>);
-
-impl Spelling {
-    /// Pairs the rules of `fragment` with those of `saved` (the fragment as the kernel
-    /// printed it back), chain by chain in order; `None` unless every chain of the
-    /// fragment has as many rules in both.
-    pub fn learn(fragment: &Ruleset, saved: &Ruleset) -> Option<Spelling> {
-        let mut spelling = HashMap::new();
-        for table in &fragment.tables {
-            let printed = saved.table(table.name)?;
-            for chain in &table.chains {
-                let rendered: Vec<&Rule> = table.rules_of(&chain.name).collect();
-                let kernel: Vec<&Rule> = printed.rules_of(&chain.name).collect();
-                if rendered.len() != kernel.len() {
-                    return None;
-                }
-                for (r, k) in rendered.into_iter().zip(kernel) {
-                    let key = (table.name, r.chain.clone(), r.spec.clone());
-                    spelling.insert(key, k.spec.clone());
-                }
-            }
-        }
-        Some(Spelling(spelling))
-    }
-
-    /// The rules of `chain` in `table` as the kernel prints them once written: the
-    /// policy's respelled, the others (kept, hence already the kernel's text) as they are.
-    pub fn chain_as_printed(&self, table: &Table, chain: &str) -> Vec<String> {
-        (table.rules_of(chain))
-            .map(|r| {
-                let key = (table.name, r.chain.clone(), r.spec.clone());
-                self.0.get(&key).unwrap_or(&r.spec).clone()
-            })
-            .collect()
-    }
 }
 
 /// What `iptables-restore` is given for a set of tables of a ruleset; a table missing
@@ -520,7 +476,6 @@ pub fn plan_with(
         policy,
         desired,
         changed,
-        spelling: None,
     })
 }
 
@@ -586,39 +541,6 @@ mod tests {
             started.fingerprint_with(&[("INPUT", read)]),
             started.fingerprint()
         );
-    }
-
-    #[test]
-    fn a_spelling_pairs_the_rules_of_each_chain_in_order() {
-        let fragment = ruleset::parse(
-            "*filter\n:INPUT DROP [0:0]\n:x - [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\n\
-             -A INPUT -s 192.0.2.7 -j x\n-A x -j RETURN\nCOMMIT\n",
-        )
-        .unwrap();
-        let printed = ruleset::parse(
-            "*filter\n:INPUT DROP [0:0]\n:x - [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n\
-             -A INPUT -s 192.0.2.7/32 -j x\n-A x -j RETURN\nCOMMIT\n",
-        )
-        .unwrap();
-        let spelling = Spelling::learn(&fragment, &printed).unwrap();
-        // A composed INPUT: a kept rule (the kernel's text already) and the policy's.
-        let composed = ruleset::parse(
-            "*filter\n:INPUT DROP [0:0]\n:x - [0:0]\n-A INPUT -j DOCKER-KEPT\n\
-             -A INPUT -p tcp --dport 22 -j ACCEPT\n-A INPUT -s 192.0.2.7 -j x\nCOMMIT\n",
-        )
-        .unwrap();
-        assert_eq!(
-            spelling.chain_as_printed(&composed.tables[0], "INPUT"),
-            [
-                "-j DOCKER-KEPT",
-                "-p tcp -m tcp --dport 22 -j ACCEPT",
-                "-s 192.0.2.7/32 -j x"
-            ]
-        );
-        // A chain printed with another number of rules: nothing is learned.
-        let short = ruleset::parse("*filter\n:INPUT DROP [0:0]\n:x - [0:0]\nCOMMIT\n").unwrap();
-        assert_eq!(Spelling::learn(&fragment, &short), None);
-        assert_eq!(Spelling::learn(&fragment, &Ruleset::default()), None);
     }
 
     #[test]

@@ -155,60 +155,6 @@ echo "=== BARE"; iptables-legacy-save > /run/work/s; count iptables-legacy-resto
     assert_eq!(n("STOP2"), 0, "a second stop wrote to the kernel");
 }
 
-/// A template that spells rules otherwise than iptables prints them (no `-m tcp`, a host
-/// without `/32`): `start` learns the kernel's spelling by loading the policy apart, in a
-/// namespace of its own (`unshare --net`), instead of reading INPUT back after the write,
-/// and a second start finds nothing to change. Without `unshare` in PATH (a stand-in that
-/// fails), the written chain is read back as before, with the same outcome.
-#[test]
-#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
-fn the_kernels_spelling_is_learned_before_the_write() {
-    require_netns("engine", &[]);
-    let script = format!(
-        r#"iptables-legacy-restore < {FIXTURE}
-printf 'template = "policy.j2"\n' > /run/work/config.toml
-cat > /run/work/policy.j2 <<'EOF'
-*filter
-:INPUT DROP [0:0]
--A INPUT -i lo -j ACCEPT
-{{% if family == "ipv4" %}}-A INPUT -s 192.0.2.7 -p tcp --dport 22 -j ACCEPT
-{{% endif %}}COMMIT
-EOF
-mkdir -p /run/work/nounshare
-printf '#!/bin/sh\nexit 1\n' > /run/work/nounshare/unshare
-chmod +x /run/work/nounshare/unshare
-run() {{ strace -f -qq -z -e trace=execve,setsockopt -o /run/work/st "$@" > /run/work/out 2>&1 || {{ cat /run/work/out; exit 7; }}; }}
-writes() {{ grep -c 'SO_SET_REPLACE' /run/work/st || true; }}
-ran() {{ grep -c "execve(\"[^\"]*$1\"" /run/work/st || true; }}
-for how in apart readback; do
-  iptables-legacy-restore < {FIXTURE}; rm -rf /run/iptd
-  printf '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n' | ip6tables-legacy-restore
-  path=$PATH; [ $how = readback ] && path=/run/work/nounshare:$PATH
-  PATH=$path run "$BIN" --config /run/work/config.toml start
-  echo "=== $how FIRST"; echo "$(ran unshare) $(ran /iptables-legacy)"
-  PATH=$path run "$BIN" --config /run/work/config.toml start
-  echo "=== $how SECOND"; echo "$(writes)"; grep -c 'nothing to change' /run/work/out || true
-done
-echo "=== INPUT"; iptables-legacy -S INPUT
-"#
-    );
-    let s = sections(&ok(netns_sh(&script, 120)));
-    // Apart: one load apart per family; `iptables-legacy` runs once, for the backend probe.
-    assert_eq!(s["apart FIRST"].trim(), "2 1", "{s:?}");
-    // Without unshare (the stand-in runs and fails): IPv4's INPUT read back with
-    // `iptables-legacy -S` after the write, besides the probe.
-    assert_eq!(s["readback FIRST"].trim(), "2 2", "{s:?}");
-    for how in ["apart", "readback"] {
-        let second: Vec<&str> = s[&format!("{how} SECOND")].lines().collect();
-        assert_eq!(second, ["0", "2"], "{how}: a second start wrote: {s:?}");
-    }
-    assert!(
-        s["INPUT"].contains("-A INPUT -s 192.0.2.7/32 -p tcp -m tcp --dport 22 -j ACCEPT"),
-        "{}",
-        s["INPUT"]
-    );
-}
-
 /// Runs `cmd` after loading the fixture and starting once; prints the dumps around it.
 fn failing(setup: &str, cmd: &str) -> (String, String, String, i32) {
     let script = format!(

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::host_rule::Action;
-use crate::pipeline::{self, FamilyPlan, Mode, Spelling};
+use crate::pipeline::{self, FamilyPlan, Mode};
 use crate::policy::{Policy, Template};
 use crate::report;
 use crate::system::iptables::Iptables;
@@ -138,23 +138,6 @@ fn test_policy(ipt: &Iptables, policy: &Policy) -> Result<()> {
             Error::config(format!("the {} policy does not load: {e}", ipt.family))
                 .hint("fix the configuration or template; nothing was applied")
         })
-}
-
-/// [`test_policy`], learning how the kernel prints the policy's rules on the way: the
-/// policy is loaded on its own into a throwaway network namespace and saved back
-/// ([`Iptables::load_apart`]: a full load, the kernel's own checks included). Where that
-/// cannot run, `iptables-restore --test` decides alone and the spelling stays unknown
-/// (`None`: the apply then reads the written chains back).
-fn check_policy(ipt: &Iptables, policy: &Policy) -> Result<Option<Spelling>> {
-    if policy.fragment.tables.is_empty() {
-        return Ok(None);
-    }
-    let printed = ipt.load_apart(&policy.fragment.to_string()).ok();
-    let parsed = printed.and_then(|text| crate::ruleset::parse(&text).ok());
-    match parsed.and_then(|saved| Spelling::learn(&policy.fragment, &saved)) {
-        Some(spelling) => Ok(Some(spelling)),
-        None => test_policy(ipt, policy).map(|()| None),
-    }
 }
 
 /// The configuration and its template, each read once for the whole run.

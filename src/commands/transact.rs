@@ -22,7 +22,7 @@ use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::state::StateDir;
 
 use super::apply::Verb;
-use super::{check_policy, confirm, write};
+use super::{confirm, test_policy, write};
 
 /// Plans one family from its `iptables-save` text, the apply record already consulted;
 /// hands a policy that needs checking to the [`Tester`] as soon as it is rendered.
@@ -187,8 +187,7 @@ type Planned<'a> = (&'a Iptables, FamilyPlan, String);
 
 /// Plans every family not unchanged since the last apply, from its save (`saved`, when
 /// the families were saved already: one per tool, in order), and checks that each policy
-/// handed to the [`Tester`] loads ([`super::check_policy`], which also learns how the
-/// kernel prints its rules: the plan's [`pipeline::Spelling`]), before anything is
+/// handed to the [`Tester`] loads (`iptables-restore --test`), before anything is
 /// written. The xtables lock is held. The checks run on a thread of their own, each from
 /// the moment its policy is rendered, while that family is composed and the next one
 /// planned.
@@ -209,9 +208,7 @@ fn plan_families<'a>(
         let (to_check, checks) = std::sync::mpsc::channel::<(&Iptables, Policy)>();
         // In family order: the first family's refusal is the one reported.
         let checker = scope.spawn(move || {
-            (checks.into_iter())
-                .map(|(ipt, policy)| Ok((ipt.family, check_policy(ipt, &policy)?)))
-                .collect::<Result<Vec<_>>>()
+            (checks.into_iter()).try_for_each(|(ipt, policy)| test_policy(ipt, &policy))
         });
         let mut plans = Vec::new();
         let mut failed = None;
@@ -234,12 +231,7 @@ fn plan_families<'a>(
             }
         }
         drop(to_check);
-        let spellings = checker.join().expect("a policy check does not panic")?;
-        for (family, spelling) in spellings {
-            if let Some((_, plan, _)) = plans.iter_mut().find(|(ipt, ..)| ipt.family == family) {
-                plan.spelling = spelling;
-            }
-        }
+        checker.join().expect("a policy check does not panic")?;
         failed.map_or(Ok(plans), Err)
     })
 }
@@ -404,8 +396,7 @@ type ReadBack = Vec<(TableName, String)>;
 /// xtables lock is still held). Of a written table, only the chains whose rules the
 /// kernel may spell otherwise than the plan are read ([`pipeline::read_back_chains`]: on
 /// a large Docker host, the policy's few chains instead of tens of thousands of Docker's
-/// rules), and not even those when the plan knows how the kernel prints its policy
-/// ([`pipeline::Spelling`]); else the whole table.
+/// rules), else the whole table.
 fn read_back(ipt: &Iptables, plan: &FamilyPlan) -> Result<ReadBack> {
     let mut kernel = Vec::new();
     for &name in &plan.changed {
@@ -413,13 +404,7 @@ fn read_back(ipt: &Iptables, plan: &FamilyPlan) -> Result<ReadBack> {
         let chains = desired.and_then(|d| pipeline::read_back_chains(plan.current.table(name), d));
         if let (Some(desired), Some(chains)) = (desired, chains) {
             let read = (chains.into_iter())
-                .map(|chain| {
-                    let rules = match &plan.spelling {
-                        Some(spelling) => spelling.chain_as_printed(desired, chain),
-                        None => ipt.chain_rules(name.as_str(), chain)?,
-                    };
-                    Ok((chain, rules))
-                })
+                .map(|chain| Ok((chain, ipt.chain_rules(name.as_str(), chain)?)))
                 .collect::<Result<Vec<_>>>()?;
             kernel.push((name, desired.fingerprint_with(&read)));
             continue;

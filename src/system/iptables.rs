@@ -155,24 +155,6 @@ impl Iptables {
             .collect())
     }
 
-    /// Loads `text` (restore input) into a network namespace of its own, made for this and
-    /// gone with the process (`unshare --net`), and returns what `iptables-save` prints
-    /// there: the kernel's spelling of those rules, after every check a real load makes,
-    /// in a namespace no packet of the host's ever enters. Fails where `unshare` is
-    /// missing or may not make a namespace, and where the rules need what that namespace
-    /// lacks (an ipset).
-    pub fn load_apart(&self, text: &str) -> Result<String> {
-        let path = |p: &PathBuf| p.to_str().map(str::to_string);
-        let (Some(restore), Some(save)) = (path(&self.restore), path(&self.save)) else {
-            return Err(Error::failed("the iptables paths are not UTF-8"));
-        };
-        let script = r#""$0" -c -w && exec "$1""#;
-        let args = ["--net", "--", "sh", "-c", script, &restore, &save];
-        let out = process::run("unshare", &args, &self.env(), Some(text.as_bytes()))?;
-        String::from_utf8(out)
-            .map_err(|_| Error::failed(format!("{} printed invalid UTF-8", self.save.display())))
-    }
-
     /// `iptables-restore -c [--test]`: each table in `text` is replaced atomically.
     pub fn restore(&self, text: &str, test: bool) -> Result<()> {
         let mut args = vec!["-c", "-w"];
