@@ -241,6 +241,35 @@ printf '*filter\n:INPUT DROP [0:0]\n-A INPUT -m nosuchmatch -j ACCEPT\nCOMMIT\n'
     assert!(err.contains("policy does not load"), "{err}");
 }
 
+/// A restore that stops reading its input early (a PATH stand-in that exits at once, as
+/// `iptables-restore` does at a line it refuses) on a ruleset larger than a pipe holds:
+/// the apply reports it and puts the previous ruleset back, instead of dying of SIGPIPE
+/// half-way through its transaction.
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn a_restore_that_stops_reading_is_rolled_back() {
+    require_netns("engine", &[]);
+    let setup = r#"for i in $(seq 3000); do
+  echo "-A DOCKER -d 172.17.0.9/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport $i -j ACCEPT"
+done | sed '1i *filter' | sed '$a COMMIT' | iptables-legacy-restore --noflush
+iptables-legacy -I INPUT -s 192.0.2.1 -j ACCEPT
+real=$(command -v iptables-legacy-restore)
+mkdir -p /run/work/stub
+cat > /run/work/stub/iptables-legacy-restore <<STUB
+#!/bin/bash
+case " \$* " in *" --test "*) ;; *)
+  if mkdir /run/work/refused 2> /dev/null; then echo "refused at line 1" >&2; exit 1; fi;;
+esac
+exec $real "\$@"
+STUB
+chmod +x /run/work/stub/iptables-legacy-restore"#;
+    let (before, after, err, code) = failing(setup, r#"PATH=/run/work/stub:$PATH "$BIN" reload"#);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(before, after, "the ruleset was not put back");
+    assert!(err.contains("the previous ruleset was put back"), "{err}");
+    assert!(err.contains("refused at line 1"), "{err}");
+}
+
 #[test]
 #[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_restore_the_kernel_rejects_is_rolled_back_in_both_families() {

@@ -1,9 +1,8 @@
 //! The transaction `start`, `reload` and `stop` share, under the xtables lock: the lock
 //! taken before the backend is chosen, each family saved and planned, its policy checked
-//! while it is composed (loaded apart, else `iptables-restore --test`:
-//! [`super::check_policy`]), a snapshot of what runs, the changed tables written (one
-//! transaction per family, the families at once), every family put back if a write
-//! fails, and the apply record of what the kernel then holds.
+//! (`iptables-restore --test`) while it is composed, a snapshot of what runs, the changed
+//! tables written (one transaction per family, the families at once), every family put
+//! back if a write fails, and the apply record of what the kernel then holds.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,7 +27,7 @@ use super::{confirm, test_policy, write};
 /// hands a policy that needs checking to the [`Tester`] as soon as it is rendered.
 pub(super) type PlanOne<'a> = dyn Fn(Family, &str, &Tester<'_>) -> Result<FamilyPlan> + Sync + 'a;
 
-/// Where a rendered policy goes to be checked ([`super::check_policy`]) while its family
+/// Where a rendered policy goes to be checked (`iptables-restore --test`) while its family
 /// is composed; a no-op for a re-plan, whose policy was checked the first time.
 pub(super) type Tester<'a> = dyn Fn(&Policy) + 'a;
 

@@ -3,12 +3,19 @@
 //! what it said" — its stderr, or its stdout when stderr is empty.
 
 use std::ffi::OsStr;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
 /// Runs `program args…` with `env` added and `stdin` fed to it; returns its stdout.
+///
+/// The input is handed over in an unnamed temporary file, not through a pipe: a program
+/// that stops reading early (`iptables-restore` refusing a line of a large ruleset) would
+/// otherwise leave our write to a closed pipe, and SIGPIPE, which the CLI keeps at its
+/// default ([`crate::system::default_sigpipe`]), would end this process in the middle
+/// of a transaction, before it could put anything back. Without a writable temporary
+/// directory, through a pipe all the same.
 pub fn run(
     program: impl AsRef<OsStr>,
     args: &[&str],
@@ -18,7 +25,10 @@ pub fn run(
     let program = Path::new(program.as_ref());
     let mut cmd = command(program, args, env).stdout_capture();
     if let Some(bytes) = stdin {
-        cmd = cmd.stdin_bytes(bytes);
+        cmd = match input_file(bytes) {
+            Some(file) => cmd.stdin_file(file),
+            None => cmd.stdin_bytes(bytes),
+        };
     }
     let out = cmd
         .run()
@@ -83,6 +93,15 @@ impl LargeOutput {
         }
         Ok(())
     }
+}
+
+/// `bytes` in an unnamed temporary file, read from its start; `None` when no temporary
+/// file can be written.
+fn input_file(bytes: &[u8]) -> Option<std::fs::File> {
+    let mut file = tempfile::tempfile().ok()?;
+    file.write_all(bytes).ok()?;
+    file.seek(SeekFrom::Start(0)).ok()?;
+    Some(file)
 }
 
 fn command(program: &Path, args: &[&str], env: &[(&str, &OsStr)]) -> duct::Expression {
