@@ -406,7 +406,13 @@ sd_sh 'cp /etc/iptables-docker/config.toml /root/config.good
 input_before=$(sd_exec iptables-legacy -S INPUT)
 out=$(run systemctl reload iptables-docker.service)
 expect_not_in "systemctl reload with a policy that would cut the session: refused" "[exit 0]" "$out"
-expect_in "  the journal says why" "would not accept new SSH connections from 10.9.9.2 (port 22)" "$(sd_exec journalctl -u iptables-docker -b -n 20 -o cat)"
+# systemctl returns when the reload has exited; journald may not have read its stderr yet.
+why="would not accept new SSH connections from 10.9.9.2 (port 22)"
+for _ in $(seq 50); do
+    sd_exec journalctl -u iptables-docker -b -n 20 -o cat | grep -qF "$why" && break
+    sleep 0.1
+done
+expect_in "  the journal says why" "$why" "$(sd_exec journalctl -u iptables-docker -b -n 20 -o cat)"
 expect_eq "  the running policy is unchanged" "$input_before" "$(sd_exec iptables-legacy -S INPUT)"
 expect_in "plan warns about it" "warning: this policy would not accept new SSH connections from 10.9.9.2" "$(run iptables-docker plan)"
 out=$(run iptables-docker reload --force)
