@@ -26,7 +26,6 @@ use crate::pipeline::{self, FamilyPlan, Mode};
 use crate::policy::{Policy, Template};
 use crate::report;
 use crate::system::iptables::Iptables;
-use crate::system::lock::ChildLock;
 use crate::system::state::StateDir;
 use crate::system::{probe, trust};
 
@@ -87,14 +86,14 @@ fn select_backend(
     global: &Global,
     config: &Config,
     follow_docker: bool,
-    held: Option<&ChildLock>,
+    held: Option<&probe::Alongside<'_>>,
 ) -> Result<Selection> {
     let (choice, origin) = match (global.backend, &config.path) {
         (Some(choice), _) => (choice, "--backend".to_string()),
         (None, Some(path)) => (config.backend, format!("`backend` in {}", path.display())),
         (None, None) => (config.backend, "default".to_string()),
     };
-    let facts = probe::facts(choice, held.map(ChildLock::path));
+    let facts = probe::facts(choice, held);
     backend::select(choice, &origin, &facts, follow_docker)
 }
 

@@ -18,6 +18,7 @@ use crate::report::{self, Level};
 use crate::ruleset::{self, TableName};
 use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::{ChildLock, XtablesLock};
+use crate::system::probe;
 use crate::system::state::StateDir;
 
 use super::apply::Verb;
@@ -44,7 +45,8 @@ pub(super) struct Held {
 }
 
 /// Takes the xtables lock, then at once: chooses the backend (the probe's commands wait
-/// on our child lock file) and says it, runs `alongside` (start's lockout guard), and saves
+/// on our child lock file; on iptables-legacy it counts Docker's FORWARD rules in the
+/// IPv4 save below instead of asking `-S FORWARD`) and says it, runs `alongside` (start's lockout guard), and saves
 /// `families` from iptables-legacy — the product's default, saved next on most hosts
 /// (read-only; set aside when the choice is nft). A refusal of `alongside` comes first.
 pub(super) fn hold_and_select(
@@ -64,13 +66,39 @@ pub(super) fn hold_and_select(
                 .ok()
         })
         .flatten();
+    // The IPv4 save counts Docker's FORWARD rules for the probe, which would otherwise
+    // copy the same filter table out of the kernel once more (`-S FORWARD`).
+    let (counted, forward) = std::sync::mpsc::channel();
+    let lock_path = child_lock.path();
     let (alongside, selection, legacy) = std::thread::scope(|s| {
-        let probe = s.spawn(|| super::select_backend(global, config, true, Some(&child_lock)));
+        let probe = s.spawn(move || {
+            let legacy_forward = || forward.recv().ok().flatten();
+            let held = probe::Alongside {
+                child_lock: lock_path,
+                legacy_forward: &legacy_forward,
+            };
+            super::select_backend(global, config, true, Some(&held))
+        });
         let saves = legacy.as_ref().map(|tools| {
             (tools.iter())
-                .map(|ipt| s.spawn(move || ipt.save(None)))
+                .map(|ipt| {
+                    let counted = (ipt.family == Family::V4).then(|| counted.clone());
+                    s.spawn(move || {
+                        let saved = ipt.save(None);
+                        if let Some(counted) = counted {
+                            let docker = saved.as_deref().ok();
+                            // Unheard when the probe needs no count (a backend was named).
+                            counted
+                                .send(docker.and_then(probe::docker_forward_rules))
+                                .ok();
+                        }
+                        saved
+                    })
+                })
                 .collect::<Vec<_>>()
         });
+        // Without an IPv4 save the probe asks `-S FORWARD` itself.
+        drop(counted);
         let alongside = alongside();
         let legacy = saves.map(|saves| {
             (saves.into_iter())

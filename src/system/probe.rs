@@ -16,9 +16,9 @@ pub const DAEMON_JSON: &str = "/etc/docker/daemon.json";
 /// no more than whether Docker runs its nftables firewall; `auto` also asks each backend
 /// for its filter FORWARD chain, once: whether it answers and whether Docker's jumps are
 /// there (a whole `iptables-save` of a host with 20,000 published ports takes ~150 ms).
-/// `child_lock`: the lock file the iptables commands wait on while we hold the xtables
-/// lock ourselves (`XTABLES_LOCKFILE`); `None`, the usual one.
-pub fn facts(choice: Choice, child_lock: Option<&Path>) -> Facts {
+/// `alongside`: set while we hold the xtables lock ourselves ([`Alongside`]).
+pub fn facts(choice: Choice, alongside: Option<&Alongside<'_>>) -> Facts {
+    let child_lock = alongside.map(|a| a.child_lock);
     if choice != Choice::Auto {
         return Facts {
             docker_nftables: docker_nftables(),
@@ -30,9 +30,10 @@ pub fn facts(choice: Choice, child_lock: Option<&Path>) -> Facts {
     // published ports), which covers the other two.
     let (docker_nftables, (legacy_unusable, docker_rules_legacy), (nft_unusable, docker_rules_nft)) =
         std::thread::scope(|s| {
-            let nft = s.spawn(|| forward_chain(Backend::Nft, child_lock));
+            let nft = s.spawn(|| forward_chain(Backend::Nft, child_lock, None));
             let docker = s.spawn(docker_nftables);
-            let legacy = forward_chain(Backend::Legacy, child_lock);
+            let counted = alongside.and_then(|a| (a.legacy_forward)());
+            let legacy = forward_chain(Backend::Legacy, child_lock, counted);
             (
                 docker.join().expect("the nftables probe does not panic"),
                 legacy,
@@ -48,6 +49,37 @@ pub fn facts(choice: Choice, child_lock: Option<&Path>) -> Facts {
     }
 }
 
+/// What the probe is given while the xtables lock is ours: the lock file the iptables
+/// commands wait on instead (`XTABLES_LOCKFILE`), and Docker's IPv4 filter FORWARD rules
+/// as counted in the `iptables-legacy-save` made at the same time
+/// ([`docker_forward_rules`]; `None`: that save failed or held no filter table, so
+/// `iptables-legacy -S FORWARD` is asked after all). On a large Docker host `-S FORWARD`
+/// copies the whole filter table out of the kernel once more (~20 ms of CPU at 20,000
+/// published ports).
+pub struct Alongside<'a> {
+    pub child_lock: &'a Path,
+    pub legacy_forward: &'a dyn Fn() -> Option<usize>,
+}
+
+/// How many of the IPv4 filter FORWARD rules in `saved` (`iptables-save [-c]` text) name
+/// a DOCKER chain, as [`forward_chain`] counts them in `-S FORWARD`; `None` when `saved`
+/// has no filter table (the module not loaded: only `-S FORWARD` tells whether it can be).
+pub fn docker_forward_rules(saved: &str) -> Option<usize> {
+    let start = saved
+        .find("*filter\n")
+        .filter(|&i| i == 0 || saved[..i].ends_with('\n'))?;
+    let block = &saved[start..];
+    let block = &block[..block.find("\nCOMMIT").unwrap_or(block.len())];
+    let counted = (block.lines())
+        .map(|line| match line.strip_prefix('[') {
+            Some(rest) => rest.split_once("] ").map_or("", |(_, rule)| rule),
+            None => line,
+        })
+        .filter(|rule| rule.starts_with("-A FORWARD ") && rule.contains("DOCKER"))
+        .count();
+    Some(counted)
+}
+
 fn run(program: &str, args: &[&str], child_lock: Option<&Path>) -> Option<std::process::Output> {
     let mut cmd = duct::cmd(program, args);
     if let Some(lock) = child_lock {
@@ -61,8 +93,12 @@ fn run(program: &str, args: &[&str], child_lock: Option<&Path>) -> Option<std::p
 /// iptables table 'filter': Table does not exist`); else how many of the IPv4 filter
 /// FORWARD rules are Docker's (they name a DOCKER chain: every Docker version that writes
 /// iptables rules jumps from FORWARD to DOCKER-USER and its other chains, see
-/// ../shared/fixtures/docker).
-fn forward_chain(backend: Backend, child_lock: Option<&Path>) -> (Option<String>, usize) {
+/// ../shared/fixtures/docker). `counted`: that count, already made from a save.
+fn forward_chain(
+    backend: Backend,
+    child_lock: Option<&Path>,
+    counted: Option<usize>,
+) -> (Option<String>, usize) {
     for family in Family::ALL {
         for suffix in ["", "-save", "-restore"] {
             let name = format!("{}-{}{suffix}", family.command(), backend.name());
@@ -70,6 +106,9 @@ fn forward_chain(backend: Backend, child_lock: Option<&Path>) -> (Option<String>
                 return (Some(format!("`{name}` is not installed")), 0);
             }
         }
+    }
+    if let Some(docker) = counted {
+        return (None, docker);
     }
     let program = format!("iptables-{}", backend.name());
     match run(&program, &["-w", "5", "-S", "FORWARD"], child_lock) {
@@ -106,4 +145,23 @@ fn docker_nftables() -> Option<String> {
     let out = run("nft", &["list", "tables"], None)?;
     nft_tables_have_docker(&String::from_utf8_lossy(&out.stdout))
         .then(|| "`nft list tables` shows Docker's docker-bridges tables".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_dockers_forward_rules_in_a_save_with_or_without_counters() {
+        let saved = "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j DOCKER\nCOMMIT\n\
+            *filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:DOCKER-USER - [0:0]\n\
+            [7:420] -A FORWARD -j DOCKER-USER\n-A FORWARD -o docker0 -j DOCKER\n\
+            -A FORWARD -o eth1 -j ACCEPT\n-A INPUT -j DOCKER-ISH\nCOMMIT\n";
+        assert_eq!(docker_forward_rules(saved), Some(2));
+        let no_filter = "*nat\n:PREROUTING ACCEPT [0:0]\n-A FORWARD -j DOCKER\nCOMMIT\n";
+        assert_eq!(docker_forward_rules(no_filter), None);
+        assert_eq!(docker_forward_rules(""), None);
+        let empty = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\nCOMMIT\n";
+        assert_eq!(docker_forward_rules(empty), Some(0));
+    }
 }
