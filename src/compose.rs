@@ -32,7 +32,7 @@ pub fn survives_takeover(
     rule: &Rule,
     reason: &Reason,
 ) -> Option<Takeover> {
-    if rule.spec == "-j RETURN" && rule.chain == DOCKER_USER {
+    if &*rule.spec == "-j RETURN" && &*rule.chain == DOCKER_USER {
         return Some(Takeover::DockerReturn);
     }
     if matches!(reason, Reason::MatchesKeptSet(_)) {
@@ -44,7 +44,7 @@ pub fn survives_takeover(
         own.chains[index],
         Some(Reason::KeepList(_) | Reason::DockerChain)
     );
-    (kept_in_own_right && target != rule.chain).then_some(Takeover::JumpFirst)
+    (kept_in_own_right && target != &*rule.chain).then_some(Takeover::JumpFirst)
 }
 
 /// Builds the ruleset `start`/`stop` loads. Fails when the policy declares a chain that is
@@ -90,8 +90,7 @@ fn compose_table(
     let users = user_chains_of(name, cur, own, pol, owns, &gone, &by_chain)?;
     let is_gone = |r: &Rule| {
         !gone.is_empty()
-            && (gone.contains(&r.chain.as_str())
-                || target_of(&r.spec).is_some_and(|t| gone.contains(&t)))
+            && (gone.contains(&&*r.chain) || target_of(&r.spec).is_some_and(|t| gone.contains(&t)))
     };
 
     // The kept rules of `chain`; of a chain the policy owns, those that survive the
@@ -275,12 +274,12 @@ fn drop_unreferenced(
 /// rule (Docker guarantees that too; a policy cannot work without it).
 fn jump_to_docker_user_first(rules: &mut Vec<Rule>, forward_start: usize) {
     let jump = format!("-j {DOCKER_USER}");
-    let existing = rules[forward_start..].iter().position(|r| r.spec == jump);
+    let existing = rules[forward_start..].iter().position(|r| *r.spec == *jump);
     let rule = match existing {
         Some(i) => rules.remove(forward_start + i),
         None => Rule {
-            chain: "FORWARD".to_string(),
-            spec: jump,
+            chain: "FORWARD".into(),
+            spec: jump.into(),
             counters: Some(Counters::default()),
         },
     };
@@ -408,7 +407,7 @@ mod tests {
         let again = compose(&hooked, &classify(&hooked, &keep), &pol).unwrap();
         let user: Vec<&str> = again.tables[0]
             .rules_of(DOCKER_USER)
-            .map(|r| r.spec.as_str())
+            .map(|r| &*r.spec)
             .collect();
         assert_eq!(user[0], "-p tcp -j f2b-web", "{again}");
         let stopped = compose(&again, &classify(&again, &keep), &Policy::open()).unwrap();

@@ -96,7 +96,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Fragment> {
     let mark = comment_filter(format!("{OWN_MARK}: rules.d/{name}"));
     for table in &mut ruleset.tables {
         for rule in &mut table.rules {
-            rule.spec = marked(&rule.spec, &mark);
+            rule.spec = marked(&rule.spec, &mark).into();
         }
     }
     Ok(Fragment {
@@ -313,11 +313,7 @@ mod tests {
         .unwrap();
         let f = parse_text("*filter\n-A INPUT -i wg0 -j ACCEPT\nCOMMIT\n").unwrap();
         merge(&mut policy, std::slice::from_ref(&f), Family::V4).unwrap();
-        let rules: Vec<&str> = policy.tables[0]
-            .rules
-            .iter()
-            .map(|r| r.chain.as_str())
-            .collect();
+        let rules: Vec<&str> = policy.tables[0].rules.iter().map(|r| &*r.chain).collect();
         assert_eq!(rules, ["INPUT", "INPUT", "X"]);
         assert_eq!(
             policy.tables[0].chain("INPUT").unwrap().policy,

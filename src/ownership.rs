@@ -231,8 +231,8 @@ impl DockerFacts {
     /// [`DockerFacts::learn`] of one table.
     fn learn_table(table: &Table) -> Self {
         let mut facts = DockerFacts::default();
-        let docker_rules =
-            (table.rules.iter()).filter(|r| is_docker_chain(&r.chain) && r.chain != "DOCKER-USER");
+        let docker_rules = (table.rules.iter())
+            .filter(|r| is_docker_chain(&r.chain) && &*r.chain != "DOCKER-USER");
         for rule in docker_rules {
             if is_our_rule(&rule.spec) {
                 continue;
@@ -412,7 +412,7 @@ fn docker_user_is_ours(ruleset: &Ruleset, keep_chains: &[String], facts: &Docker
     };
     let kept_by_name = |chain: &str| keep_chains.iter().any(|g| glob_match(g, chain));
     filter.rules_of(DOCKER_USER).all(|r| {
-        r.spec == "-j RETURN"
+        &*r.spec == "-j RETURN"
             || is_ours(&RuleArgs::parse(&r.spec))
             || target_of(&r.spec).is_some_and(kept_by_name)
     }) && !docker_runs_here()
@@ -486,7 +486,7 @@ fn classify_table(table: &Table, facts: &DockerFacts, keep: &Keep) -> TableOwner
                 if let Some(t) = index_of(target) {
                     if chains[t].is_none() && !table.chains[t].is_builtin() {
                         chains[t] = Some(Reason::Referenced {
-                            by_chain: rule.chain.clone(),
+                            by_chain: rule.chain.to_string(),
                         });
                         grew = true;
                     }
@@ -504,7 +504,7 @@ fn classify_table(table: &Table, facts: &DockerFacts, keep: &Keep) -> TableOwner
 /// Why a rule of a kept user chain is kept: it is in one; in DOCKER-USER, which a policy
 /// may take over, a rule matching a kept owner's ipset says so, to survive the takeover.
 fn in_kept_chain(rule: &Rule, keep: &Keep) -> Reason {
-    let set = (rule.chain == DOCKER_USER && rule.spec.contains("--match-set"))
+    let set = (&*rule.chain == DOCKER_USER && rule.spec.contains("--match-set"))
         .then(|| keep.set_of(&RuleArgs::parse(&rule.spec)))
         .flatten();
     set.unwrap_or(Reason::InKeptChain)

@@ -135,24 +135,21 @@ pub fn read_back_chains<'a>(current: Option<&Table>, desired: &'a Table) -> Opti
         .map(|(i, c)| (c.name.as_str(), i))
         .collect();
     let mut last = 0;
-    let grouped = desired
-        .rules
-        .iter()
-        .all(|r| match index.get(r.chain.as_str()) {
-            Some(&i) if i >= last => {
-                last = i;
-                true
-            }
-            _ => false,
-        });
+    let grouped = desired.rules.iter().all(|r| match index.get(&*r.chain) {
+        Some(&i) if i >= last => {
+            last = i;
+            true
+        }
+        _ => false,
+    });
     if !in_order || !grouped {
         return None;
     }
     let runs_now = |chain: &str| {
-        let mut now = current.rules_of(chain).map(|r| r.spec.as_str());
+        let mut now = current.rules_of(chain).map(|r| &*r.spec);
         desired
             .rules_of(chain)
-            .all(|r| now.any(|spec| spec == r.spec))
+            .all(|r| now.any(|spec| spec == &*r.spec))
     };
     Some(
         desired
@@ -536,7 +533,10 @@ mod tests {
         assert_eq!(read_back_chains(now, &new_chain), None);
         // The fingerprint with a chain read back is the fingerprint of that text.
         let started = filter(&start);
-        let read: Vec<String> = started.rules_of("INPUT").map(|r| r.spec.clone()).collect();
+        let read: Vec<String> = started
+            .rules_of("INPUT")
+            .map(|r| r.spec.to_string())
+            .collect();
         assert_eq!(
             started.fingerprint_with(&[("INPUT", read)]),
             started.fingerprint()

@@ -56,7 +56,7 @@ fn merge_table(b: &Table, ob: &TableOwnership, n: &Table, on: &TableOwnership) -
         t.rules
             .iter()
             .zip(&o.rules)
-            .filter(|(r, reason)| r.chain == chain && reason.is_some() == kept)
+            .filter(|(r, reason)| &*r.chain == chain && reason.is_some() == kept)
             .map(|(r, _)| r.clone())
             .collect()
     };
@@ -65,7 +65,7 @@ fn merge_table(b: &Table, ob: &TableOwnership, n: &Table, on: &TableOwnership) -
         let docker_now = kept_rules(n, on, &chain.name, true);
         let mut placed = false;
         for (r, reason) in b.rules.iter().zip(&ob.rules) {
-            if r.chain != chain.name {
+            if *r.chain != *chain.name {
                 continue;
             }
             match reason {

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::hash::StableHasher;
 
@@ -160,10 +161,14 @@ impl Chain {
 }
 
 /// One `-A CHAIN …` line. `spec` is everything after `-A CHAIN `, verbatim.
+///
+/// The texts are shared (`Arc<str>`): a rule kept as found is the same text in the
+/// running ruleset and in the one composed from it, and the rules of a chain share its
+/// name, so a large Docker host's ruleset is not copied string by string to be composed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
-    pub chain: String,
-    pub spec: String,
+    pub chain: Arc<str>,
+    pub spec: Arc<str>,
     pub counters: Option<Counters>,
 }
 
@@ -199,7 +204,7 @@ impl Table {
     }
 
     pub fn rules_of<'a>(&'a self, chain: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {
-        self.rules.iter().filter(move |r| r.chain == chain)
+        self.rules.iter().filter(move |r| *r.chain == *chain)
     }
 
     /// The positions in `rules` of each chain's rules, in order, found in one pass: for
@@ -208,7 +213,7 @@ impl Table {
     pub fn rules_by_chain(&self) -> HashMap<&str, Vec<usize>> {
         let mut by_chain: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            by_chain.entry(rule.chain.as_str()).or_default().push(i);
+            by_chain.entry(&*rule.chain).or_default().push(i);
         }
         by_chain
     }
@@ -435,7 +440,9 @@ fn parse_chain(table: TableName, decl: &str) -> Result<Chain, String> {
     })
 }
 
-fn parse_rule(line: &str) -> Result<Rule, String> {
+/// One rule line; `previous`, the rule before it in its table, whose chain name it shares
+/// when it is in the same chain (rules come chain by chain).
+fn parse_rule(line: &str, previous: Option<&Rule>) -> Result<Rule, String> {
     let (counters, rest) = if line.starts_with('[') {
         let (c, rest) = line
             .split_once(' ')
@@ -452,9 +459,13 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
     if chain.is_empty() {
         return Err(format!("rule without a chain name: '{line}'"));
     }
+    let chain = match previous {
+        Some(p) if *p.chain == *chain => Arc::clone(&p.chain),
+        _ => chain.into(),
+    };
     Ok(Rule {
-        chain: chain.to_string(),
-        spec: spec.to_string(),
+        chain,
+        spec: spec.into(),
         counters,
     })
 }
@@ -557,9 +568,12 @@ fn parse_from(text: &str, before: usize) -> Result<Ruleset, ParseError> {
             }
             table.chains.push(chain);
         } else {
-            let rule = parse_rule(line).map_err(err)?;
+            let rule = parse_rule(line, table.rules.last()).map_err(err)?;
             // Rules come chain by chain: most have the chain of the rule before.
-            let same = table.rules.last().is_some_and(|r| r.chain == rule.chain);
+            let same = table
+                .rules
+                .last()
+                .is_some_and(|r| Arc::ptr_eq(&r.chain, &rule.chain));
             if !same && table.chain(&rule.chain).is_none() {
                 return Err(err(format!(
                     "rule for chain '{}', which table '{}' does not declare",

@@ -126,7 +126,7 @@ fn edit_table(
     for rule in wanted
         .rules
         .iter()
-        .filter(|r| rewritten.contains(&r.chain.as_str()))
+        .filter(|r| rewritten.contains(&&*r.chain))
     {
         let _ = writeln!(out, "-A {} {}", rule.chain, rule.spec);
     }
@@ -156,7 +156,7 @@ fn edit_chain<'a>(
     let mut deletes = Vec::new();
     let mut kept: Vec<&Rule> = Vec::new();
     for (rule, reason) in cur.rules.iter().zip(&own.rules) {
-        if rule.chain != chain {
+        if &*rule.chain != chain {
             continue;
         }
         match reason {
@@ -166,7 +166,7 @@ fn edit_chain<'a>(
     }
     let mut remaining: HashMap<&str, usize> = HashMap::new();
     for rule in &kept {
-        *remaining.entry(rule.spec.as_str()).or_default() += 1;
+        *remaining.entry(&*rule.spec).or_default() += 1;
     }
     let mut moved = vec![false; kept.len()];
     let mut matched = vec![false; kept.len()];
@@ -177,19 +177,19 @@ fn edit_chain<'a>(
         while next < kept.len() && moved[next] {
             next += 1;
         }
-        let spec = rule.spec.as_str();
+        let spec = &*rule.spec;
         let left = remaining.get(spec).copied().unwrap_or(0);
         if left == 0 {
             continue;
         }
         remaining.insert(spec, left - 1);
-        if kept[next].spec == spec {
+        if &*kept[next].spec == spec {
             untouched[i] = true;
             matched[next] = true;
             next += 1;
         } else {
             let later = (next..kept.len())
-                .find(|&k| !moved[k] && kept[k].spec == spec)
+                .find(|&k| !moved[k] && &*kept[k].spec == spec)
                 .expect("a remaining kept rule lies ahead");
             moved[later] = true;
         }

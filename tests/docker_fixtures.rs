@@ -54,7 +54,7 @@ fn docker_view(table: &Table) -> (Vec<String>, Vec<String>) {
     let rules = table
         .rules
         .iter()
-        .filter(|r| !(table.name == TableName::Filter && r.chain == "INPUT"))
+        .filter(|r| !(table.name == TableName::Filter && &*r.chain == "INPUT"))
         .map(|r| format!("-A {} {}", r.chain, r.spec))
         .collect();
     (chains, rules)
@@ -278,14 +278,14 @@ fn with_docker_user_hook(rs: &mut Ruleset) {
         .position(|c| !c.is_builtin() && c.name.as_str() > "DOCKER-USER")
         .unwrap_or(filter.chains.len());
     filter.chains.insert(at, chain);
-    let first = filter.rules.iter().position(|r| r.chain == "FORWARD");
+    let first = filter.rules.iter().position(|r| &*r.chain == "FORWARD");
     let mut jump = filter.rules.first().cloned().expect("Docker's rules");
     jump.chain = "FORWARD".into();
     jump.spec = "-j DOCKER-USER".into();
     let after_builtins_before_forward = filter
         .rules
         .iter()
-        .position(|r| r.chain != "INPUT")
+        .position(|r| &*r.chain != "INPUT")
         .unwrap_or(filter.rules.len());
     filter
         .rules

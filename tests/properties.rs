@@ -356,7 +356,7 @@ fn comparable(rs: &Ruleset, hook: bool) -> Ruleset {
     {
         if t.rules_of("DOCKER-USER").next().is_none() {
             t.chains.retain(|c| c.name != "DOCKER-USER");
-            t.rules.retain(|r| r.spec != "-j DOCKER-USER");
+            t.rules.retain(|r| &*r.spec != "-j DOCKER-USER");
         }
     }
     rs.tables.retain(|t| {
@@ -524,9 +524,9 @@ proptest! {
         if containers {
             let filter = alone.table(TableName::Filter);
             let user: Vec<_> = filter.iter().flat_map(|t| t.rules_of("DOCKER-USER")).collect();
-            prop_assume!(user.iter().all(|r| r.spec == "-j RETURN" || r.spec.contains("f2b-")));
+            prop_assume!(user.iter().all(|r| &*r.spec == "-j RETURN" || r.spec.contains("f2b-")));
             let forward: Vec<_> = filter.iter().flat_map(|t| t.rules_of("FORWARD")).collect();
-            let jumps = forward.iter().position(|r| r.spec == "-j DOCKER-USER");
+            let jumps = forward.iter().position(|r| &*r.spec == "-j DOCKER-USER");
             let hook = filter.is_some_and(|t| t.chain("DOCKER-USER").is_some());
             // Docker makes DOCKER-USER with its jump first in FORWARD, and nowhere else.
             prop_assume!(if hook { jumps == Some(0) } else { jumps.is_none() });

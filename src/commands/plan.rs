@@ -218,10 +218,10 @@ fn explain(plan: &FamilyPlan, origins: &HashMap<(String, String), String>) -> St
     }
     for table in &plan.policy.fragment.tables {
         for rule in &table.rules {
-            match again.get_mut(&(table.name, rule.chain.as_str(), rule.spec.as_str())) {
+            match again.get_mut(&(table.name, &*rule.chain, &*rule.spec)) {
                 Some(n) if *n > 0 => *n -= 1,
                 _ => {
-                    let key = (rule.chain.clone(), rule.spec.clone());
+                    let key = (rule.chain.to_string(), rule.spec.to_string());
                     let from = origins
                         .get(&key)
                         .map_or(String::new(), |o| format!(": {o}"));
