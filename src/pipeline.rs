@@ -423,24 +423,30 @@ impl Fate<'_> {
 /// Plans one family: `saved` is `iptables-save -c` output (`source` names it in errors).
 /// A pure function of the saved ruleset, the configuration and the template text; the
 /// apply record plays no part ([`FamilyPlan::skip_applied`] is the one place it may).
-/// `rendered` sees the policy once it is rendered, before it is composed.
 pub fn plan(
+    family: Family,
+    saved: &str,
+    source: &str,
+    inputs: (&Config, &Template),
+    mode: Mode,
+) -> Result<FamilyPlan> {
+    classify_saved(family, saved, source, inputs, mode)?.compose()
+}
+
+/// The first half of [`plan`]: `saved` parsed and classified, and the policy rendered
+/// from Docker's facts in it (the open policy for [`Mode::Stop`]), not yet composed.
+pub fn classify_saved(
     family: Family,
     saved: &str,
     source: &str,
     (config, template): (&Config, &Template),
     mode: Mode,
-    rendered: &dyn Fn(&Policy),
-) -> Result<FamilyPlan> {
+) -> Result<Classified> {
     let current = parse_saved(saved, source)?;
     let keep = (config.kept_chains(), config.kept_sets());
-    plan_with(family, current, (&keep.0, &keep.1), |facts| {
-        let policy = match mode {
-            Mode::Start => policy::render(config, template, family, facts)?,
-            Mode::Stop => Policy::open(),
-        };
-        rendered(&policy);
-        Ok(policy)
+    classify(family, current, (&keep.0, &keep.1), |facts| match mode {
+        Mode::Start => policy::render(config, template, family, facts),
+        Mode::Stop => Ok(Policy::open()),
     })
 }
 
@@ -452,28 +458,52 @@ pub fn parse_saved(saved: &str, source: &str) -> Result<Ruleset> {
     })
 }
 
-/// Plans one family with the policy `policy` makes from the Docker facts of `current`
+/// One family's running ruleset, classified, with the policy made for it: a plan before
+/// composing. The policy can be checked (`iptables-restore --test`) while
+/// [`Classified::compose`] runs, as `start` does.
+#[derive(Debug)]
+pub struct Classified {
+    pub family: Family,
+    pub current: Ruleset,
+    pub ownership: DockerOwnership,
+    pub policy: Policy,
+}
+
+/// Classifies `current` (one family) with the policy `policy` makes from its Docker facts
 /// (a rendered template, or a fallback policy); `keep` (chain patterns, set patterns) are
 /// kept as Docker's are.
-pub fn plan_with(
+pub fn classify(
     family: Family,
     current: Ruleset,
     keep: (&[String], &[String]),
     policy: impl FnOnce(&DockerFacts) -> Result<Policy>,
-) -> Result<FamilyPlan> {
+) -> Result<Classified> {
     let ownership = classify_keeping(&current, keep.0, keep.1);
     let policy = policy(&ownership.facts)?;
-    let desired = compose(&current, &ownership, &policy)
-        .map_err(|m| Error::config(m).hint("rename the chain in the template"))?;
-    let changed = changed_tables(&current, &desired);
-    Ok(FamilyPlan {
+    Ok(Classified {
         family,
         current,
         ownership,
         policy,
-        desired,
-        changed,
     })
+}
+
+impl Classified {
+    /// The plan: the ruleset to load composed ([`compose`]) and the tables that change.
+    /// Fails (a configuration error) when the policy declares a chain that is kept.
+    pub fn compose(self) -> Result<FamilyPlan> {
+        let desired = compose(&self.current, &self.ownership, &self.policy)
+            .map_err(|m| Error::config(m).hint("rename the chain in the template"))?;
+        let changed = changed_tables(&self.current, &desired);
+        Ok(FamilyPlan {
+            family: self.family,
+            current: self.current,
+            ownership: self.ownership,
+            policy: self.policy,
+            desired,
+            changed,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -511,7 +541,6 @@ mod tests {
                 "t",
                 (&config, &Template::builtin()),
                 mode,
-                &|_| {},
             )
             .unwrap()
         };
@@ -554,7 +583,6 @@ mod tests {
             "t",
             (&config, &Template::builtin()),
             Mode::Start,
-            &|_| {},
         )
         .unwrap();
         assert_eq!(first.changed, [TableName::Filter]);
@@ -566,7 +594,6 @@ mod tests {
             "t",
             (&config, &Template::builtin()),
             Mode::Start,
-            &|_| {},
         )
         .unwrap();
         assert!(second.changed.is_empty());

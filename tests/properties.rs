@@ -375,7 +375,6 @@ fn plan_of(text: &str, family: Family, config: &Config, mode: Mode) -> Ruleset {
         "generated",
         (config, &Template::builtin()),
         mode,
-        &|_| {},
     )
     .unwrap_or_else(|e| panic!("plan failed: {e}\n{text}"));
     p.desired
@@ -489,7 +488,7 @@ proptest! {
         let mode = if stop { Mode::Stop } else { Mode::Start };
         let config = start_config(&keep, containers);
         let once = plan_of(&text, family, &config, mode);
-        let again = plan(family, &once.to_string(), "planned", (&config, &Template::builtin()), mode, &|_| {})
+        let again = plan(family, &once.to_string(), "planned", (&config, &Template::builtin()), mode)
             .expect("plans again");
         prop_assert!(
             again.desired == once,

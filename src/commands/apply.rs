@@ -11,7 +11,7 @@ use crate::error::{Error, Kind, Result};
 use crate::fallback::{self, LastGood};
 use crate::family::Family;
 use crate::guard;
-use crate::pipeline::{self, FamilyPlan, Mode};
+use crate::pipeline::{self, Classified, Mode};
 use crate::policy::{Policy, Template};
 use crate::report;
 use crate::ruleset;
@@ -21,8 +21,8 @@ use crate::system::lock::ChildLock;
 use crate::system::pending;
 use crate::system::state::StateDir;
 
-use super::transact::{hold_and_select, say_backend, transact, Scope, Tester};
-use super::{confirm, load_config, load_policy, managed_families, plan_running};
+use super::transact::{hold_and_select, say_backend, transact, Scope};
+use super::{classify_running, confirm, load_config, load_policy, managed_families};
 
 /// Which apply command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,24 +87,25 @@ fn apply_config(
     check_docker_nftables(&selection, &config, Mode::Start)?;
     let inputs =
         pipeline::inputs_fingerprint(&system::binary_identity(), Mode::Start, &config, &template);
-    let plan_one = |family, saved: &str, tester: &Tester<'_>| {
-        plan_running(
-            family,
-            saved,
-            (&config, &template),
-            Mode::Start,
-            state,
-            tester,
-        )
-    };
+    let classify_one =
+        |family, saved: &str| classify_running(family, saved, (&config, &template), Mode::Start);
     let kept = config.kept_chains();
     let scope = Scope {
         backend: selection.backend,
         families,
         keep_chains: &kept,
+        check_policy: true,
         confirm,
     };
-    let done = transact(global, state, verb, &scope, &inputs, &plan_one, Some(held))?;
+    let done = transact(
+        global,
+        state,
+        verb,
+        &scope,
+        &inputs,
+        &classify_one,
+        Some(held),
+    )?;
     let good = (done.policies.iter())
         .map(|(family, policy)| Ok((*family, last_good(&config, &template, policy)?)))
         .collect::<Result<Vec<_>>>()?;
@@ -146,24 +147,17 @@ fn last_good(config: &Config, template: &Template, policy: &Policy) -> Result<La
     })
 }
 
-/// Plans `family` with a fixed `policy` (open, a last good or the minimal one), handed to
-/// `tester` before it is composed.
-fn plan_fixed(
+/// Classifies `family` (`saved`, its `iptables-save` text) for a fixed `policy` (open, a
+/// last good or the minimal one).
+fn classify_fixed(
     family: Family,
     saved: &str,
     keep: (&[String], &[String]),
     policy: &Policy,
-    state: &StateDir,
-    tester: &Tester<'_>,
-) -> Result<FamilyPlan> {
+) -> Result<Classified> {
     let source = format!("{}-save output", family.command());
     let current = pipeline::parse_saved(saved, &source)?;
-    let mut plan = pipeline::plan_with(family, current, keep, |_| {
-        tester(policy);
-        Ok(policy.clone())
-    })?;
-    plan.skip_applied(&state.applied(family));
-    Ok(plan)
+    pipeline::classify(family, current, keep, |_| Ok(policy.clone()))
 }
 
 /// `stop`: the host open, Docker untouched. Needs no valid configuration: when it does
@@ -188,15 +182,14 @@ fn stop(global: &Global, state: &StateDir) -> Result<()> {
         &Config::builtin(),
         &Template::builtin(),
     );
-    // The open policy is ours and fixed: there is nothing in it to check.
     let open = Policy::open();
-    let plan_one = |family, saved: &str, _: &Tester<'_>| {
-        plan_fixed(family, saved, (&keep, &sets), &open, state, &|_| {})
-    };
+    let classify_one = |family, saved: &str| classify_fixed(family, saved, (&keep, &sets), &open);
     let scope = Scope {
         backend: selection.backend,
         families,
         keep_chains: &keep,
+        // The open policy is ours and fixed: there is nothing in it to check.
+        check_policy: false,
         confirm: None,
     };
     transact(
@@ -205,7 +198,7 @@ fn stop(global: &Global, state: &StateDir) -> Result<()> {
         Verb::Stop,
         &scope,
         &inputs,
-        &plan_one,
+        &classify_one,
         Some(held),
     )?;
     state.set_degraded(None)
@@ -258,20 +251,29 @@ fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
             .map(|(_, p, _)| p.fragment.to_string())
             .collect();
         let inputs = ruleset::fingerprint_of(&format!("fallback {text}"));
-        let plan_one = |family, saved: &str, tester: &Tester<'_>| {
+        let classify_one = |family, saved: &str| {
             let (_, policy, _) = fallbacks
                 .iter()
                 .find(|(f, ..)| *f == family)
                 .expect("a fallback per family");
-            plan_fixed(family, saved, (&keep, &[]), policy, state, tester)
+            classify_fixed(family, saved, (&keep, &[]), policy)
         };
         let scope = Scope {
             backend: selection.backend,
             families: bare,
             keep_chains: &keep,
+            check_policy: true,
             confirm: None,
         };
-        transact(global, state, Verb::Start, &scope, &inputs, &plan_one, None)?;
+        transact(
+            global,
+            state,
+            Verb::Start,
+            &scope,
+            &inputs,
+            &classify_one,
+            None,
+        )?;
         said.extend(
             fallbacks
                 .iter()

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::host_rule::Action;
-use crate::pipeline::{self, FamilyPlan, Mode};
+use crate::pipeline::{self, Classified, FamilyPlan, Mode};
 use crate::policy::{Policy, Template};
 use crate::report;
 use crate::system::iptables::Iptables;
@@ -145,20 +145,34 @@ fn load_policy(config: Config) -> Result<(Config, Template)> {
     Ok((config, template))
 }
 
-/// Plans one family of the running ruleset as `start` does: the pure plan, then the
-/// apply record in `state` skips the tables the last apply left as they are. `rendered`
-/// is handed the policy as soon as it is rendered, before it is composed with the
-/// running rules (`start` checks it with `iptables-restore --test` meanwhile).
+/// Plans one family of the running ruleset as `start` does: [`classify_running`], then
+/// [`finish`].
 fn plan_running(
     family: Family,
     saved: &str,
     inputs: (&Config, &Template),
     mode: Mode,
     state: &StateDir,
-    rendered: &dyn Fn(&Policy),
 ) -> Result<FamilyPlan> {
+    finish(classify_running(family, saved, inputs, mode)?, state)
+}
+
+/// One family of the running ruleset (`saved`, its `iptables-save` text) classified, with
+/// its policy rendered ([`pipeline::classify_saved`]).
+fn classify_running(
+    family: Family,
+    saved: &str,
+    inputs: (&Config, &Template),
+    mode: Mode,
+) -> Result<Classified> {
     let source = format!("{}-save output", family.command());
-    let mut plan = pipeline::plan(family, saved, &source, inputs, mode, rendered)?;
-    plan.skip_applied(&state.applied(family));
+    pipeline::classify_saved(family, saved, &source, inputs, mode)
+}
+
+/// The plan of a classified family of the running ruleset: composed, then the apply
+/// record in `state` skips the tables the last apply left as they are.
+fn finish(classified: Classified, state: &StateDir) -> Result<FamilyPlan> {
+    let mut plan = classified.compose()?;
+    plan.skip_applied(&state.applied(plan.family));
     Ok(plan)
 }

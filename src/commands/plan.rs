@@ -38,7 +38,6 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
                     &source,
                     (&config, &template),
                     mode,
-                    &|_| {},
                 )?);
             }
         }
@@ -54,7 +53,6 @@ pub fn run(global: &Global, args: &PlanArgs) -> Result<()> {
                 (&config, &template),
                 mode,
                 &state,
-                &|_| {},
             )?);
         }
     }

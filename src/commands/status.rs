@@ -241,14 +241,7 @@ fn families(
             .and_then(|o| o.save(None))
             .map(|t| rule_count(&t))
             .unwrap_or(0);
-        let plan = plan_running(
-            family,
-            &saved,
-            (config, &template),
-            Mode::Start,
-            &state,
-            &|_| {},
-        )?;
+        let plan = plan_running(family, &saved, (config, &template), Mode::Start, &state)?;
         test_policy(&ipt, &plan.policy)?;
         let exposure = exposure::analyse(
             family,

@@ -5,6 +5,7 @@
 //! back if a write fails, and the apply record of what the kernel then holds.
 
 use std::path::PathBuf;
+use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use crate::backend::{Choice, Selection};
@@ -12,7 +13,7 @@ use crate::cli::Global;
 use crate::config::Config;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
-use crate::pipeline::{self, Applied, Counts, FamilyPlan};
+use crate::pipeline::{self, Applied, Classified, Counts, FamilyPlan};
 use crate::policy::Policy;
 use crate::report::{self, Level};
 use crate::ruleset::{self, TableName};
@@ -24,13 +25,9 @@ use crate::system::state::StateDir;
 use super::apply::Verb;
 use super::{confirm, test_policy, write};
 
-/// Plans one family from its `iptables-save` text, the apply record already consulted;
-/// hands a policy that needs checking to the [`Tester`] as soon as it is rendered.
-pub(super) type PlanOne<'a> = dyn Fn(Family, &str, &Tester<'_>) -> Result<FamilyPlan> + Sync + 'a;
-
-/// Where a rendered policy goes to be checked (`iptables-restore --test`) while its family
-/// is composed; a no-op for a re-plan, whose policy was checked the first time.
-pub(super) type Tester<'a> = dyn Fn(&Policy) + 'a;
+/// Classifies one family from its `iptables-save` text and makes its policy; the
+/// transaction composes it ([`super::finish`]) while the policy is checked.
+pub(super) type ClassifyOne<'a> = dyn Fn(Family, &str) -> Result<Classified> + Sync + 'a;
 
 /// The xtables lock, taken before the backend is chosen; the private lock file our
 /// children wait on instead; and what iptables-legacy held while the backends were probed.
@@ -46,9 +43,10 @@ pub(super) struct Held {
 
 /// Takes the xtables lock, then at once: chooses the backend (the probe's commands wait
 /// on our child lock file; on iptables-legacy it counts Docker's FORWARD rules in the
-/// IPv4 save below instead of asking `-S FORWARD`) and says it, runs `alongside` (start's lockout guard), and saves
-/// `families` from iptables-legacy — the product's default, saved next on most hosts
-/// (read-only; set aside when the choice is nft). A refusal of `alongside` comes first.
+/// IPv4 save below instead of asking `-S FORWARD`) and says it, runs `alongside`
+/// (start's lockout guard), and saves `families` from iptables-legacy — the product's
+/// default, saved next on most hosts (read-only; set aside when the choice is nft). A
+/// refusal of `alongside` comes first.
 pub(super) fn hold_and_select(
     global: &Global,
     config: &Config,
@@ -128,12 +126,15 @@ pub(super) fn say_backend(selection: &Selection) {
     ));
 }
 
-/// What an apply covers: the backend, the families, the chains kept as Docker's are, and
-/// the `--confirm` window, if one was asked for.
+/// What an apply covers: the backend, the families, the chains kept as Docker's are,
+/// whether each policy is checked, and the `--confirm` window, if one was asked for.
 pub(super) struct Scope<'a> {
     pub backend: Backend,
     pub families: Vec<Family>,
     pub keep_chains: &'a [String],
+    /// Whether each family's policy is checked (`iptables-restore --test`) before anything
+    /// is written; not `stop`'s open policy, which is ours and fixed.
+    pub check_policy: bool,
     pub confirm: Option<confirm::Window<'a>>,
 }
 
@@ -146,15 +147,16 @@ pub(super) struct Done {
 }
 
 /// Under the xtables lock (`held`, or taken now): plans every family of `scope` with
-/// `plan_one`, checks each policy, snapshots, writes the changed tables, rolls every
-/// family back if a write fails, and records what the kernel holds then.
+/// `classify_one`, checks each policy (if the scope says so), snapshots, writes the
+/// changed tables, rolls every family back if a write fails, and records what the kernel
+/// holds then.
 pub(super) fn transact(
     global: &Global,
     state: &StateDir,
     verb: Verb,
     scope: &Scope<'_>,
     inputs: &str,
-    plan_one: &PlanOne<'_>,
+    classify_one: &ClassifyOne<'_>,
     held: Option<Held>,
 ) -> Result<Done> {
     let (started, lock, child_lock, saved) = match held {
@@ -172,14 +174,16 @@ pub(super) fn transact(
         .iter()
         .map(|f| Iptables::new(*f, scope.backend, &child_lock))
         .collect::<Result<Vec<_>>>()?;
-    let mut plans = plan_families(&tools, saved, state, plan_one, inputs)?;
+    let check = scope.check_policy;
+    let mut plans = plan_families(&tools, saved, state, classify_one, check, inputs)?;
     let arm = |snapshots: &[(Family, PathBuf)]| match scope.confirm {
         Some(window) if !snapshots.is_empty() => {
             confirm::arm(global, scope.backend, state, snapshots, window).map(Some)
         }
         _ => Ok(None),
     };
-    let written = write_families(state, &mut plans, scope.keep_chains, plan_one, &arm, inputs)?;
+    let keep_chains = scope.keep_chains;
+    let written = write_families(state, &mut plans, keep_chains, classify_one, &arm, inputs)?;
     for ((ipt, plan, _), (applied, counts)) in plans.iter().zip(&written.records) {
         state.record_applied(ipt.family, applied)?;
         if !plan.changed.is_empty() {
@@ -213,16 +217,16 @@ type Arm<'a> = dyn Fn(&[(Family, PathBuf)]) -> Result<Option<confirm::Armed>> + 
 type Planned<'a> = (&'a Iptables, FamilyPlan, String);
 
 /// Plans every family not unchanged since the last apply, from its save (`saved`, when
-/// the families were saved already: one per tool, in order), and checks that each policy
-/// handed to the [`Tester`] loads (`iptables-restore --test`), before anything is
-/// written. The xtables lock is held. The checks run on a thread of their own, each from
-/// the moment its policy is rendered, while that family is composed and the next one
-/// planned.
+/// the families were saved already: one per tool, in order), and, with `check`, checks
+/// that each policy loads (`iptables-restore --test`), before anything is written. The
+/// xtables lock is held. The checks run on a thread of their own, each from the moment
+/// its family is classified, while that family is composed and the next one planned.
 fn plan_families<'a>(
     tools: &'a [Iptables],
     saved: Option<Vec<Result<String>>>,
     state: &StateDir,
-    plan_one: &PlanOne<'_>,
+    classify_one: &ClassifyOne<'_>,
+    check: bool,
     inputs: &str,
 ) -> Result<Vec<Planned<'a>>> {
     std::thread::scope(|scope| {
@@ -245,10 +249,8 @@ fn plan_families<'a>(
                 (None, Some(save)) => save.join().expect("a save does not panic"),
                 (None, None) => ipt.save(None),
             };
-            // A send fails only once the checker has stopped at a refusal, reported below.
-            let tester = |policy: &Policy| drop(to_check.send((ipt, policy.clone())));
-            match saved.and_then(|saved| plan_family(ipt, saved, state, plan_one, &tester, inputs))
-            {
+            let checks = (ipt, check.then_some(&to_check));
+            match saved.and_then(|saved| plan_family(saved, state, classify_one, checks, inputs)) {
                 Ok(Some(planned)) => plans.push((ipt, planned.0, planned.1)),
                 Ok(None) => {}
                 Err(e) => {
@@ -264,13 +266,13 @@ fn plan_families<'a>(
 }
 
 /// One family's plan from its `iptables-save` text `saved`, with that text; `None` when
-/// the family is unchanged since the last apply.
-fn plan_family(
-    ipt: &Iptables,
+/// the family is unchanged since the last apply. With a checker (`checks`), the policy is
+/// handed to it before the family is composed.
+fn plan_family<'a>(
     saved: String,
     state: &StateDir,
-    plan_one: &PlanOne<'_>,
-    tester: &Tester<'_>,
+    classify_one: &ClassifyOne<'_>,
+    (ipt, checks): (&'a Iptables, Option<&Sender<(&'a Iptables, Policy)>>),
     inputs: &str,
 ) -> Result<Option<(FamilyPlan, String)>> {
     if state.applied(ipt.family).unchanged_since(inputs, &saved) {
@@ -280,7 +282,12 @@ fn plan_family(
         ));
         return Ok(None);
     }
-    let plan = plan_one(ipt.family, &saved, tester)?;
+    let classified = classify_one(ipt.family, &saved)?;
+    if let Some(checks) = checks {
+        // A send fails only once the checker has stopped at a refusal, reported then.
+        checks.send((ipt, classified.policy.clone())).ok();
+    }
+    let plan = super::finish(classified, state)?;
     Ok(Some((plan, saved)))
 }
 
@@ -294,7 +301,7 @@ struct Written {
 /// Snapshots every family that changes, hands the snapshots to `arm` (which starts the
 /// `--confirm` watchdog, so that it runs before the kernel changes), then writes the
 /// families at once, one transaction each on a thread of its own ([`write::apply`]: on
-/// nft re-planned with `plan_one` when the edit no longer applies), each read back once
+/// nft planned again with `classify_one` when the edit no longer applies), each read back once
 /// written ([`read_back`]); the families' tables are the kernel's separate objects, and
 /// the summary is counted meanwhile. If a write fails, puts back every family and
 /// withdraws the watchdog (left armed when putting back failed: its rollback is one more
@@ -303,7 +310,7 @@ fn write_families(
     state: &StateDir,
     plans: &mut [Planned<'_>],
     keep_chains: &[String],
-    plan_one: &PlanOne<'_>,
+    classify_one: &ClassifyOne<'_>,
     arm: &Arm<'_>,
     inputs: &str,
 ) -> Result<Written> {
@@ -326,7 +333,7 @@ fn write_families(
                 .collect::<Vec<_>>()
         });
         let writes = (plans.iter())
-            .map(|(ipt, plan, _)| scope.spawn(move || write_one(ipt, plan, plan_one)))
+            .map(|(ipt, plan, _)| scope.spawn(move || write_one(ipt, plan, state, classify_one)))
             .collect::<Vec<_>>();
         let outcomes = (writes.into_iter())
             .map(|w| w.join().expect("a write does not panic"))
@@ -370,12 +377,14 @@ fn write_families(
 fn write_one(
     ipt: &Iptables,
     plan: &FamilyPlan,
-    plan_one: &PlanOne<'_>,
+    state: &StateDir,
+    classify_one: &ClassifyOne<'_>,
 ) -> Result<(Option<(FamilyPlan, String)>, Result<ReadBack>)> {
     let replanned = if plan.changed.is_empty() {
         None
     } else {
-        let replan = |saved: &str| plan_one(ipt.family, saved, &|_| {});
+        // Its policy was checked the first time.
+        let replan = |saved: &str| super::finish(classify_one(ipt.family, saved)?, state);
         write::apply(ipt, plan, &replan)?
     };
     let read = read_back(ipt, replanned.as_ref().map_or(plan, |(p, _)| p));
