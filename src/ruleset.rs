@@ -344,19 +344,35 @@ pub fn text_fingerprints(text: &str) -> Option<Vec<(TableName, String)>> {
             let mut parts = decl.split(' ');
             fp.chain(parts.next()?, parts.next()?);
         } else {
-            let rule = match line.strip_prefix('[') {
-                Some(rest) => rest.get(rest.find(']')? + 2..)?,
-                None => line,
-            };
-            let rest = rule.strip_prefix("-A ")?;
-            let (chain, spec) = match memchr::memchr(b' ', rest.as_bytes()) {
-                Some(i) => (&rest[..i], &rest[i + 1..]),
-                None => (rest, ""),
-            };
+            let (chain, spec) = saved_rule(line)?;
             fp.rule(chain, spec);
         }
     }
     open.is_none().then_some(out)
+}
+
+/// The chain and spec of a rule line as `iptables-save [-c]` writes it
+/// (`[packets:bytes] -A CHAIN spec`); `None` for any other line.
+pub fn saved_rule(line: &str) -> Option<(&str, &str)> {
+    let rule = match line.strip_prefix('[') {
+        Some(rest) => rest.get(rest.find(']')? + 2..)?,
+        None => line,
+    };
+    let rest = rule.strip_prefix("-A ")?;
+    Some(match memchr::memchr(b' ', rest.as_bytes()) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, ""),
+    })
+}
+
+/// The `*table … COMMIT` block of `table` in an `iptables-save` text, found without
+/// reading the other tables' lines; `None` when the text has no such table.
+pub fn saved_table(text: &str, table: TableName) -> Option<&str> {
+    let header = format!("*{table}\n");
+    let start = memchr::memmem::find_iter(text.as_bytes(), header.as_bytes())
+        .find(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n')?;
+    let block = &text[start..];
+    Some(&block[..block.find("\nCOMMIT").map_or(block.len(), |end| end + 1)])
 }
 
 /// A whole `iptables-save` dump for one address family.

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::backend::{daemon_json_selects_nftables, nft_tables_have_docker, Choice, Facts};
 use crate::family::Family;
+use crate::ruleset::{self, TableName};
 use crate::system::iptables::Backend;
 
 /// Docker's configuration file.
@@ -26,8 +27,8 @@ pub fn facts(choice: Choice, alongside: Option<&Alongside<'_>>) -> Facts {
         };
     }
     // Three read-only commands that do not depend on each other, run at once: on legacy,
-    // `-S FORWARD` copies the whole filter table out of the kernel (~20 ms at 20,000
-    // published ports), which covers the other two.
+    // `-S FORWARD` (when no save counted for it) copies the whole filter table out of the
+    // kernel (~20 ms at 20,000 published ports), which covers the other two.
     let (docker_nftables, (legacy_unusable, docker_rules_legacy), (nft_unusable, docker_rules_nft)) =
         std::thread::scope(|s| {
             let nft = s.spawn(|| forward_chain(Backend::Nft, child_lock, None));
@@ -65,17 +66,10 @@ pub struct Alongside<'a> {
 /// a DOCKER chain, as [`forward_chain`] counts them in `-S FORWARD`; `None` when `saved`
 /// has no filter table (the module not loaded: only `-S FORWARD` tells whether it can be).
 pub fn docker_forward_rules(saved: &str) -> Option<usize> {
-    let start = saved
-        .find("*filter\n")
-        .filter(|&i| i == 0 || saved[..i].ends_with('\n'))?;
-    let block = &saved[start..];
-    let block = &block[..block.find("\nCOMMIT").unwrap_or(block.len())];
-    let counted = (block.lines())
-        .map(|line| match line.strip_prefix('[') {
-            Some(rest) => rest.split_once("] ").map_or("", |(_, rule)| rule),
-            None => line,
-        })
-        .filter(|rule| rule.starts_with("-A FORWARD ") && rule.contains("DOCKER"))
+    let filter = ruleset::saved_table(saved, TableName::Filter)?;
+    let counted = (filter.lines())
+        .filter_map(ruleset::saved_rule)
+        .filter(|(chain, spec)| *chain == "FORWARD" && spec.contains("DOCKER"))
         .count();
     Some(counted)
 }
