@@ -202,12 +202,13 @@ impl FamilyPlan {
         });
     }
 
-    /// The input of the one `iptables-restore` that applies this plan.
+    /// The input of an `iptables-restore` that replaces the changed tables whole with
+    /// what this plan composed (legacy, when the kernel refuses the edit).
     pub fn restore_text(&self) -> String {
         tables_text(&self.desired, &self.changed)
     }
 
-    /// The input of the one `iptables-nft-restore --noflush` that applies this plan by
+    /// The input of the one `iptables-restore --noflush` that applies this plan by
     /// editing the running tables ([`crate::transaction`]): the chains the policy declares
     /// are rewritten, every other kept rule is left alone.
     pub fn edit_text(&self) -> String {

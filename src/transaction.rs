@@ -1,7 +1,8 @@
-//! The iptables-nft write: one `iptables-nft-restore --noflush` transaction per family that
-//! *edits* the running tables instead of replacing them, so that a rule Docker writes
-//! between our `iptables-nft-save` and our restore is never lost (iptables-nft takes no
-//! xtables lock that could hold Docker back).
+//! The write: one `iptables-restore --noflush` transaction per family that *edits* the
+//! running tables instead of reloading them, so that a rule Docker writes between our
+//! `iptables-nft-save` and our restore is never lost (iptables-nft takes no xtables lock
+//! that could hold Docker back), and so that on iptables-legacy (under the lock) Docker's
+//! rules are never parsed and loaded again.
 //!
 //! The transaction, per changed table: sets the builtin chains' policies; declares the
 //! chains the target owns outright (a declaration creates or flushes the chain) and writes
@@ -9,7 +10,8 @@
 //! flushes and deletes the chains the target no longer has (never a kept Docker chain);
 //! and inserts the target's other rules at their places around the kept rules. A kept
 //! chain is never flushed. If anything it deletes has gone meanwhile, the kernel refuses
-//! the whole transaction and nothing changes: the caller plans again.
+//! the whole transaction (on legacy: that table's part) and nothing of it changes: the
+//! caller plans again (nft) or replaces the changed tables whole (legacy, under the lock).
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -17,7 +19,7 @@ use std::fmt::Write;
 use crate::ownership::{DockerOwnership, TableOwnership};
 use crate::ruleset::{Chain, Rule, Ruleset, Table, TableName};
 
-/// The `iptables-nft-restore --noflush` input that turns the `tables` of `now` (with its
+/// The `iptables-restore --noflush` input that turns the `tables` of `now` (with its
 /// classification `own`) into those of `target`, touching no kept rule that `target` has
 /// at the same place. `rewrites(table, chain)` names the kept chains `target` owns all
 /// the same (DOCKER-USER under a `[containers]` policy): they are flushed and rewritten.

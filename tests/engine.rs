@@ -244,7 +244,8 @@ printf '*filter\n:INPUT DROP [0:0]\n-A INPUT -m nosuchmatch -j ACCEPT\nCOMMIT\n'
 /// A restore that stops reading its input early (a PATH stand-in that exits at once, as
 /// `iptables-restore` does at a line it refuses) on a ruleset larger than a pipe holds:
 /// the apply reports it and puts the previous ruleset back, instead of dying of SIGPIPE
-/// half-way through its transaction.
+/// half-way through its transaction. The stand-in refuses the first two writes: the edit,
+/// then the whole-table replace a refused legacy edit falls back to (the large input).
 #[test]
 #[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
 fn a_restore_that_stops_reading_is_rolled_back() {
@@ -258,7 +259,9 @@ mkdir -p /run/work/stub
 cat > /run/work/stub/iptables-legacy-restore <<STUB
 #!/bin/bash
 case " \$* " in *" --test "*) ;; *)
-  if mkdir /run/work/refused 2> /dev/null; then echo "refused at line 1" >&2; exit 1; fi;;
+  if mkdir /run/work/refused 2> /dev/null || mkdir /run/work/refused-again 2> /dev/null; then
+    echo "refused at line 1" >&2; exit 1
+  fi;;
 esac
 exec $real "\$@"
 STUB
@@ -268,6 +271,61 @@ chmod +x /run/work/stub/iptables-legacy-restore"#;
     assert_eq!(before, after, "the ruleset was not put back");
     assert!(err.contains("the previous ruleset was put back"), "{err}");
     assert!(err.contains("refused at line 1"), "{err}");
+}
+
+/// A legacy edit the kernel refuses (a PATH stand-in refuses every `--noflush` restore, as
+/// iptables does for a `-D` whose rule the kernel spells otherwise): `start` says so and
+/// replaces the changed tables whole instead, and the kernel ends exactly as an edit
+/// leaves it.
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn a_refused_legacy_edit_replaces_the_tables_whole() {
+    require_netns("engine", &[]);
+    let script = format!(
+        r#"iptables-legacy-restore < {FIXTURE}
+iptables-legacy -N ufw-before-input
+iptables-legacy -A INPUT -j ufw-before-input
+iptables-legacy -A ufw-before-input -p udp --dport 68 -j ACCEPT
+iptables-legacy-save > /run/work/v4; ip6tables-legacy-save > /run/work/v6
+real=$(command -v iptables-legacy-restore)
+mkdir -p /run/work/stub
+cat > /run/work/stub/iptables-legacy-restore <<STUB
+#!/bin/bash
+case " \$* " in *" --noflush "*) echo "refused at line 3" >&2; exit 1;; esac
+exec $real "\$@"
+STUB
+chmod +x /run/work/stub/iptables-legacy-restore
+PATH=/run/work/stub:$PATH "$BIN" start > /run/work/err 2>&1
+echo "=== ERR"; cat /run/work/err
+echo "=== REPLACED"; iptables-legacy-save -c | grep -v '^#'
+iptables-legacy-restore < /run/work/v4; ip6tables-legacy-restore < /run/work/v6
+rm -rf /run/iptd/*
+"$BIN" start > /run/work/err 2>&1
+echo "=== EDITED"; iptables-legacy-save -c | grep -v '^#'
+echo "=== ERR2"; cat /run/work/err
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 120)));
+    let err = &s["ERR"];
+    assert!(
+        err.contains("IPv4: the edit was refused") && err.contains("refused at line 3"),
+        "{err}"
+    );
+    assert!(
+        err.contains("replacing tables filter whole instead"),
+        "{err}"
+    );
+    assert!(!s["ERR2"].contains("refused"), "{}", s["ERR2"]);
+    assert_eq!(
+        s["REPLACED"], s["EDITED"],
+        "the two writes left different rulesets"
+    );
+    let edited = parse(&s["EDITED"]);
+    assert_eq!(
+        policy_of(&edited, TableName::Filter, "INPUT"),
+        Some(ChainPolicy::Drop)
+    );
+    assert!(!s["EDITED"].contains("ufw-before-input"), "{}", s["EDITED"]);
 }
 
 #[test]

@@ -1,10 +1,17 @@
-//! How a family's plan reaches the kernel, per backend. Legacy: the changed tables are
-//! replaced whole by one `iptables-legacy-restore`, under the xtables lock that Docker's
-//! `iptables --wait` calls queue behind. nft: iptables-nft takes no lock, so the plan is
-//! written as one `iptables-nft-restore --noflush` edit ([`crate::transaction`]) that
-//! leaves every kept rule, and whatever Docker adds meanwhile, alone; when the edit no
-//! longer applies (a rule it deletes has gone) the kernel refuses all of it, and the
-//! family is saved and planned again, at most [`ATTEMPTS`] times.
+//! How a family's plan reaches the kernel: as one `iptables-restore --noflush` edit of the
+//! changed tables ([`crate::transaction`]), which touches no kept rule, on both backends.
+//!
+//! Legacy: the edit runs under the xtables lock that Docker's `iptables --wait` calls
+//! queue behind, so the tables are as they were saved; libiptc still commits each table
+//! whole (one replacement), keeping every rule's counters, and an edit is far cheaper than
+//! reloading tens of thousands of Docker's rules from text (each rule parsed again). If
+//! the kernel refuses the edit (a rule it deletes by its saved spelling does not match the
+//! running one), the changed tables are replaced whole instead, as the plan composed them.
+//!
+//! nft: iptables-nft takes no lock, so the edit leaves every kept rule, and whatever Docker
+//! adds meanwhile, alone; when it no longer applies (a rule it deletes has gone) the
+//! kernel refuses all of it, and the family is saved and planned again, at most
+//! [`ATTEMPTS`] times.
 
 use std::time::Duration;
 
@@ -12,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::pipeline::FamilyPlan;
 use crate::report;
-use crate::ruleset::{self, Ruleset};
+use crate::ruleset::{self, Ruleset, TableName};
 
 use super::snapshots::PutBack;
 use crate::system::iptables::{Backend, Iptables};
@@ -56,7 +63,17 @@ pub fn apply(
     replan: &dyn Fn(&str) -> Result<FamilyPlan>,
 ) -> Result<Option<(FamilyPlan, String)>> {
     if ipt.backend == Backend::Legacy {
-        return ipt.restore(&plan.restore_text(), false).map(|()| None);
+        return ipt
+            .edit(&plan.edit_text())
+            .or_else(|e| {
+                report::info(format!(
+                    "{}: the edit was refused ({e}); replacing tables {} whole instead",
+                    ipt.family,
+                    TableName::list(&plan.changed)
+                ));
+                ipt.restore(&plan.restore_text(), false)
+            })
+            .map(|()| None);
     }
     let mut replanned: Option<(FamilyPlan, String)> = None;
     let mut first = true;
