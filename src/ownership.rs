@@ -342,17 +342,18 @@ impl DockerFacts {
 /// Classifies every chain and rule of `ruleset`. `keep_chains` are glob patterns of
 /// non-Docker chains to keep as they are (e.g. `f2b-*`).
 pub fn classify(ruleset: &Ruleset, keep_chains: &[String]) -> DockerOwnership {
-    classify_keeping(ruleset, keep_chains, &[])
+    classify_keeping(ruleset, DockerFacts::learn(ruleset), keep_chains, &[])
 }
 
-/// [`classify`], also keeping the rules of builtin chains (and of DOCKER-USER) that match
-/// an ipset named by one of the `keep_sets` glob patterns.
+/// [`classify`] with Docker's facts learned already (`facts`, [`DockerFacts::learn`] of
+/// `ruleset`), also keeping the rules of builtin chains (and of DOCKER-USER) that match an
+/// ipset named by one of the `keep_sets` glob patterns.
 pub fn classify_keeping(
     ruleset: &Ruleset,
+    facts: DockerFacts,
     keep_chains: &[String],
     keep_sets: &[String],
 ) -> DockerOwnership {
-    let facts = DockerFacts::learn(ruleset);
     let keep = Keep {
         chains: compile(keep_chains),
         sets: compile(keep_sets),

@@ -1,6 +1,7 @@
 //! One address family's pass through the pipeline, without side effects:
-//! saved text → [`Ruleset`] → [`DockerOwnership`] → [`Policy`] → composed ruleset → the
-//! tables that need to be written (and the text that writes or rolls them back).
+//! saved text → [`Ruleset`] → [`DockerFacts`] → [`Policy`] ([`Rendered`]) →
+//! [`DockerOwnership`] → composed ruleset → the tables that need to be written (and the
+//! text that writes or rolls them back).
 
 #![forbid(unsafe_code)]
 
@@ -431,21 +432,22 @@ pub fn plan(
     inputs: (&Config, &Template),
     mode: Mode,
 ) -> Result<FamilyPlan> {
-    classify_saved(family, saved, source, inputs, mode)?.compose()
+    render_saved(family, saved, source, inputs, mode)?.compose()
 }
 
-/// The first half of [`plan`]: `saved` parsed and classified, and the policy rendered
-/// from Docker's facts in it (the open policy for [`Mode::Stop`]), not yet composed.
-pub fn classify_saved(
+/// The first half of [`plan`]: `saved` parsed, Docker's facts learned from it and the
+/// policy rendered from them (the open policy for [`Mode::Stop`]); not yet classified
+/// rule by rule, nor composed.
+pub fn render_saved(
     family: Family,
     saved: &str,
     source: &str,
     (config, template): (&Config, &Template),
     mode: Mode,
-) -> Result<Classified> {
+) -> Result<Rendered> {
     let current = parse_saved(saved, source)?;
     let keep = (config.kept_chains(), config.kept_sets());
-    classify(family, current, (&keep.0, &keep.1), |facts| match mode {
+    render(family, current, keep, |facts| match mode {
         Mode::Start => policy::render(config, template, family, facts),
         Mode::Stop => Ok(Policy::open()),
     })
@@ -459,47 +461,53 @@ pub fn parse_saved(saved: &str, source: &str) -> Result<Ruleset> {
     })
 }
 
-/// One family's running ruleset, classified, with the policy made for it: a plan before
-/// composing. The policy can be checked (`iptables-restore --test`) while
-/// [`Classified::compose`] runs, as `start` does.
+/// One family's running ruleset with Docker's facts learned from it and the policy made
+/// from them: a plan before its rules are classified and composed. The policy can be
+/// checked (`iptables-restore --test`) while [`Rendered::compose`] runs, as `start` does.
 #[derive(Debug)]
-pub struct Classified {
+pub struct Rendered {
     pub family: Family,
     pub current: Ruleset,
-    pub ownership: DockerOwnership,
+    pub facts: DockerFacts,
     pub policy: Policy,
+    /// What is kept as Docker's rules are: chain patterns, set patterns.
+    pub keep: (Vec<String>, Vec<String>),
 }
 
-/// Classifies `current` (one family) with the policy `policy` makes from its Docker facts
-/// (a rendered template, or a fallback policy); `keep` (chain patterns, set patterns) are
-/// kept as Docker's are.
-pub fn classify(
+/// Learns Docker's facts from `current` (one family) and makes the policy with `policy`
+/// from them (a rendered template, or a fallback policy); `keep` (chain patterns, set
+/// patterns) will be kept as Docker's rules are.
+pub fn render(
     family: Family,
     current: Ruleset,
-    keep: (&[String], &[String]),
+    keep: (Vec<String>, Vec<String>),
     policy: impl FnOnce(&DockerFacts) -> Result<Policy>,
-) -> Result<Classified> {
-    let ownership = classify_keeping(&current, keep.0, keep.1);
-    let policy = policy(&ownership.facts)?;
-    Ok(Classified {
+) -> Result<Rendered> {
+    let facts = DockerFacts::learn(&current);
+    let policy = policy(&facts)?;
+    Ok(Rendered {
         family,
         current,
-        ownership,
+        facts,
         policy,
+        keep,
     })
 }
 
-impl Classified {
-    /// The plan: the ruleset to load composed ([`compose`]) and the tables that change.
-    /// Fails (a configuration error) when the policy declares a chain that is kept.
+impl Rendered {
+    /// The plan: every rule classified ([`classify_keeping`]), the ruleset to load
+    /// composed ([`compose`]) and the tables that change. Fails (a configuration error)
+    /// when the policy declares a chain that is kept.
     pub fn compose(self) -> Result<FamilyPlan> {
-        let desired = compose(&self.current, &self.ownership, &self.policy)
+        let (chains, sets) = &self.keep;
+        let ownership = classify_keeping(&self.current, self.facts, chains, sets);
+        let desired = compose(&self.current, &ownership, &self.policy)
             .map_err(|m| Error::config(m).hint("rename the chain in the template"))?;
         let changed = changed_tables(&self.current, &desired);
         Ok(FamilyPlan {
             family: self.family,
             current: self.current,
-            ownership: self.ownership,
+            ownership,
             policy: self.policy,
             desired,
             changed,

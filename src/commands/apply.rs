@@ -11,7 +11,7 @@ use crate::error::{Error, Kind, Result};
 use crate::fallback::{self, LastGood};
 use crate::family::Family;
 use crate::guard;
-use crate::pipeline::{self, Classified, Mode};
+use crate::pipeline::{self, Mode, Rendered};
 use crate::policy::{Policy, Template};
 use crate::report;
 use crate::ruleset;
@@ -22,7 +22,7 @@ use crate::system::pending;
 use crate::system::state::StateDir;
 
 use super::transact::{hold_and_select, say_backend, transact, Scope};
-use super::{classify_running, confirm, load_config, load_policy, managed_families};
+use super::{confirm, load_config, load_policy, managed_families, render_running};
 
 /// Which apply command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,8 +87,8 @@ fn apply_config(
     check_docker_nftables(&selection, &config, Mode::Start)?;
     let inputs =
         pipeline::inputs_fingerprint(&system::binary_identity(), Mode::Start, &config, &template);
-    let classify_one =
-        |family, saved: &str| classify_running(family, saved, (&config, &template), Mode::Start);
+    let render_one =
+        |family, saved: &str| render_running(family, saved, (&config, &template), Mode::Start);
     let kept = config.kept_chains();
     let scope = Scope {
         backend: selection.backend,
@@ -103,7 +103,7 @@ fn apply_config(
         verb,
         &scope,
         &inputs,
-        &classify_one,
+        &render_one,
         Some(held),
     )?;
     let good = (done.policies.iter())
@@ -147,17 +147,18 @@ fn last_good(config: &Config, template: &Template, policy: &Policy) -> Result<La
     })
 }
 
-/// Classifies `family` (`saved`, its `iptables-save` text) for a fixed `policy` (open, a
-/// last good or the minimal one).
-fn classify_fixed(
+/// Reads `family` (`saved`, its `iptables-save` text) for a fixed `policy` (open, a last
+/// good or the minimal one); `keep`: chain patterns, set patterns.
+fn render_fixed(
     family: Family,
     saved: &str,
     keep: (&[String], &[String]),
     policy: &Policy,
-) -> Result<Classified> {
+) -> Result<Rendered> {
     let source = format!("{}-save output", family.command());
     let current = pipeline::parse_saved(saved, &source)?;
-    pipeline::classify(family, current, keep, |_| Ok(policy.clone()))
+    let keep = (keep.0.to_vec(), keep.1.to_vec());
+    pipeline::render(family, current, keep, |_| Ok(policy.clone()))
 }
 
 /// `stop`: the host open, Docker untouched. Needs no valid configuration: when it does
@@ -183,7 +184,7 @@ fn stop(global: &Global, state: &StateDir) -> Result<()> {
         &Template::builtin(),
     );
     let open = Policy::open();
-    let classify_one = |family, saved: &str| classify_fixed(family, saved, (&keep, &sets), &open);
+    let render_one = |family, saved: &str| render_fixed(family, saved, (&keep, &sets), &open);
     let scope = Scope {
         backend: selection.backend,
         families,
@@ -198,7 +199,7 @@ fn stop(global: &Global, state: &StateDir) -> Result<()> {
         Verb::Stop,
         &scope,
         &inputs,
-        &classify_one,
+        &render_one,
         Some(held),
     )?;
     state.set_degraded(None)
@@ -251,12 +252,12 @@ fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
             .map(|(_, p, _)| p.fragment.to_string())
             .collect();
         let inputs = ruleset::fingerprint_of(&format!("fallback {text}"));
-        let classify_one = |family, saved: &str| {
+        let render_one = |family, saved: &str| {
             let (_, policy, _) = fallbacks
                 .iter()
                 .find(|(f, ..)| *f == family)
                 .expect("a fallback per family");
-            classify_fixed(family, saved, (&keep, &[]), policy)
+            render_fixed(family, saved, (&keep, &[]), policy)
         };
         let scope = Scope {
             backend: selection.backend,
@@ -271,7 +272,7 @@ fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
             Verb::Start,
             &scope,
             &inputs,
-            &classify_one,
+            &render_one,
             None,
         )?;
         said.extend(

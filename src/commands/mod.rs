@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::host_rule::Action;
-use crate::pipeline::{self, Classified, FamilyPlan, Mode};
+use crate::pipeline::{self, FamilyPlan, Mode, Rendered};
 use crate::policy::{Policy, Template};
 use crate::report;
 use crate::system::iptables::Iptables;
@@ -145,7 +145,7 @@ fn load_policy(config: Config) -> Result<(Config, Template)> {
     Ok((config, template))
 }
 
-/// Plans one family of the running ruleset as `start` does: [`classify_running`], then
+/// Plans one family of the running ruleset as `start` does: [`render_running`], then
 /// [`finish`].
 fn plan_running(
     family: Family,
@@ -154,25 +154,25 @@ fn plan_running(
     mode: Mode,
     state: &StateDir,
 ) -> Result<FamilyPlan> {
-    finish(classify_running(family, saved, inputs, mode)?, state)
+    finish(render_running(family, saved, inputs, mode)?, state)
 }
 
-/// One family of the running ruleset (`saved`, its `iptables-save` text) classified, with
-/// its policy rendered ([`pipeline::classify_saved`]).
-fn classify_running(
+/// One family of the running ruleset (`saved`, its `iptables-save` text) read, with its
+/// policy rendered ([`pipeline::render_saved`]).
+fn render_running(
     family: Family,
     saved: &str,
     inputs: (&Config, &Template),
     mode: Mode,
-) -> Result<Classified> {
+) -> Result<Rendered> {
     let source = format!("{}-save output", family.command());
-    pipeline::classify_saved(family, saved, &source, inputs, mode)
+    pipeline::render_saved(family, saved, &source, inputs, mode)
 }
 
-/// The plan of a classified family of the running ruleset: composed, then the apply
-/// record in `state` skips the tables the last apply left as they are.
-fn finish(classified: Classified, state: &StateDir) -> Result<FamilyPlan> {
-    let mut plan = classified.compose()?;
+/// The plan of a rendered family of the running ruleset: classified and composed, then
+/// the apply record in `state` skips the tables the last apply left as they are.
+fn finish(rendered: Rendered, state: &StateDir) -> Result<FamilyPlan> {
+    let mut plan = rendered.compose()?;
     plan.skip_applied(&state.applied(plan.family));
     Ok(plan)
 }

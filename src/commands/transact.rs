@@ -1,6 +1,6 @@
 //! The transaction `start`, `reload` and `stop` share, under the xtables lock: the lock
 //! taken before the backend is chosen, each family saved and planned, its policy checked
-//! (`iptables-restore --test`) while it is composed, a snapshot of what runs, the changed
+//! (`iptables-restore --test`) while its rules are classified and composed, a snapshot of what runs, the changed
 //! tables written (one transaction per family, the families at once), every family put
 //! back if a write fails, and the apply record of what the kernel then holds.
 
@@ -13,7 +13,7 @@ use crate::cli::Global;
 use crate::config::Config;
 use crate::error::{Error, Kind, Result};
 use crate::family::Family;
-use crate::pipeline::{self, Applied, Classified, Counts, FamilyPlan};
+use crate::pipeline::{self, Applied, Counts, FamilyPlan, Rendered};
 use crate::policy::Policy;
 use crate::report::{self, Level};
 use crate::ruleset::{self, TableName};
@@ -25,9 +25,10 @@ use crate::system::state::StateDir;
 use super::apply::Verb;
 use super::{confirm, test_policy, write};
 
-/// Classifies one family from its `iptables-save` text and makes its policy; the
-/// transaction composes it ([`super::finish`]) while the policy is checked.
-pub(super) type ClassifyOne<'a> = dyn Fn(Family, &str) -> Result<Classified> + Sync + 'a;
+/// Reads one family's `iptables-save` text and renders its policy from Docker's facts in
+/// it; the transaction classifies and composes it ([`super::finish`]) while the policy is
+/// checked.
+pub(super) type RenderOne<'a> = dyn Fn(Family, &str) -> Result<Rendered> + Sync + 'a;
 
 /// The xtables lock, taken before the backend is chosen; the private lock file our
 /// children wait on instead; and what iptables-legacy held while the backends were probed.
@@ -147,7 +148,7 @@ pub(super) struct Done {
 }
 
 /// Under the xtables lock (`held`, or taken now): plans every family of `scope` with
-/// `classify_one`, checks each policy (if the scope says so), snapshots, writes the
+/// `render_one`, checks each policy (if the scope says so), snapshots, writes the
 /// changed tables, rolls every family back if a write fails, and records what the kernel
 /// holds then.
 pub(super) fn transact(
@@ -156,7 +157,7 @@ pub(super) fn transact(
     verb: Verb,
     scope: &Scope<'_>,
     inputs: &str,
-    classify_one: &ClassifyOne<'_>,
+    render_one: &RenderOne<'_>,
     held: Option<Held>,
 ) -> Result<Done> {
     let (started, lock, child_lock, saved) = match held {
@@ -175,7 +176,7 @@ pub(super) fn transact(
         .map(|f| Iptables::new(*f, scope.backend, &child_lock))
         .collect::<Result<Vec<_>>>()?;
     let check = scope.check_policy;
-    let mut plans = plan_families(&tools, saved, state, classify_one, check, inputs)?;
+    let mut plans = plan_families(&tools, saved, state, render_one, check, inputs)?;
     let arm = |snapshots: &[(Family, PathBuf)]| match scope.confirm {
         Some(window) if !snapshots.is_empty() => {
             confirm::arm(global, scope.backend, state, snapshots, window).map(Some)
@@ -183,7 +184,7 @@ pub(super) fn transact(
         _ => Ok(None),
     };
     let keep_chains = scope.keep_chains;
-    let written = write_families(state, &mut plans, keep_chains, classify_one, &arm, inputs)?;
+    let written = write_families(state, &mut plans, keep_chains, render_one, &arm, inputs)?;
     for ((ipt, plan, _), (applied, counts)) in plans.iter().zip(&written.records) {
         state.record_applied(ipt.family, applied)?;
         if !plan.changed.is_empty() {
@@ -220,12 +221,13 @@ type Planned<'a> = (&'a Iptables, FamilyPlan, String);
 /// the families were saved already: one per tool, in order), and, with `check`, checks
 /// that each policy loads (`iptables-restore --test`), before anything is written. The
 /// xtables lock is held. The checks run on a thread of their own, each from the moment
-/// its family is classified, while that family is composed and the next one planned.
+/// its policy is rendered, while that family is classified and composed and the next one
+/// planned.
 fn plan_families<'a>(
     tools: &'a [Iptables],
     saved: Option<Vec<Result<String>>>,
     state: &StateDir,
-    classify_one: &ClassifyOne<'_>,
+    render_one: &RenderOne<'_>,
     check: bool,
     inputs: &str,
 ) -> Result<Vec<Planned<'a>>> {
@@ -250,7 +252,7 @@ fn plan_families<'a>(
                 (None, None) => ipt.save(None),
             };
             let checks = (ipt, check.then_some(&to_check));
-            match saved.and_then(|saved| plan_family(saved, state, classify_one, checks, inputs)) {
+            match saved.and_then(|saved| plan_family(saved, state, render_one, checks, inputs)) {
                 Ok(Some(planned)) => plans.push((ipt, planned.0, planned.1)),
                 Ok(None) => {}
                 Err(e) => {
@@ -267,11 +269,11 @@ fn plan_families<'a>(
 
 /// One family's plan from its `iptables-save` text `saved`, with that text; `None` when
 /// the family is unchanged since the last apply. With a checker (`checks`), the policy is
-/// handed to it before the family is composed.
+/// handed to it before the family is classified and composed.
 fn plan_family<'a>(
     saved: String,
     state: &StateDir,
-    classify_one: &ClassifyOne<'_>,
+    render_one: &RenderOne<'_>,
     (ipt, checks): (&'a Iptables, Option<&Sender<(&'a Iptables, Policy)>>),
     inputs: &str,
 ) -> Result<Option<(FamilyPlan, String)>> {
@@ -282,12 +284,12 @@ fn plan_family<'a>(
         ));
         return Ok(None);
     }
-    let classified = classify_one(ipt.family, &saved)?;
+    let rendered = render_one(ipt.family, &saved)?;
     if let Some(checks) = checks {
         // A send fails only once the checker has stopped at a refusal, reported then.
-        checks.send((ipt, classified.policy.clone())).ok();
+        checks.send((ipt, rendered.policy.clone())).ok();
     }
-    let plan = super::finish(classified, state)?;
+    let plan = super::finish(rendered, state)?;
     Ok(Some((plan, saved)))
 }
 
@@ -301,7 +303,7 @@ struct Written {
 /// Snapshots every family that changes, hands the snapshots to `arm` (which starts the
 /// `--confirm` watchdog, so that it runs before the kernel changes), then writes the
 /// families at once, one transaction each on a thread of its own ([`write::apply`]: on
-/// nft planned again with `classify_one` when the edit no longer applies), each read back once
+/// nft planned again with `render_one` when the edit no longer applies), each read back once
 /// written ([`read_back`]); the families' tables are the kernel's separate objects, and
 /// the summary is counted meanwhile. If a write fails, puts back every family and
 /// withdraws the watchdog (left armed when putting back failed: its rollback is one more
@@ -310,7 +312,7 @@ fn write_families(
     state: &StateDir,
     plans: &mut [Planned<'_>],
     keep_chains: &[String],
-    classify_one: &ClassifyOne<'_>,
+    render_one: &RenderOne<'_>,
     arm: &Arm<'_>,
     inputs: &str,
 ) -> Result<Written> {
@@ -333,7 +335,7 @@ fn write_families(
                 .collect::<Vec<_>>()
         });
         let writes = (plans.iter())
-            .map(|(ipt, plan, _)| scope.spawn(move || write_one(ipt, plan, state, classify_one)))
+            .map(|(ipt, plan, _)| scope.spawn(move || write_one(ipt, plan, state, render_one)))
             .collect::<Vec<_>>();
         let outcomes = (writes.into_iter())
             .map(|w| w.join().expect("a write does not panic"))
@@ -378,13 +380,13 @@ fn write_one(
     ipt: &Iptables,
     plan: &FamilyPlan,
     state: &StateDir,
-    classify_one: &ClassifyOne<'_>,
+    render_one: &RenderOne<'_>,
 ) -> Result<(Option<(FamilyPlan, String)>, Result<ReadBack>)> {
     let replanned = if plan.changed.is_empty() {
         None
     } else {
         // Its policy was checked the first time.
-        let replan = |saved: &str| super::finish(classify_one(ipt.family, saved)?, state);
+        let replan = |saved: &str| super::finish(render_one(ipt.family, saved)?, state);
         write::apply(ipt, plan, &replan)?
     };
     let read = read_back(ipt, replanned.as_ref().map_or(plan, |(p, _)| p));
