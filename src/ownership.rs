@@ -451,14 +451,13 @@ fn classify_table(table: &Table, facts: &DockerFacts, keep: &Keep) -> TableOwner
         .map(|(i, c)| (c.name.as_str(), i))
         .collect();
     let index_of = |name: &str| by_name.get(name).copied();
-    let is_builtin = |name: &str| index_of(name).is_some_and(|i| table.chains[i].is_builtin());
+    let chain_at = table.chain_of_each_rule();
+    let in_builtin = |i: usize| chain_at[i].is_some_and(|c| table.chains[c].is_builtin());
 
     // Builtin-chain rules are judged once, on the chains kept by name.
-    let mut rules: Vec<Option<Reason>> = table
-        .rules
-        .iter()
-        .map(|rule| {
-            is_builtin(&rule.chain)
+    let mut rules: Vec<Option<Reason>> = (table.rules.iter().enumerate())
+        .map(|(i, rule)| {
+            in_builtin(i)
                 .then(|| builtin_rule_reason(table, rule, &chains, facts, keep))
                 .flatten()
         })
@@ -474,10 +473,10 @@ fn classify_table(table: &Table, facts: &DockerFacts, keep: &Keep) -> TableOwner
             }
             let reason = if rules[i].is_some() {
                 rules[i].take()
-            } else if is_builtin(&rule.chain) || is_our_rule(&rule.spec) {
+            } else if in_builtin(i) || is_our_rule(&rule.spec) {
                 None
             } else {
-                index_of(&rule.chain)
+                chain_at[i]
                     .and_then(|c| chains[c].as_ref())
                     .map(|_| in_kept_chain(rule, keep))
             };

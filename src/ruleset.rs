@@ -218,6 +218,26 @@ impl Table {
         by_chain
     }
 
+    /// The position in `chains` of each rule's chain (`None`: a chain the table does not
+    /// declare), in rule order, found in one pass: a chain's rules, one after the other,
+    /// share its name's text, so a lookup is made only where the chain changes.
+    pub fn chain_of_each_rule(&self) -> Vec<Option<usize>> {
+        let by_name: HashMap<&str, usize> = (self.chains.iter().enumerate())
+            .map(|(i, c)| (c.name.as_str(), i))
+            .collect();
+        let mut last: Option<(&Arc<str>, Option<usize>)> = None;
+        (self.rules.iter())
+            .map(|r| match last {
+                Some((chain, at)) if Arc::ptr_eq(chain, &r.chain) => at,
+                _ => {
+                    let at = by_name.get(&*r.chain).copied();
+                    last = Some((&r.chain, at));
+                    at
+                }
+            })
+            .collect()
+    }
+
     /// The same table without counters: what "unchanged" is judged on.
     pub fn same_content(&self, other: &Table) -> bool {
         self.name == other.name
@@ -255,12 +275,12 @@ impl Table {
             }
             return fp.finish();
         }
+        let by_chain = self.rules_by_chain();
         for c in &self.chains {
             match read_back.iter().find(|(name, _)| *name == c.name) {
                 Some((_, specs)) => specs.iter().for_each(|spec| fp.rule(&c.name, spec)),
-                None => self
-                    .rules_of(&c.name)
-                    .for_each(|r| fp.rule(&r.chain, &r.spec)),
+                None => (by_chain.get(c.name.as_str()).into_iter().flatten())
+                    .for_each(|&i| fp.rule(&self.rules[i].chain, &self.rules[i].spec)),
             }
         }
         fp.finish()

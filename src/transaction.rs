@@ -106,13 +106,23 @@ fn edit_table(
         .filter(|c| !c.is_builtin() && wanted.chain(&c.name).is_none())
         .map(|c| c.name.as_str())
         .collect();
+    // Each chain's rules found in one pass over each table (a Docker host's table holds
+    // tens of thousands of rules, in a few chains).
+    let (cur_by_chain, wanted_by_chain) = (cur.rules_by_chain(), wanted.rules_by_chain());
+    fn rules_of<'i>(by_chain: &'i HashMap<&str, Vec<usize>>, chain: &str) -> &'i [usize] {
+        by_chain.get(chain).map_or(&[], Vec::as_slice)
+    }
     let mut inserts = String::new();
     for chain in wanted
         .chains
         .iter()
         .filter(|c| !rewritten.contains(&c.name.as_str()))
     {
-        let edit = edit_chain(cur, own, &chain.name, wanted);
+        let at = (
+            rules_of(&cur_by_chain, &chain.name),
+            rules_of(&wanted_by_chain, &chain.name),
+        );
+        let edit = edit_chain(cur, own, &chain.name, wanted, at);
         for rule in edit.deletes {
             let _ = writeln!(out, "-D {} {}", chain.name, rule.spec);
         }
@@ -144,7 +154,8 @@ struct ChainEdit<'a> {
     inserts: String,
 }
 
-/// Matches the kept rules of `chain` in order against the target's rules: a target rule
+/// Matches the kept rules of `chain` in order against the target's rules (`at`: the
+/// positions of the chain's rules in `cur` and in `wanted`): a target rule
 /// equal to the next kept rule stays untouched; one equal to a later kept rule moves that
 /// rule; any other is inserted at its place (`-I` at its 1-based position while untouched
 /// rules follow it, `-A` after the last, so that Docker's concurrent appends cannot make
@@ -154,25 +165,23 @@ fn edit_chain<'a>(
     own: &TableOwnership,
     chain: &str,
     wanted: &Table,
+    at: (&[usize], &[usize]),
 ) -> ChainEdit<'a> {
     let mut deletes = Vec::new();
     let mut kept: Vec<&Rule> = Vec::new();
-    for (rule, reason) in cur.rules.iter().zip(&own.rules) {
-        if &*rule.chain != chain {
-            continue;
-        }
-        match reason {
-            Some(_) => kept.push(rule),
-            None => deletes.push(rule),
+    for &i in at.0 {
+        match own.rules[i] {
+            Some(_) => kept.push(&cur.rules[i]),
+            None => deletes.push(&cur.rules[i]),
         }
     }
-    let mut remaining: HashMap<&str, usize> = HashMap::new();
+    let mut remaining: HashMap<&str, usize> = HashMap::with_capacity(kept.len());
     for rule in &kept {
         *remaining.entry(&*rule.spec).or_default() += 1;
     }
     let mut moved = vec![false; kept.len()];
     let mut matched = vec![false; kept.len()];
-    let targets: Vec<&Rule> = wanted.rules_of(chain).collect();
+    let targets: Vec<&Rule> = at.1.iter().map(|&i| &wanted.rules[i]).collect();
     let mut untouched = vec![false; targets.len()];
     let mut next = 0;
     for (i, rule) in targets.iter().enumerate() {
