@@ -536,9 +536,13 @@ sd__kill() {
 }
 
 # sd__ctl VERB: `systemctl --no-block VERB` in the container, bounded: against a hung
-# PID 1, systemctl alone waits for D-Bus timeouts (~2 minutes for poweroff).
+# PID 1, systemctl alone waits for D-Bus timeouts (~2 minutes for poweroff). Nothing in it
+# reads the terminal (stdin /dev/null, no password agent): run as a background job of an
+# interactive shell, the suite once had this nsenter stopped by the terminal (state T),
+# never reaping its exited child, so that the container's PID 1 could not finish.
 sd__ctl() {
-    sd_exec timeout "${IPTD_CTL_TIMEOUT:-10}" systemctl --no-block "$1" >/dev/null 2>&1 || true
+    sd_exec timeout "${IPTD_CTL_TIMEOUT:-10}" systemctl --no-block --no-ask-password "$1" \
+        </dev/null >/dev/null 2>&1 || true
 }
 
 # sd_shutdown: power off, wait up to IPTD_STOP_TIMEOUT, then kill. Returns 0 when the
