@@ -25,45 +25,7 @@ pub fn man_page() -> Vec<u8> {
         .expect("render to memory");
     man.render_options_section(&mut out)
         .expect("render to memory");
-    out.extend_from_slice(b".SH COMMANDS\n");
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let mut sub = sub
-            .clone()
-            .bin_name(format!("iptables-docker {}", sub.get_name()));
-        sub.build();
-        let usage = sub.render_usage().to_string();
-        let usage = usage.trim_start_matches("Usage: ");
-        out.extend_from_slice(format!(".TP\n\\fB{}\\fR\n", roff_escape(usage)).as_bytes());
-        let about = sub
-            .get_long_about()
-            .or(sub.get_about())
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        out.extend_from_slice(format!("{}\n", roff_escape(&about)).as_bytes());
-        for arg in sub
-            .get_arguments()
-            .filter(|a| !a.is_global_set() && !a.is_hide_set() && a.get_id() != "help")
-        {
-            let values = arg
-                .get_value_names()
-                .filter(|_| arg.get_action().takes_values());
-            let name = match (arg.get_long(), values) {
-                (Some(long), Some(v)) => format!("--{long} {}", v[0]),
-                (Some(long), None) => format!("--{long}"),
-                (None, Some(v)) => v[0].to_string(),
-                (None, None) => arg.get_id().to_string().to_uppercase(),
-            };
-            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-            out.extend_from_slice(
-                format!(
-                    ".RS\n.TP\n\\fI{}\\fR\n{}\n.RE\n",
-                    roff_escape(&name),
-                    roff_escape(&help)
-                )
-                .as_bytes(),
-            );
-        }
-    }
+    out.extend_from_slice(commands_section(&cmd).as_bytes());
     out.extend_from_slice(
         format!(
             ".SH RULES\n.nf\n{}\n.fi\n",
@@ -92,6 +54,48 @@ pub fn man_page() -> Vec<u8> {
     );
     man.render_version_section(&mut out)
         .expect("render to memory");
+    out
+}
+
+/// The man page's COMMANDS section (roff): each visible subcommand of `cmd` with its usage,
+/// its long help and its own options.
+fn commands_section(cmd: &clap::Command) -> String {
+    let mut out = String::from(".SH COMMANDS\n");
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let mut sub = sub
+            .clone()
+            .bin_name(format!("iptables-docker {}", sub.get_name()));
+        sub.build();
+        let usage = sub.render_usage().to_string();
+        let usage = usage.trim_start_matches("Usage: ");
+        out.push_str(&format!(".TP\n\\fB{}\\fR\n", roff_escape(usage)));
+        let about = sub
+            .get_long_about()
+            .or(sub.get_about())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        out.push_str(&format!("{}\n", roff_escape(&about)));
+        for arg in sub
+            .get_arguments()
+            .filter(|a| !a.is_global_set() && !a.is_hide_set() && a.get_id() != "help")
+        {
+            let values = arg
+                .get_value_names()
+                .filter(|_| arg.get_action().takes_values());
+            let name = match (arg.get_long(), values) {
+                (Some(long), Some(v)) => format!("--{long} {}", v[0]),
+                (Some(long), None) => format!("--{long}"),
+                (None, Some(v)) => v[0].to_string(),
+                (None, None) => arg.get_id().to_string().to_uppercase(),
+            };
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            out.push_str(&format!(
+                ".RS\n.TP\n\\fI{}\\fR\n{}\n.RE\n",
+                roff_escape(&name),
+                roff_escape(&help)
+            ));
+        }
+    }
     out
 }
 
