@@ -33,13 +33,24 @@ pub enum Mode {
 /// the kernel spells a rule differently from the template; and when the inputs and every
 /// table's kernel content match, nothing needs to be parsed at all.
 ///
+/// On iptables-legacy the record also holds the fingerprint of each table's binary image
+/// as the kernel held it then (`crate::system::table_image`): when the inputs and every
+/// image still match, nothing needs to be saved either.
+///
 /// On disk (`<state dir>/applied-v4`, `-v6`) it is TOML, like the install record:
-/// `inputs = "…"` and a `[tables.NAME]` per table with `composed` and `kernel`.
+/// `inputs = "…"`, a `[tables.NAME]` per table with `composed` and `kernel`, and on legacy
+/// `[images]` with `NAME = "…"` per table the kernel has.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Applied {
     inputs: Option<String>,
+    /// Docker's IPv4 filter FORWARD rules then (`crate::system::probe`), recorded with the
+    /// images: while they match, the backend probe need not count them again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    docker_forward: Option<usize>,
     #[serde(default)]
     tables: BTreeMap<TableName, AppliedTable>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    images: BTreeMap<String, String>,
 }
 
 /// One table's fingerprints after an apply ([`crate::ruleset::Table::fingerprint`]).
@@ -81,7 +92,41 @@ impl Applied {
         Applied {
             tables,
             inputs: Some(inputs.to_string()),
+            docker_forward: None,
+            images: BTreeMap::new(),
         }
+    }
+
+    /// The record with the fingerprints of the kernel's table images, read under the same
+    /// hold of the xtables lock as the tables' text (`(table, fingerprint)`, every table
+    /// the kernel has; empty on nft), and Docker's FORWARD rules in those tables.
+    pub fn with_images(
+        mut self,
+        images: Vec<(String, String)>,
+        docker_forward: Option<usize>,
+    ) -> Self {
+        self.images = images.into_iter().collect();
+        self.docker_forward = docker_forward.filter(|_| !self.images.is_empty());
+        self
+    }
+
+    /// Docker's IPv4 filter FORWARD rules as recorded with the images.
+    pub fn docker_forward(&self) -> Option<usize> {
+        self.docker_forward
+    }
+
+    /// Whether the last apply was made with `inputs` and recorded table images to compare.
+    pub fn has_images(&self, inputs: &str) -> bool {
+        self.inputs.as_deref() == Some(inputs) && !self.images.is_empty()
+    }
+
+    /// Whether the kernel's tables, by the fingerprints of their images (`images`: every
+    /// table it has), are what the last apply, made with the same `inputs`, left: then
+    /// there is nothing to save and nothing to do.
+    pub fn images_unchanged(&self, inputs: &str, images: &[(String, String)]) -> bool {
+        self.has_images(inputs)
+            && images.len() == self.images.len()
+            && (images.iter()).all(|(name, image)| self.images.get(name) == Some(image))
     }
 
     fn matches(&self, desired: &Table, kernel: &Table) -> bool {
@@ -540,6 +585,31 @@ mod tests {
             Applied::parse("inputs 0123\nfilter a b\n"),
             Applied::default()
         );
+    }
+
+    #[test]
+    fn table_images_match_only_with_the_same_inputs_and_every_table() {
+        let desired = ruleset::parse("*filter\n:INPUT DROP [0:0]\nCOMMIT\n").unwrap();
+        let kernel = ruleset::text_fingerprints("*filter\n:INPUT DROP [0:0]\nCOMMIT\n").unwrap();
+        let image = |name: &str, f: &str| (name.to_string(), f.to_string());
+        let images = vec![image("filter", "01"), image("nat", "02")];
+        let applied = Applied::recorded("abc", &desired, &kernel).with_images(images, Some(3));
+        let text = applied.to_toml();
+        assert!(text.contains("[images]\nfilter = \"01\"\nnat = \"02\"\n"), "{text}");
+        assert_eq!(Applied::parse(&text), applied);
+        assert_eq!(applied.docker_forward(), Some(3));
+        let seen = [image("nat", "02"), image("filter", "01")];
+        assert!(applied.images_unchanged("abc", &seen));
+        assert!(!applied.images_unchanged("abd", &seen), "other inputs");
+        assert!(!applied.images_unchanged("abc", &seen[..1]), "a table gone");
+        let more = [seen[0].clone(), seen[1].clone(), image("raw", "03")];
+        assert!(!applied.images_unchanged("abc", &more), "a table new");
+        assert!(!applied.images_unchanged("abc", &[image("nat", "02"), image("filter", "0f")]));
+        // Without images (nft, or none could be read) nothing is ever taken as unchanged.
+        let none = Applied::recorded("abc", &desired, &kernel).with_images(Vec::new(), Some(3));
+        assert!(!none.has_images("abc") && !none.images_unchanged("abc", &[]));
+        assert_eq!(none.docker_forward(), None);
+        assert!(!none.to_toml().contains("images"));
     }
 
     #[test]

@@ -83,10 +83,10 @@ fn apply_config(
         }
         guard::check(&config, &guard::host_connections(&config))
     };
-    let (selection, held) = hold_and_select(global, &config, &families, guard)?;
-    check_docker_nftables(&selection, &config, Mode::Start)?;
     let inputs =
         pipeline::inputs_fingerprint(&system::binary_identity(), Mode::Start, &config, &template);
+    let (selection, held) = hold_and_select(global, (&config, &inputs), (state, &families), guard)?;
+    check_docker_nftables(&selection, &config, Mode::Start)?;
     let render_one =
         |family, saved: &str| render_running(family, saved, (&config, &template), Mode::Start);
     let kept = config.kept_chains();
@@ -95,6 +95,7 @@ fn apply_config(
         families,
         keep_chains: &kept,
         check_policy: true,
+        record_images: true,
         confirm,
     };
     let done = transact(
@@ -176,13 +177,14 @@ fn stop(global: &Global, state: &StateDir) -> Result<()> {
             (Config::builtin(), families, keep, Vec::new())
         }
     };
-    let (selection, held) = hold_and_select(global, &config, &families, || Ok(()))?;
     let inputs = pipeline::inputs_fingerprint(
         &system::binary_identity(),
         Mode::Stop,
         &Config::builtin(),
         &Template::builtin(),
     );
+    let (selection, held) =
+        hold_and_select(global, (&config, &inputs), (state, &families), || Ok(()))?;
     let open = Policy::open();
     let render_one = |family, saved: &str| render_fixed(family, saved, (&keep, &sets), &open);
     let scope = Scope {
@@ -191,6 +193,7 @@ fn stop(global: &Global, state: &StateDir) -> Result<()> {
         keep_chains: &keep,
         // The open policy is ours and fixed: there is nothing in it to check.
         check_policy: false,
+        record_images: false,
         confirm: None,
     };
     transact(
@@ -264,6 +267,7 @@ fn fail_closed(global: &Global, state: &StateDir, cause: Error) -> Result<()> {
             families: bare,
             keep_chains: &keep,
             check_policy: true,
+            record_images: false,
             confirm: None,
         };
         transact(

@@ -22,6 +22,7 @@ use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::{ChildLock, XtablesLock};
 use crate::system::probe;
 use crate::system::state::StateDir;
+use crate::system::table_image;
 
 use super::apply::Verb;
 use super::{confirm, test_policy, write};
@@ -38,21 +39,70 @@ pub(super) struct Held {
     since: Instant,
     lock: XtablesLock,
     child_lock: ChildLock,
-    /// Each family's `iptables-legacy-save` text, in family order, saved under the lock
-    /// (`None` where iptables-legacy is not installed, or nft was asked for).
-    legacy: Option<Vec<Result<String>>>,
+    /// Each family as found on iptables-legacy, in family order, under the lock (`None`
+    /// where iptables-legacy is not installed, or nft was asked for).
+    legacy: Option<Vec<Result<Found>>>,
+}
+
+/// One family as found on iptables-legacy under the lock.
+pub(super) enum Found {
+    /// Its `iptables-save` text.
+    Saved(String),
+    /// Every table's image is as the last apply, made with the same inputs, left it
+    /// ([`table_image`]): nothing was saved, and there is nothing to change. With the count
+    /// of Docker's FORWARD rules recorded then, for the backend probe.
+    AsLeft { docker_forward: Option<usize> },
+}
+
+/// Whether every iptables-legacy table of `family` is as the last apply with `inputs`
+/// left it, by the fingerprints of the kernel's images of them (read only when that apply
+/// recorded some): then [`Found::AsLeft`].
+fn as_left(state: &StateDir, family: Family, inputs: &str) -> Option<Found> {
+    let applied = state.applied(family);
+    if !applied.has_images(inputs) {
+        return None;
+    }
+    match table_image::fingerprints(family, |_| true) {
+        Ok(images) => applied
+            .images_unchanged(inputs, &images)
+            .then(|| Found::AsLeft {
+                docker_forward: applied.docker_forward(),
+            }),
+        Err(e) => {
+            report::debug(format_args!("{family}: {e}; saving instead"));
+            None
+        }
+    }
+}
+
+/// The fingerprints of the kernel's images of the tables of `ipt`'s family that `wanted`
+/// takes, for the apply record (`None` on nft, or when they cannot be read: the next start
+/// saves).
+fn images(ipt: &Iptables, wanted: impl Fn(&str) -> bool) -> Option<Images> {
+    if ipt.backend != Backend::Legacy {
+        return None;
+    }
+    (table_image::fingerprints(ipt.family, wanted))
+        .inspect_err(|e| {
+            report::debug(format_args!(
+                "{}: {e}; no table images recorded",
+                ipt.family
+            ));
+        })
+        .ok()
 }
 
 /// Takes the xtables lock, then at once: chooses the backend (the probe's commands wait
 /// on our child lock file; on iptables-legacy it counts Docker's FORWARD rules in the
 /// IPv4 save below instead of asking `-S FORWARD`) and says it, runs `alongside`
 /// (start's lockout guard), and saves `families` from iptables-legacy — the product's
-/// default, saved next on most hosts (read-only; set aside when the choice is nft). A
-/// refusal of `alongside` comes first.
+/// default, saved next on most hosts (read-only; set aside when the choice is nft) —
+/// unless a family's tables are as the last apply with `inputs` left them ([`as_left`]).
+/// A refusal of `alongside` comes first.
 pub(super) fn hold_and_select(
     global: &Global,
-    config: &Config,
-    families: &[Family],
+    (config, inputs): (&Config, &str),
+    (state, families): (&StateDir, &[Family]),
     alongside: impl FnOnce() -> Result<()>,
 ) -> Result<(Selection, Held)> {
     let since = Instant::now();
@@ -84,20 +134,25 @@ pub(super) fn hold_and_select(
                 .map(|ipt| {
                     let counted = (ipt.family == Family::V4).then(|| counted.clone());
                     s.spawn(move || {
-                        let saved = ipt.save(None);
+                        let found = match as_left(state, ipt.family, inputs) {
+                            Some(found) => Ok(found),
+                            None => ipt.save(None).map(Found::Saved),
+                        };
                         if let Some(counted) = counted {
-                            let docker = saved.as_deref().ok();
+                            let docker = match &found {
+                                Ok(Found::Saved(text)) => probe::docker_forward_rules(text),
+                                Ok(Found::AsLeft { docker_forward }) => *docker_forward,
+                                Err(_) => None,
+                            };
                             // Unheard when the probe needs no count (a backend was named).
-                            counted
-                                .send(docker.and_then(probe::docker_forward_rules))
-                                .ok();
+                            counted.send(docker).ok();
                         }
-                        saved
+                        found
                     })
                 })
                 .collect::<Vec<_>>()
         });
-        // Without an IPv4 save the probe asks `-S FORWARD` itself.
+        // Without an IPv4 save (or with none made) the probe asks `-S FORWARD` itself.
         drop(counted);
         let alongside = alongside();
         let legacy = saves.map(|saves| {
@@ -137,6 +192,11 @@ pub(super) struct Scope<'a> {
     /// Whether each family's policy is checked (`iptables-restore --test`) before anything
     /// is written; not `stop`'s open policy, which is ours and fixed.
     pub check_policy: bool,
+    /// Whether the apply record holds the fingerprints of the kernel's table images (on
+    /// legacy; [`Found::AsLeft`]): for `start` and `reload`, whose repeat with nothing
+    /// changed then saves nothing; not for `stop`, whose repeat is rare, nor a fallback
+    /// policy, so that neither pays for the copies (~1 µs per rule).
+    pub record_images: bool,
     pub confirm: Option<confirm::Window<'a>>,
 }
 
@@ -176,8 +236,7 @@ pub(super) fn transact(
         .iter()
         .map(|f| Iptables::new(*f, scope.backend, &child_lock))
         .collect::<Result<Vec<_>>>()?;
-    let check = scope.check_policy;
-    let mut plans = plan_families(&tools, saved, state, render_one, check, inputs)?;
+    let mut plans = plan_families(&tools, saved, state, render_one, scope, inputs)?;
     let arm = |snapshots: &[(Family, PathBuf)]| match scope.confirm {
         Some(window) if !snapshots.is_empty() => {
             confirm::arm(global, scope.backend, state, snapshots, window).map(Some)
@@ -186,7 +245,7 @@ pub(super) fn transact(
     };
     let keep_chains = scope.keep_chains;
     let written = write_families(state, &mut plans, keep_chains, render_one, &arm, inputs)?;
-    for ((ipt, plan, _), (applied, counts)) in plans.iter().zip(&written.records) {
+    for (Planned { ipt, plan, .. }, (applied, counts)) in plans.iter().zip(&written.records) {
         state.record_applied(ipt.family, applied)?;
         if !plan.changed.is_empty() {
             state.record_removed_chains(ipt.family, &plan.removed_chains())?;
@@ -200,7 +259,7 @@ pub(super) fn transact(
     ));
     drop(lock);
     let policies = (plans.iter())
-        .map(|(_, plan, _)| (plan.family, plan.policy.clone()))
+        .map(|Planned { plan, .. }| (plan.family, plan.policy.clone()))
         .collect();
     // The command ends with this apply, and freeing a large Docker host's rulesets one
     // string at a time (hundreds of thousands) takes longer than everything after the
@@ -215,28 +274,48 @@ pub(super) fn transact(
 /// Given the snapshots just written, starts the `--confirm` watchdog if one is due.
 type Arm<'a> = dyn Fn(&[(Family, PathBuf)]) -> Result<Option<confirm::Armed>> + 'a;
 
-/// One family's tools, plan and the `iptables-save` text it was planned from.
-type Planned<'a> = (&'a Iptables, FamilyPlan, String);
+/// One family planned.
+struct Planned<'a> {
+    ipt: &'a Iptables,
+    plan: FamilyPlan,
+    /// The `iptables-save` text it was planned from.
+    saved: String,
+    /// On legacy, the fingerprints of the kernel's images of its tables, copied while it
+    /// was planned ([`images`]): those of the tables the write leaves alone are recorded.
+    images: Option<Images>,
+}
+
+/// `(table, fingerprint)` of the kernel's images of a family's tables ([`table_image`]).
+type Images = Vec<(String, String)>;
+
+/// The table every host policy writes (INPUT, FORWARD, OUTPUT): its image is copied after
+/// the write, not while the family is planned.
+const POLICY_TABLE: &str = "filter";
 
 /// Plans every family not unchanged since the last apply, from its save (`saved`, when
 /// the families were saved already: one per tool, in order), and, with `check`, checks
 /// that each policy loads (`iptables-restore --test`), before anything is written. The
 /// xtables lock is held. The checks run on a thread of their own, each from the moment
 /// its policy is rendered, while that family is classified and composed and the next one
-/// planned.
+/// planned; so do the copies of a family's table images, from the moment it is saved.
 fn plan_families<'a>(
     tools: &'a [Iptables],
-    saved: Option<Vec<Result<String>>>,
+    saved: Option<Vec<Result<Found>>>,
     state: &StateDir,
     render_one: &RenderOne<'_>,
-    check: bool,
+    what: &Scope<'_>,
     inputs: &str,
 ) -> Result<Vec<Planned<'a>>> {
+    let (check, copy) = (what.check_policy, what.record_images);
     std::thread::scope(|scope| {
         // The other families' saves run while the first is saved and planned (read-only;
         // the lock is held), instead of each after the family before it is planned.
         let later = (tools.iter().skip(1))
-            .map(|ipt| saved.is_none().then(|| scope.spawn(move || ipt.save(None))))
+            .map(|ipt| {
+                saved
+                    .is_none()
+                    .then(|| scope.spawn(move || ipt.save(None).map(Found::Saved)))
+            })
             .collect::<Vec<_>>();
         let mut early = saved.map(Vec::into_iter);
         let (to_check, checks) = std::sync::mpsc::channel::<(&Iptables, Policy)>();
@@ -250,11 +329,13 @@ fn plan_families<'a>(
             let saved = match (early.as_mut().and_then(Iterator::next), save) {
                 (Some(text), _) => text,
                 (None, Some(save)) => save.join().expect("a save does not panic"),
-                (None, None) => ipt.save(None),
+                (None, None) => ipt.save(None).map(Found::Saved),
             };
             let checks = (ipt, check.then_some(&to_check));
+            let copying = (copy && matches!(saved, Ok(Found::Saved(_))))
+                .then(|| scope.spawn(move || images(ipt, |name| name != POLICY_TABLE)));
             match saved.and_then(|saved| plan_family(saved, state, render_one, checks, inputs)) {
-                Ok(Some(planned)) => plans.push((ipt, planned.0, planned.1)),
+                Ok(Some((plan, saved))) => plans.push((ipt, plan, saved, copying)),
                 Ok(None) => {}
                 Err(e) => {
                     failed = Some(e);
@@ -264,27 +345,47 @@ fn plan_families<'a>(
         }
         drop(to_check);
         checker.join().expect("a policy check does not panic")?;
+        let plans = (plans.into_iter())
+            .map(|(ipt, plan, saved, copying)| Planned {
+                ipt,
+                plan,
+                saved,
+                images: copying.and_then(|c| c.join().expect("copying images does not panic")),
+            })
+            .collect();
         failed.map_or(Ok(plans), Err)
     })
 }
 
-/// One family's plan from its `iptables-save` text `saved`, with that text; `None` when
+/// One family's plan from its `iptables-save` text (`found`), with that text; `None` when
 /// the family is unchanged since the last apply. With a checker (`checks`), the policy is
 /// handed to it before the family is classified and composed.
 fn plan_family<'a>(
-    saved: String,
+    found: Found,
     state: &StateDir,
     render_one: &RenderOne<'_>,
     (ipt, checks): (&'a Iptables, Option<&Sender<(&'a Iptables, Policy)>>),
     inputs: &str,
 ) -> Result<Option<(FamilyPlan, String)>> {
-    if state.applied(ipt.family).unchanged_since(inputs, &saved) {
+    let saved = match found {
+        Found::Saved(text) => Some(text),
+        Found::AsLeft { .. } => {
+            report::debug(format_args!(
+                "{}: every table's kernel image is as the last apply left it; nothing saved",
+                ipt.family
+            ));
+            None
+        }
+    };
+    let Some(saved) =
+        saved.filter(|saved| !state.applied(ipt.family).unchanged_since(inputs, saved))
+    else {
         report::info(format_args!(
             "{}: unchanged since the last apply; nothing to change",
             ipt.family
         ));
         return Ok(None);
-    }
+    };
     let rendered = render_one(ipt.family, &saved)?;
     if let Some(checks) = checks {
         // A send fails only once the checker has stopped at a refusal, reported then.
@@ -319,8 +420,8 @@ fn write_families(
 ) -> Result<Written> {
     let snapshot = StateDir::new_snapshot_name();
     let snapshots = (plans.iter())
-        .filter(|(_, plan, _)| !plan.changed.is_empty())
-        .map(|(ipt, _, saved)| {
+        .filter(|p| !p.plan.changed.is_empty())
+        .map(|Planned { ipt, saved, .. }| {
             Ok((
                 ipt.family,
                 state.write_backup(&snapshot, ipt.family, saved)?,
@@ -332,11 +433,11 @@ fn write_families(
         let tallies = scope.spawn(|| {
             plans
                 .iter()
-                .map(|(_, p, s)| tally(p, s))
+                .map(|p| tally(&p.plan, &p.saved))
                 .collect::<Vec<_>>()
         });
         let writes = (plans.iter())
-            .map(|(ipt, plan, _)| scope.spawn(move || write_one(ipt, plan, state, render_one)))
+            .map(|planned| scope.spawn(move || write_one(planned, state, render_one)))
             .collect::<Vec<_>>();
         let outcomes = (writes.into_iter())
             .map(|w| w.join().expect("a write does not panic"))
@@ -350,7 +451,7 @@ fn write_families(
             Ok((replanned, chains)) => {
                 if let Some((plan, saved)) = replanned {
                     tallies[i] = tally(&plan, &saved);
-                    (plans[i].1, plans[i].2) = (plan, saved);
+                    (plans[i].plan, plans[i].saved) = (plan, saved);
                 }
                 read.push(chains);
             }
@@ -367,22 +468,28 @@ fn write_families(
         return Err(err);
     }
     let records = (plans.iter().zip(tallies).zip(read))
-        .map(|(((_, plan, _), (counts, saved)), read)| {
-            Ok((applied(plan, saved?, &read?, inputs), counts))
+        .map(|((Planned { plan, .. }, (counts, saved)), read)| {
+            let (written, images) = read?;
+            let docker_forward = probe::docker_forward_rules_of(&plan.desired);
+            let applied =
+                applied(plan, saved?, &written, inputs).with_images(images, docker_forward);
+            Ok((applied, counts))
         })
         .collect::<Result<_>>()?;
     Ok(Written { armed, records })
 }
 
 /// One family's write, if it changes, and then what the kernel holds of it
-/// ([`read_back`]). The plan that was written comes back when nft had to plan again.
+/// ([`read_back`], and on legacy its tables' [`images`]: of the tables it wrote copied
+/// now, of the others as copied while it was planned). The plan that was written comes
+/// back when nft had to plan again.
 #[allow(clippy::type_complexity)]
 fn write_one(
-    ipt: &Iptables,
-    plan: &FamilyPlan,
+    planned: &Planned<'_>,
     state: &StateDir,
     render_one: &RenderOne<'_>,
-) -> Result<(Option<(FamilyPlan, String)>, Result<ReadBack>)> {
+) -> Result<(Option<(FamilyPlan, String)>, Result<Kernel>)> {
+    let Planned { ipt, plan, .. } = planned;
     let replanned = if plan.changed.is_empty() {
         None
     } else {
@@ -390,8 +497,23 @@ fn write_one(
         let replan = |saved: &str| super::finish(render_one(ipt.family, saved)?, state);
         write::apply(ipt, plan, &replan)?
     };
-    let read = read_back(ipt, replanned.as_ref().map_or(plan, |(p, _)| p));
-    Ok((replanned, read))
+    // On nft, where a plan can change, there are no images.
+    let changed = |name: &str| plan.changed.iter().any(|t| t.as_str() == name);
+    let copied = |name: &str| (planned.images.iter().flatten()).any(|(n, _)| n == name);
+    let (read, after) = std::thread::scope(|s| {
+        let after = (planned.images.as_ref())
+            .map(|_| s.spawn(|| images(ipt, |name| changed(name) || !copied(name))));
+        let read = read_back(ipt, replanned.as_ref().map_or(plan, |(p, _)| p));
+        let after = after.and_then(|a| a.join().expect("copying images does not panic"));
+        (read, after)
+    });
+    let images = (planned.images.as_ref().zip(after))
+        .map(|(before, after)| {
+            let kept = before.iter().filter(|(name, _)| !changed(name)).cloned();
+            kept.chain(after).collect()
+        })
+        .unwrap_or_default();
+    Ok((replanned, read.map(|read| (read, images))))
 }
 
 /// What the summary and the apply record take from a plan and the `iptables-save` text
@@ -406,7 +528,7 @@ fn tally(plan: &FamilyPlan, saved: &str) -> (Counts, Result<ReadBack>) {
 /// Puts the changed tables of every family written (or tried) back as they were found.
 fn roll_back(plans: &[Planned<'_>], keep_chains: &[String], cause: Error) -> Error {
     let mut failures = Vec::new();
-    for (ipt, plan, _) in plans.iter().rev() {
+    for Planned { ipt, plan, .. } in plans.iter().rev() {
         if !plan.changed.is_empty() {
             if let Err(e) = write::undo(ipt, plan, keep_chains) {
                 failures.push(e.to_string());
@@ -430,6 +552,10 @@ fn roll_back(plans: &[Planned<'_>], keep_chains: &[String], cause: Error) -> Err
 
 /// Fingerprints of tables as the kernel holds them, by table.
 type ReadBack = Vec<(TableName, String)>;
+
+/// What the kernel holds of a family once written: the written tables read back, and the
+/// fingerprints of every table's image ([`images`]).
+type Kernel = (ReadBack, Images);
 
 /// The kernel's fingerprints of the tables `plan` changed, read back once written (the
 /// xtables lock is still held). Of a written table, only the chains whose rules the

@@ -9,6 +9,7 @@ use crate::family::Family;
 use crate::ruleset::TableName;
 use crate::system::lock::ChildLock;
 use crate::system::process::{self, LargeOutput};
+use crate::system::table_image;
 
 /// Which iptables implementation to drive.
 /// In the install record and on the command line: `legacy`, `nft`.
@@ -112,15 +113,9 @@ impl Iptables {
     /// The tables the kernel has for this family on the legacy backend (`None`: nft, or
     /// the list cannot be read).
     fn legacy_tables(&self) -> Option<Vec<String>> {
-        if self.backend != Backend::Legacy {
-            return None;
-        }
-        let list = match self.family {
-            Family::V4 => "/proc/net/ip_tables_names",
-            Family::V6 => "/proc/net/ip6_tables_names",
-        };
-        let text = std::fs::read_to_string(list).ok()?;
-        Some(text.split_whitespace().map(str::to_string).collect())
+        (self.backend == Backend::Legacy)
+            .then(|| table_image::names(self.family))
+            .flatten()
     }
 
     /// One `iptables-save -c [-t table]` process.

@@ -10,6 +10,7 @@ pub mod probe;
 pub mod process;
 pub mod state;
 pub mod syslog;
+pub mod table_image;
 pub mod trust;
 
 use crate::error::{Error, Kind, Result};

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::backend::{daemon_json_selects_nftables, nft_tables_have_docker, Choice, Facts};
 use crate::family::Family;
-use crate::ruleset::{self, TableName};
+use crate::ruleset::{self, Ruleset, TableName};
 use crate::system::iptables::Backend;
 
 /// Docker's configuration file.
@@ -69,9 +69,26 @@ pub fn docker_forward_rules(saved: &str) -> Option<usize> {
     let filter = ruleset::saved_table(saved, TableName::Filter)?;
     let counted = (filter.lines())
         .filter_map(ruleset::saved_rule)
-        .filter(|(chain, spec)| *chain == "FORWARD" && spec.contains("DOCKER"))
+        .filter(|(chain, spec)| is_docker_forward(chain, spec))
         .count();
     Some(counted)
+}
+
+/// [`docker_forward_rules`] of a parsed ruleset (what an apply composed, for its record).
+pub fn docker_forward_rules_of(ruleset: &Ruleset) -> Option<usize> {
+    let filter = ruleset.table(TableName::Filter)?;
+    let rules = filter.rules.iter();
+    Some(
+        rules
+            .filter(|r| is_docker_forward(&r.chain, &r.spec))
+            .count(),
+    )
+}
+
+/// Whether a rule (`-A chain spec`) is one of Docker's FORWARD rules: it names a DOCKER
+/// chain.
+fn is_docker_forward(chain: &str, spec: &str) -> bool {
+    chain == "FORWARD" && spec.contains("DOCKER")
 }
 
 fn run(program: &str, args: &[&str], child_lock: Option<&Path>) -> Option<std::process::Output> {
