@@ -595,7 +595,10 @@ mod tests {
         let images = vec![image("filter", "01"), image("nat", "02")];
         let applied = Applied::recorded("abc", &desired, &kernel).with_images(images, Some(3));
         let text = applied.to_toml();
-        assert!(text.contains("[images]\nfilter = \"01\"\nnat = \"02\"\n"), "{text}");
+        assert!(
+            text.contains("[images]\nfilter = \"01\"\nnat = \"02\"\n"),
+            "{text}"
+        );
         assert_eq!(Applied::parse(&text), applied);
         assert_eq!(applied.docker_forward(), Some(3));
         let seen = [image("nat", "02"), image("filter", "01")];

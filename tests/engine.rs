@@ -157,63 +157,124 @@ echo "=== BARE"; iptables-legacy-save > /run/work/s; count iptables-legacy-resto
 
 #[test]
 #[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
-fn a_start_with_nothing_changed_compares_table_images_and_saves_nothing() {
+fn a_start_with_nothing_changed_compares_table_images_and_saves_nothing_legacy() {
+    nothing_changed_saves_nothing(
+        "legacy",
+        "every table's kernel image is as the last apply left it",
+    );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn a_start_with_nothing_changed_compares_the_nftables_generation_and_saves_nothing_nft() {
+    nothing_changed_saves_nothing(
+        "nft",
+        "the nftables generation is the one the last apply left",
+    );
+}
+
+/// Starts on `backend`, moves counters in both families, then shows with saves that fail
+/// (injected) that a start with nothing changed saves nothing (it says `why`), that a
+/// foreign rule in IPv4 nat or IPv6 filter makes it save (and, saves failing, change
+/// nothing), and that the record is renewed after.
+fn nothing_changed_saves_nothing(backend: &str, why: &str) {
     require_netns("engine", &[]);
-    // Saves that fail: injected to show which starts save (a changed family must) and
-    // which do not (nothing changed, counters aside).
     let script = format!(
-        r#"iptables-legacy-restore < {FIXTURE}
-"$BIN" start > /dev/null 2>&1
+        r#"iptables-{backend}-restore < {FIXTURE}
+"$BIN" --backend {backend} start > /dev/null 2>&1
 for address in 127.0.0.1 ::1; do (exec 3<>"/dev/tcp/$address/9") 2>/dev/null || true; done
 mkdir -p /run/work/stub
-for save in iptables-legacy-save ip6tables-legacy-save; do
+for save in iptables-{backend}-save ip6tables-{backend}-save; do
     printf '#!/bin/sh\necho "$0 ran" >&2\nexit 1\n' > /run/work/stub/$save
     chmod +x /run/work/stub/$save
 done
-stubbed() {{ PATH=/run/work/stub:$PATH "$BIN" --verbose start 2>&1 && echo "rc=0" || echo "rc=$?"; }}
-{DUMP} > /run/work/counted
+start() {{ "$BIN" --backend {backend} --verbose start 2>&1 && echo "rc=0" || echo "rc=$?"; }}
+stubbed() {{ PATH=/run/work/stub:$PATH start; }}
+dump() {{ {{ iptables-{backend}-save -c; ip6tables-{backend}-save -c; }} | grep -v '^#'; }}
+dump > /run/work/counted
 echo "=== COUNTED"; cat /run/work/counted
 echo "=== AGAIN"; stubbed
-echo "=== SAME"; {DUMP} | diff /run/work/counted - && echo same
-iptables-legacy -t nat -A POSTROUTING -s 10.66.0.0/16 -o eth9 -j MASQUERADE
-ip6tables-legacy -A INPUT -s 2001:db8::/32 -j ACCEPT
-{DUMP} > /run/work/changed
+echo "=== SAME"; dump | diff /run/work/counted - && echo same
+iptables-{backend} -t nat -A POSTROUTING -s 10.66.0.0/16 -o eth9 -j MASQUERADE
+ip6tables-{backend} -A INPUT -s 2001:db8::/32 -j ACCEPT
+dump > /run/work/changed
 echo "=== CHANGED"; stubbed
-echo "=== KEPT"; {DUMP} | diff /run/work/changed - && echo same
-echo "=== REAL"; "$BIN" --verbose start 2>&1
-echo "=== AFTER"; {DUMP}
+echo "=== KEPT"; dump | diff /run/work/changed - && echo same
+echo "=== REAL"; start
+echo "=== AFTER"; dump
 echo "=== THEN"; stubbed
 "#
     );
     let s = sections(&ok(netns_sh(&script, 120)));
-    // Packets moved counters in both families, and the start after them still saved nothing.
     let lo = s["COUNTED"]
         .lines()
         .filter(|l| l.contains("-A INPUT -i lo -j ACCEPT") && !l.starts_with("[0:0]"))
         .count();
-    assert_eq!(lo, 2, "no packets counted in both families: {}", s["COUNTED"]);
+    assert_eq!(
+        lo, 2,
+        "no packets counted in both families: {}",
+        s["COUNTED"]
+    );
     let again = &s["AGAIN"];
     for family in ["IPv4", "IPv6"] {
-        assert!(
-            again.contains(&format!(
-                "{family}: every table's kernel image is as the last apply left it"
-            )),
-            "{again}"
-        );
+        assert!(again.contains(&format!("{family}: {why}")), "{again}");
     }
     assert!(again.contains("rc=0") && !again.contains(" ran"), "{again}");
     assert_eq!(s["SAME"].trim(), "same");
-    // A foreign rule in nat (IPv4) and in filter (IPv6): both families must be saved, so
-    // with the saves failing the start fails and leaves the running ruleset as it was.
     let changed = &s["CHANGED"];
-    assert!(changed.contains("-legacy-save ran") && !changed.contains("rc=0"), "{changed}");
-    assert!(!changed.contains("as the last apply left it"), "{changed}");
+    let ran = format!("-{backend}-save ran");
+    assert!(
+        changed.contains(&ran) && !changed.contains("rc=0"),
+        "{changed}"
+    );
+    assert!(!changed.contains(why), "{changed}");
     assert_eq!(s["KEPT"].trim(), "same");
-    assert!(!s["REAL"].contains("as the last apply left it"), "{}", s["REAL"]);
+    assert!(
+        s["REAL"].contains("rc=0") && !s["REAL"].contains(why),
+        "{}",
+        s["REAL"]
+    );
     assert!(!s["AFTER"].contains("2001:db8::/32"), "{}", s["AFTER"]);
     assert!(!s["AFTER"].contains("10.66.0.0/16"), "{}", s["AFTER"]);
-    // The record was renewed: the next start saves nothing again.
-    assert!(s["THEN"].contains("rc=0") && !s["THEN"].contains(" ran"), "{}", s["THEN"]);
+    let then = &s["THEN"];
+    assert!(
+        then.contains(why) && then.contains("rc=0") && !then.contains(" ran"),
+        "{then}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and ../shared (cargo test -- --include-ignored)"]
+fn a_write_of_someone_elses_during_the_apply_is_not_taken_for_ours_nft() {
+    require_netns("engine", &[]);
+    // A stand-in restore that lets another writer commit to nat just before our write:
+    // the generation then moved by more than our own commits, so nothing may be recorded,
+    // and the next start must read the ruleset and remove that rule.
+    let script = format!(
+        r#"iptables-nft-restore < {FIXTURE}
+real=$(command -v iptables-nft-restore)
+mkdir -p /run/work/racing
+cat > /run/work/racing/iptables-nft-restore <<STUB
+#!/bin/bash
+case " \$* " in *" --test "*) ;; *) iptables-nft -t nat -A POSTROUTING -s 10.66.0.0/16 -o eth9 -j MASQUERADE;; esac
+exec $real "\$@"
+STUB
+chmod +x /run/work/racing/iptables-nft-restore
+PATH=/run/work/racing:$PATH "$BIN" --backend nft start 2>&1
+echo "=== RECORD"; cat /run/iptd/nft-generation 2>/dev/null || echo none
+echo "=== RACED"; iptables-nft -t nat -S POSTROUTING
+echo "=== NEXT"; "$BIN" --backend nft --verbose start 2>&1
+echo "=== AFTER"; iptables-nft -t nat -S POSTROUTING
+echo "=== THEN"; "$BIN" --backend nft --verbose start 2>&1
+"#
+    );
+    let s = sections(&ok(netns_sh(&script, 120)));
+    let why = "the nftables generation is the one the last apply left";
+    assert_eq!(s["RECORD"].trim(), "none");
+    assert!(s["RACED"].contains("10.66.0.0/16"), "{}", s["RACED"]);
+    assert!(!s["NEXT"].contains(why), "{}", s["NEXT"]);
+    assert!(!s["AFTER"].contains("10.66.0.0/16"), "{}", s["AFTER"]);
+    assert!(s["THEN"].contains(why), "{}", s["THEN"]);
 }
 
 /// Runs `cmd` after loading the fixture and starting once; prints the dumps around it.

@@ -20,6 +20,7 @@ use crate::report::{self, Level};
 use crate::ruleset::{self, TableName};
 use crate::system::iptables::{Backend, Iptables};
 use crate::system::lock::{ChildLock, XtablesLock};
+use crate::system::nft_generation::Generation;
 use crate::system::probe;
 use crate::system::state::StateDir;
 use crate::system::table_image;
@@ -44,14 +45,18 @@ pub(super) struct Held {
     legacy: Option<Vec<Result<Found>>>,
 }
 
-/// One family as found on iptables-legacy under the lock.
+/// One family as found under the lock.
 pub(super) enum Found {
     /// Its `iptables-save` text.
     Saved(String),
-    /// Every table's image is as the last apply, made with the same inputs, left it
-    /// ([`table_image`]): nothing was saved, and there is nothing to change. With the count
-    /// of Docker's FORWARD rules recorded then, for the backend probe.
-    AsLeft { docker_forward: Option<usize> },
+    /// As the last apply, made with the same inputs, left it, by `why` (on legacy every
+    /// table's image, [`table_image`]; on nft the nftables generation, [`Generation`]):
+    /// nothing was saved, and there is nothing to change. With the count of Docker's
+    /// FORWARD rules recorded then, for the backend probe.
+    AsLeft {
+        docker_forward: Option<usize>,
+        why: &'static str,
+    },
 }
 
 /// Whether every iptables-legacy table of `family` is as the last apply with `inputs`
@@ -67,6 +72,7 @@ fn as_left(state: &StateDir, family: Family, inputs: &str) -> Option<Found> {
             .images_unchanged(inputs, &images)
             .then(|| Found::AsLeft {
                 docker_forward: applied.docker_forward(),
+                why: "every table's kernel image is as the last apply left it",
             }),
         Err(e) => {
             report::debug(format_args!("{family}: {e}; saving instead"));
@@ -141,7 +147,7 @@ pub(super) fn hold_and_select(
                         if let Some(counted) = counted {
                             let docker = match &found {
                                 Ok(Found::Saved(text)) => probe::docker_forward_rules(text),
-                                Ok(Found::AsLeft { docker_forward }) => *docker_forward,
+                                Ok(Found::AsLeft { docker_forward, .. }) => *docker_forward,
                                 Err(_) => None,
                             };
                             // Unheard when the probe needs no count (a backend was named).
@@ -231,6 +237,8 @@ pub(super) fn transact(
         }
     };
     let saved = saved.filter(|_| scope.backend == Backend::Legacy);
+    let generation = nft_generation(scope.backend);
+    let saved = saved.or_else(|| nft_as_left(state, inputs, generation.as_ref(), &scope.families));
     let tools = scope
         .families
         .iter()
@@ -252,6 +260,10 @@ pub(super) fn transact(
         }
         report(plan, counts);
     }
+    if let Some(before) = &generation {
+        let commits = plans.iter().map(|p| p.plan.changed.len()).sum();
+        record_nft_generation(state, inputs, before, commits)?;
+    }
     report::info(format_args!(
         "{}: done in {} ms",
         verb.name(),
@@ -269,6 +281,50 @@ pub(super) fn transact(
         policies,
         armed: written.armed,
     })
+}
+
+/// On iptables-nft, the nftables generation before anything is read (`None` on legacy,
+/// or when it cannot be read: then nothing is recorded).
+fn nft_generation(backend: Backend) -> Option<Generation> {
+    if backend != Backend::Nft {
+        return None;
+    }
+    (Generation::read())
+        .inspect_err(|e| report::debug(format_args!("{e}; the ruleset is read instead")))
+        .ok()
+}
+
+/// Every family [`Found::AsLeft`] when the nftables generation (`now`) is the one the last
+/// apply with `inputs` left: nothing in nftables was committed since.
+fn nft_as_left(
+    state: &StateDir,
+    inputs: &str,
+    now: Option<&Generation>,
+    families: &[Family],
+) -> Option<Vec<Result<Found>>> {
+    let left = state.nft_generation()?;
+    (left == format!("{inputs} {}", now?)).then(|| {
+        let found = || Found::AsLeft {
+            docker_forward: None,
+            why: "the nftables generation is the one the last apply left",
+        };
+        families.iter().map(|_| Ok(found())).collect()
+    })
+}
+
+/// Records the nftables generation this apply left when nothing but its own writes
+/// (`commits`: iptables-nft commits each table of a restore on its own) came after
+/// `before`; else forgets the last one (a write of someone else's may have come between
+/// the read and ours).
+fn record_nft_generation(
+    state: &StateDir,
+    inputs: &str,
+    before: &Generation,
+    commits: usize,
+) -> Result<()> {
+    let now = Generation::read().ok();
+    let left = now.filter(|now| *now == before.after(commits));
+    state.record_nft_generation(left.map(|now| format!("{inputs} {now}")).as_deref())
 }
 
 /// Given the snapshots just written, starts the `--confirm` watchdog if one is due.
@@ -369,11 +425,8 @@ fn plan_family<'a>(
 ) -> Result<Option<(FamilyPlan, String)>> {
     let saved = match found {
         Found::Saved(text) => Some(text),
-        Found::AsLeft { .. } => {
-            report::debug(format_args!(
-                "{}: every table's kernel image is as the last apply left it; nothing saved",
-                ipt.family
-            ));
+        Found::AsLeft { why, .. } => {
+            report::debug(format_args!("{}: {why}; nothing saved", ipt.family));
             None
         }
     };

@@ -5,6 +5,7 @@ pub mod file;
 pub mod host;
 pub mod iptables;
 pub mod lock;
+pub mod nft_generation;
 pub mod pending;
 pub mod probe;
 pub mod process;

@@ -1,7 +1,8 @@
 //! The state directory (`/var/lib/iptables-docker`, 0700): rotated 0600 snapshots of the
 //! rulesets found before each apply, the fingerprints of what the last apply loaded, the
-//! last good policy per family (`last-good-v4`/`-v6`, [`LastGood`]) and, while `start`
-//! runs on a fallback policy, why (`degraded`). Every file 0600.
+//! last good policy per family (`last-good-v4`/`-v6`, [`LastGood`]), on iptables-nft the
+//! nftables generation the last apply left (`nft-generation`) and, while `start` runs on
+//! a fallback policy, why (`degraded`). Every file 0600.
 
 use std::os::unix::fs::MetadataExt;
 
@@ -161,13 +162,22 @@ impl StateDir {
 
     /// Records (`Some`) or clears (`None`) that a fallback policy is running.
     pub fn set_degraded(&self, why: Option<&str>) -> Result<()> {
-        match why {
-            Some(text) => file::write_private(&self.degraded_path(), text),
-            None => match std::fs::remove_file(self.degraded_path()) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-                _ => Ok(()),
-            },
-        }
+        write_or_remove(&self.degraded_path(), why)
+    }
+
+    fn nft_generation_path(&self) -> PathBuf {
+        self.root.join("nft-generation")
+    }
+
+    /// What the last apply on iptables-nft left: its inputs' fingerprint and the nftables
+    /// generation then (`"INPUTS BOOT NETNS ID"`, `crate::system::nft_generation`).
+    pub fn nft_generation(&self) -> Option<String> {
+        std::fs::read_to_string(self.nft_generation_path()).ok()
+    }
+
+    /// Records (`Some`) or forgets (`None`) what the last apply on iptables-nft left.
+    pub fn record_nft_generation(&self, left: Option<&str>) -> Result<()> {
+        write_or_remove(&self.nft_generation_path(), left)
     }
 
     pub fn record_applied(&self, family: Family, applied: &Applied) -> Result<()> {
@@ -190,6 +200,17 @@ impl StateDir {
         std::fs::read_to_string(self.removed_chains_path(family))
             .map(|t| t.lines().map(ToString::to_string).collect())
             .unwrap_or_default()
+    }
+}
+
+/// Writes `text` to `path` (0600), or removes `path` (gone already is fine) for `None`.
+fn write_or_remove(path: &Path, text: Option<&str>) -> Result<()> {
+    match text {
+        Some(text) => file::write_private(path, text),
+        None => match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        },
     }
 }
 
