@@ -52,6 +52,26 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
+/// The hash of a large `bytes` as one field: four lanes of the same mix, fed a word each
+/// in turn (four independent multiply chains, several times the throughput of one on a
+/// table image of megabytes), folded into one with the tail and the length.
+pub fn stable_hash_wide(bytes: &[u8]) -> u64 {
+    let mut lanes = [0, 1, 2, 3].map(|i| StableHasher(StableHasher::new().0 ^ i));
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        for (lane, word) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+            lane.mix(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+    }
+    let mut h = StableHasher::new();
+    for lane in &lanes {
+        h.mix(lane.0);
+    }
+    h.feed(blocks.remainder());
+    h.mix(bytes.len() as u64);
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +89,32 @@ mod tests {
         a_b.feed(b"b");
         assert_ne!(ab.finish(), a_b.finish());
         assert_ne!(stable_hash(b"unit"), stable_hash(b"unit\n"));
+    }
+
+    #[test]
+    fn the_wide_hash_is_stable_and_sees_every_word_in_its_place() {
+        let bytes: Vec<u8> = (0..100u8).collect();
+        assert_eq!(
+            format!("{:016x}", stable_hash_wide(b"")),
+            "4edc265f4ef645c5"
+        );
+        assert_eq!(stable_hash_wide(&bytes), stable_hash_wide(&bytes.clone()));
+        let mut swapped = bytes.clone();
+        swapped.copy_within(0..8, 32);
+        swapped[..8].copy_from_slice(&bytes[32..40]);
+        assert_ne!(
+            stable_hash_wide(&bytes),
+            stable_hash_wide(&swapped),
+            "two lanes' words"
+        );
+        let mut lanes = bytes.clone();
+        lanes.swap(0, 8);
+        assert_ne!(
+            stable_hash_wide(&bytes),
+            stable_hash_wide(&lanes),
+            "two lanes swapped"
+        );
+        assert_ne!(stable_hash_wide(&bytes[..99]), stable_hash_wide(&bytes));
+        assert_ne!(stable_hash_wide(&[0; 33]), stable_hash_wide(&[0; 32]));
     }
 }

@@ -16,7 +16,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::error::{Error, Result};
 use crate::family::Family;
-use crate::hash::StableHasher;
+use crate::hash::stable_hash_wide;
 
 /// `IPT_SO_GET_INFO` and `IP6T_SO_GET_INFO` (`IPT_BASE_CTL`); `…_GET_ENTRIES` is the next.
 const SO_GET_INFO: libc::c_int = 64;
@@ -190,10 +190,7 @@ fn fingerprint(family: Family, mut image: Vec<u8>, size: usize) -> Result<u64> {
         entries[off + at.counters_at..off + at.counters_at + 16].fill(0);
         off += next;
     }
-    let mut h = StableHasher::new();
-    h.feed(&image[NAME_LEN..INFO_LEN]);
-    h.feed(&image[INFO_LEN..]);
-    Ok(h.finish())
+    Ok(stable_hash_wide(&image[NAME_LEN..]))
 }
 
 #[cfg(test)]
