@@ -9,8 +9,11 @@
 //! nothing in nftables changed since, and `start` need not read tens of thousands of
 //! rules back over netlink to know it.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
+
+use rustix::net::{
+    netlink, recv, send, socket_with, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType,
+};
 
 use crate::error::{Error, Result};
 
@@ -66,49 +69,21 @@ impl std::fmt::Display for Generation {
 
 /// One `NFT_MSG_GETGEN` request and its reply.
 fn ask() -> Result<u32> {
-    let context =
-        |e: std::io::Error| Error::from(e).context("asking the kernel for the nftables generation");
-    // SAFETY: socket has no memory preconditions; its result is checked before use.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_NETFILTER,
-        )
+    let context = |e: rustix::io::Errno| {
+        Error::from(std::io::Error::from(e))
+            .context("asking the kernel for the nftables generation")
     };
-    if fd < 0 {
-        return Err(context(std::io::Error::last_os_error()));
-    }
-    // SAFETY: fd is a socket just opened and owned by nobody else.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    let request = request();
-    // SAFETY: request is valid for its length; netlink sends an unaddressed message to
-    // the kernel.
-    let sent = unsafe {
-        libc::send(
-            socket.as_raw_fd(),
-            request.as_ptr().cast(),
-            request.len(),
-            0,
-        )
-    };
-    if sent < 0 {
-        return Err(context(std::io::Error::last_os_error()));
-    }
+    let socket = socket_with(
+        AddressFamily::NETLINK,
+        SocketType::RAW,
+        SocketFlags::CLOEXEC,
+        Some(netlink::NETFILTER),
+    )
+    .map_err(context)?;
+    send(&socket, &request(), SendFlags::empty()).map_err(context)?;
     let mut reply = [0u8; 512];
-    // SAFETY: reply is valid for its length; the kernel writes at most that many bytes.
-    let got = unsafe {
-        libc::recv(
-            socket.as_raw_fd(),
-            reply.as_mut_ptr().cast(),
-            reply.len(),
-            0,
-        )
-    };
-    if got < 0 {
-        return Err(context(std::io::Error::last_os_error()));
-    }
-    parse_reply(&reply[..got as usize])
+    let (got, _) = recv(&socket, &mut reply, RecvFlags::empty()).map_err(context)?;
+    parse_reply(&reply[..got])
 }
 
 /// `struct nlmsghdr` (type `NFT_MSG_GETGEN` of nf_tables, `NLM_F_REQUEST`) and a

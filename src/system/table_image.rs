@@ -12,7 +12,9 @@
 //! (`include/uapi/linux/netfilter_ipv4/ip_tables.h`, `…_ipv6/ip6_tables.h`, x86_64 and
 //! every other 64-bit Linux: counters are 8-byte aligned).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use rustix::net::{ipproto, socket_with, AddressFamily, SocketFlags, SocketType};
 
 use crate::error::{Error, Result};
 use crate::family::Family;
@@ -38,7 +40,7 @@ const TRIES: usize = 3;
 /// and `offsetof(counters)` in `struct ipt_entry` (after `struct ipt_ip`, 84 bytes) or
 /// `struct ip6t_entry` (after `struct ip6t_ip6`, 136 bytes).
 struct Layout {
-    domain: libc::c_int,
+    domain: AddressFamily,
     level: libc::c_int,
     next_offset_at: usize,
     counters_at: usize,
@@ -47,13 +49,13 @@ struct Layout {
 fn layout(family: Family) -> Layout {
     match family {
         Family::V4 => Layout {
-            domain: libc::AF_INET,
+            domain: AddressFamily::INET,
             level: libc::IPPROTO_IP,
             next_offset_at: 90,
             counters_at: 96,
         },
         Family::V6 => Layout {
-            domain: libc::AF_INET6,
+            domain: AddressFamily::INET6,
             level: libc::IPPROTO_IPV6,
             next_offset_at: 142,
             counters_at: 152,
@@ -100,17 +102,19 @@ pub fn fingerprints(
 }
 
 fn raw_socket(family: Family) -> Result<OwnedFd> {
-    let domain = layout(family).domain;
-    // SAFETY: socket has no memory preconditions; its result is checked before use.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_RAW, libc::IPPROTO_RAW) };
-    if fd < 0 {
-        return Err(Error::failed(format!(
+    let flags = SocketFlags::CLOEXEC;
+    socket_with(
+        layout(family).domain,
+        SocketType::RAW,
+        flags,
+        Some(ipproto::RAW),
+    )
+    .map_err(|e| {
+        Error::failed(format!(
             "cannot open a raw {family} socket to read the kernel's tables: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: fd is a socket just opened and owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+            std::io::Error::from(e)
+        ))
+    })
 }
 
 /// Asks `option` of the kernel with `buf` as request and answer; returns the answer's
