@@ -1,9 +1,10 @@
 //! The transaction `start`, `reload` and `stop` share, under the xtables lock: the lock
-//! taken before the backend is chosen, each family saved and planned, its policy checked
-//! (`iptables-restore --test`) while its rules are classified and composed, a snapshot of
-//! what runs, the changed tables written (one transaction per family, the families at
-//! once), every family put back if a write fails, and the apply record of what the kernel
-//! then holds.
+//! taken before the backend is chosen, each family found as the last apply left it (by its
+//! table images on legacy, the nftables generation on nft: nothing read) or saved and
+//! planned, its policy checked (`iptables-restore --test`) while its rules are classified
+//! and composed, a snapshot of what runs, the changed tables written (one transaction per
+//! family, the families at once), every family put back if a write fails, and the apply
+//! record of what the kernel then holds.
 
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;

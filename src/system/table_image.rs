@@ -5,12 +5,13 @@
 //!
 //! Equal images mean equal rulesets: `iptables-legacy-save` prints nothing but what is in
 //! them. So when every table's image is the one the last apply left, `start` knows nothing
-//! changed without a save: the copy costs a few milliseconds where formatting tens of
-//! thousands of rules as text costs a hundred. A difference the text would not show
-//! (another build's spelling, a kernel that fills a field otherwise) only means the text
-//! is read and compared as before. The layouts below are the kernel's ABI
-//! (`include/uapi/linux/netfilter_ipv4/ip_tables.h`, `…_ipv6/ip6_tables.h`, x86_64 and
-//! every other 64-bit Linux: counters are 8-byte aligned).
+//! changed without a save: the copy is about a third of a save (~0.75 µs per rule, in the
+//! kernel), formatting tens of thousands of rules as text the rest. A difference the text
+//! would not show (a kernel that fills a field otherwise) only means the text is read and
+//! compared as before. The layouts below are the kernel's ABI on 64-bit Linux
+//! (`include/uapi/linux/netfilter_ipv4/ip_tables.h`, `…_ipv6/ip6_tables.h`; counters are
+//! 8-byte aligned); on a 32-bit ABI the kernel refuses the request's size or the counters
+//! are not where they are looked for, and again the text is read instead.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
