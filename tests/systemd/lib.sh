@@ -10,8 +10,8 @@
 #   sd_cp target/release/iptables-docker /usr/local/sbin/iptables-docker
 #   sd_boot "$SD_ROOT"                     # waits for running/degraded, sets $SD_PID
 #   sd_exec iptables-docker install        # exit code and stdout/stderr of the command
-#   sd_reboot                              # systemctl reboot, nspawn exits 133, boot again
-#   sd_shutdown                            # systemctl poweroff, wait, kill after timeout
+#   sd_reboot                              # reboot via systemd, nspawn exits 133, boot again
+#   sd_shutdown                            # poweroff via systemd, wait, kill after timeout
 #   # sd_cleanup runs from the trap: shuts down, unmounts, removes the work dir
 #
 # Several containers per shell: the SD_* variables below describe the current one;
@@ -61,7 +61,6 @@
 #   IPTD_BOOT_TIMEOUT     seconds to wait for the container to be up (default 120)
 #   IPTD_STOP_TIMEOUT     seconds to wait for poweroff/reboot before killing (default 60)
 #   IPTD_KILL_GRACE       seconds between SIGTERM to nspawn and SIGKILL (default 10)
-#   IPTD_CTL_TIMEOUT      bound on the systemctl poweroff/reboot call itself (default 10)
 #   IPTD_KEEP_WORK        1 = do not delete the work dir in sd_cleanup (debugging)
 #   IPTD_NSPAWN_SCOPE     auto | yes | no: run nspawn in a transient `systemd-run --scope
 #                         -p Delegate=yes` (auto = yes when the host runs systemd)
@@ -535,14 +534,21 @@ sd__kill() {
     sd__wait_exit 5 || sd__log "warning: nspawn PID $SD_NSPAWN_PID still there after SIGKILL"
 }
 
-# sd__ctl VERB: `systemctl --no-block VERB` in the container, bounded: against a hung
-# PID 1, systemctl alone waits for D-Bus timeouts (~2 minutes for poweroff). Nothing in it
-# reads the terminal (stdin /dev/null, no password agent): run as a background job of an
-# interactive shell, the suite once had this nsenter stopped by the terminal (state T),
-# never reaping its exited child, so that the container's PID 1 could not finish.
+# sd__ctl VERB (poweroff or reboot): asks the container's systemd for VERB with the signal
+# systemd(1) documents for it, sent from the host to its PID 1 (SIGRTMIN+4 starts
+# poweroff.target, SIGRTMIN+5 reboot.target: what `systemctl --no-block VERB` starts).
+# No process of ours runs inside a PID namespace that is shutting down: as `nsenter ...
+# timeout 10 systemctl VERB`, the suite had that nsenter stopped (state T, in CI as well as
+# from a terminal), its exited child never reaped, so the container's PID 1 waited for it
+# (in zap_pid_ns_processes) until the test's own timeout.
 sd__ctl() {
-    sd_exec timeout "${IPTD_CTL_TIMEOUT:-10}" systemctl --no-block --no-ask-password "$1" \
-        </dev/null >/dev/null 2>&1 || true
+    local signal
+    case $1 in
+        poweroff) signal=SIGRTMIN+4 ;;
+        reboot) signal=SIGRTMIN+5 ;;
+        *) sd__die "sd__ctl: unknown verb $1"; return ;;
+    esac
+    [[ -z $SD_PID ]] || kill -s "$signal" "$SD_PID" 2>/dev/null || true
 }
 
 # sd_shutdown: power off, wait up to IPTD_STOP_TIMEOUT, then kill. Returns 0 when the
@@ -562,9 +568,10 @@ sd_shutdown() {
     sd__log "powered off"
 }
 
-# sd_reboot: `systemctl reboot` in the container. systemd-nspawn does not restart the
-# container itself: it exits with code 133 ("reboot requested"; systemd-nspawn@.service
-# restarts on it), so we start a new nspawn on the same rootfs, whose state survives.
+# sd_reboot: a reboot of the container through its systemd (sd__ctl). systemd-nspawn does
+# not restart the container itself: it exits with code 133 ("reboot requested";
+# systemd-nspawn@.service restarts on it), so we start a new nspawn on the same rootfs,
+# whose state survives.
 sd_reboot() {
     sd_running || sd__die "sd_reboot: container is not running" || return
     sd__ctl reboot
